@@ -1,0 +1,65 @@
+// Every error Gauntlet raises on purpose, with a stable code users can match on
+// (GAUNTLET_<AREA>_<WHAT>), a message template and an HTTP status for the daemon's API.
+// test/unit/errors.test.ts checks that each code is documented in README.md.
+
+export const ERRORS = {
+  GAUNTLET_PLAN_INVALID: { status: 400, message: 'plan %s is invalid:\n%s' },
+  GAUNTLET_PLAN_UNREADABLE: { status: 400, message: 'cannot read plan %s: %s' },
+  GAUNTLET_PLAN_YAML: { status: 400, message: 'plan %s is not valid YAML: %s' },
+  GAUNTLET_CLI_BAD_ARGUMENT: { status: 400, message: '%s' },
+  GAUNTLET_TARGET_NOT_FOUND: { status: 404, message: 'target %s: %s' },
+  GAUNTLET_TARGET_AMBIGUOUS: { status: 409, message: 'target %s: %s' },
+  GAUNTLET_TARGET_NOT_READY: { status: 503, message: 'target %s did not become ready: %s' },
+  GAUNTLET_TARGET_NO_ENDPOINT: { status: 400, message: 'target %s: %s' },
+  GAUNTLET_DOCKER_UNAVAILABLE: { status: 503, message: 'Docker engine not reachable (%s): %s' },
+  GAUNTLET_DOCKER_EVENT_INVALID: { status: 502, message: 'unexpected Docker event: %s' },
+  GAUNTLET_DOCKER_IMAGE_BUILD: { status: 500, message: 'building image %s failed: %s' },
+  GAUNTLET_FAULT_UNKNOWN_KIND: { status: 400, message: 'unknown fault kind %s (known: %s)' },
+  GAUNTLET_FAULT_NEEDS_CONTAINER: { status: 400, message: 'fault %s needs a container target, but %s is a bare endpoint' },
+  GAUNTLET_FAULT_INJECT: { status: 500, message: 'injecting %s into %s failed: %s' },
+  GAUNTLET_FAULT_REVERT: { status: 500, message: 'reverting fault %s failed: %s' },
+  GAUNTLET_STORE_SCHEMA: { status: 500, message: 'database %s: %s' },
+  GAUNTLET_RUN_NOT_FOUND: { status: 404, message: 'no run with id %s in %s' },
+  GAUNTLET_LOAD_BAD_RESPONSE: { status: 502, message: '%s' },
+  GAUNTLET_SIM_BAD_REQUEST: { status: 400, message: '%s' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+function format(template: string, args: readonly unknown[]): string {
+  let i = 0;
+  return template.replace(/%s/g, () => String(args[i++] ?? ''));
+}
+
+export class GauntletError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, args: readonly unknown[], options?: { cause?: unknown; details?: unknown }) {
+    super(format(ERRORS[code].message, args), options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GauntletError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = options?.details;
+  }
+}
+
+export function gauntletError(code: ErrorCode, ...args: unknown[]): GauntletError {
+  return new GauntletError(code, args);
+}
+
+export function isGauntletError(err: unknown, code?: ErrorCode): err is GauntletError {
+  return err instanceof GauntletError && (code === undefined || err.code === code);
+}
+
+/** The message of anything thrown, for logs and records. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    const code = (err as { code?: unknown }).code;
+    const base = typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+    return cause instanceof Error && !base.includes(cause.message) ? `${base} (${errorMessage(cause)})` : base;
+  }
+  return String(err);
+}
