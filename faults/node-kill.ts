@@ -1,0 +1,77 @@
+// node-kill: the inference node's container goes down.
+//   mode "crash": SIGKILL to the container's main process from the host (its State.Pid).
+//   Docker sees a crash (die, exit 137, no kill event) and the restart policy applies — unlike
+//   `docker kill` through the API, which counts as a manual stop and suppresses the restart.
+// Revert: make sure the container runs again (start it if nothing else did).
+import { z } from 'zod';
+import { GauntletError } from '../src/errors.js';
+import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
+
+const Params = z.strictObject({
+  mode: z.enum(['crash']).default('crash'),
+});
+type Params = z.infer<typeof Params>;
+
+function requireDocker(ctx: FaultContext) {
+  if (!ctx.docker) throw new Error('node-kill needs the Docker engine');
+  return ctx.docker;
+}
+
+export const nodeKill: FaultInjector<Params> = {
+  kind: 'node-kill',
+  description: 'SIGKILL the container main process (a crash as Docker sees it; the restart policy applies)',
+  needsContainer: true,
+  instant: true,
+  params: Params,
+
+  async prepare(target: FaultTarget, _params, ctx): Promise<UndoRecord> {
+    const docker = requireDocker(ctx);
+    const info = await docker.getContainer(target.containerId as string).inspect();
+    if (!info.State.Running || info.State.Paused || info.State.Restarting || !info.State.Pid) {
+      throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `container is ${info.State.Status}, not running`]);
+    }
+    return {
+      containerId: info.Id,
+      containerName: info.Name.replace(/^\//, ''),
+      pid: info.State.Pid,
+      restartCountBefore: info.RestartCount,
+      restartPolicy: info.HostConfig.RestartPolicy?.Name ?? 'no',
+    };
+  },
+
+  async inject(target, _params, undo, ctx) {
+    const docker = requireDocker(ctx);
+    // Re-read the pid right before the kill: never signal a pid the container no longer owns.
+    const info = await docker.getContainer(undo.containerId as string).inspect();
+    if (info.State.Pid !== undo.pid || !info.State.Running) {
+      throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `container main pid changed (${String(undo.pid)} → ${info.State.Pid}) before the kill`]);
+    }
+    const at = ctx.clock.now();
+    try {
+      process.kill(info.State.Pid, 'SIGKILL');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ESRCH' ? 'no such process: Gauntlet must run in the Docker host\'s PID namespace' : (err as Error).message;
+      throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `SIGKILL to pid ${info.State.Pid} failed: ${why}`]);
+    }
+    if (undo.restartPolicy === 'no') ctx.log.warn({ node: target.node }, 'container has no restart policy: it stays down until the fault is reverted');
+    return { at, detail: { signal: 'SIGKILL', pid: info.State.Pid } };
+  },
+
+  async revert(undo, ctx) {
+    const docker = requireDocker(ctx);
+    let info;
+    try {
+      info = await docker.getContainer(undo.containerId as string).inspect();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return { action: 'nothing: container no longer exists' };
+      throw err;
+    }
+    if (info.State.Running || info.State.Restarting) {
+      const by = info.RestartCount > Number(undo.restartCountBefore ?? 0) ? 'restarted by its restart policy' : 'running';
+      return { action: `nothing: container ${by}` };
+    }
+    await docker.getContainer(info.Id).start();
+    return { action: 'started the container (it had not come back by itself)' };
+  },
+};

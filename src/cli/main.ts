@@ -1,0 +1,258 @@
+// The gauntlet command line. Thin: every command calls the same services a daemon would.
+// Exit codes: 0 done, 1 run failed or error, 2 bad input, 130 interrupted.
+import { Command, CommanderError } from 'commander';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { runDemo } from '../demo.js';
+import { dockerClient, requireDocker } from '../docker/engine.js';
+import { ensureSimImage } from '../docker/sim-image.js';
+import { GauntletError, errorMessage } from '../errors.js';
+import { revertLeftovers } from '../fault/ledger.js';
+import type { Logger } from '../log.js';
+import { loadPlanFile } from '../plan/load.js';
+import { needsDocker } from '../run/targets.js';
+import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
+import { openStore, type Store } from '../store/store.js';
+import { RealClock } from '../util/clock.js';
+import { formatDuration } from '../util/duration.js';
+import { writeReports } from '../report/write.js';
+import type { ReportJson } from '../report/build.js';
+import { VERSION } from '../version.js';
+
+interface Common {
+  db: string;
+  reports: string;
+  verbose?: boolean;
+}
+
+const out = (s: string): void => void process.stdout.write(`${s}\n`);
+const err = (s: string): void => void process.stderr.write(`${s}\n`);
+
+function logger(dbPath: string, verbose: boolean): Logger {
+  mkdirSync(dirname(dbPath), { recursive: true });
+  const level = process.env.GAUNTLET_LOG_LEVEL ?? (verbose ? 'info' : 'warn');
+  const streams = pino.multistream([
+    { level: level as pino.Level, stream: pino.destination({ fd: 2, sync: true }) },
+    { level: 'info', stream: pino.destination({ dest: join(dirname(dbPath), 'gauntlet.log'), mkdir: true, sync: false }) },
+  ]);
+  return pino({ level: 'debug', base: undefined, redact: ['token', '*.token', 'authorization'] }, streams);
+}
+
+function openDb(path: string): Store {
+  return openStore(path);
+}
+
+/** First Ctrl-C / SIGTERM: stop gracefully (revert, report). Second: exit now. */
+function interruptible(): AbortController {
+  const ac = new AbortController();
+  let count = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++count === 1) {
+      err(`\n${sig}: stopping — reverting faults and writing the report (again to exit at once)`);
+      ac.abort(new Error(`interrupted by ${sig}`));
+    } else {
+      err(`${sig} again: exiting now. Active faults stay in the ledger and are reverted at the next start (gauntlet revert).`);
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return ac;
+}
+
+function progressPrinter(): (p: RunProgress) => void {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return (p) => {
+    const nodes = p.nodes.map((n) => `${n.node} ${n.state}${n.since !== null && n.state !== 'up' ? ` ${formatDuration(Date.now() - n.since)}` : ''}`).join(', ');
+    const ttft = p.ttftP50 === null ? '—' : `${p.ttftP50.toFixed(0)}/${(p.ttftP99 ?? 0).toFixed(0)}ms`;
+    const line =
+      `[${formatDuration(p.elapsedMs)}/${formatDuration(p.durationMs)}] ${p.achievedRate.toFixed(1)}/${p.plannedRate} req/s, ` +
+      `in flight ${p.inFlight}, ok ${p.ok}, failed ${p.failed}, ttft p50/p99 ${ttft} | ${nodes} | faults ${p.faultsDone}/${p.faultsTotal}, episodes ${p.episodes}`;
+    if (tty) process.stderr.write(`\r\x1b[2K${line}`);
+    else if (p.elapsedMs - last >= 10_000 || p.elapsedMs >= p.durationMs) {
+      err(line);
+      last = p.elapsedMs;
+    }
+  };
+}
+
+function summaryLines(result: RunResult): string[] {
+  const r = JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')) as ReportJson;
+  const conf = `${Math.round(r.mtbf.confidence * 100)}%`;
+  const rec = r.episodes.filter((e) => e.recovery_ms !== null).map((e) => `${e.node} ${(e.recovery_ms as number).toFixed(0)}ms`);
+  return [
+    `run ${r.run.id}: ${r.run.status}${r.run.error ? ` (${r.run.error})` : ''}`,
+    `  exposure ${r.exposure_node_hours.toFixed(4)} node-hours; failures: ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries`,
+    `  MTBF ≥ ${r.mtbf.lower_bound_hours.toFixed(3)} h at ${conf} (point estimate ${r.mtbf.point_hours === null ? 'none: no failure counted' : `${r.mtbf.point_hours.toFixed(3)} h`})`,
+    `  recovery (${r.recovery.count}): p50 ${r.recovery.p50_ms ?? '—'} ms, p95 ${r.recovery.p95_ms ?? '—'} ms, max ${r.recovery.max_ms ?? '—'} ms${rec.length ? ` [${rec.join(', ')}]` : ''}`,
+    `  requests ${r.requests.total}, error rate ${r.requests.error_rate === null ? '—' : `${(r.requests.error_rate * 100).toFixed(2)}%`}; availability ${r.availability.value === null ? '—' : `${(r.availability.value * 100).toFixed(2)}%`}; ttft p50/p99 ${r.latency.ttft_p50_ms ?? '—'}/${r.latency.ttft_p99_ms ?? '—'} ms`,
+    `report: ${join(result.reportDir, 'report.md')} (and report.json)`,
+  ];
+}
+
+async function cmdRun(planPath: string, o: Common): Promise<number> {
+  const plan = loadPlanFile(planPath);
+  const log = logger(o.db, o.verbose ?? false);
+  const store = openDb(o.db);
+  const ac = interruptible();
+  try {
+    const docker = needsDocker(plan.targets) ? dockerClient() : null;
+    err(`gauntlet ${VERSION}: plan ${plan.name} (${formatDuration(plan.duration)}, ${plan.targets.length} targets, ${plan.faults.length} fault entries)`);
+    const result = await runPlan(plan, resolve(planPath), {
+      store,
+      clock: new RealClock(),
+      log,
+      docker,
+      reportsDir: o.reports,
+      signal: ac.signal,
+      onProgress: progressPrinter(),
+      progressIntervalMs: process.stderr.isTTY ? 1000 : 5000,
+    });
+    if (process.stderr.isTTY) err('');
+    for (const l of summaryLines(result)) out(l);
+    return result.status === 'completed' ? 0 : result.status === 'aborted' ? 130 : 1;
+  } finally {
+    store.close();
+  }
+}
+
+async function cmdDemo(o: Common & { keep?: boolean }): Promise<number> {
+  const log = logger(o.db, o.verbose ?? false);
+  const store = openDb(o.db);
+  const ac = interruptible();
+  const started = Date.now();
+  try {
+    const result = await runDemo(
+      dockerClient(),
+      { store, clock: new RealClock(), log, reportsDir: o.reports, signal: ac.signal, onProgress: progressPrinter(), progressIntervalMs: process.stderr.isTTY ? 1000 : 5000 },
+      { keep: o.keep ?? false, onStep: (s) => err(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}demo: ${s}`) },
+    );
+    for (const l of summaryLines(result)) out(l);
+    out(`demo wall time ${formatDuration(Date.now() - started)}`);
+    return result.status === 'completed' ? 0 : result.status === 'aborted' ? 130 : 1;
+  } finally {
+    store.close();
+  }
+}
+
+function cmdRuns(o: Common & { json?: boolean }): number {
+  const store = openDb(o.db);
+  try {
+    const runs = store.listRuns(100);
+    if (o.json) {
+      out(JSON.stringify(runs.map(({ plan_json: _p, ...r }) => r), null, 2));
+      return 0;
+    }
+    if (runs.length === 0) {
+      out(`no runs in ${o.db}`);
+      return 0;
+    }
+    out(['run id'.padEnd(40), 'plan'.padEnd(16), 'status'.padEnd(10), 'started (UTC)'.padEnd(20), 'length'].join(' '));
+    for (const r of runs) {
+      const len = r.ended_at ? formatDuration(r.ended_at - r.started_at) : '(running or killed)';
+      out([r.id.padEnd(40), r.plan_name.padEnd(16), r.status.padEnd(10), new Date(r.started_at).toISOString().slice(0, 19).padEnd(20), len].join(' '));
+    }
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+function cmdReport(runId: string, o: Common): number {
+  const store = openDb(o.db);
+  try {
+    const dir = writeReports(store, runId, o.reports);
+    out(`report: ${join(dir, 'report.md')} (and report.json)`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+async function cmdRevert(o: Common): Promise<number> {
+  const log = logger(o.db, o.verbose ?? false);
+  const store = openDb(o.db);
+  try {
+    const leftovers = store.unrevertedFaults();
+    if (leftovers.length === 0) {
+      out('no active faults in the ledger');
+      return 0;
+    }
+    const docker = dockerClient();
+    const lines = await revertLeftovers(store, { docker, log, clock: new RealClock() });
+    for (const l of lines) out(l);
+    return lines.some((l) => l.includes('FAILED')) ? 1 : 0;
+  } finally {
+    store.close();
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('gauntlet')
+    .description('Certifies LLM inference fleets: long OpenAI-API load, Docker fault injection, MTBF and recovery reports.')
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+  const common = (c: Command): Command =>
+    c
+      .option('--db <path>', 'SQLite database', process.env.GAUNTLET_DB ?? '.gauntlet/gauntlet.db')
+      .option('--reports <dir>', 'where reports are written', process.env.GAUNTLET_REPORTS ?? 'reports')
+      .option('-v, --verbose', 'log progress details to stderr');
+
+  common(program.command('run').argument('<plan>', 'plan file (YAML)').description('run a plan: load, faults, detection, report')).action(async (plan: string, o: Common) => {
+    process.exitCode = await cmdRun(plan, o);
+  });
+  common(program.command('demo').description('start two simulated 4-GPU nodes in Docker, run scenarios/demo.yaml against them, report, clean up'))
+    .option('--keep', 'keep the demo containers afterwards')
+    .action(async (o: Common & { keep?: boolean }) => {
+      process.exitCode = await cmdDemo(o);
+    });
+  common(program.command('runs').description('list runs in the database')).option('--json', 'as JSON').action((o: Common & { json?: boolean }) => {
+    process.exitCode = cmdRuns(o);
+  });
+  common(program.command('report').argument('<run-id>', 'a run id (see gauntlet runs)').description("rewrite a run's report from the database")).action((id: string, o: Common) => {
+    process.exitCode = cmdReport(id, o);
+  });
+  program
+    .command('check')
+    .argument('<plan>', 'plan file (YAML)')
+    .description('validate a plan without running it')
+    .action((planPath: string) => {
+      const plan = loadPlanFile(planPath);
+      out(`${planPath}: plan ${plan.name} is valid (${formatDuration(plan.duration)}, ${plan.targets.length} targets, ${plan.faults.length} fault entries)`);
+    });
+  common(program.command('revert').description('revert every fault the ledger still holds as active (left by a killed Gauntlet)')).action(async (o: Common) => {
+    process.exitCode = await cmdRevert(o);
+  });
+  program
+    .command('image')
+    .description('build the simulator image (gauntlet-sim) if it is missing or stale')
+    .action(async () => {
+      const docker = dockerClient();
+      await requireDocker(docker);
+      out(await ensureSimImage(docker, pino({ level: 'info' }, pino.destination(2))));
+    });
+  return program;
+}
+
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof GauntletError) {
+      err(`error ${e.code}: ${e.message}`);
+      return e.status >= 400 && e.status < 500 ? 2 : 1;
+    }
+    err(`error: ${errorMessage(e)}`);
+    if (process.env.GAUNTLET_DEBUG) err((e as Error).stack ?? '');
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,307 @@
+// Turns observations of one node — Docker events, health and inference probes, request
+// outcomes — into failure episodes (DESIGN.md, Definitions). Pure: no I/O, time comes in with
+// each observation and from the injected `now` (for "detected at").
+//
+// An episode starts at the first evidence: a `die`/`oom` event, the first of N consecutive
+// failed health probes, or the first of a burst of failed requests. It ends at the first
+// successful inference *sent* after the start (a request or an inference probe): the node
+// was serving at that moment and not before the previous failure.
+import type { ContainerAction } from '../docker/events.js';
+import type { EpisodeStatus, Outcome } from '../store/types.js';
+
+export type NodeState = 'up' | 'down' | 'recovering';
+
+export type Observation =
+  | { type: 'docker'; action: ContainerAction; at: number; exitCode?: number | undefined; signal?: string | undefined }
+  | { type: 'probe'; kind: 'health' | 'inference'; sentAt: number; ok: boolean; timedOut: boolean; status?: number | null; error?: string | null }
+  | { type: 'request'; sentAt: number; endAt: number; outcome: Outcome; status?: number | null; error?: string | null };
+
+export interface Evidence {
+  exitCode?: number;
+  oomKilled?: boolean;
+  hang?: boolean;
+  /** What was seen, in order (bounded). */
+  signals: { at: number; what: string }[];
+  logs?: string[];
+  restartCount?: number;
+}
+
+export interface Episode {
+  id: string;
+  node: string;
+  status: EpisodeStatus;
+  cause: string;
+  faultId: string | null;
+  startedAt: number;
+  detectedAt: number;
+  runningAgainAt: number | null;
+  readyAt: number | null;
+  servingAgainAt: number | null;
+  firstEvidence: string;
+  evidence: Evidence;
+  requestsAffected: number;
+}
+
+export interface DetectorConfig {
+  probeFailures: number;
+  errorBurst: number;
+  recoveryLimitMs: number;
+}
+
+/** Time windows of injected faults per node, for attributing an episode's cause. */
+export class FaultWindows {
+  private windows: { node: string; faultId: string; from: number; to: number | null }[] = [];
+
+  constructor(private readonly graceMs: number) {}
+
+  open(node: string, faultId: string, from: number): void {
+    this.windows.push({ node, faultId, from, to: null });
+  }
+
+  close(faultId: string, at: number): void {
+    for (const w of this.windows) if (w.faultId === faultId && w.to === null) w.to = at;
+  }
+
+  /** The fault whose window (extended by the grace period) contains time t on this node. */
+  find(node: string, t: number): string | null {
+    // Docker's clock and ours agree to well under this; an event may be stamped a hair early.
+    const slack = 100;
+    let best: { faultId: string; from: number } | null = null;
+    for (const w of this.windows) {
+      if (w.node !== node || t < w.from - slack) continue;
+      if (w.to !== null && t > w.to + this.graceMs) continue;
+      if (!best || w.from > best.from) best = w;
+    }
+    return best?.faultId ?? null;
+  }
+}
+
+const FAILURE_OUTCOMES = new Set<Outcome>(['conn_error', 'timeout', 'truncated', 'protocol_error', 'http_error']);
+const MAX_SIGNALS = 50;
+
+function isNodeFailure(o: Extract<Observation, { type: 'request' }>): boolean {
+  if (!FAILURE_OUTCOMES.has(o.outcome)) return false;
+  // A 4xx is the client's mistake (or a policy), not the node failing; 429 and 5xx are the node.
+  return o.outcome !== 'http_error' || o.status === undefined || o.status === null || o.status >= 500 || o.status === 429;
+}
+
+function requestWhat(o: Extract<Observation, { type: 'request' }>): string {
+  return o.outcome === 'http_error' ? `request failed: HTTP ${o.status}` : `request failed: ${o.outcome}${o.error ? ` (${o.error})` : ''}`;
+}
+
+export class NodeDetector {
+  private open: Episode | null = null;
+  private lastClosed: Episode | null = null;
+  private probeStreak: { first: number; count: number; timedOut: boolean } | null = null;
+  private errorStreak: { first: number; count: number; what: string } | null = null;
+  private recentFailures: { sentAt: number; endAt: number }[] = [];
+  private containerRunning = true;
+  private seq = 0;
+
+  constructor(
+    readonly node: string,
+    private readonly cfg: DetectorConfig,
+    private readonly faults: FaultWindows,
+    private readonly now: () => number,
+    private readonly emit: (episode: Episode) => void,
+    private readonly idPrefix = node,
+  ) {}
+
+  get state(): NodeState {
+    if (!this.open) return 'up';
+    // Down until there is a sign of life (container running again, or healthy but not serving yet).
+    return this.open.runningAgainAt !== null || this.open.readyAt !== null ? 'recovering' : 'down';
+  }
+
+  get openEpisode(): Episode | null {
+    return this.open;
+  }
+
+  observe(o: Observation): void {
+    switch (o.type) {
+      case 'docker':
+        return this.onDocker(o);
+      case 'probe':
+        return this.onProbe(o);
+      case 'request':
+        return this.onRequest(o);
+    }
+  }
+
+  /** Marks an open episode that has outlived the recovery limit as recovery_failed. */
+  tick(at: number): void {
+    const ep = this.open;
+    if (ep && ep.status === 'open' && at - ep.startedAt > this.cfg.recoveryLimitMs) {
+      ep.status = 'recovery_failed';
+      this.signal(ep, at, `not serving again within the recovery limit (${this.cfg.recoveryLimitMs} ms)`);
+      this.emit(ep);
+    }
+  }
+
+  /** Adds evidence gathered outside the event stream (log tail, restart count). */
+  annotate(update: Partial<Pick<Evidence, 'logs' | 'restartCount' | 'oomKilled'>>): void {
+    const ep = this.open ?? this.lastClosed;
+    if (!ep) return;
+    Object.assign(ep.evidence, update);
+    this.emit(ep);
+  }
+
+  private onDocker(o: Extract<Observation, { type: 'docker' }>): void {
+    switch (o.action) {
+      case 'oom': {
+        const ep = this.ensureOpen(o.at, 'container OOM-killed');
+        ep.evidence.oomKilled = true;
+        this.containerRunning = false;
+        this.emit(ep);
+        return;
+      }
+      case 'die': {
+        const what = `container died (exit code ${o.exitCode ?? '?'})`;
+        const ep = this.ensureOpen(o.at, what);
+        if (o.exitCode !== undefined) ep.evidence.exitCode = o.exitCode;
+        this.containerRunning = false;
+        this.emit(ep);
+        return;
+      }
+      case 'kill':
+        if (this.open) this.signal(this.open, o.at, `kill signal ${o.signal ?? '?'}`);
+        return;
+      case 'start':
+      case 'restart':
+      case 'unpause':
+        this.containerRunning = true;
+        if (this.open && this.open.runningAgainAt === null && o.at >= this.open.startedAt) {
+          this.open.runningAgainAt = o.at;
+          this.signal(this.open, o.at, `container ${o.action}ed`);
+          this.emit(this.open);
+        }
+        return;
+      case 'pause':
+        this.ensureOpen(o.at, 'container paused');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onProbe(o: Extract<Observation, { type: 'probe' }>): void {
+    const ep = this.open;
+    if (o.ok) {
+      if (o.kind === 'inference') this.servingAgain(o.sentAt, 'inference probe succeeded');
+      else if (ep && ep.readyAt === null && o.sentAt >= (ep.runningAgainAt ?? ep.startedAt)) {
+        ep.readyAt = o.sentAt;
+        this.signal(ep, o.sentAt, 'health probe ok');
+        this.emit(ep);
+      }
+      if (o.kind === 'health') this.probeStreak = null;
+      return;
+    }
+    if (o.kind !== 'health' || ep) return;
+    const s = (this.probeStreak ??= { first: o.sentAt, count: 0, timedOut: false });
+    s.count++;
+    s.timedOut ||= o.timedOut;
+    if (s.count >= this.cfg.probeFailures) {
+      const hang = s.timedOut && this.containerRunning;
+      const what = `${s.count} consecutive health probes failed${hang ? ' (timed out while the container runs: hang)' : o.status ? ` (HTTP ${o.status})` : o.error ? ` (${o.error})` : ''}`;
+      const opened = this.ensureOpen(s.first, what);
+      if (hang) opened.evidence.hang = true;
+      this.emit(opened);
+    }
+  }
+
+  private onRequest(o: Extract<Observation, { type: 'request' }>): void {
+    if (o.outcome === 'ok') {
+      this.servingAgain(o.sentAt, 'request succeeded');
+      if (this.errorStreak && o.endAt >= this.errorStreak.first) this.errorStreak = null;
+      return;
+    }
+    if (!isNodeFailure(o)) return;
+    const evidenceAt = o.outcome === 'timeout' ? o.sentAt : o.endAt;
+    const last = this.lastClosed;
+    if (!this.open && last && last.servingAgainAt !== null && o.sentAt < last.servingAgainAt && o.endAt >= last.startedAt) {
+      // A late report of a request that failed during the previous episode.
+      last.requestsAffected++;
+      this.emit(last);
+      return;
+    }
+    if (this.open) {
+      if (o.endAt >= this.open.startedAt) {
+        this.open.requestsAffected++;
+        if (this.open.requestsAffected <= 3) this.signal(this.open, evidenceAt, requestWhat(o));
+        this.emit(this.open);
+      }
+      return;
+    }
+    this.recentFailures.push({ sentAt: o.sentAt, endAt: o.endAt });
+    if (this.recentFailures.length > 1000) this.recentFailures.shift();
+    const s = this.errorStreak;
+    if (!s) this.errorStreak = { first: evidenceAt, count: 1, what: requestWhat(o) };
+    else {
+      s.count++;
+      s.first = Math.min(s.first, evidenceAt);
+    }
+    const streak = this.errorStreak as { first: number; count: number; what: string };
+    if (streak.count >= this.cfg.errorBurst) {
+      this.ensureOpen(streak.first, `${streak.count} failed requests in a row (first: ${streak.what})`);
+    }
+  }
+
+  private servingAgain(at: number, what: string): void {
+    const ep = this.open;
+    if (!ep || at < ep.startedAt) return;
+    ep.servingAgainAt = at;
+    if (ep.status === 'open') ep.status = 'recovered';
+    this.signal(ep, at, what);
+    this.emit(ep);
+    this.lastClosed = ep;
+    this.open = null;
+    this.probeStreak = null;
+    this.errorStreak = null;
+    this.recentFailures = [];
+  }
+
+  private ensureOpen(at: number, what: string): Episode {
+    const ep = this.open;
+    if (ep) {
+      if (at < ep.startedAt) {
+        ep.startedAt = at;
+        this.attribute(ep);
+      }
+      this.signal(ep, at, what);
+      return ep;
+    }
+    const opened: Episode = {
+      id: `${this.idPrefix}-ep${++this.seq}`,
+      node: this.node,
+      status: 'open',
+      cause: 'spontaneous',
+      faultId: null,
+      startedAt: at,
+      detectedAt: this.now(),
+      runningAgainAt: null,
+      readyAt: null,
+      servingAgainAt: null,
+      firstEvidence: what,
+      evidence: { signals: [] },
+      requestsAffected: this.recentFailures.filter((f) => f.endAt >= at).length,
+    };
+    this.recentFailures = [];
+    this.probeStreak = null;
+    this.errorStreak = null;
+    this.attribute(opened);
+    this.signal(opened, at, what);
+    this.open = opened;
+    this.emit(opened);
+    return opened;
+  }
+
+  private attribute(ep: Episode): void {
+    const faultId = this.faults.find(this.node, ep.startedAt);
+    ep.faultId = faultId;
+    ep.cause = faultId ? `injected:${faultId}` : 'spontaneous';
+  }
+
+  private signal(ep: Episode, at: number, what: string): void {
+    if (ep.evidence.signals.length < MAX_SIGNALS) ep.evidence.signals.push({ at, what });
+  }
+}

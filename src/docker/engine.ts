@@ -1,0 +1,148 @@
+// The Docker Engine API, through dockerode: connection check, container lookup, a resumable
+// event stream, and log tails. Nothing here runs a shell or the docker CLI.
+import Docker from 'dockerode';
+import { GauntletError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseDockerEvent, type ContainerEvent } from './events.js';
+
+export type { Docker };
+
+export function dockerClient(): Docker {
+  // dockerode honours DOCKER_HOST / DOCKER_CERT_PATH; default is /var/run/docker.sock.
+  return new Docker();
+}
+
+function where(): string {
+  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+}
+
+/** Fails with GAUNTLET_DOCKER_UNAVAILABLE and a hint when the engine cannot be reached. */
+export async function requireDocker(docker: Docker): Promise<{ version: string; apiVersion: string }> {
+  try {
+    const v = await docker.version();
+    return { version: v.Version, apiVersion: v.ApiVersion };
+  } catch (err) {
+    const hint = 'start the engine (as root on Debian: bash scripts/ensure-docker.sh) or set DOCKER_HOST';
+    throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [where(), `${(err as Error).message}; ${hint}`], { cause: err });
+  }
+}
+
+export async function inspectContainer(docker: Docker, idOrName: string): Promise<Docker.ContainerInspectInfo | null> {
+  try {
+    return await docker.getContainer(idOrName).inspect();
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return null;
+    throw err;
+  }
+}
+
+/** The last lines a container wrote (stdout and stderr interleaved), as text lines. */
+export async function tailLogs(docker: Docker, id: string, lines = 20): Promise<string[]> {
+  const container = docker.getContainer(id);
+  const info = await container.inspect();
+  const raw = (await container.logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
+  const text = info.Config.Tty ? raw.toString('utf8') : demux(raw);
+  return text.split('\n').filter((l) => l.length > 0).slice(-lines);
+}
+
+/** Docker's multiplexed log format: 8-byte header (stream, 0, 0, 0, size BE32) per frame. */
+function demux(buf: Buffer): string {
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    out.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return Buffer.concat(out).toString('utf8');
+}
+
+export interface EventWatch {
+  stop(): void;
+  /** Resolves once the stream is open (events from then on are delivered). */
+  ready: Promise<void>;
+}
+
+/**
+ * Follows container events for the given ids. If the stream breaks it reopens it from the
+ * last event's time, so nothing between is lost; each event is delivered once.
+ */
+export function watchContainerEvents(
+  docker: Docker,
+  containerIds: string[],
+  onEvent: (e: ContainerEvent) => void,
+  log: Logger,
+  options: { since?: number } = {},
+): EventWatch {
+  let stopped = false;
+  let current: NodeJS.ReadableStream | null = null;
+  let lastNano = options.since !== undefined ? options.since * 1e6 : 0;
+  const seen = new Set<string>();
+  let markReady!: () => void;
+  const ready = new Promise<void>((r) => (markReady = r));
+
+  const open = async (attempt: number): Promise<void> => {
+    if (stopped) return;
+    try {
+      const since = lastNano > 0 ? Math.floor(lastNano / 1e9) : undefined;
+      const stream = await docker.getEvents({
+        ...(since !== undefined ? { since } : {}),
+        filters: { type: ['container'], container: containerIds },
+      });
+      current = stream;
+      markReady();
+      let buffered = '';
+      stream.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line) deliver(line);
+        }
+      });
+      stream.on('end', () => reopen(attempt));
+      stream.on('error', (err: Error) => {
+        log.warn({ err: err.message }, 'docker event stream error');
+        reopen(attempt);
+      });
+    } catch (err) {
+      log.warn({ err: (err as Error).message, attempt }, 'cannot open docker event stream; retrying');
+      reopen(attempt + 1);
+    }
+  };
+
+  const deliver = (line: string): void => {
+    const parsed = parseDockerEvent(line);
+    if (!parsed.ok) {
+      log.warn({ error: parsed.error }, 'ignoring malformed docker event');
+      return;
+    }
+    const e = parsed.event;
+    if (!e) return;
+    const key = `${e.containerId}:${e.rawAction}:${e.at}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    if (seen.size > 10_000) seen.clear();
+    lastNano = Math.max(lastNano, e.at * 1e6);
+    onEvent(e);
+  };
+
+  const reopen = (attempt: number): void => {
+    if (stopped) return;
+    current = null;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+    setTimeout(() => void open(attempt + 1), delay).unref();
+  };
+
+  void open(0);
+  return {
+    ready,
+    stop() {
+      stopped = true;
+      const s = current as (NodeJS.ReadableStream & { destroy?: () => void }) | null;
+      s?.destroy?.();
+      markReady();
+    },
+  };
+}

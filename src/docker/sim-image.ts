@@ -1,0 +1,151 @@
+// Builds the simulator image locally, with no registry: FROM scratch plus the host's node
+// binary, the shared libraries `ldd` lists for it, and the bundled simulator (dist/sim.cjs).
+// The tag carries a hash of those inputs, so a changed simulator gets a new image.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { GauntletError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { packageRoot } from '../util/paths.js';
+import type { Docker } from './engine.js';
+
+const run = promisify(execFile);
+export const SIM_IMAGE_REPO = 'gauntlet-sim';
+export const SIM_PORT = 8000;
+
+/** The bundled simulator that goes into the image (built by `npm run build`). */
+export function simBundlePath(): string {
+  return join(packageRoot(), 'dist', 'sim.cjs');
+}
+
+/** The files a dynamically linked binary needs, from `ldd` output. */
+export function parseLdd(output: string): string[] {
+  const files: string[] = [];
+  for (const line of output.split('\n')) {
+    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(0x/.exec(line);
+    if (m?.[1]) files.push(m[1]);
+  }
+  return files;
+}
+
+async function imageExists(docker: Docker, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Returns the tag of an up-to-date simulator image, building it if needed. */
+export async function ensureSimImage(docker: Docker, log: Logger): Promise<string> {
+  const bundle = simBundlePath();
+  let sim: Buffer;
+  try {
+    sim = await readFile(bundle);
+  } catch {
+    throw new GauntletError('GAUNTLET_DOCKER_IMAGE_BUILD', [SIM_IMAGE_REPO, `${bundle} is missing; run npm run build first`]);
+  }
+  const nodeBin = process.execPath;
+  const { stdout } = await run('ldd', [nodeBin]);
+  const libs = parseLdd(stdout);
+  const hash = createHash('sha256').update(sim).update(process.version).update(libs.join('\n')).digest('hex').slice(0, 12);
+  const tag = `${SIM_IMAGE_REPO}:${hash}`;
+  if (await imageExists(docker, tag)) return tag;
+
+  log.info({ tag }, 'building simulator image (FROM scratch, host node binary)');
+  const ctx = await mkdtemp(join(tmpdir(), 'gauntlet-sim-image-'));
+  try {
+    const files: string[] = ['Dockerfile'];
+    const put = async (src: string, dest: string): Promise<void> => {
+      const to = join(ctx, 'rootfs', dest);
+      await mkdir(dirname(to), { recursive: true });
+      await copyFile(src, to); // follows symlinks: the image gets the real file under the linked name
+      files.push(join('rootfs', dest));
+    };
+    await put(nodeBin, '/usr/bin/node');
+    for (const lib of libs) await put(lib, lib);
+    await put(bundle, '/opt/gauntlet/sim.cjs');
+    await mkdir(join(ctx, 'rootfs', 'tmp'), { recursive: true });
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        'ENV NODE_OPTIONS=--max-old-space-size=256',
+        `EXPOSE ${SIM_PORT}`,
+        'LABEL gauntlet=1 gauntlet.component=sim',
+        'ENTRYPOINT ["/usr/bin/node", "/opt/gauntlet/sim.cjs"]',
+        `CMD ["--host", "0.0.0.0", "--port", "${SIM_PORT}"]`,
+        '',
+      ].join('\n'),
+    );
+    const stream = await docker.buildImage({ context: ctx, src: files }, { t: tag, rm: true, forcerm: true });
+    const output = await new Promise<{ error?: string; errorDetail?: { message?: string } }[]>((resolve, reject) => {
+      docker.modem.followProgress(stream, (err: Error | null, res: unknown[]) => (err ? reject(err) : resolve(res as never)));
+    });
+    const failed = output.find((o) => o.error || o.errorDetail);
+    if (failed) throw new Error(failed.errorDetail?.message ?? failed.error);
+    await docker.getImage(tag).tag({ repo: SIM_IMAGE_REPO, tag: 'latest' });
+    log.info({ tag }, 'simulator image built');
+    return tag;
+  } catch (err) {
+    if (err instanceof GauntletError) throw err;
+    throw new GauntletError('GAUNTLET_DOCKER_IMAGE_BUILD', [tag, (err as Error).message], { cause: err });
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
+}
+
+export interface SimContainerSpec {
+  name: string;
+  /** Value of the gauntlet.target label; the plan can select the container by it. */
+  targetLabel: string;
+  gpus: number;
+  loadMs: number;
+  ttftMs?: number;
+  itlMs?: number;
+  /** Host port on 127.0.0.1 (fixed: a Docker-chosen port changes at every restart). */
+  hostPort: number;
+  memoryMb?: number;
+  extraArgs?: string[];
+  labels?: Record<string, string>;
+}
+
+/** Creates and starts a simulator container with `--restart on-failure`, published on 127.0.0.1 only. */
+export async function startSimContainer(docker: Docker, image: string, spec: SimContainerSpec): Promise<Docker.ContainerInspectInfo> {
+  const args = ['--host', '0.0.0.0', '--port', String(SIM_PORT), '--gpus', String(spec.gpus), '--load-ms', String(spec.loadMs)];
+  if (spec.ttftMs !== undefined) args.push('--ttft-ms', String(spec.ttftMs));
+  if (spec.itlMs !== undefined) args.push('--itl-ms', String(spec.itlMs));
+  args.push(...(spec.extraArgs ?? []));
+  const container = await docker.createContainer({
+    name: spec.name,
+    Image: image,
+    Cmd: args,
+    Labels: { gauntlet: '1', 'gauntlet.component': 'sim', 'gauntlet.target': spec.targetLabel, ...spec.labels },
+    ExposedPorts: { [`${SIM_PORT}/tcp`]: {} },
+    HostConfig: {
+      PortBindings: { [`${SIM_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(spec.hostPort) }] },
+      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+      ...(spec.memoryMb ? { Memory: spec.memoryMb * 1024 * 1024, MemorySwap: spec.memoryMb * 1024 * 1024 } : {}),
+    },
+  });
+  await container.start();
+  return container.inspect();
+}
+
+/** Removes containers by name, ignoring those already gone. */
+export async function removeContainers(docker: Docker, names: string[]): Promise<void> {
+  await Promise.all(
+    names.map(async (n) => {
+      try {
+        await docker.getContainer(n).remove({ force: true });
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
+    }),
+  );
+}

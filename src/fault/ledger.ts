@@ -1,0 +1,133 @@
+// Injection through the fault ledger. The order is what makes "a fault is never left
+// behind" true: prepare (read-only) → ledger row with the undo record, on disk →
+// inject → row marked active → … → revert → row marked reverted, with what revert did.
+// A Gauntlet process that dies in between leaves a row in 'injecting' or 'active', and the
+// next one to start reverts it from the undo record alone (revertLeftovers).
+import { randomUUID } from 'node:crypto';
+import { FAULTS } from '../../faults/index.js';
+import { GauntletError, errorMessage } from '../errors.js';
+import type { Store, FaultRow } from '../store/store.js';
+import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from './types.js';
+
+export interface ActiveFault {
+  id: string;
+  kind: string;
+  node: string;
+  injectedAt: number;
+  /** Idempotent; the first call does the work, later calls return its result. */
+  revert(): Promise<string>;
+}
+
+export async function injectFault(
+  store: Store,
+  runId: string | null,
+  injector: FaultInjector<unknown>,
+  target: FaultTarget,
+  params: unknown,
+  ctx: FaultContext,
+  id: string = randomUUID(),
+): Promise<ActiveFault> {
+  const log = ctx.log.child({ fault: id, kind: injector.kind, node: target.node });
+  const plannedAt = ctx.clock.now();
+  let undo: UndoRecord;
+  try {
+    undo = await injector.prepare(target, params, ctx);
+  } catch (err) {
+    store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}` }));
+    throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
+  }
+  store.insertFault(row(id, runId, injector.kind, target.node, params, undo, 'injecting', plannedAt));
+  let injectedAt: number;
+  try {
+    const { at, detail } = await injector.inject(target, params, undo, ctx);
+    injectedAt = at;
+    store.updateFault(id, { state: 'active', injected_at: injectedAt, detail: JSON.stringify(detail) });
+    log.info({ detail }, 'fault injected');
+  } catch (err) {
+    // Whatever part of it may have landed is undone before reporting the failure.
+    let revertNote = '';
+    try {
+      revertNote = (await injector.revert(undo, ctx)).action;
+    } catch (revertErr) {
+      revertNote = `revert after failed injection also failed: ${errorMessage(revertErr)}`;
+    }
+    store.updateFault(id, { state: 'failed', error: errorMessage(err), revert_action: revertNote, reverted_at: ctx.clock.now() });
+    throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
+  }
+
+  let reverting: Promise<string> | null = null;
+  return {
+    id,
+    kind: injector.kind,
+    node: target.node,
+    injectedAt,
+    revert() {
+      reverting ??= revertRecorded(store, injector, id, undo, ctx);
+      return reverting;
+    },
+  };
+}
+
+async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id: string, undo: UndoRecord, ctx: FaultContext, note = ''): Promise<string> {
+  try {
+    const { action } = await injector.revert(undo, ctx);
+    store.updateFault(id, { state: 'reverted', reverted_at: ctx.clock.now(), revert_action: note + action });
+    ctx.log.info({ fault: id, action }, 'fault reverted');
+    return action;
+  } catch (err) {
+    // The row stays 'active': the next start tries again.
+    store.updateFault(id, { error: `revert: ${errorMessage(err)}` });
+    throw new GauntletError('GAUNTLET_FAULT_REVERT', [id, errorMessage(err)], { cause: err });
+  }
+}
+
+/**
+ * Reverts every fault the ledger still holds as injecting/active (left by a Gauntlet process
+ * that was killed). Returns what was done, one line per fault.
+ */
+export async function revertLeftovers(store: Store, ctx: FaultContext): Promise<string[]> {
+  const done: string[] = [];
+  for (const f of store.unrevertedFaults()) {
+    const injector = FAULTS[f.kind];
+    if (!injector) {
+      done.push(`${f.id} (${f.kind} on ${f.node}): unknown fault kind; left as is`);
+      continue;
+    }
+    try {
+      const action = await revertRecorded(store, injector, f.id, JSON.parse(f.undo) as UndoRecord, ctx, 'on start, left by an earlier process: ');
+      done.push(`${f.id} (${f.kind} on ${f.node}): ${action}`);
+    } catch (err) {
+      done.push(`${f.id} (${f.kind} on ${f.node}): FAILED: ${errorMessage(err)}`);
+    }
+  }
+  return done;
+}
+
+function row(
+  id: string,
+  runId: string | null,
+  kind: string,
+  node: string,
+  params: unknown,
+  undo: UndoRecord,
+  state: FaultRow['state'],
+  plannedAt: number,
+  extra: Partial<FaultRow> = {},
+): FaultRow {
+  return {
+    id,
+    run_id: runId,
+    kind,
+    node,
+    params: JSON.stringify(params ?? {}),
+    undo: JSON.stringify(undo),
+    state,
+    planned_at: plannedAt,
+    injected_at: null,
+    reverted_at: null,
+    detail: null,
+    revert_action: null,
+    error: null,
+    ...extra,
+  };
+}

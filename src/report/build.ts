@@ -1,0 +1,214 @@
+// Builds report.json's content from a run's rows: the machine-readable record of what was
+// measured and how. Reads the store, never writes it. Field names are documented in README.md.
+import { summarizeRun, type RunSummary } from '../analysis/run-summary.js';
+import { GauntletError } from '../errors.js';
+import type { Plan } from '../plan/schema.js';
+import type { Store } from '../store/store.js';
+
+const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
+const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
+const r4 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10_000) / 10_000);
+
+export interface ReportJson {
+  schema: 'gauntlet.report/1';
+  run: {
+    id: string;
+    plan: string;
+    status: string;
+    started_at: string;
+    ended_at: string | null;
+    load_started_at: string | null;
+    load_ended_at: string | null;
+    time_scale: number;
+    seed: number;
+    host: string | null;
+    gauntlet_version: string | null;
+    error: string | null;
+  };
+  nodes: { name: string; endpoint: string; container: string | null; image: string | null; restarts: number | null; exposure_hours: number; availability: number | null }[];
+  exposure_node_hours: number;
+  failures: { spontaneous: number; injected: number; recovery_failed: number; counted_for_mtbf: number };
+  mtbf: {
+    point_hours: number | null;
+    lower_bound_hours: number;
+    confidence: number;
+    interval_hours: [number, number | null];
+    target_hours: number;
+    demonstrated: boolean;
+    more_node_hours_needed: number;
+    method: string;
+  };
+  recovery: {
+    count: number;
+    p50_ms: number | null;
+    p95_ms: number | null;
+    p99_ms: number | null;
+    max_ms: number | null;
+    detect_p50_ms: number | null;
+    restart_p50_ms: number | null;
+    ready_p50_ms: number | null;
+  };
+  availability: { value: number | null; probes: number; ok: number };
+  requests: {
+    total: number;
+    ok: number;
+    failed: number;
+    cancelled: number;
+    error_rate: number | null;
+    error_rate_ci95: [number, number] | null;
+    error_rate_outside_injected: number | null;
+    outcomes: Record<string, number>;
+    output_tokens_from: { usage: number; chunk_count: number };
+  };
+  latency: {
+    ttft_p50_ms: number | null;
+    ttft_p95_ms: number | null;
+    ttft_p99_ms: number | null;
+    ttft_from_scheduled_p50_ms: number | null;
+    ttft_from_scheduled_p99_ms: number | null;
+    e2e_p50_ms: number | null;
+    e2e_p99_ms: number | null;
+    queue_delay_p99_ms: number | null;
+    samples: number;
+  };
+  faults: { id: string; kind: string; node: string; state: string; injected_at: string | null; reverted_at: string | null; revert_action: string | null; error: string | null }[];
+  episodes: {
+    id: string;
+    node: string;
+    cause: string;
+    fault_id: string | null;
+    status: string;
+    started_at: string;
+    detected_ms: number;
+    restart_ms: number | null;
+    ready_ms: number | null;
+    recovery_ms: number | null;
+    requests_affected: number;
+    first_evidence: string;
+    exit_code: number | null;
+    oom_killed: boolean;
+    restart_count: number | null;
+  }[];
+}
+
+export function buildReport(store: Store, runId: string): { report: ReportJson; summary: RunSummary; plan: Plan } {
+  const run = store.getRun(runId);
+  if (!run) throw new GauntletError('GAUNTLET_RUN_NOT_FOUND', [runId, store.path]);
+  const plan = JSON.parse(run.plan_json) as Plan;
+  const nodes = store.nodes(runId);
+  const episodes = store.episodes(runId);
+  const loadStart = run.load_started_at ?? run.started_at;
+  const loadEnd = run.load_ended_at ?? run.ended_at ?? loadStart;
+  const summary = summarizeRun({
+    loadStartedAt: loadStart,
+    loadEndedAt: loadEnd,
+    nodes: nodes.map((n) => n.name),
+    confidence: plan.confidence,
+    mtbfTargetHours: plan.mtbf_target / 3_600_000,
+    episodes,
+    requests: store.requests(runId),
+    probes: store.probes(runId),
+  });
+  const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
+  const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
+  const s = summary;
+  const report: ReportJson = {
+    schema: 'gauntlet.report/1',
+    run: {
+      id: run.id,
+      plan: run.plan_name,
+      status: run.status,
+      started_at: iso(run.started_at) as string,
+      ended_at: iso(run.ended_at),
+      load_started_at: iso(run.load_started_at),
+      load_ended_at: iso(run.load_ended_at),
+      time_scale: run.time_scale,
+      seed: run.seed,
+      host: run.host,
+      gauntlet_version: run.gauntlet_version,
+      error: run.error,
+    },
+    nodes: nodes.map((n) => ({
+      name: n.name,
+      endpoint: n.endpoint,
+      container: n.container_name,
+      image: n.image,
+      restarts: n.restart_count_end !== null && n.restart_count_start !== null ? n.restart_count_end - n.restart_count_start : null,
+      exposure_hours: r4(s.perNodeExposureHours[n.name] ?? 0) as number,
+      availability: r4(s.availability.perNode[n.name] ?? null),
+    })),
+    exposure_node_hours: r4(s.exposureNodeHours) as number,
+    failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
+    mtbf: {
+      point_hours: r4(s.mtbf.point_hours),
+      lower_bound_hours: r4(s.mtbf.lower_bound_hours) as number,
+      confidence: s.mtbf.confidence,
+      interval_hours: [r4(s.mtbf.interval_hours[0]) as number, r4(s.mtbf.interval_hours[1])],
+      target_hours: s.mtbf.target_hours,
+      demonstrated: s.mtbf.demonstrated,
+      more_node_hours_needed: r4(s.mtbf.more_node_hours_needed) as number,
+      method: 'time-terminated, constant failure rate; lower bound 2T/χ²(C; 2r+2); r = spontaneous failures + failed recoveries',
+    },
+    recovery: {
+      count: s.recovery.count,
+      p50_ms: r1(s.recovery.p50),
+      p95_ms: r1(s.recovery.p95),
+      p99_ms: r1(s.recovery.p99),
+      max_ms: r1(s.recovery.max),
+      detect_p50_ms: r1(s.recovery.detect.p50),
+      restart_p50_ms: r1(s.recovery.restart.p50),
+      ready_p50_ms: r1(s.recovery.ready.p50),
+    },
+    availability: { value: r4(s.availability.value), probes: s.availability.probes, ok: s.availability.ok },
+    requests: {
+      total: s.requests.total,
+      ok: s.requests.ok,
+      failed: s.requests.failed,
+      cancelled: s.requests.cancelled,
+      error_rate: r4(s.requests.errorRate),
+      error_rate_ci95: s.requests.errorRateInterval ? [r4(s.requests.errorRateInterval[0]) as number, r4(s.requests.errorRateInterval[1]) as number] : null,
+      error_rate_outside_injected: r4(s.requests.outsideInjected.errorRate),
+      outcomes: s.requests.outcomes,
+      output_tokens_from: { usage: s.requests.tokensFromUsage, chunk_count: s.requests.tokensFromChunks },
+    },
+    latency: {
+      ttft_p50_ms: r1(s.latency.ttft.p50),
+      ttft_p95_ms: r1(s.latency.ttft.p95),
+      ttft_p99_ms: r1(s.latency.ttft.p99),
+      ttft_from_scheduled_p50_ms: r1(s.latency.ttftFromScheduled.p50),
+      ttft_from_scheduled_p99_ms: r1(s.latency.ttftFromScheduled.p99),
+      e2e_p50_ms: r1(s.latency.e2e.p50),
+      e2e_p99_ms: r1(s.latency.e2e.p99),
+      queue_delay_p99_ms: r1(s.latency.queueDelay.p99),
+      samples: s.latency.ttft.count,
+    },
+    faults: store.faults(runId).map((f) => ({
+      id: f.id,
+      kind: f.kind,
+      node: f.node,
+      state: f.state,
+      injected_at: iso(f.injected_at),
+      reverted_at: iso(f.reverted_at),
+      revert_action: f.revert_action,
+      error: f.error,
+    })),
+    episodes: s.episodes.map((e) => ({
+      id: e.id,
+      node: e.node,
+      cause: e.cause,
+      fault_id: e.faultId,
+      status: e.status,
+      started_at: iso(e.startedAt) as string,
+      detected_ms: r1(e.detectedMs) as number,
+      restart_ms: r1(e.restartMs),
+      ready_ms: r1(e.readyMs),
+      recovery_ms: r1(e.recoveryMs),
+      requests_affected: e.requestsAffected,
+      first_evidence: firstEvidence.get(e.id) ?? '',
+      exit_code: evidence.get(e.id)?.exitCode ?? null,
+      oom_killed: evidence.get(e.id)?.oomKilled === true,
+      restart_count: evidence.get(e.id)?.restartCount ?? null,
+    })),
+  };
+  return { report, summary, plan };
+}

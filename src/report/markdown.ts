@@ -1,0 +1,61 @@
+// report.md: the run for people, with every number next to how it was measured.
+import type { Plan } from '../plan/schema.js';
+import { formatDuration } from '../util/duration.js';
+import type { ReportJson } from './build.js';
+
+const ms = (x: number | null): string => (x === null ? '—' : `${x.toFixed(0)} ms`);
+const pct = (x: number | null, digits = 3): string => (x === null ? '—' : `${(x * 100).toFixed(digits)} %`);
+const h = (x: number | null): string => (x === null ? '—' : x >= 100 ? `${x.toFixed(0)} h` : x >= 1 ? `${x.toFixed(2)} h` : `${(x * 60).toFixed(2)} min`);
+
+export function renderMarkdown(r: ReportJson, plan: Plan): string {
+  const m = r.mtbf;
+  const conf = `${Math.round(m.confidence * 100)} %`;
+  const out: string[] = [];
+  out.push(`# Gauntlet report — ${r.run.plan}`, '');
+  out.push(`Run \`${r.run.id}\` · status **${r.run.status}** · ${r.run.started_at} → ${r.run.ended_at ?? '(not ended)'} · seed ${r.run.seed} · Gauntlet ${r.run.gauntlet_version ?? '?'} on ${r.run.host ?? '?'}`);
+  if (r.run.error) out.push('', `> Run error: ${r.run.error}`);
+  out.push('', '## Reliability', '');
+  out.push(`| measure | value | how |`, `|---|---|---|`);
+  out.push(`| exposure | ${h(r.exposure_node_hours)} (node-hours) | Σ nodes of time under load, minus injected failure episodes |`);
+  out.push(`| failures | ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries | episodes; cause = injected when it starts in a fault's window (+${formatDuration(plan.detection.fault_grace)} grace) |`);
+  out.push(
+    `| MTBF lower bound | **≥ ${h(m.lower_bound_hours)} at ${conf}** | 2T/χ²(${conf}; 2r+2), r = ${r.failures.counted_for_mtbf} (spontaneous + failed recoveries) |`,
+  );
+  out.push(`| MTBF point estimate | ${m.point_hours === null ? 'none (no failure counted)' : h(m.point_hours)} | T / r |`);
+  out.push(`| MTBF ${conf} two-sided | ${h(m.interval_hours[0])} – ${m.interval_hours[1] === null ? '∞' : h(m.interval_hours[1])} | χ²(α/2; 2r), χ²(1−α/2; 2r+2) |`);
+  out.push(
+    `| MTBF target ${h(m.target_hours)} | ${m.demonstrated ? '**demonstrated**' : `not demonstrated: ${h(m.more_node_hours_needed)} more node-hours with no further failure`} | same bound, same confidence |`,
+  );
+  out.push(`| availability | ${pct(r.availability.value)} | ${r.availability.ok}/${r.availability.probes} health probes ok (every ${formatDuration(plan.probes.interval)}) |`);
+  out.push(
+    `| error rate | ${pct(r.requests.error_rate)} (95 % CI ${r.requests.error_rate_ci95 ? `${pct(r.requests.error_rate_ci95[0])} – ${pct(r.requests.error_rate_ci95[1])}` : '—'}) | ${r.requests.failed}/${r.requests.total} requests not ok (Wilson interval); outside injected episodes: ${pct(r.requests.error_rate_outside_injected)} |`,
+  );
+  out.push('', '## Recovery', '');
+  out.push(`${r.recovery.count} recovered episode(s): p50 ${ms(r.recovery.p50_ms)}, p95 ${ms(r.recovery.p95_ms)}, max ${ms(r.recovery.max_ms)}. Parts (p50): detect ${ms(r.recovery.detect_p50_ms)}, container restart ${ms(r.recovery.restart_p50_ms)}, ready to serve ${ms(r.recovery.ready_p50_ms)}.`);
+  out.push('', 'Recovery = first successful inference *sent* after the failure − first evidence of the failure (Docker `die`/`oom` event time, or the first failed probe/request).', '');
+  if (r.episodes.length > 0) {
+    out.push('| node | cause | started | detect | restart | recovery | requests hit | evidence |', '|---|---|---|---|---|---|---|---|');
+    for (const e of r.episodes) {
+      const ev = [e.first_evidence, e.oom_killed ? 'OOMKilled' : '', e.restart_count !== null ? `restart count ${e.restart_count}` : ''].filter(Boolean).join('; ');
+      out.push(`| ${e.node} | ${e.cause}${e.status === 'recovery_failed' ? ' **(recovery failed)**' : e.status === 'open' ? ' (open at end)' : ''} | ${e.started_at} | ${ms(e.detected_ms)} | ${ms(e.restart_ms)} | ${ms(e.recovery_ms)} | ${e.requests_affected} | ${ev} |`);
+    }
+  } else out.push('No failure episodes.');
+  out.push('', '## Latency (successful requests)', '');
+  out.push('| metric | p50 | p95 | p99 |', '|---|---|---|---|');
+  out.push(`| TTFT (from actual send) | ${ms(r.latency.ttft_p50_ms)} | ${ms(r.latency.ttft_p95_ms)} | ${ms(r.latency.ttft_p99_ms)} |`);
+  out.push(`| TTFT (from scheduled send, coordinated-omission corrected) | ${ms(r.latency.ttft_from_scheduled_p50_ms)} | | ${ms(r.latency.ttft_from_scheduled_p99_ms)} |`);
+  out.push(`| end to end | ${ms(r.latency.e2e_p50_ms)} | | ${ms(r.latency.e2e_p99_ms)} |`);
+  out.push('', `Queue delay (actual − scheduled send) p99: ${ms(r.latency.queue_delay_p99_ms)}. Percentiles are nearest-rank over ${r.latency.samples} streamed responses. Output tokens from the server's usage in ${r.requests.output_tokens_from.usage} responses, counted from chunks (fallback) in ${r.requests.output_tokens_from.chunk_count}.`);
+  out.push('', '## Requests', '');
+  out.push(`| outcome | count |`, `|---|---|`);
+  for (const [k, v] of Object.entries(r.requests.outcomes).sort()) out.push(`| ${k} | ${v} |`);
+  out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
+  for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
+  out.push('', '## Faults (the ledger)', '');
+  if (r.faults.length > 0) {
+    out.push('| fault | kind | node | state | injected | reverted | revert did |', '|---|---|---|---|---|---|---|');
+    for (const f of r.faults) out.push(`| ${f.id} | ${f.kind} | ${f.node} | ${f.state} | ${f.injected_at ?? '—'} | ${f.reverted_at ?? '—'} | ${f.revert_action ?? f.error ?? '—'} |`);
+  } else out.push('No faults injected.');
+  out.push('', `## Plan`, '', `${plan.description ?? ''}`, '', `Duration ${formatDuration(plan.duration)}; load ${plan.load.rate} req/s ${plan.load.arrival} (${plan.load.api}, ${plan.load.stream ? 'streamed' : 'not streamed'}, ${plan.load.prompt_tokens} prompt / ${plan.load.max_tokens} output tokens, timeout ${formatDuration(plan.load.timeout)}); recovery limit ${formatDuration(plan.recovery_limit)}.`, '');
+  return out.join('\n');
+}

@@ -1,0 +1,423 @@
+// The run supervisor: resolves the plan's targets, waits until they are ready, then drives
+// the load, fires the faults on schedule, feeds Docker events, probes and request outcomes
+// to the detectors, writes everything to the store, and at the end — normal, aborted or
+// failed — reverts every fault and writes the report.
+import { hostname } from 'node:os';
+import { request } from 'undici';
+import { FAULTS } from '../../faults/index.js';
+import { FaultWindows, NodeDetector, type Episode, type Observation } from '../detect/detector.js';
+import { healthProbe, NodeProber, probeDispatcher, type ProbeResult } from '../detect/probes.js';
+import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
+import type { ContainerEvent } from '../docker/events.js';
+import { GauntletError, errorMessage } from '../errors.js';
+import { injectFault, revertLeftovers, type ActiveFault } from '../fault/ledger.js';
+import type { FaultContext } from '../fault/types.js';
+import { BuiltinEngine } from '../load/builtin.js';
+import type { LoadEngine, RequestRecord, Workload } from '../load/types.js';
+import type { Logger } from '../log.js';
+import type { Plan } from '../plan/schema.js';
+import { writeReports } from '../report/write.js';
+import type { EpisodeRow, RunStatus, Store } from '../store/store.js';
+import { percentileSorted } from '../analysis/stats.js';
+import type { Clock } from '../util/clock.js';
+import { formatDuration } from '../util/duration.js';
+import { needsDocker, resolveTarget, type ResolvedTarget } from './targets.js';
+import { VERSION } from '../version.js';
+
+export interface RunContext {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** Docker client, created by the caller; null when the plan has only bare endpoints. */
+  docker: Docker | null;
+  reportsDir: string;
+  signal: AbortSignal;
+  onProgress?: (p: RunProgress) => void;
+  progressIntervalMs?: number;
+  engine?: LoadEngine;
+  runId?: string;
+}
+
+export interface RunProgress {
+  runId: string;
+  elapsedMs: number;
+  durationMs: number;
+  plannedRate: number;
+  achievedRate: number;
+  inFlight: number;
+  ok: number;
+  failed: number;
+  ttftP50: number | null;
+  ttftP99: number | null;
+  nodes: { node: string; state: string; since: number | null }[];
+  faultsDone: number;
+  faultsTotal: number;
+  episodes: number;
+}
+
+export interface RunResult {
+  runId: string;
+  status: RunStatus;
+  reportDir: string;
+  error: string | null;
+}
+
+interface Occurrence {
+  offsetMs: number;
+  kind: string;
+  node: string;
+  params: unknown;
+}
+
+export function faultSchedule(plan: Plan): Occurrence[] {
+  const out: Occurrence[] = [];
+  for (const f of plan.faults) {
+    if (f.at !== undefined) out.push({ offsetMs: f.at, kind: f.kind, node: f.target, params: f.params });
+    else {
+      const every = f.every as number;
+      for (let t = f.start ?? every; t < plan.duration; t += every) out.push({ offsetMs: t, kind: f.kind, node: f.target, params: f.params });
+    }
+  }
+  return out.sort((a, b) => a.offsetMs - b.offsetMs);
+}
+
+function newRunId(plan: Plan, now: number): string {
+  const d = new Date(now).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${plan.name}-${d}-${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
+}
+
+async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, signal: AbortSignal, log: Logger): Promise<void> {
+  const dispatcher = probeDispatcher();
+  const deadline = clock.now() + plan.ready_timeout;
+  const pending = new Map(targets.map((t) => [t.node, 'not probed yet']));
+  while (pending.size > 0) {
+    for (const t of targets) {
+      if (!pending.has(t.node)) continue;
+      const r = await healthProbe(dispatcher, t.endpoint, plan.probes.path, plan.probes.timeout, () => clock.now());
+      if (r.ok) pending.delete(t.node);
+      else pending.set(t.node, r.error ?? `HTTP ${r.status}`);
+    }
+    if (pending.size === 0) break;
+    if (clock.now() > deadline) {
+      const [node, why] = [...pending][0] as [string, string];
+      const t = targets.find((x) => x.node === node) as ResolvedTarget;
+      throw new GauntletError('GAUNTLET_TARGET_NOT_READY', [node, `${t.endpoint}${plan.probes.path} still answers "${why}" after ${formatDuration(plan.ready_timeout)} (ready_timeout)`]);
+    }
+    log.debug({ pending: Object.fromEntries(pending) }, 'waiting for targets to be ready');
+    await clock.sleep(250, signal);
+  }
+}
+
+async function discoverModel(endpoint: string): Promise<string> {
+  try {
+    const res = await request(new URL('/v1/models', endpoint), { signal: AbortSignal.timeout(5000) });
+    const body = (await res.body.json()) as { data?: { id?: unknown }[] };
+    const id = body.data?.[0]?.id;
+    if (res.statusCode === 200 && typeof id === 'string') return id;
+    throw new Error(`HTTP ${res.statusCode}, no model listed`);
+  } catch (err) {
+    throw new GauntletError('GAUNTLET_TARGET_NOT_READY', [endpoint, `cannot list models at /v1/models (${errorMessage(err)}); set load.model in the plan`]);
+  }
+}
+
+function episodeRow(runId: string, e: Episode): EpisodeRow {
+  return {
+    id: e.id,
+    run_id: runId,
+    node: e.node,
+    status: e.status,
+    cause: e.cause,
+    fault_id: e.faultId,
+    started_at: e.startedAt,
+    detected_at: e.detectedAt,
+    running_again_at: e.runningAgainAt,
+    ready_at: e.readyAt,
+    serving_again_at: e.servingAgainAt,
+    first_evidence: e.firstEvidence,
+    evidence: JSON.stringify(e.evidence),
+    requests_affected: e.requestsAffected,
+  };
+}
+
+export async function runPlan(plan: Plan, planSource: string | null, ctx: RunContext): Promise<RunResult> {
+  const { store, clock, signal } = ctx;
+  const docker = needsDocker(plan.targets) ? ctx.docker : null;
+  if (needsDocker(plan.targets)) {
+    if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', 'the plan has container targets but no Docker client is available']);
+    await requireDocker(docker);
+  }
+  const faultCtx: FaultContext = { docker, log: ctx.log, clock };
+
+  // Faults an earlier, killed Gauntlet left behind are undone before anything else.
+  for (const line of await revertLeftovers(store, faultCtx)) ctx.log.warn(`reverted a leftover fault: ${line}`);
+
+  const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker)));
+  await waitReady(targets, plan, clock, signal, ctx.log);
+  const model = plan.load.model ?? (await discoverModel((targets[0] as ResolvedTarget).endpoint));
+
+  const runId = ctx.runId ?? newRunId(plan, clock.now());
+  const log = ctx.log.child({ runId });
+  const started = clock.now();
+  store.createRun({
+    id: runId,
+    plan_name: plan.name,
+    plan_json: JSON.stringify(plan),
+    plan_source: planSource,
+    status: 'running',
+    started_at: started,
+    load_started_at: null,
+    load_ended_at: null,
+    ended_at: null,
+    time_scale: clock.timeScale,
+    seed: plan.seed,
+    error: null,
+    host: hostname(),
+    gauntlet_version: VERSION,
+  });
+  for (const t of targets) {
+    store.addNode({
+      run_id: runId,
+      name: t.node,
+      endpoint: t.endpoint,
+      container_id: t.containerId,
+      container_name: t.containerName,
+      image: t.image,
+      restart_count_start: t.restartCount,
+      restart_count_end: null,
+    });
+  }
+  log.info({ targets: targets.map((t) => `${t.node}=${t.endpoint}`), model }, 'run started');
+
+  // ---- detection
+  const windows = new FaultWindows(plan.detection.fault_grace);
+  const pendingReverts = new Map<string, { fault: ActiveFault; timer: NodeJS.Timeout }>();
+  const detectors = new Map<string, NodeDetector>();
+  const probers = new Map<string, NodeProber>();
+  let episodesSeen = new Set<string>();
+
+  const onEpisode = (e: Episode): void => {
+    store.upsertEpisode(episodeRow(runId, e));
+    episodesSeen.add(e.id);
+    if (e.faultId && (e.servingAgainAt !== null || e.status === 'recovery_failed')) void revertFault(e.faultId);
+  };
+  const observe = (node: string, o: Observation): void => {
+    const d = detectors.get(node) as NodeDetector;
+    d.observe(o);
+    if (d.state !== 'up') probers.get(node)?.watchRecovery();
+  };
+  for (const t of targets) {
+    detectors.set(
+      t.node,
+      new NodeDetector(t.node, { probeFailures: plan.probes.failures, errorBurst: plan.detection.error_burst, recoveryLimitMs: plan.recovery_limit }, windows, () => clock.now(), onEpisode, `${runId}-${t.node}`),
+    );
+  }
+
+  // ---- faults
+  const revertFault = async (faultId: string): Promise<void> => {
+    const p = pendingReverts.get(faultId);
+    if (!p) return;
+    pendingReverts.delete(faultId);
+    clearTimeout(p.timer);
+    try {
+      await p.fault.revert();
+    } catch (err) {
+      log.error({ fault: faultId, err: errorMessage(err) }, 'revert failed; the ledger keeps the fault active for the next start');
+    }
+    windows.close(faultId, clock.now());
+  };
+
+  const schedule = faultSchedule(plan);
+  let faultsDone = 0;
+  const faultLoop = async (loadStart: number, stop: AbortSignal): Promise<void> => {
+    for (const [i, occ] of schedule.entries()) {
+      try {
+        await clock.sleep(loadStart + occ.offsetMs - clock.now(), stop);
+      } catch {
+        return;
+      }
+      const injector = FAULTS[occ.kind];
+      const t = targets.find((x) => x.node === occ.node);
+      if (!injector || !t) continue; // validated with the plan; cannot happen
+      const id = `${runId}-f${i + 1}`;
+      windows.open(t.node, id, clock.now());
+      try {
+        const fault = await injectFault(store, runId, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, faultCtx, id);
+        const holdMs = injector.instant ? plan.recovery_limit : Number((occ.params as { duration?: number }).duration ?? plan.recovery_limit);
+        pendingReverts.set(id, { fault, timer: setTimeout(() => void revertFault(id), holdMs) });
+        log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
+      } catch (err) {
+        windows.close(id, clock.now());
+        log.error({ fault: id, err: errorMessage(err) }, 'fault injection failed; the run goes on');
+      }
+      faultsDone++;
+    }
+  };
+
+  // ---- Docker events and probes
+  let watch: EventWatch | null = null;
+  const byContainer = new Map(targets.filter((t) => t.containerId).map((t) => [t.containerId as string, t]));
+  if (docker && byContainer.size > 0) {
+    watch = watchContainerEvents(
+      docker,
+      [...byContainer.keys()],
+      (e: ContainerEvent) => {
+        const t = byContainer.get(e.containerId);
+        if (!t) return;
+        store.addDockerEvent({ run_id: runId, node: t.node, container_id: e.containerId, at: e.at, action: e.rawAction, exit_code: e.exitCode ?? null, attributes: JSON.stringify(e.attributes) });
+        observe(t.node, { type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode, signal: e.signal });
+        const d = detectors.get(t.node) as NodeDetector;
+        if (e.action === 'die') {
+          void tailLogs(docker, e.containerId, 20).then(
+            (logs) => d.annotate({ logs }),
+            (err: unknown) => log.debug({ err: errorMessage(err) }, 'cannot read container logs'),
+          );
+        }
+        if (e.action === 'start' || e.action === 'die') {
+          void docker
+            .getContainer(e.containerId)
+            .inspect()
+            .then(
+              (info) => d.annotate({ restartCount: info.RestartCount, ...(info.State.OOMKilled ? { oomKilled: true } : {}) }),
+              () => undefined,
+            );
+        }
+      },
+      log,
+      { since: started / 1000 },
+    );
+    await watch.ready;
+  }
+  const probes = probeDispatcher();
+  for (const t of targets) {
+    const prober = new NodeProber(
+      {
+        endpoint: t.endpoint,
+        healthPath: plan.probes.path,
+        intervalMs: plan.probes.interval,
+        timeoutMs: plan.probes.timeout,
+        recoveryIntervalMs: plan.probes.recovery_interval,
+        api: plan.load.api,
+        model,
+      },
+      clock,
+      probes,
+      (r: ProbeResult) => {
+        store.addProbe({ run_id: runId, node: t.node, kind: r.kind, sent_at: r.sentAt, latency_ms: r.latencyMs, ok: r.ok, status: r.status, error: r.error });
+        observe(t.node, { type: 'probe', kind: r.kind, sentAt: r.sentAt, ok: r.ok, timedOut: r.timedOut, status: r.status, error: r.error });
+      },
+      () => (detectors.get(t.node) as NodeDetector).state !== 'up',
+    );
+    probers.set(t.node, prober);
+    prober.start();
+  }
+
+  // ---- load
+  const engine = ctx.engine ?? new BuiltinEngine(clock);
+  const workload: Workload = {
+    targets: targets.map((t) => ({ node: t.node, endpoint: t.endpoint })),
+    rate: plan.load.rate,
+    arrival: plan.load.arrival,
+    api: plan.load.api,
+    model,
+    promptTokens: plan.load.prompt_tokens,
+    maxTokens: plan.load.max_tokens,
+    stream: plan.load.stream,
+    timeoutMs: plan.load.timeout,
+    durationMs: plan.duration,
+    seed: plan.seed,
+  };
+  let windowTtft: number[] = [];
+  const sink = {
+    record(r: RequestRecord): void {
+      store.addRequest({
+        run_id: runId,
+        node: r.node,
+        scheduled_at: r.scheduledAt,
+        sent_at: r.sentAt,
+        first_token_at: r.firstTokenAt,
+        end_at: r.endAt,
+        ttft_ms: r.ttftMs,
+        e2e_ms: r.e2eMs,
+        queue_delay_ms: r.queueDelayMs,
+        outcome: r.outcome,
+        status: r.status,
+        output_tokens: r.outputTokens,
+        tokens_source: r.tokensSource,
+        chunks: r.chunks,
+        itl_max_ms: r.itlMaxMs,
+        error: r.error,
+      });
+      if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
+      if (r.ttftMs !== null && r.outcome === 'ok' && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
+    },
+  };
+
+  let status: RunStatus = 'completed';
+  let runError: string | null = null;
+  const stopFaults = new AbortController();
+  const loadStart = clock.now();
+  store.updateRun(runId, { load_started_at: loadStart });
+  let lastProgress = { at: loadStart, scheduled: 0 };
+  const progressTimer = setInterval(() => {
+    const now = clock.now();
+    for (const d of detectors.values()) d.tick(now);
+    if (!ctx.onProgress) return;
+    const sorted = windowTtft.sort((a, b) => a - b);
+    const p = engine.progress;
+    ctx.onProgress({
+      runId,
+      elapsedMs: now - loadStart,
+      durationMs: plan.duration,
+      plannedRate: plan.load.rate,
+      achievedRate: ((p.scheduled - lastProgress.scheduled) * 1000) / Math.max(1, now - lastProgress.at),
+      inFlight: p.inFlight,
+      ok: p.ok,
+      failed: p.failed,
+      ttftP50: percentileSorted(sorted, 50),
+      ttftP99: percentileSorted(sorted, 99),
+      nodes: [...detectors.values()].map((d) => ({ node: d.node, state: d.state, since: d.openEpisode?.startedAt ?? null })),
+      faultsDone,
+      faultsTotal: schedule.length,
+      episodes: episodesSeen.size,
+    });
+    windowTtft = [];
+    lastProgress = { at: now, scheduled: p.scheduled };
+  }, ctx.progressIntervalMs ?? 5000);
+
+  try {
+    const faults = faultLoop(loadStart, stopFaults.signal);
+    await engine.run(workload, signal, sink);
+    stopFaults.abort();
+    await faults;
+    if (signal.aborted) status = 'aborted';
+  } catch (err) {
+    status = signal.aborted ? 'aborted' : 'failed';
+    runError = errorMessage(err);
+    log.error({ err: runError }, 'run failed');
+  } finally {
+    stopFaults.abort();
+    clearInterval(progressTimer);
+    const loadEnd = clock.now();
+    for (const id of [...pendingReverts.keys()]) await revertFault(id);
+    await Promise.all([...probers.values()].map((p) => p.stop()));
+    watch?.stop();
+    for (const d of detectors.values()) d.tick(clock.now());
+    if (docker) {
+      for (const t of targets) {
+        if (!t.containerId) continue;
+        try {
+          const info = await docker.getContainer(t.containerId).inspect();
+          store.updateNode(runId, t.node, { restart_count_end: info.RestartCount });
+        } catch {
+          // container gone: leave the end count empty
+        }
+      }
+    }
+    store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError });
+    store.flush();
+    episodesSeen = new Set();
+  }
+  const reportDir = writeReports(store, runId, ctx.reportsDir);
+  log.info({ status, reportDir }, 'run ended');
+  return { runId, status, reportDir, error: runError };
+}

@@ -1,0 +1,63 @@
+// Resolves a plan's targets to nodes: a container (by name, or by the label
+// gauntlet.target=<value>) and an endpoint, or a bare endpoint. Gauntlet touches only the
+// containers resolved here.
+import { GauntletError } from '../errors.js';
+import type { Docker } from '../docker/engine.js';
+import { inspectContainer } from '../docker/engine.js';
+import type { PlanTarget } from '../plan/schema.js';
+
+export const TARGET_LABEL = 'gauntlet.target';
+
+export interface ResolvedTarget {
+  node: string;
+  endpoint: string;
+  containerId: string | null;
+  containerName: string | null;
+  image: string | null;
+  restartCount: number | null;
+}
+
+export function needsDocker(targets: readonly PlanTarget[]): boolean {
+  return targets.some((t) => t.container !== undefined || t.label !== undefined);
+}
+
+/** The first published TCP port, as an http URL on the loopback address it is bound to. */
+export function endpointFromPorts(info: Docker.ContainerInspectInfo): string | null {
+  const ports = info.NetworkSettings?.Ports ?? {};
+  for (const [key, bindings] of Object.entries(ports)) {
+    if (!key.endsWith('/tcp') || !bindings) continue;
+    for (const b of bindings) {
+      if (!b.HostPort) continue;
+      const host = !b.HostIp || b.HostIp === '0.0.0.0' || b.HostIp === '::' ? '127.0.0.1' : b.HostIp;
+      return `http://${host.includes(':') ? `[${host}]` : host}:${b.HostPort}`;
+    }
+  }
+  return null;
+}
+
+export async function resolveTarget(t: PlanTarget, docker: Docker | null): Promise<ResolvedTarget> {
+  if (!t.container && !t.label) {
+    return { node: t.name, endpoint: t.endpoint as string, containerId: null, containerName: null, image: null, restartCount: null };
+  }
+  if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', `target ${t.name} is a container but no Docker client was given`]);
+  let info: Docker.ContainerInspectInfo | null;
+  if (t.container) {
+    info = await inspectContainer(docker, t.container);
+    if (!info) throw new GauntletError('GAUNTLET_TARGET_NOT_FOUND', [t.name, `no container named ${t.container}`]);
+  } else {
+    const found = await docker.listContainers({ all: true, filters: { label: [`${TARGET_LABEL}=${t.label}`] } });
+    if (found.length === 0) throw new GauntletError('GAUNTLET_TARGET_NOT_FOUND', [t.name, `no container has the label ${TARGET_LABEL}=${t.label}`]);
+    if (found.length > 1) {
+      const names = found.map((c) => c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12)).join(', ');
+      throw new GauntletError('GAUNTLET_TARGET_AMBIGUOUS', [t.name, `${found.length} containers have the label ${TARGET_LABEL}=${t.label}: ${names}`]);
+    }
+    info = await inspectContainer(docker, (found[0] as Docker.ContainerInfo).Id);
+    if (!info) throw new GauntletError('GAUNTLET_TARGET_NOT_FOUND', [t.name, `container with label ${TARGET_LABEL}=${t.label} disappeared`]);
+  }
+  const name = info.Name.replace(/^\//, '');
+  const endpoint = t.endpoint ?? endpointFromPorts(info);
+  if (!endpoint) {
+    throw new GauntletError('GAUNTLET_TARGET_NO_ENDPOINT', [t.name, `container ${name} publishes no TCP port; publish one (on 127.0.0.1) or give the target an endpoint`]);
+  }
+  return { node: t.name, endpoint, containerId: info.Id, containerName: name, image: info.Config.Image, restartCount: info.RestartCount };
+}

@@ -1,0 +1,100 @@
+// Command-line options of the simulated inference node. No dependencies: this file is
+// bundled into the FROM-scratch image together with the rest of src/sim.
+
+export interface SimOptions {
+  host: string;
+  port: number;
+  gpus: number;
+  model: string;
+  /** Time the shards take to "load weights" before /health turns 200. */
+  loadMs: number;
+  /** Prefill: fixed part of time to first token, ms. */
+  ttftMs: number;
+  /** Prefill: extra ms per prompt token. */
+  prefillMsPerToken: number;
+  /** Decode step period (inter-token latency at light load), ms. */
+  itlMs: number;
+  /** Relative jitter applied to prefill and step times (0 = none). */
+  jitter: number;
+  /** Sequences decoded together; more wait in a queue. */
+  maxBatch: number;
+  /** A shard that does not acknowledge a step within this time aborts the node (NCCL watchdog). */
+  stepTimeoutMs: number;
+  /** Memory each shard holds as "weights" (anonymous, touched), MiB. */
+  weightsMb: number;
+  /** Mean time between spontaneous crashes, seconds (0 = never). */
+  spontaneousMtbfS: number;
+  seed: number;
+}
+
+export const DEFAULTS: SimOptions = {
+  host: '127.0.0.1',
+  port: 8000,
+  gpus: 1,
+  model: 'sim-llama',
+  loadMs: 2000,
+  ttftMs: 60,
+  prefillMsPerToken: 0.05,
+  itlMs: 20,
+  jitter: 0.05,
+  maxBatch: 64,
+  stepTimeoutMs: 10_000,
+  weightsMb: 8,
+  spontaneousMtbfS: 0,
+  seed: 1,
+};
+
+const FLAGS: Record<string, keyof SimOptions> = {
+  '--host': 'host',
+  '--port': 'port',
+  '--gpus': 'gpus',
+  '--model': 'model',
+  '--load-ms': 'loadMs',
+  '--ttft-ms': 'ttftMs',
+  '--prefill-ms-per-token': 'prefillMsPerToken',
+  '--itl-ms': 'itlMs',
+  '--jitter': 'jitter',
+  '--max-batch': 'maxBatch',
+  '--step-timeout-ms': 'stepTimeoutMs',
+  '--weights-mb': 'weightsMb',
+  '--spontaneous-mtbf-s': 'spontaneousMtbfS',
+  '--seed': 'seed',
+};
+
+const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
+  port: [0, 65535, true],
+  gpus: [1, 64, true],
+  loadMs: [0, 3_600_000, false],
+  ttftMs: [0, 600_000, false],
+  prefillMsPerToken: [0, 1000, false],
+  itlMs: [0.1, 60_000, false],
+  jitter: [0, 1, false],
+  maxBatch: [1, 100_000, true],
+  stepTimeoutMs: [10, 3_600_000, false],
+  weightsMb: [0, 65_536, false],
+  spontaneousMtbfS: [0, 1e9, false],
+  seed: [0, 2 ** 32 - 1, true],
+};
+
+export function parseSimArgs(argv: readonly string[]): SimOptions {
+  const opts: SimOptions = { ...DEFAULTS };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [flag, inline] = arg.includes('=') ? (arg.split(/=(.*)/s, 2) as [string, string]) : [arg, undefined];
+    const key = FLAGS[flag];
+    if (!key) throw new Error(`unknown option ${flag} (known: ${Object.keys(FLAGS).join(', ')})`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`option ${flag} needs a value`);
+    if (typeof DEFAULTS[key] === 'string') {
+      (opts as unknown as Record<string, unknown>)[key] = value;
+      continue;
+    }
+    const n = Number(value);
+    const [min, max, integer] = LIMITS[key] ?? [-Infinity, Infinity, false];
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new Error(`option ${flag}: expected ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got "${value}"`);
+    }
+    (opts as unknown as Record<string, unknown>)[key] = n;
+  }
+  return opts;
+}

@@ -1,0 +1,217 @@
+// The only writer of the SQLite database. WAL mode; high-volume rows (requests, probes) are
+// buffered and written in one transaction per flush (every 250 ms or 500 rows); the fault
+// ledger, runs and episodes are written at once, so a crash loses at most a quarter-second
+// of samples and never a fault's undo record.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { GauntletError } from '../errors.js';
+import { MIGRATIONS } from './migrations.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, NodeRow, ProbeRow, RequestRow, RunRow } from './types.js';
+
+export * from './types.js';
+
+type Db = Database.Database;
+
+class BatchWriter<T> {
+  private rows: T[] = [];
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly insert: (row: T) => void,
+    private readonly maxRows = 500,
+    private readonly maxDelayMs = 250,
+  ) {}
+
+  push(row: T): void {
+    this.rows.push(row);
+    if (this.rows.length >= this.maxRows) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
+  }
+
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.rows.length === 0) return;
+    const rows = this.rows;
+    this.rows = [];
+    this.db.transaction(() => {
+      for (const r of rows) this.insert(r);
+    })();
+  }
+}
+
+export class Store {
+  readonly db: Db;
+  private readonly requestWriter: BatchWriter<RequestRow>;
+  private readonly probeWriter: BatchWriter<ProbeRow>;
+  private closed = false;
+
+  constructor(readonly path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (err) {
+      if (err instanceof GauntletError) throw err;
+      throw new GauntletError('GAUNTLET_STORE_SCHEMA', [path, (err as Error).message], { cause: err });
+    }
+    const insReq = this.db.prepare(
+      `INSERT INTO requests (run_id,node,scheduled_at,sent_at,first_token_at,end_at,ttft_ms,e2e_ms,queue_delay_ms,outcome,status,output_tokens,tokens_source,chunks,itl_max_ms,error)
+       VALUES (@run_id,@node,@scheduled_at,@sent_at,@first_token_at,@end_at,@ttft_ms,@e2e_ms,@queue_delay_ms,@outcome,@status,@output_tokens,@tokens_source,@chunks,@itl_max_ms,@error)`,
+    );
+    const insProbe = this.db.prepare(
+      `INSERT INTO probes (run_id,node,kind,sent_at,latency_ms,ok,status,error) VALUES (@run_id,@node,@kind,@sent_at,@latency_ms,@ok,@status,@error)`,
+    );
+    this.requestWriter = new BatchWriter(this.db, (r) => insReq.run(r));
+    this.probeWriter = new BatchWriter(this.db, (r) => insProbe.run({ ...r, ok: r.ok ? 1 : 0 }));
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)');
+    const row = this.db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+    const current = row.v ?? 0;
+    if (current > MIGRATIONS.length) {
+      throw new GauntletError('GAUNTLET_STORE_SCHEMA', [this.path, `schema version ${current} is newer than this Gauntlet knows (${MIGRATIONS.length}); upgrade Gauntlet`]);
+    }
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v - 1] as string);
+        this.db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+      })();
+    }
+  }
+
+  // ---- runs and nodes
+  createRun(run: RunRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version)
+         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version)`,
+      )
+      .run(run);
+  }
+
+  updateRun(id: string, fields: Partial<Omit<RunRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    this.db.prepare(`UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+  }
+
+  getRun(id: string): RunRow | undefined {
+    return this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+  }
+
+  listRuns(limit = 50): RunRow[] {
+    return this.db.prepare('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit) as RunRow[];
+  }
+
+  addNode(node: NodeRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO nodes (run_id,name,endpoint,container_id,container_name,image,restart_count_start,restart_count_end)
+         VALUES (@run_id,@name,@endpoint,@container_id,@container_name,@image,@restart_count_start,@restart_count_end)`,
+      )
+      .run(node);
+  }
+
+  updateNode(runId: string, name: string, fields: Partial<Pick<NodeRow, 'restart_count_end'>>): void {
+    this.db.prepare('UPDATE nodes SET restart_count_end = @restart_count_end WHERE run_id = @run_id AND name = @name').run({ ...fields, run_id: runId, name });
+  }
+
+  nodes(runId: string): NodeRow[] {
+    return this.db.prepare('SELECT * FROM nodes WHERE run_id = ? ORDER BY name').all(runId) as NodeRow[];
+  }
+
+  // ---- samples (batched)
+  addRequest(r: RequestRow): void {
+    this.requestWriter.push(r);
+  }
+
+  addProbe(p: ProbeRow): void {
+    this.probeWriter.push(p);
+  }
+
+  addDockerEvent(e: DockerEventRow): void {
+    this.db
+      .prepare('INSERT INTO docker_events (run_id,node,container_id,at,action,exit_code,attributes) VALUES (@run_id,@node,@container_id,@at,@action,@exit_code,@attributes)')
+      .run(e);
+  }
+
+  requests(runId: string): RequestRow[] {
+    this.flush();
+    return this.db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY sent_at').all(runId) as RequestRow[];
+  }
+
+  probes(runId: string): ProbeRow[] {
+    this.flush();
+    return (this.db.prepare('SELECT * FROM probes WHERE run_id = ? ORDER BY sent_at').all(runId) as (Omit<ProbeRow, 'ok'> & { ok: number })[]).map((p) => ({ ...p, ok: p.ok === 1 }));
+  }
+
+  dockerEvents(runId: string): DockerEventRow[] {
+    return this.db.prepare('SELECT * FROM docker_events WHERE run_id = ? ORDER BY at').all(runId) as DockerEventRow[];
+  }
+
+  // ---- the fault ledger (synchronous: it must be on disk before the target is touched)
+  insertFault(f: FaultRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error)
+         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error)`,
+      )
+      .run(f);
+  }
+
+  updateFault(id: string, fields: Partial<Omit<FaultRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    this.db.prepare(`UPDATE faults SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+  }
+
+  faults(runId: string): FaultRow[] {
+    return this.db.prepare('SELECT * FROM faults WHERE run_id = ? ORDER BY COALESCE(injected_at, planned_at)').all(runId) as FaultRow[];
+  }
+
+  /** Faults that were (or may have been) injected and not reverted, in any run. */
+  unrevertedFaults(): FaultRow[] {
+    return this.db.prepare("SELECT * FROM faults WHERE state IN ('injecting','active') ORDER BY planned_at").all() as FaultRow[];
+  }
+
+  // ---- episodes
+  upsertEpisode(e: EpisodeRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO episodes (id,run_id,node,status,cause,fault_id,started_at,detected_at,running_again_at,ready_at,serving_again_at,first_evidence,evidence,requests_affected)
+         VALUES (@id,@run_id,@node,@status,@cause,@fault_id,@started_at,@detected_at,@running_again_at,@ready_at,@serving_again_at,@first_evidence,@evidence,@requests_affected)
+         ON CONFLICT(id) DO UPDATE SET status=excluded.status, cause=excluded.cause, fault_id=excluded.fault_id, started_at=excluded.started_at,
+           detected_at=excluded.detected_at, running_again_at=excluded.running_again_at, ready_at=excluded.ready_at,
+           serving_again_at=excluded.serving_again_at, evidence=excluded.evidence, requests_affected=excluded.requests_affected`,
+      )
+      .run(e);
+  }
+
+  episodes(runId: string): EpisodeRow[] {
+    return this.db.prepare('SELECT * FROM episodes WHERE run_id = ? ORDER BY started_at').all(runId) as EpisodeRow[];
+  }
+
+  flush(): void {
+    if (this.closed) return;
+    this.requestWriter.flush();
+    this.probeWriter.flush();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+export function openStore(path: string): Store {
+  return new Store(path);
+}

@@ -1,0 +1,111 @@
+// Row shapes of the store, as SQLite holds them (times in epoch ms; JSON in TEXT columns).
+
+export type RunStatus = 'running' | 'completed' | 'aborted' | 'failed';
+
+export interface RunRow {
+  id: string;
+  plan_name: string;
+  plan_json: string;
+  plan_source: string | null;
+  status: RunStatus;
+  started_at: number;
+  load_started_at: number | null;
+  load_ended_at: number | null;
+  ended_at: number | null;
+  time_scale: number;
+  seed: number;
+  error: string | null;
+  host: string | null;
+  gauntlet_version: string | null;
+}
+
+export interface NodeRow {
+  run_id: string;
+  name: string;
+  endpoint: string;
+  container_id: string | null;
+  container_name: string | null;
+  image: string | null;
+  restart_count_start: number | null;
+  restart_count_end: number | null;
+}
+
+/** ok | http_error | conn_error | timeout | truncated | protocol_error | cancelled (see README). */
+export type Outcome = 'ok' | 'http_error' | 'conn_error' | 'timeout' | 'truncated' | 'protocol_error' | 'cancelled';
+
+export interface RequestRow {
+  run_id: string;
+  node: string;
+  scheduled_at: number;
+  sent_at: number;
+  first_token_at: number | null;
+  end_at: number;
+  ttft_ms: number | null;
+  e2e_ms: number;
+  queue_delay_ms: number;
+  outcome: Outcome;
+  status: number | null;
+  output_tokens: number | null;
+  tokens_source: 'usage' | 'chunks' | null;
+  chunks: number;
+  itl_max_ms: number | null;
+  error: string | null;
+}
+
+export interface ProbeRow {
+  run_id: string;
+  node: string;
+  kind: 'health' | 'inference';
+  sent_at: number;
+  latency_ms: number;
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+}
+
+export interface DockerEventRow {
+  run_id: string;
+  node: string;
+  container_id: string;
+  at: number;
+  action: string;
+  exit_code: number | null;
+  attributes: string;
+}
+
+export type FaultState = 'injecting' | 'active' | 'reverted' | 'failed';
+
+export interface FaultRow {
+  id: string;
+  run_id: string | null;
+  kind: string;
+  node: string;
+  params: string;
+  undo: string;
+  state: FaultState;
+  planned_at: number | null;
+  injected_at: number | null;
+  reverted_at: number | null;
+  detail: string | null;
+  revert_action: string | null;
+  error: string | null;
+}
+
+export type EpisodeStatus = 'open' | 'recovered' | 'recovery_failed';
+
+export interface EpisodeRow {
+  id: string;
+  run_id: string;
+  node: string;
+  status: EpisodeStatus;
+  cause: string;
+  fault_id: string | null;
+  started_at: number;
+  detected_at: number;
+  running_again_at: number | null;
+  ready_at: number | null;
+  serving_again_at: number | null;
+  first_evidence: string;
+  evidence: string;
+  requests_affected: number;
+}
