@@ -76,6 +76,12 @@ export class FaultWindows {
   }
 }
 
+/**
+ * Failed requests up to this long before an episode's first other evidence belong to it: a
+ * client sees a stream cut at the instant of a crash, and Docker stamps `die` a little later.
+ */
+export const EARLY_EVIDENCE_MS = 1000;
+
 const FAILURE_OUTCOMES = new Set<Outcome>(['conn_error', 'timeout', 'truncated', 'protocol_error', 'http_error']);
 const MAX_SIGNALS = 50;
 
@@ -94,7 +100,8 @@ export class NodeDetector {
   private lastClosed: Episode | null = null;
   private probeStreak: { first: number; count: number; timedOut: boolean } | null = null;
   private errorStreak: { first: number; count: number; what: string } | null = null;
-  private recentFailures: { sentAt: number; endAt: number }[] = [];
+  /** Failed requests not (yet) part of an episode: when their failure was evidenced. */
+  private recentFailures: number[] = [];
   private containerRunning = true;
   private seq = 0;
 
@@ -213,6 +220,8 @@ export class NodeDetector {
     if (o.outcome === 'ok') {
       this.servingAgain(o.sentAt, 'request succeeded');
       if (this.errorStreak && o.endAt >= this.errorStreak.first) this.errorStreak = null;
+      // The node served at o.sentAt: failures before that are not the start of a later episode.
+      this.recentFailures = this.recentFailures.filter((f) => f > o.sentAt);
       return;
     }
     if (!isNodeFailure(o)) return;
@@ -225,6 +234,7 @@ export class NodeDetector {
       return;
     }
     if (this.open) {
+      if (evidenceAt < this.open.startedAt && evidenceAt >= this.open.startedAt - EARLY_EVIDENCE_MS) this.ensureOpen(evidenceAt, requestWhat(o));
       if (o.endAt >= this.open.startedAt) {
         this.open.requestsAffected++;
         if (this.open.requestsAffected <= 3) this.signal(this.open, evidenceAt, requestWhat(o));
@@ -232,7 +242,7 @@ export class NodeDetector {
       }
       return;
     }
-    this.recentFailures.push({ sentAt: o.sentAt, endAt: o.endAt });
+    this.recentFailures.push(evidenceAt);
     if (this.recentFailures.length > 1000) this.recentFailures.shift();
     const s = this.errorStreak;
     if (!s) this.errorStreak = { first: evidenceAt, count: 1, what: requestWhat(o) };
@@ -270,21 +280,24 @@ export class NodeDetector {
       this.signal(ep, at, what);
       return ep;
     }
+    const early = this.recentFailures.filter((f) => f < at && f >= at - EARLY_EVIDENCE_MS);
+    const start = Math.min(at, ...early);
     const opened: Episode = {
       id: `${this.idPrefix}-ep${++this.seq}`,
       node: this.node,
       status: 'open',
       cause: 'spontaneous',
       faultId: null,
-      startedAt: at,
+      startedAt: start,
       detectedAt: this.now(),
       runningAgainAt: null,
       readyAt: null,
       servingAgainAt: null,
       firstEvidence: what,
       evidence: { signals: [] },
-      requestsAffected: this.recentFailures.filter((f) => f.endAt >= at).length,
+      requestsAffected: this.recentFailures.filter((f) => f >= start).length,
     };
+    if (start < at) opened.evidence.signals.push({ at: start, what: `request failed ${Math.round(at - start)} ms before: counted as the start` });
     this.recentFailures = [];
     this.probeStreak = null;
     this.errorStreak = null;

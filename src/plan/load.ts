@@ -26,7 +26,9 @@ function show(v: unknown): string {
 }
 
 function issueText(issue: z.core.$ZodIssue): string {
-  const got = 'input' in issue && issue.code !== 'unrecognized_keys' ? `got ${show(issue.input)}; ` : '';
+  // A refinement over a whole object carries that object as its input: naming it adds noise.
+  const objectInput = issue.code === 'custom' && typeof issue.input === 'object' && issue.input !== null && !Array.isArray(issue.input);
+  const got = 'input' in issue && issue.code !== 'unrecognized_keys' && !objectInput ? `got ${show(issue.input)}; ` : '';
   const msg = issue.message.replace(/^Invalid input: /, '').replace(/^Invalid option: /, '');
   return `${got}${msg}`;
 }

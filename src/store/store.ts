@@ -178,7 +178,7 @@ export class Store {
 
   /** Faults that were (or may have been) injected and not reverted, in any run. */
   unrevertedFaults(): FaultRow[] {
-    return this.db.prepare("SELECT * FROM faults WHERE state IN ('injecting','active') ORDER BY planned_at").all() as FaultRow[];
+    return this.db.prepare("SELECT * FROM faults WHERE state IN ('injecting','active') ORDER BY planned_at, rowid").all() as FaultRow[];
   }
 
   // ---- episodes

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { summarizeRun } from '../../../src/analysis/run-summary.js';
+import type { EpisodeRow, ProbeRow, RequestRow } from '../../../src/store/types.js';
+
+const H = 3_600_000;
+const ep = (over: Partial<EpisodeRow>): EpisodeRow => ({
+  id: 'e',
+  run_id: 'r',
+  node: 'a',
+  status: 'recovered',
+  cause: 'spontaneous',
+  fault_id: null,
+  started_at: 0,
+  detected_at: 0,
+  running_again_at: null,
+  ready_at: null,
+  serving_again_at: null,
+  first_evidence: '',
+  evidence: '{}',
+  requests_affected: 0,
+  ...over,
+});
+const rq = (node: string, sent: number, outcome: RequestRow['outcome'], end = sent + 100): RequestRow => ({
+  run_id: 'r',
+  node,
+  scheduled_at: sent - 1,
+  sent_at: sent,
+  first_token_at: outcome === 'ok' ? sent + 50 : null,
+  end_at: end,
+  ttft_ms: outcome === 'ok' ? 50 : null,
+  e2e_ms: end - sent,
+  queue_delay_ms: 1,
+  outcome,
+  status: 200,
+  output_tokens: 8,
+  tokens_source: 'usage',
+  chunks: 8,
+  itl_max_ms: 10,
+  error: null,
+});
+const probe = (node: string, ok: boolean): ProbeRow => ({ run_id: 'r', node, kind: 'health', sent_at: 0, latency_ms: 1, ok, status: ok ? 200 : 503, error: null });
+
+describe('summarizeRun', () => {
+  it('72 h on one node, no failure: exposure 72 node-hours, MTBF ≥ 44.7 h at 80 %, no point estimate', () => {
+    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 72 * H, nodes: ['a'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], requests: [], probes: [] });
+    expect(s.exposureNodeHours).toBe(72);
+    expect(s.mtbf.point_hours).toBeNull();
+    expect(s.mtbf.lower_bound_hours).toBeCloseTo(44.7, 1);
+  });
+
+  it('injected episodes are taken out of exposure and out of the MTBF count; spontaneous ones count', () => {
+    const s = summarizeRun({
+      loadStartedAt: 0,
+      loadEndedAt: 10 * H,
+      nodes: ['a', 'b'],
+      confidence: 0.9,
+      mtbfTargetHours: 100,
+      episodes: [
+        ep({ id: 'i1', node: 'a', cause: 'injected:f1', started_at: 1 * H, detected_at: 1 * H + 5, running_again_at: 1 * H + 400, serving_again_at: 1 * H + 2000 }),
+        ep({ id: 's1', node: 'b', cause: 'spontaneous', started_at: 5 * H, detected_at: 5 * H + 10, serving_again_at: 5 * H + 3000 }),
+        // injected and never came back before the end: a failed recovery, counted, and its time excluded
+        ep({ id: 'i2', node: 'a', cause: 'injected:f2', status: 'recovery_failed', started_at: 9 * H, detected_at: 9 * H + 1 }),
+      ],
+      requests: [],
+      probes: [],
+    });
+    expect(s.perNodeExposureHours.a).toBeCloseTo(10 - 2000 / H - 1, 9);
+    expect(s.perNodeExposureHours.b).toBe(10);
+    expect(s.failures).toEqual({ spontaneous: 1, injected: 2, recoveryFailed: 1, countedForMtbf: 2 });
+    expect(s.mtbf.failures).toBe(2);
+    expect(s.recovery.count).toBe(2);
+    expect(s.recovery.max).toBe(3000);
+    expect(s.episodes.find((e) => e.id === 'i1')).toMatchObject({ detectedMs: 5, restartMs: 400, readyMs: 1600, recoveryMs: 2000 });
+    expect(s.episodes.find((e) => e.id === 'i2')?.recoveryMs).toBeNull();
+  });
+
+  it('error rate excludes cancelled requests; in-flight requests hit by an injected crash are inside it', () => {
+    const episodes = [ep({ node: 'a', cause: 'injected:f1', started_at: 1000, serving_again_at: 3000 })];
+    const requests = [
+      rq('a', 100, 'ok'),
+      rq('a', 900, 'truncated', 1001), // in flight at the crash
+      rq('a', 1500, 'conn_error'),
+      rq('a', 4000, 'ok'),
+      rq('b', 1500, 'http_error'), // other node: outside
+      rq('a', 5000, 'cancelled'),
+    ];
+    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 6000, nodes: ['a', 'b'], confidence: 0.8, mtbfTargetHours: 1000, episodes, requests, probes: [probe('a', true), probe('a', false), probe('b', true), probe('b', true)] });
+    expect(s.requests).toMatchObject({ total: 5, ok: 2, failed: 3, cancelled: 1, errorRate: 0.6 });
+    expect(s.requests.outsideInjected).toEqual({ total: 3, failed: 1, errorRate: 1 / 3 });
+    expect(s.availability).toMatchObject({ value: 0.75, probes: 4, ok: 3, perNode: { a: 0.5, b: 1 } });
+    expect(s.latency.ttft.p50).toBe(50);
+    expect(s.latency.ttftFromScheduled.p50).toBe(51);
+  });
+});

@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { FaultWindows, NodeDetector, type Episode, type Observation } from '../../../src/detect/detector.js';
+import { fixtureEvents } from '../docker/events.test.js';
+
+function setup(opts: { grace?: number; limit?: number; burst?: number; probeFailures?: number } = {}) {
+  const episodes = new Map<string, Episode>();
+  const windows = new FaultWindows(opts.grace ?? 5000);
+  let now = 0;
+  const d = new NodeDetector(
+    'node-a',
+    { probeFailures: opts.probeFailures ?? 2, errorBurst: opts.burst ?? 3, recoveryLimitMs: opts.limit ?? 60_000 },
+    windows,
+    () => now,
+    (e) => episodes.set(e.id, structuredClone(e)),
+  );
+  const feed = (o: Observation, at?: number): void => {
+    now = at ?? ('at' in o ? o.at : 'endAt' in o ? o.endAt : o.sentAt) + 3;
+    d.observe(o);
+  };
+  return { d, episodes, windows, feed, setNow: (t: number) => (now = t) };
+}
+
+const ok = (sentAt: number): Observation => ({ type: 'request', sentAt, endAt: sentAt + 400, outcome: 'ok' });
+const fail = (sentAt: number, outcome: 'conn_error' | 'truncated' | 'timeout' = 'conn_error', endAt = sentAt + 1): Observation => ({ type: 'request', sentAt, endAt, outcome });
+
+describe('NodeDetector on the real crash-and-restart event sequence', () => {
+  const events = fixtureEvents('events-crash-restart-on-failure.jsonl');
+  const die = events.find((e) => e.action === 'die');
+  const restart = events.at(-1);
+
+  it('opens one episode at the die event, notes the restart, closes at the first success sent after', () => {
+    const { d, episodes, feed } = setup();
+    if (!die || !restart) throw new Error('fixture changed');
+    for (const e of events) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode });
+    expect(d.state).toBe('recovering');
+    feed(fail(restart.at + 50));
+    feed({ type: 'probe', kind: 'inference', sentAt: restart.at + 400, ok: true, timedOut: false });
+    expect(d.state).toBe('up');
+    const all = [...episodes.values()];
+    expect(all).toHaveLength(1);
+    const ep = all[0] as Episode;
+    expect(ep).toMatchObject({ status: 'recovered', cause: 'spontaneous', startedAt: die.at, runningAgainAt: restart.at, servingAgainAt: restart.at + 400 });
+    expect(ep.evidence.exitCode).toBe(137);
+    expect(ep.detectedAt - ep.startedAt).toBe(3);
+    expect(ep.requestsAffected).toBe(1);
+  });
+
+  it('attributes the episode to a fault whose window holds its start', () => {
+    const { episodes, windows, feed } = setup();
+    if (!die) throw new Error('fixture changed');
+    windows.open('node-a', 'f1', die.at - 2);
+    for (const e of events) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode });
+    expect([...episodes.values()][0]).toMatchObject({ cause: 'injected:f1', faultId: 'f1' });
+  });
+
+  it('a fault on another node, or one whose window (plus grace) has passed, is not the cause', () => {
+    const { episodes, windows, feed } = setup({ grace: 1000 });
+    if (!die) throw new Error('fixture changed');
+    windows.open('node-b', 'other-node', die.at - 10);
+    windows.open('node-a', 'old', die.at - 10_000);
+    windows.close('old', die.at - 5000);
+    for (const e of events) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode });
+    expect([...episodes.values()][0]).toMatchObject({ cause: 'spontaneous', faultId: null });
+  });
+});
+
+describe('NodeDetector: other evidence', () => {
+  it('OOM: oom then die makes one episode marked OOMKilled', () => {
+    const { episodes, feed } = setup();
+    for (const e of fixtureEvents('events-oom.jsonl')) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode });
+    const all = [...episodes.values()];
+    expect(all).toHaveLength(1);
+    expect(all[0]?.evidence).toMatchObject({ oomKilled: true, exitCode: 137 });
+    expect(all[0]?.firstEvidence).toBe('container OOM-killed');
+  });
+
+  it('a hang: health probes time out while the container runs; start is the first failed probe', () => {
+    const { d, episodes, feed } = setup({ probeFailures: 3 });
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, ok: true, timedOut: false });
+    for (const t of [2000, 3000]) feed({ type: 'probe', kind: 'health', sentAt: t, ok: false, timedOut: true });
+    expect(d.state).toBe('up');
+    feed({ type: 'probe', kind: 'health', sentAt: 4000, ok: false, timedOut: true });
+    expect(d.state).toBe('down');
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.startedAt).toBe(2000);
+    expect(ep.evidence.hang).toBe(true);
+    expect(ep.firstEvidence).toMatch(/3 consecutive health probes failed \(timed out while the container runs: hang\)/);
+  });
+
+  it('one failed probe between good ones is not an episode', () => {
+    const { episodes, feed } = setup({ probeFailures: 2 });
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, ok: false, timedOut: false, status: 503 });
+    feed({ type: 'probe', kind: 'health', sentAt: 2000, ok: true, timedOut: false });
+    feed({ type: 'probe', kind: 'health', sentAt: 3000, ok: false, timedOut: false, status: 503 });
+    expect(episodes.size).toBe(0);
+  });
+
+  it('a burst of failed requests opens an episode; a success in between resets the count', () => {
+    const { episodes, feed } = setup({ burst: 3 });
+    feed(fail(100));
+    feed(fail(200));
+    feed(ok(250));
+    feed(fail(300));
+    feed(fail(400));
+    expect(episodes.size).toBe(0);
+    feed(fail(500));
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.startedAt).toBe(301);
+    expect(ep.requestsAffected).toBe(3);
+    expect(ep.firstEvidence).toMatch(/3 failed requests in a row/);
+  });
+
+  it('client errors (4xx) are not node failures; 5xx and 429 are', () => {
+    const { episodes, feed } = setup({ burst: 2 });
+    feed({ type: 'request', sentAt: 1, endAt: 2, outcome: 'http_error', status: 400 });
+    feed({ type: 'request', sentAt: 3, endAt: 4, outcome: 'http_error', status: 404 });
+    expect(episodes.size).toBe(0);
+    feed({ type: 'request', sentAt: 5, endAt: 6, outcome: 'http_error', status: 503 });
+    feed({ type: 'request', sentAt: 7, endAt: 8, outcome: 'http_error', status: 429 });
+    expect(episodes.size).toBe(1);
+  });
+
+  it('a success sent before the failure does not end it, even if it is reported later', () => {
+    const { d, episodes, feed } = setup();
+    feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 137 });
+    feed(ok(9_000), 10_050);
+    expect(d.state).toBe('down');
+    feed(ok(12_000));
+    expect([...episodes.values()][0]?.servingAgainAt).toBe(12_000);
+  });
+
+  it('evidence arriving out of order moves the start earlier', () => {
+    const { episodes, feed } = setup({ burst: 1 });
+    feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 1 });
+    feed(fail(9_990, 'truncated', 9_995));
+    expect([...episodes.values()][0]?.startedAt).toBe(9_995);
+  });
+
+  it('late reports of requests that failed during the last episode are counted there, not as a new burst', () => {
+    const { episodes, feed } = setup({ burst: 2 });
+    feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 137 });
+    feed({ type: 'probe', kind: 'inference', sentAt: 12_000, ok: true, timedOut: false });
+    feed(fail(10_500, 'timeout', 40_500));
+    feed(fail(11_000, 'timeout', 41_000));
+    const all = [...episodes.values()];
+    expect(all).toHaveLength(1);
+    expect(all[0]?.requestsAffected).toBe(2);
+  });
+
+  it('an episode past the recovery limit becomes recovery_failed and stays so when it recovers later', () => {
+    const { d, episodes, feed } = setup({ limit: 5000 });
+    feed({ type: 'docker', action: 'die', at: 1000, exitCode: 137 });
+    d.tick(5000);
+    expect([...episodes.values()][0]?.status).toBe('open');
+    d.tick(6001);
+    expect([...episodes.values()][0]?.status).toBe('recovery_failed');
+    feed({ type: 'probe', kind: 'inference', sentAt: 9000, ok: true, timedOut: false });
+    expect([...episodes.values()][0]).toMatchObject({ status: 'recovery_failed', servingAgainAt: 9000 });
+  });
+
+  it('a second crash after recovery is a second episode', () => {
+    const { episodes, feed } = setup();
+    feed({ type: 'docker', action: 'die', at: 1000, exitCode: 137 });
+    feed({ type: 'docker', action: 'start', at: 1400 });
+    feed(ok(3000));
+    feed({ type: 'docker', action: 'die', at: 5000, exitCode: 1 });
+    expect([...episodes.values()].map((e) => [e.startedAt, e.status])).toEqual([
+      [1000, 'recovered'],
+      [5000, 'open'],
+    ]);
+  });
+});
+
+describe('NodeDetector: requests cut just before the die event', () => {
+  it('a failure reported before the die event, within the look-back, is the start', () => {
+    const { episodes, feed } = setup({ burst: 5 });
+    feed(fail(9_000, 'truncated', 9_990));
+    feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 137 });
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.startedAt).toBe(9_990);
+    expect(ep.requestsAffected).toBe(1);
+  });
+
+  it('an isolated failure long before is not', () => {
+    const { episodes, feed } = setup({ burst: 5 });
+    feed(fail(5_000, 'truncated', 5_010));
+    feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 137 });
+    feed(fail(7_000, 'truncated', 8_000));
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.startedAt).toBe(10_000);
+    expect(ep.requestsAffected).toBe(0);
+  });
+});

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { isGauntletError } from '../../../src/errors.js';
+import { loadPlanFile, parsePlanText } from '../../../src/plan/load.js';
+import { faultSchedule } from '../../../src/run/runner.js';
+
+const fixture = (name: string): string => new URL(`../../fixtures/plans/${name}`, import.meta.url).pathname;
+
+function planError(name: string): { code: string; message: string } {
+  try {
+    loadPlanFile(fixture(name));
+  } catch (err) {
+    if (isGauntletError(err)) return { code: err.code, message: err.message };
+    throw err;
+  }
+  throw new Error(`${name} was accepted`);
+}
+
+describe('valid plans', () => {
+  it('the demo plan parses with defaults filled in', () => {
+    const plan = loadPlanFile(new URL('../../../scenarios/demo.yaml', import.meta.url).pathname);
+    expect(plan.duration).toBe(100_000);
+    expect(plan.targets.map((t) => t.label)).toEqual(['node-a', 'node-b']);
+    expect(plan.load).toMatchObject({ engine: 'builtin', rate: 8, arrival: 'poisson', stream: true, timeout: 30_000 });
+    expect(plan.faults[0]?.params).toEqual({ mode: 'crash' });
+    expect(plan.faults[1]?.params).toEqual({ mode: 'crash' }); // default from the plug-in's schema
+    expect(plan.probes.recovery_interval).toBe(100);
+    expect(plan.mtbf_target).toBe(1000 * 3_600_000);
+  });
+
+  it('the certification plan parses', () => {
+    const plan = loadPlanFile(new URL('../../../scenarios/certify-72h.yaml', import.meta.url).pathname);
+    expect(plan.duration).toBe(72 * 3_600_000);
+    expect(plan.probes.interval).toBe(10_000);
+  });
+
+  it('expands every/start into occurrences inside the duration', () => {
+    const plan = parsePlanText(`
+name: p
+duration: 100s
+targets: [{ name: a, container: c }]
+load: { rate: 1 }
+faults:
+  - { kind: node-kill, target: a, every: 30s }
+  - { kind: node-kill, target: a, every: 40s, start: 5s }
+  - { kind: node-kill, target: a, at: 50s }
+`);
+    expect(faultSchedule(plan).map((o) => o.offsetMs / 1000)).toEqual([5, 30, 45, 50, 60, 85, 90]);
+  });
+});
+
+describe('bad plans are refused before anything runs, naming line, field, value and expectation', () => {
+  it('a duration that is not one', () => {
+    const e = planError('bad-duration.yaml');
+    expect(e.code).toBe('GAUNTLET_PLAN_INVALID');
+    expect(e.message).toContain('bad-duration.yaml:2: duration: got "10 minutes"; expected duration as a duration like "500ms", "90s", "3m" or "72h"');
+  });
+
+  it('an unknown key', () => {
+    expect(planError('unknown-key.yaml').message).toMatch(/unknown-key\.yaml:7: load: Unrecognized key: "burstiness"/);
+  });
+
+  it('a fault aimed at a target the plan does not have', () => {
+    expect(planError('fault-target-missing.yaml').message).toContain('fault-target-missing.yaml:10: faults[0].target: got "node-c"; expected one of the plan\'s targets (node-a)');
+  });
+
+  it('a Docker fault against a bare endpoint', () => {
+    expect(planError('fault-on-bare-endpoint.yaml').message).toContain('faults[0].target: node-kill needs a container target, but "ext" is a bare endpoint');
+  });
+
+  it('an unknown fault kind lists the known ones', () => {
+    expect(planError('fault-unknown-kind.yaml').message).toContain('faults[0].kind: got "meteor-strike"; expected one of node-kill');
+  });
+
+  it("fault params are checked against the plug-in's schema", () => {
+    expect(planError('fault-bad-params.yaml').message).toMatch(/fault-bad-params\.yaml:13: faults\[0\]\.params\.mode: got "vaporize"; expected "crash"/);
+  });
+
+  it('a fault after the end', () => {
+    const m = planError('fault-after-end.yaml').message;
+    expect(m).toContain('fault-after-end.yaml:11: faults[0].at: fault at 90s never happens: the plan lasts 60s');
+    expect(m).toContain('faults[1].start: fault at 70s never happens');
+  });
+
+  it('at together with every', () => {
+    expect(planError('fault-at-and-every.yaml').message).toContain('fault-at-and-every.yaml:11: faults[0].at: expected exactly one of at or every');
+  });
+
+  it('YAML syntax errors', () => {
+    const e = planError('not-yaml.yaml');
+    expect(e.code).toBe('GAUNTLET_PLAN_YAML');
+    expect(e.message).toMatch(/not-yaml\.yaml is not valid YAML/);
+  });
+
+  it('lists every problem at once', () => {
+    const m = planError('many-problems.yaml').message;
+    expect(m).toContain('name: got "has spaces"; expected a name of letters');
+    expect(m).toContain('duration: got "-5s"');
+    expect(m).toContain('targets: got []; expected at least one target');
+    expect(m).toContain('load.rate: got 0');
+    expect(m).toContain('load.arrival: got "bursty"; expected one of "constant"|"poisson"');
+    expect(m).toContain('confidence: got 1.5');
+  });
+
+  it('duplicate target names and a target with nothing to reach', () => {
+    const m = planError('duplicate-targets.yaml').message;
+    expect(m).toContain('duplicate-targets.yaml:8: targets[2].endpoint: expected container, label or endpoint (a bare endpoint needs endpoint)');
+  });
+
+  it('duplicate names once the targets are well-formed', () => {
+    expect(() =>
+      parsePlanText(`
+name: p
+duration: 10s
+targets: [{ name: a, endpoint: "http://127.0.0.1:1" }, { name: a, endpoint: "http://127.0.0.1:2" }]
+load: { rate: 1 }
+`),
+    ).toThrow(/targets\[1\]\.name: got "a"; target names must be unique/);
+  });
+
+  it('a missing file', () => {
+    const e = planError('no-such-plan.yaml');
+    expect(e.code).toBe('GAUNTLET_PLAN_UNREADABLE');
+    expect(e.message).toMatch(/ENOENT/);
+  });
+});

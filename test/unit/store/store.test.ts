@@ -1,0 +1,114 @@
+import Database from 'better-sqlite3';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../../src/store/migrations.js';
+import { openStore, type RequestRow, type RunRow } from '../../../src/store/store.js';
+import { tempDir } from '../../helpers/tmp.js';
+
+const dir = tempDir();
+
+export const runRow = (id: string): RunRow => ({
+  id,
+  plan_name: 'p',
+  plan_json: '{}',
+  plan_source: null,
+  status: 'running',
+  started_at: 1000,
+  load_started_at: null,
+  load_ended_at: null,
+  ended_at: null,
+  time_scale: 1,
+  seed: 1,
+  error: null,
+  host: null,
+  gauntlet_version: null,
+});
+
+const req = (runId: string, i: number): RequestRow => ({
+  run_id: runId,
+  node: 'a',
+  scheduled_at: i,
+  sent_at: i + 1,
+  first_token_at: i + 50,
+  end_at: i + 200,
+  ttft_ms: 49,
+  e2e_ms: 199,
+  queue_delay_ms: 1,
+  outcome: 'ok',
+  status: 200,
+  output_tokens: 16,
+  tokens_source: 'usage',
+  chunks: 16,
+  itl_max_ms: 20,
+  error: null,
+});
+
+describe('Store', () => {
+  it('creates the schema in WAL mode and records its version; reopening migrates nothing twice', () => {
+    const path = join(dir, 'a.db');
+    const s = openStore(path);
+    expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    s.close();
+    const again = openStore(path);
+    const versions = again.db.prepare('SELECT version FROM schema_migrations').all();
+    expect(versions).toHaveLength(MIGRATIONS.length);
+    again.close();
+  });
+
+  it('refuses a database from a newer Gauntlet, naming the versions', () => {
+    const path = join(dir, 'newer.db');
+    openStore(path).close();
+    const raw = new Database(path);
+    raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(MIGRATIONS.length + 1, 0);
+    raw.close();
+    expect(() => openStore(path)).toThrow(/schema version 2 is newer than this Gauntlet knows \(1\)/);
+  });
+
+  it('batches request rows and writes them all on flush; a second connection sees them', () => {
+    const path = join(dir, 'b.db');
+    const s = openStore(path);
+    s.createRun(runRow('r1'));
+    for (let i = 0; i < 1234; i++) s.addRequest(req('r1', i));
+    s.flush();
+    const other = new Database(path, { readonly: true });
+    expect((other.prepare('SELECT COUNT(*) AS n FROM requests').get() as { n: number }).n).toBe(1234);
+    other.close();
+    s.close();
+  });
+
+  it('writes the fault ledger at once and finds unreverted faults across runs', () => {
+    const s = openStore(join(dir, 'c.db'));
+    const base = { run_id: 'r', kind: 'node-kill', node: 'a', params: '{}', undo: '{"containerId":"x"}', planned_at: 1, injected_at: null, reverted_at: null, detail: null, revert_action: null, error: null };
+    s.insertFault({ ...base, id: 'f1', state: 'injecting' });
+    s.insertFault({ ...base, id: 'f2', state: 'active' });
+    s.insertFault({ ...base, id: 'f3', state: 'reverted' });
+    expect(s.unrevertedFaults().map((f) => f.id)).toEqual(['f1', 'f2']);
+    s.updateFault('f1', { state: 'reverted', revert_action: 'x' });
+    expect(s.unrevertedFaults().map((f) => f.id)).toEqual(['f2']);
+    s.close();
+  });
+
+  it('upserts episodes as they change', () => {
+    const s = openStore(join(dir, 'd.db'));
+    const ep = {
+      id: 'e1',
+      run_id: 'r',
+      node: 'a',
+      status: 'open' as const,
+      cause: 'spontaneous',
+      fault_id: null,
+      started_at: 10,
+      detected_at: 11,
+      running_again_at: null,
+      ready_at: null,
+      serving_again_at: null,
+      first_evidence: 'die',
+      evidence: '{}',
+      requests_affected: 0,
+    };
+    s.upsertEpisode(ep);
+    s.upsertEpisode({ ...ep, status: 'recovered', serving_again_at: 2000, requests_affected: 4 });
+    expect(s.episodes('r')).toEqual([{ ...ep, status: 'recovered', serving_again_at: 2000, requests_affected: 4 }]);
+    s.close();
+  });
+});
