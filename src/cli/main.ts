@@ -11,7 +11,6 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
 import type { Logger } from '../log.js';
 import { loadPlanFile } from '../plan/load.js';
-import { needsDocker } from '../run/targets.js';
 import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
 import { openStore, type Store } from '../store/store.js';
 import { RealClock } from '../util/clock.js';
@@ -98,7 +97,8 @@ async function cmdRun(planPath: string, o: Common): Promise<number> {
   const store = openDb(o.db);
   const ac = interruptible();
   try {
-    const docker = needsDocker(plan.targets) ? dockerClient() : null;
+    // Always a client (it connects lazily): leftover faults of earlier runs may need Docker.
+    const docker = dockerClient();
     err(`gauntlet ${VERSION}: plan ${plan.name} (${formatDuration(plan.duration)}, ${plan.targets.length} targets, ${plan.faults.length} fault entries)`);
     const result = await runPlan(plan, resolve(planPath), {
       store,

@@ -111,11 +111,13 @@ export interface SimContainerSpec {
   /** Host port on 127.0.0.1 (fixed: a Docker-chosen port changes at every restart). */
   hostPort: number;
   memoryMb?: number;
+  /** Docker restart policy; default on-failure (restart after a crash, as in production). */
+  restart?: 'no' | 'on-failure';
   extraArgs?: string[];
   labels?: Record<string, string>;
 }
 
-/** Creates and starts a simulator container with `--restart on-failure`, published on 127.0.0.1 only. */
+/** Creates and starts a simulator container (restart on-failure by default), published on 127.0.0.1 only. */
 export async function startSimContainer(docker: Docker, image: string, spec: SimContainerSpec): Promise<Docker.ContainerInspectInfo> {
   const args = ['--host', '0.0.0.0', '--port', String(SIM_PORT), '--gpus', String(spec.gpus), '--load-ms', String(spec.loadMs)];
   if (spec.ttftMs !== undefined) args.push('--ttft-ms', String(spec.ttftMs));
@@ -129,7 +131,7 @@ export async function startSimContainer(docker: Docker, image: string, spec: Sim
     ExposedPorts: { [`${SIM_PORT}/tcp`]: {} },
     HostConfig: {
       PortBindings: { [`${SIM_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(spec.hostPort) }] },
-      RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 0 },
+      RestartPolicy: { Name: spec.restart ?? 'on-failure', MaximumRetryCount: 0 },
       ...(spec.memoryMb ? { Memory: spec.memoryMb * 1024 * 1024, MemorySwap: spec.memoryMb * 1024 * 1024 } : {}),
     },
   });

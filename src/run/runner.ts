@@ -28,7 +28,10 @@ export interface RunContext {
   store: Store;
   clock: Clock;
   log: Logger;
-  /** Docker client, created by the caller; null when the plan has only bare endpoints. */
+  /**
+   * Docker client, created by the caller (creating one does not connect). Needed for container
+   * targets, and for reverting leftover Docker faults even when this plan has none.
+   */
   docker: Docker | null;
   reportsDir: string;
   signal: AbortSignal;
@@ -149,7 +152,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const faultCtx: FaultContext = { docker, log: ctx.log, clock };
 
   // Faults an earlier, killed Gauntlet left behind are undone before anything else.
-  for (const line of await revertLeftovers(store, faultCtx)) ctx.log.warn(`reverted a leftover fault: ${line}`);
+  for (const line of await revertLeftovers(store, { ...faultCtx, docker: ctx.docker })) ctx.log.warn(`reverted a leftover fault: ${line}`);
 
   const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker)));
   await waitReady(targets, plan, clock, signal, ctx.log);
