@@ -12,6 +12,9 @@ const Params = z.strictObject({
 });
 type Params = z.infer<typeof Params>;
 
+/** How long revert waits for Docker to register the exit of the killed process. */
+const REAP_WAIT_MS = 10_000;
+
 function requireDocker(ctx: FaultContext) {
   if (!ctx.docker) throw new Error('node-kill needs the Docker engine');
   return ctx.docker;
@@ -34,6 +37,7 @@ export const nodeKill: FaultInjector<Params> = {
       containerId: info.Id,
       containerName: info.Name.replace(/^\//, ''),
       pid: info.State.Pid,
+      startedAt: info.State.StartedAt,
       restartCountBefore: info.RestartCount,
       restartPolicy: info.HostConfig.RestartPolicy?.Name ?? 'no',
     };
@@ -60,9 +64,20 @@ export const nodeKill: FaultInjector<Params> = {
 
   async revert(undo, ctx) {
     const docker = requireDocker(ctx);
-    let info;
+    const container = docker.getContainer(undo.containerId as string);
+    let info: Awaited<ReturnType<typeof container.inspect>>;
     try {
-      info = await docker.getContainer(undo.containerId as string).inspect();
+      info = await container.inspect();
+      // Right after the kill Docker may not have reaped the process yet and still shows the
+      // killed incarnation as running. Deciding "nothing to do" then would leave the node down:
+      // wait (bounded) until Docker registers the exit.
+      const sameIncarnation = (i: typeof info): boolean => i.State.Running && i.State.Pid === undo.pid && i.State.StartedAt === undo.startedAt;
+      if (sameIncarnation(info)) {
+        const bound = new AbortController();
+        await Promise.race([container.wait({ condition: 'not-running' }), ctx.clock.sleep(REAP_WAIT_MS, bound.signal).catch(() => undefined)]).finally(() => bound.abort());
+        info = await container.inspect();
+        if (sameIncarnation(info)) throw new Error(`pid ${String(undo.pid)} was killed but Docker still shows it running after ${REAP_WAIT_MS} ms`);
+      }
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return { action: 'nothing: container no longer exists' };
       throw err;
@@ -71,7 +86,13 @@ export const nodeKill: FaultInjector<Params> = {
       const by = info.RestartCount > Number(undo.restartCountBefore ?? 0) ? 'restarted by its restart policy' : 'running';
       return { action: `nothing: container ${by}` };
     }
-    await docker.getContainer(info.Id).start();
+    try {
+      await container.start();
+    } catch (err) {
+      // 304: the restart policy won the race and it is already running — that is the goal.
+      if ((err as { statusCode?: number }).statusCode === 304) return { action: 'nothing: container restarted by its restart policy' };
+      throw err;
+    }
     return { action: 'started the container (it had not come back by itself)' };
   },
 };

@@ -72,11 +72,14 @@ export function watchContainerEvents(
   containerIds: string[],
   onEvent: (e: ContainerEvent) => void,
   log: Logger,
-  options: { since?: number } = {},
+  options: { sinceMs?: number } = {},
 ): EventWatch {
   let stopped = false;
   let current: NodeJS.ReadableStream | null = null;
-  let lastNano = options.since !== undefined ? options.since * 1e6 : 0;
+  // Docker's `since` has whole-second granularity: events earlier in that second are dropped
+  // here by their exact time, so a run never sees what happened before it started.
+  const notBefore = options.sinceMs ?? -Infinity;
+  let lastNano = options.sinceMs !== undefined ? options.sinceMs * 1e6 : 0;
   const seen = new Set<string>();
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
@@ -119,7 +122,7 @@ export function watchContainerEvents(
       return;
     }
     const e = parsed.event;
-    if (!e) return;
+    if (!e || e.at < notBefore) return;
     const key = `${e.containerId}:${e.rawAction}:${e.at}`;
     if (seen.has(key)) return;
     seen.add(key);

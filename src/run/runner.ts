@@ -196,9 +196,20 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const pendingReverts = new Map<string, { fault: ActiveFault; timer: NodeJS.Timeout }>();
   const detectors = new Map<string, NodeDetector>();
   const probers = new Map<string, NodeProber>();
-  let episodesSeen = new Set<string>();
+  const episodesSeen = new Set<string>();
+  /** Evidence being fetched (log tails, restart counts): awaited before the run ends. */
+  const evidenceTasks = new Set<Promise<unknown>>();
+  let finished = false;
+  const track = (p: Promise<unknown>): void => {
+    evidenceTasks.add(p);
+    void p.finally(() => evidenceTasks.delete(p));
+  };
 
   const onEpisode = (e: Episode): void => {
+    if (finished) {
+      log.debug({ episode: e.id }, 'episode update after the run ended: dropped');
+      return;
+    }
     store.upsertEpisode(episodeRow(runId, e));
     episodesSeen.add(e.id);
     if (e.faultId && (e.servingAgainAt !== null || e.status === 'recovery_failed')) void revertFault(e.faultId);
@@ -270,23 +281,27 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         observe(t.node, { type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode, signal: e.signal });
         const d = detectors.get(t.node) as NodeDetector;
         if (e.action === 'die') {
-          void tailLogs(docker, e.containerId, 20).then(
-            (logs) => d.annotate({ logs }),
-            (err: unknown) => log.debug({ err: errorMessage(err) }, 'cannot read container logs'),
+          track(
+            tailLogs(docker, e.containerId, 20).then(
+              (logs) => d.annotate({ logs }),
+              (err: unknown) => log.debug({ err: errorMessage(err) }, 'cannot read container logs'),
+            ),
           );
         }
         if (e.action === 'start' || e.action === 'die') {
-          void docker
-            .getContainer(e.containerId)
-            .inspect()
-            .then(
-              (info) => d.annotate({ restartCount: info.RestartCount, ...(info.State.OOMKilled ? { oomKilled: true } : {}) }),
-              () => undefined,
-            );
+          track(
+            docker
+              .getContainer(e.containerId)
+              .inspect()
+              .then(
+                (info) => d.annotate({ restartCount: info.RestartCount, ...(info.State.OOMKilled ? { oomKilled: true } : {}) }),
+                () => undefined,
+              ),
+          );
         }
       },
       log,
-      { since: started / 1000 },
+      { sinceMs: started },
     );
     await watch.ready;
   }
@@ -404,6 +419,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     for (const id of [...pendingReverts.keys()]) await revertFault(id);
     await Promise.all([...probers.values()].map((p) => p.stop()));
     watch?.stop();
+    await Promise.allSettled([...evidenceTasks]);
     for (const d of detectors.values()) d.tick(clock.now());
     if (docker) {
       for (const t of targets) {
@@ -418,7 +434,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     }
     store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError });
     store.flush();
-    episodesSeen = new Set();
+    finished = true;
   }
   const reportDir = writeReports(store, runId, ctx.reportsDir);
   log.info({ status, reportDir }, 'run ended');

@@ -1,0 +1,94 @@
+// The CLI without Docker: plan checks, run listing, report rewriting, clear errors.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir();
+const db = join(dir, 'g.db');
+const reports = join(dir, 'reports');
+const fixture = (n: string): string => new URL(`../fixtures/plans/${n}`, import.meta.url).pathname;
+
+describe('gauntlet check', () => {
+  it('accepts a good plan', async () => {
+    const r = await runCli(['check', 'scenarios/demo.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('plan demo is valid (1m40s, 2 targets, 3 fault entries)');
+  });
+
+  it('refuses a bad plan with exit code 2, naming line, field, value and expectation', async () => {
+    const r = await runCli(['check', fixture('fault-target-missing.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error GAUNTLET_PLAN_INVALID');
+    expect(r.stderr).toContain('fault-target-missing.yaml:10: faults[0].target: got "node-c"');
+  });
+
+  it('refuses an unknown command or option with exit code 2', async () => {
+    expect((await runCli(['explode'])).code).toBe(2);
+    expect((await runCli(['runs', '--colour'])).code).toBe(2);
+  });
+});
+
+describe('gauntlet run against a bare endpoint (no Docker), runs, report', () => {
+  let server: Server;
+  let endpoint: string;
+
+  beforeAll(async () => {
+    // A tiny stand-in server: healthy, lists a model, answers streamed chat with the real llama.cpp bytes.
+    const body = readFileSync(new URL('../fixtures/real/sse/llamacpp-chat-stream.txt', import.meta.url));
+    server = createServer((req, res) => {
+      req.resume();
+      if (req.url === '/health') return void res.end('{"status":"ok"}');
+      if (req.url === '/v1/models') return void res.end('{"data":[{"id":"tiny-llama"}]}');
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      setTimeout(() => res.end(body), 20);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+
+  it('runs a short plan, lists it, and rewrites its report from the database', async () => {
+    const plan = join(dir, 'bare.yaml');
+    writeFileSync(plan, `name: bare\nduration: 2s\ntargets: [{ name: ext, endpoint: "${endpoint}" }]\nload: { rate: 20, arrival: constant }\nprobes: { interval: 500ms }\n`);
+    const run = await runCli(['run', plan, '--db', db, '--reports', reports]);
+    expect(run.code, run.stderr).toBe(0);
+    const id = /^run (\S+): completed/m.exec(run.stdout)?.[1];
+    expect(id).toBeDefined();
+    const report = JSON.parse(readFileSync(join(reports, id as string, 'report.json'), 'utf8'));
+    expect(report.run).toMatchObject({ id, plan: 'bare', status: 'completed', time_scale: 1 });
+    expect(report.requests.total).toBeGreaterThanOrEqual(38);
+    expect(report.requests.error_rate).toBe(0);
+    expect(report.latency.ttft_p50_ms).toBeGreaterThanOrEqual(19);
+    expect(report.failures).toEqual({ spontaneous: 0, injected: 0, recovery_failed: 0, counted_for_mtbf: 0 });
+    expect(report.mtbf.point_hours).toBeNull();
+    expect(report.mtbf.lower_bound_hours).toBeGreaterThan(0);
+
+    const runs = await runCli(['runs', '--db', db]);
+    expect(runs.stdout).toMatch(new RegExp(`${id}\\s+bare\\s+completed`));
+    const json = JSON.parse((await runCli(['runs', '--db', db, '--json'])).stdout);
+    expect(json[0]).toMatchObject({ id, status: 'completed' });
+
+    const rewritten = await runCli(['report', id as string, '--db', db, '--reports', join(dir, 'again')]);
+    expect(rewritten.code).toBe(0);
+    const again = JSON.parse(readFileSync(join(dir, 'again', id as string, 'report.json'), 'utf8'));
+    expect(again).toEqual(report);
+  }, 30_000);
+
+  it('says so when a run id does not exist', async () => {
+    const r = await runCli(['report', 'no-such-run', '--db', db]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error GAUNTLET_RUN_NOT_FOUND: no run with id no-such-run in ${db}`);
+  });
+
+  it('says which target is not ready and why', async () => {
+    const plan = join(dir, 'dead.yaml');
+    writeFileSync(plan, `name: dead\nduration: 2s\nready_timeout: 1s\ntargets: [{ name: gone, endpoint: "http://127.0.0.1:9" }]\nload: { rate: 1, model: m }\n`);
+    const r = await runCli(['run', plan, '--db', db, '--reports', reports]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/error GAUNTLET_TARGET_NOT_READY: target gone did not become ready: http:\/\/127\.0\.0\.1:9\/health still answers "ECONNREFUSED"/);
+  });
+});
