@@ -6,22 +6,16 @@ export const ERRORS = {
   GAUNTLET_PLAN_INVALID: { status: 400, message: 'plan %s is invalid:\n%s' },
   GAUNTLET_PLAN_UNREADABLE: { status: 400, message: 'cannot read plan %s: %s' },
   GAUNTLET_PLAN_YAML: { status: 400, message: 'plan %s is not valid YAML: %s' },
-  GAUNTLET_CLI_BAD_ARGUMENT: { status: 400, message: '%s' },
   GAUNTLET_TARGET_NOT_FOUND: { status: 404, message: 'target %s: %s' },
   GAUNTLET_TARGET_AMBIGUOUS: { status: 409, message: 'target %s: %s' },
   GAUNTLET_TARGET_NOT_READY: { status: 503, message: 'target %s did not become ready: %s' },
   GAUNTLET_TARGET_NO_ENDPOINT: { status: 400, message: 'target %s: %s' },
   GAUNTLET_DOCKER_UNAVAILABLE: { status: 503, message: 'Docker engine not reachable (%s): %s' },
-  GAUNTLET_DOCKER_EVENT_INVALID: { status: 502, message: 'unexpected Docker event: %s' },
   GAUNTLET_DOCKER_IMAGE_BUILD: { status: 500, message: 'building image %s failed: %s' },
-  GAUNTLET_FAULT_UNKNOWN_KIND: { status: 400, message: 'unknown fault kind %s (known: %s)' },
-  GAUNTLET_FAULT_NEEDS_CONTAINER: { status: 400, message: 'fault %s needs a container target, but %s is a bare endpoint' },
   GAUNTLET_FAULT_INJECT: { status: 500, message: 'injecting %s into %s failed: %s' },
   GAUNTLET_FAULT_REVERT: { status: 500, message: 'reverting fault %s failed: %s' },
   GAUNTLET_STORE_SCHEMA: { status: 500, message: 'database %s: %s' },
   GAUNTLET_RUN_NOT_FOUND: { status: 404, message: 'no run with id %s in %s' },
-  GAUNTLET_LOAD_BAD_RESPONSE: { status: 502, message: '%s' },
-  GAUNTLET_SIM_BAD_REQUEST: { status: 400, message: '%s' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
