@@ -2,10 +2,12 @@
 //   mode "crash": SIGKILL to the container's main process from the host (its State.Pid).
 //   Docker sees a crash (die, exit 137, no kill event) and the restart policy applies — unlike
 //   `docker kill` through the API, which counts as a manual stop and suppresses the restart.
-// Revert: make sure the container runs again (start it if nothing else did).
+// Revert: if the incarnation we killed never came back, start the container; anything that
+// happened to it after it ran again is not ours to undo.
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
+import { processRunning } from '../src/util/proc.js';
 
 const Params = z.strictObject({
   mode: z.enum(['crash']).default('crash'),
@@ -33,6 +35,9 @@ export const nodeKill: FaultInjector<Params> = {
     if (!info.State.Running || info.State.Paused || info.State.Restarting || !info.State.Pid) {
       throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `container is ${info.State.Status}, not running`]);
     }
+    if (!processRunning(info.State.Pid)) {
+      throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `the container's main pid ${info.State.Pid} is not visible here: Gauntlet must run in the Docker host's PID namespace`]);
+    }
     return {
       containerId: info.Id,
       containerName: info.Name.replace(/^\//, ''),
@@ -55,7 +60,7 @@ export const nodeKill: FaultInjector<Params> = {
       process.kill(info.State.Pid, 'SIGKILL');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ESRCH' ? 'no such process: Gauntlet must run in the Docker host\'s PID namespace' : (err as Error).message;
+      const why = code === 'ESRCH' ? "no such process: Gauntlet must run in the Docker host's PID namespace" : code === 'EPERM' ? 'not permitted: killing a container process from the host needs root' : (err as Error).message;
       throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `SIGKILL to pid ${info.State.Pid} failed: ${why}`]);
     }
     if (undo.restartPolicy === 'no') ctx.log.warn({ node: target.node }, 'container has no restart policy: it stays down until the fault is reverted');
@@ -68,24 +73,32 @@ export const nodeKill: FaultInjector<Params> = {
     let info: Awaited<ReturnType<typeof container.inspect>>;
     try {
       info = await container.inspect();
-      // Right after the kill Docker may not have reaped the process yet and still shows the
-      // killed incarnation as running. Deciding "nothing to do" then would leave the node down:
-      // wait (bounded) until Docker registers the exit.
-      const sameIncarnation = (i: typeof info): boolean => i.State.Running && i.State.Pid === undo.pid && i.State.StartedAt === undo.startedAt;
-      if (sameIncarnation(info)) {
-        const bound = new AbortController();
-        await Promise.race([container.wait({ condition: 'not-running' }), ctx.clock.sleep(REAP_WAIT_MS, bound.signal).catch(() => undefined)]).finally(() => bound.abort());
-        info = await container.inspect();
-        if (sameIncarnation(info)) throw new Error(`pid ${String(undo.pid)} was killed but Docker still shows it running after ${REAP_WAIT_MS} ms`);
-      }
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return { action: 'nothing: container no longer exists' };
       throw err;
     }
-    if (info.State.Running || info.State.Restarting) {
-      const by = info.RestartCount > Number(undo.restartCountBefore ?? 0) ? 'restarted by its restart policy' : 'running';
-      return { action: `nothing: container ${by}` };
+    if (info.State.StartedAt !== undo.startedAt) {
+      // A later incarnation has run since the kill: the fault's effect is over. Whatever state
+      // the container is in now was not caused by this fault, and is not ours to change.
+      if (info.State.Running || info.State.Restarting) {
+        return { action: `nothing: container ${info.RestartCount > Number(undo.restartCountBefore ?? 0) ? 'restarted by its restart policy' : 'running again'}` };
+      }
+      return { action: 'nothing: the container ran again after the fault and was stopped since; left as it is' };
     }
+    if (info.State.Running && info.State.Pid === undo.pid) {
+      if (processRunning(undo.pid as number)) return { action: 'nothing: the kill never landed; the process is still running' };
+      // Killed, but Docker has not registered the exit yet (it takes ~150 ms). Deciding now
+      // would see "running" and leave the node down: wait, bounded, for the exit.
+      const bound = new AbortController();
+      await Promise.race([
+        container.wait({ condition: 'not-running', abortSignal: bound.signal }).catch(() => undefined),
+        ctx.clock.sleep(REAP_WAIT_MS, bound.signal).catch(() => undefined),
+      ]).finally(() => bound.abort());
+      info = await container.inspect();
+      if (info.State.Running && info.State.Pid === undo.pid) throw new Error(`pid ${String(undo.pid)} was killed but Docker still shows it running after ${REAP_WAIT_MS} ms`);
+      if (info.State.StartedAt !== undo.startedAt) return { action: 'nothing: container restarted by its restart policy' };
+    }
+    if (info.State.Running || info.State.Restarting) return { action: 'nothing: container restarting by its restart policy' };
     try {
       await container.start();
     } catch (err) {

@@ -57,6 +57,12 @@ function interruptible(): AbortController {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Last line of defence: a bug that escapes every handler still stops the run the graceful
+  // way — faults reverted, report written — instead of killing the process mid-fault.
+  process.on('unhandledRejection', (reason) => {
+    err(`internal error: ${errorMessage(reason)}; stopping, reverting faults`);
+    ac.abort(reason instanceof Error ? reason : new Error(String(reason)));
+  });
   return ac;
 }
 
@@ -171,7 +177,7 @@ function cmdReport(runId: string, o: Common): number {
   }
 }
 
-async function cmdRevert(o: Common): Promise<number> {
+async function cmdRevert(o: Common & { force?: boolean }): Promise<number> {
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
   try {
@@ -181,7 +187,7 @@ async function cmdRevert(o: Common): Promise<number> {
       return 0;
     }
     const docker = dockerClient();
-    const lines = await revertLeftovers(store, { docker, log, clock: new RealClock() });
+    const lines = await revertLeftovers(store, { docker, log, clock: new RealClock() }, { force: o.force ?? false });
     for (const l of lines) out(l);
     return lines.some((l) => l.includes('FAILED')) ? 1 : 0;
   } finally {
@@ -223,7 +229,9 @@ export function buildCli(): Command {
       const plan = loadPlanFile(planPath);
       out(`${planPath}: plan ${plan.name} is valid (${formatDuration(plan.duration)}, ${plan.targets.length} targets, ${plan.faults.length} fault entries)`);
     });
-  common(program.command('revert').description('revert every fault the ledger still holds as active (left by a killed Gauntlet)')).action(async (o: Common) => {
+  common(program.command('revert').description('revert every fault the ledger still holds as active (left by a killed Gauntlet)'))
+    .option('--force', 'also revert faults owned by a Gauntlet process that is still running')
+    .action(async (o: Common & { force?: boolean }) => {
     process.exitCode = await cmdRevert(o);
   });
   program

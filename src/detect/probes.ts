@@ -11,6 +11,8 @@ import type { Workload } from '../load/types.js';
 export interface ProbeResult {
   kind: 'health' | 'inference';
   sentAt: number;
+  /** When the response began (headers); null when none came. */
+  respondedAt: number | null;
   latencyMs: number;
   ok: boolean;
   timedOut: boolean;
@@ -38,13 +40,14 @@ export async function healthProbe(dispatcher: Dispatcher, endpoint: string, path
   const sentAt = now();
   try {
     const res = await request(new URL(path, endpoint), { dispatcher, method: 'GET', signal: AbortSignal.timeout(timeoutMs) });
+    const respondedAt = now();
     await res.body.dump({ limit: 64 * 1024 });
     const ok = res.statusCode >= 200 && res.statusCode < 300;
-    return { kind: 'health', sentAt, latencyMs: now() - sentAt, ok, timedOut: false, status: res.statusCode, error: ok ? null : `HTTP ${res.statusCode}` };
+    return { kind: 'health', sentAt, respondedAt, latencyMs: now() - sentAt, ok, timedOut: false, status: res.statusCode, error: ok ? null : `HTTP ${res.statusCode}` };
   } catch (err) {
     const e = err as Error & { code?: string };
     const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
-    return { kind: 'health', sentAt, latencyMs: now() - sentAt, ok: false, timedOut, status: null, error: timedOut ? `no answer within ${timeoutMs} ms` : (e.code ?? e.message) };
+    return { kind: 'health', sentAt, respondedAt: null, latencyMs: now() - sentAt, ok: false, timedOut, status: null, error: timedOut ? `no answer within ${timeoutMs} ms` : (e.code ?? e.message) };
   }
 }
 
@@ -116,6 +119,7 @@ export class NodeProber {
       this.onResult({
         kind: 'inference',
         sentAt: r.sentAt,
+        respondedAt: r.respondedAt,
         latencyMs: r.endAt - r.sentAt,
         ok: r.outcome === 'ok',
         timedOut: r.outcome === 'timeout',

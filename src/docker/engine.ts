@@ -84,7 +84,8 @@ export function watchContainerEvents(
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
 
-  const open = async (attempt: number): Promise<void> => {
+  const open = async (tries: number): Promise<void> => {
+    let attempt = tries;
     if (stopped) return;
     try {
       const since = lastNano > 0 ? Math.floor(lastNano / 1e9) : undefined;
@@ -92,8 +93,13 @@ export function watchContainerEvents(
         ...(since !== undefined ? { since } : {}),
         filters: { type: ['container'], container: containerIds },
       });
+      if (stopped) {
+        (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+        return;
+      }
       current = stream;
       markReady();
+      attempt = 0; // a stream that opened resets the backoff
       let buffered = '';
       stream.on('data', (chunk: Buffer) => {
         buffered += chunk.toString('utf8');
@@ -104,10 +110,16 @@ export function watchContainerEvents(
           if (line) deliver(line);
         }
       });
-      stream.on('end', () => reopen(attempt));
+      let reopened = false;
+      const again = (): void => {
+        if (reopened) return; // 'error' and 'end' may both come: one new stream only
+        reopened = true;
+        reopen(attempt);
+      };
+      stream.on('end', again);
       stream.on('error', (err: Error) => {
         log.warn({ err: err.message }, 'docker event stream error');
-        reopen(attempt);
+        again();
       });
     } catch (err) {
       log.warn({ err: (err as Error).message, attempt }, 'cannot open docker event stream; retrying');

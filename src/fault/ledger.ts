@@ -8,13 +8,14 @@ import { FAULTS } from '../../faults/index.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import type { Store, FaultRow } from '../store/store.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from './types.js';
+import { ownerAlive, selfOwner } from '../util/proc.js';
 
 export interface ActiveFault {
   id: string;
   kind: string;
   node: string;
   injectedAt: number;
-  /** Idempotent; the first call does the work, later calls return its result. */
+  /** Idempotent: once it has succeeded, later calls return its result; a failed attempt can be retried. */
   revert(): Promise<string>;
 }
 
@@ -62,7 +63,11 @@ export async function injectFault(
     node: target.node,
     injectedAt,
     revert() {
-      reverting ??= revertRecorded(store, injector, id, undo, ctx);
+      // Concurrent calls share one attempt; after a failure the next call tries again.
+      reverting ??= revertRecorded(store, injector, id, undo, ctx).catch((err: unknown) => {
+        reverting = null;
+        throw err;
+      });
       return reverting;
     },
   };
@@ -83,11 +88,16 @@ async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id
 
 /**
  * Reverts every fault the ledger still holds as injecting/active (left by a Gauntlet process
- * that was killed). Returns what was done, one line per fault.
+ * that was killed). Faults whose owner is a live process on this host are left to it unless
+ * `force`. Returns what was done, one line per fault.
  */
-export async function revertLeftovers(store: Store, ctx: FaultContext): Promise<string[]> {
+export async function revertLeftovers(store: Store, ctx: FaultContext, options: { force?: boolean } = {}): Promise<string[]> {
   const done: string[] = [];
   for (const f of store.unrevertedFaults()) {
+    if (!options.force && ownerAlive(f.owner)) {
+      done.push(`${f.id} (${f.kind} on ${f.node}): owned by a running Gauntlet (pid ${f.owner?.split('|')[1]}); left to it`);
+      continue;
+    }
     const injector = FAULTS[f.kind];
     if (!injector) {
       done.push(`${f.id} (${f.kind} on ${f.node}): unknown fault kind; left as is`);
@@ -128,6 +138,7 @@ function row(
     detail: null,
     revert_action: null,
     error: null,
+    owner: selfOwner(),
     ...extra,
   };
 }

@@ -53,6 +53,7 @@ export class BuiltinEngine implements LoadEngine {
             node: s.target.node,
             scheduledAt,
             sentAt: r.sentAt,
+            respondedAt: r.respondedAt,
             firstTokenAt: r.firstTokenAt,
             endAt: r.endAt,
             ttftMs: r.firstTokenAt !== null ? r.firstTokenAt - r.sentAt : null,
@@ -69,7 +70,7 @@ export class BuiltinEngine implements LoadEngine {
         },
       );
       inFlight.add(p);
-      void p.finally(() => inFlight.delete(p));
+      void p.finally(() => inFlight.delete(p)).catch(() => undefined);
     };
 
     try {
@@ -90,11 +91,11 @@ export class BuiltinEngine implements LoadEngine {
         s.next = s.gen.next().value;
       }
     } finally {
-      signal.removeEventListener('abort', onAbort);
-      // Normal end: in-flight requests finish on their own (bounded by the timeout).
-      // Aborted run: they are cancelled and recorded as such, not as failures.
+      // Normal end: in-flight requests finish on their own (bounded by the timeout), unless
+      // the run is aborted meanwhile. Aborted run: they are cancelled and recorded as such.
       if (signal.aborted) cancel.abort();
-      await Promise.all([...inFlight]);
+      await Promise.allSettled([...inFlight]);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 }

@@ -19,6 +19,8 @@ export interface CompletionRequest {
 
 export interface CompletionResult {
   sentAt: number;
+  /** When the response began (status line and headers arrived); null when none came. */
+  respondedAt: number | null;
   firstTokenAt: number | null;
   endAt: number;
   outcome: Outcome;
@@ -46,6 +48,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
     const sentAt = now();
     const reader = req.stream ? new OpenAiStreamReader(req.keepGaps ?? false) : null;
     let status: number | null = null;
+    let respondedAt: number | null = null;
     let contentType = '';
     let body: Buffer[] = [];
     let bodyBytes = 0;
@@ -65,6 +68,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
       const usage = s?.usageCompletionTokens ?? null;
       resolve({
         sentAt,
+        respondedAt,
         firstTokenAt: s?.firstContentAt ?? null,
         endAt: now(),
         outcome,
@@ -95,6 +99,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
         if (abortReason) c.abort(abortReason);
       },
       onResponseStart(_c, statusCode, headers) {
+        respondedAt = now();
         status = statusCode;
         const ct = headers['content-type'];
         contentType = (Array.isArray(ct) ? ct[0] : ct) ?? '';

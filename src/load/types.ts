@@ -26,6 +26,8 @@ export interface RequestRecord {
   node: string;
   scheduledAt: number;
   sentAt: number;
+  /** When the response began (headers); null when none came. */
+  respondedAt: number | null;
   firstTokenAt: number | null;
   endAt: number;
   ttftMs: number | null;

@@ -10,7 +10,7 @@ import { healthProbe, NodeProber, probeDispatcher, type ProbeResult } from '../d
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
-import { injectFault, revertLeftovers, type ActiveFault } from '../fault/ledger.js';
+import { revertLeftovers } from '../fault/ledger.js';
 import type { FaultContext } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
 import type { LoadEngine, RequestRecord, Workload } from '../load/types.js';
@@ -21,6 +21,7 @@ import type { EpisodeRow, RunStatus, Store } from '../store/store.js';
 import { percentileSorted } from '../analysis/stats.js';
 import type { Clock } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
+import { FaultSupervisor } from './fault-supervisor.js';
 import { needsDocker, resolveTarget, type ResolvedTarget } from './targets.js';
 import { VERSION } from '../version.js';
 
@@ -193,7 +194,6 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
 
   // ---- detection
   const windows = new FaultWindows(plan.detection.fault_grace);
-  const pendingReverts = new Map<string, { fault: ActiveFault; timer: NodeJS.Timeout }>();
   const detectors = new Map<string, NodeDetector>();
   const probers = new Map<string, NodeProber>();
   const episodesSeen = new Set<string>();
@@ -202,8 +202,27 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   let finished = false;
   const track = (p: Promise<unknown>): void => {
     evidenceTasks.add(p);
-    void p.finally(() => evidenceTasks.delete(p));
+    void p.finally(() => evidenceTasks.delete(p)).catch(() => undefined);
   };
+  // Anything that throws inside a callback (a full disk, a bug) fails the run through the
+  // normal path below — faults reverted, report written — instead of killing the process.
+  const failure = new AbortController();
+  let runError: string | null = null;
+  const fail = (where: string, err: unknown): void => {
+    runError ??= `${where}: ${errorMessage(err)}`;
+    log.error({ err: errorMessage(err), where }, 'run failing');
+    failure.abort(err);
+  };
+  const guarded =
+    <A extends unknown[]>(where: string, fn: (...args: A) => void) =>
+    (...args: A): void => {
+      try {
+        fn(...args);
+      } catch (err) {
+        fail(where, err);
+      }
+    };
+  const faults = new FaultSupervisor(store, runId, faultCtx, windows, log);
 
   const onEpisode = (e: Episode): void => {
     if (finished) {
@@ -212,7 +231,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     }
     store.upsertEpisode(episodeRow(runId, e));
     episodesSeen.add(e.id);
-    if (e.faultId && (e.servingAgainAt !== null || e.status === 'recovery_failed')) void revertFault(e.faultId);
+    faults.onEpisode(e);
   };
   const observe = (node: string, o: Observation): void => {
     const d = detectors.get(node) as NodeDetector;
@@ -227,19 +246,6 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   }
 
   // ---- faults
-  const revertFault = async (faultId: string): Promise<void> => {
-    const p = pendingReverts.get(faultId);
-    if (!p) return;
-    pendingReverts.delete(faultId);
-    clearTimeout(p.timer);
-    try {
-      await p.fault.revert();
-    } catch (err) {
-      log.error({ fault: faultId, err: errorMessage(err) }, 'revert failed; the ledger keeps the fault active for the next start');
-    }
-    windows.close(faultId, clock.now());
-  };
-
   const schedule = faultSchedule(plan);
   let faultsDone = 0;
   const faultLoop = async (loadStart: number, stop: AbortSignal): Promise<void> => {
@@ -253,16 +259,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       const t = targets.find((x) => x.node === occ.node);
       if (!injector || !t) continue; // validated with the plan; cannot happen
       const id = `${runId}-f${i + 1}`;
-      windows.open(t.node, id, clock.now());
-      try {
-        const fault = await injectFault(store, runId, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, faultCtx, id);
-        const holdMs = injector.instant ? plan.recovery_limit : Number((occ.params as { duration?: number }).duration ?? plan.recovery_limit);
-        pendingReverts.set(id, { fault, timer: setTimeout(() => void revertFault(id), holdMs) });
-        log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
-      } catch (err) {
-        windows.close(id, clock.now());
-        log.error({ fault: id, err: errorMessage(err) }, 'fault injection failed; the run goes on');
-      }
+      const holdMs = injector.instant ? plan.recovery_limit : Number((occ.params as { duration?: number }).duration ?? plan.recovery_limit);
+      const ok = await faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs);
+      if (ok) log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
       faultsDone++;
     }
   };
@@ -274,7 +273,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     watch = watchContainerEvents(
       docker,
       [...byContainer.keys()],
-      (e: ContainerEvent) => {
+      guarded('docker event', (e: ContainerEvent) => {
         const t = byContainer.get(e.containerId);
         if (!t) return;
         store.addDockerEvent({ run_id: runId, node: t.node, container_id: e.containerId, at: e.at, action: e.rawAction, exit_code: e.exitCode ?? null, attributes: JSON.stringify(e.attributes) });
@@ -299,7 +298,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
               ),
           );
         }
-      },
+      }),
       log,
       { sinceMs: started },
     );
@@ -319,10 +318,10 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       },
       clock,
       probes,
-      (r: ProbeResult) => {
-        store.addProbe({ run_id: runId, node: t.node, kind: r.kind, sent_at: r.sentAt, latency_ms: r.latencyMs, ok: r.ok, status: r.status, error: r.error });
-        observe(t.node, { type: 'probe', kind: r.kind, sentAt: r.sentAt, ok: r.ok, timedOut: r.timedOut, status: r.status, error: r.error });
-      },
+      guarded('probe result', (r: ProbeResult) => {
+        store.addProbe({ run_id: runId, node: t.node, kind: r.kind, sent_at: r.sentAt, response_at: r.respondedAt, latency_ms: r.latencyMs, ok: r.ok, status: r.status, error: r.error });
+        observe(t.node, { type: 'probe', kind: r.kind, sentAt: r.sentAt, respondedAt: r.respondedAt, ok: r.ok, timedOut: r.timedOut, status: r.status, error: r.error });
+      }),
       () => (detectors.get(t.node) as NodeDetector).state !== 'up',
     );
     probers.set(t.node, prober);
@@ -346,12 +345,13 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   };
   let windowTtft: number[] = [];
   const sink = {
-    record(r: RequestRecord): void {
+    record: guarded('request record', (r: RequestRecord): void => {
       store.addRequest({
         run_id: runId,
         node: r.node,
         scheduled_at: r.scheduledAt,
         sent_at: r.sentAt,
+        response_at: r.respondedAt,
         first_token_at: r.firstTokenAt,
         end_at: r.endAt,
         ttft_ms: r.ttftMs,
@@ -365,18 +365,18 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         itl_max_ms: r.itlMaxMs,
         error: r.error,
       });
-      if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
+      if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, respondedAt: r.respondedAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
       if (r.ttftMs !== null && r.outcome === 'ok' && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
-    },
+    }),
   };
 
   let status: RunStatus = 'completed';
-  let runError: string | null = null;
   const stopFaults = new AbortController();
+  const runSignal = AbortSignal.any([signal, failure.signal]);
   const loadStart = clock.now();
   store.updateRun(runId, { load_started_at: loadStart });
   let lastProgress = { at: loadStart, scheduled: 0 };
-  const progressTimer = setInterval(() => {
+  const progressTimer = setInterval(guarded('progress', () => {
     const now = clock.now();
     for (const d of detectors.values()) d.tick(now);
     if (!ctx.onProgress) return;
@@ -400,23 +400,22 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     });
     windowTtft = [];
     lastProgress = { at: now, scheduled: p.scheduled };
-  }, ctx.progressIntervalMs ?? 5000);
+  }), ctx.progressIntervalMs ?? 5000);
 
+  const scheduled = faultLoop(loadStart, AbortSignal.any([stopFaults.signal, runSignal]));
   try {
-    const faults = faultLoop(loadStart, stopFaults.signal);
-    await engine.run(workload, signal, sink);
-    stopFaults.abort();
-    await faults;
-    if (signal.aborted) status = 'aborted';
+    await engine.run(workload, runSignal, sink);
   } catch (err) {
-    status = signal.aborted ? 'aborted' : 'failed';
-    runError = errorMessage(err);
-    log.error({ err: runError }, 'run failed');
+    fail('load engine', err);
   } finally {
     stopFaults.abort();
     clearInterval(progressTimer);
     const loadEnd = clock.now();
-    for (const id of [...pendingReverts.keys()]) await revertFault(id);
+    if (failure.signal.aborted) status = 'failed';
+    else if (signal.aborted) status = 'aborted';
+    // An injection under way lands before the reverts start; nothing is injected after.
+    await scheduled.catch((err: unknown) => fail('fault schedule', err));
+    await faults.revertAll();
     await Promise.all([...probers.values()].map((p) => p.stop()));
     watch?.stop();
     await Promise.allSettled([...evidenceTasks]);

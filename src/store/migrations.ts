@@ -112,4 +112,11 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX episodes_run ON episodes(run_id, started_at);
   `,
+  /* 2: the process that owns a fault, so another Gauntlet sharing the database does not
+        revert a fault that a live run is still measuring; and when each response began,
+        which is what "serving again" is measured from */ `
+  ALTER TABLE faults ADD COLUMN owner TEXT;
+  ALTER TABLE requests ADD COLUMN response_at REAL;
+  ALTER TABLE probes ADD COLUMN response_at REAL;
+  `,
 ];

@@ -61,11 +61,11 @@ export class Store {
       throw new GauntletError('GAUNTLET_STORE_SCHEMA', [path, (err as Error).message], { cause: err });
     }
     const insReq = this.db.prepare(
-      `INSERT INTO requests (run_id,node,scheduled_at,sent_at,first_token_at,end_at,ttft_ms,e2e_ms,queue_delay_ms,outcome,status,output_tokens,tokens_source,chunks,itl_max_ms,error)
-       VALUES (@run_id,@node,@scheduled_at,@sent_at,@first_token_at,@end_at,@ttft_ms,@e2e_ms,@queue_delay_ms,@outcome,@status,@output_tokens,@tokens_source,@chunks,@itl_max_ms,@error)`,
+      `INSERT INTO requests (run_id,node,scheduled_at,sent_at,response_at,first_token_at,end_at,ttft_ms,e2e_ms,queue_delay_ms,outcome,status,output_tokens,tokens_source,chunks,itl_max_ms,error)
+       VALUES (@run_id,@node,@scheduled_at,@sent_at,@response_at,@first_token_at,@end_at,@ttft_ms,@e2e_ms,@queue_delay_ms,@outcome,@status,@output_tokens,@tokens_source,@chunks,@itl_max_ms,@error)`,
     );
     const insProbe = this.db.prepare(
-      `INSERT INTO probes (run_id,node,kind,sent_at,latency_ms,ok,status,error) VALUES (@run_id,@node,@kind,@sent_at,@latency_ms,@ok,@status,@error)`,
+      `INSERT INTO probes (run_id,node,kind,sent_at,response_at,latency_ms,ok,status,error) VALUES (@run_id,@node,@kind,@sent_at,@response_at,@latency_ms,@ok,@status,@error)`,
     );
     this.requestWriter = new BatchWriter(this.db, (r) => insReq.run(r));
     this.probeWriter = new BatchWriter(this.db, (r) => insProbe.run({ ...r, ok: r.ok ? 1 : 0 }));
@@ -160,8 +160,8 @@ export class Store {
   insertFault(f: FaultRow): void {
     this.db
       .prepare(
-        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error)
-         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error)`,
+        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner)
+         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error,@owner)`,
       )
       .run(f);
   }

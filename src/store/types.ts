@@ -38,6 +38,8 @@ export interface RequestRow {
   node: string;
   scheduled_at: number;
   sent_at: number;
+  /** When the response began (headers); null when none came. */
+  response_at: number | null;
   first_token_at: number | null;
   end_at: number;
   ttft_ms: number | null;
@@ -57,6 +59,7 @@ export interface ProbeRow {
   node: string;
   kind: 'health' | 'inference';
   sent_at: number;
+  response_at: number | null;
   latency_ms: number;
   ok: boolean;
   status: number | null;
@@ -89,6 +92,8 @@ export interface FaultRow {
   detail: string | null;
   revert_action: string | null;
   error: string | null;
+  /** host|pid|start-time of the Gauntlet process that injected it. */
+  owner: string | null;
 }
 
 export type EpisodeStatus = 'open' | 'recovered' | 'recovery_failed';

@@ -25,6 +25,7 @@ const rq = (node: string, sent: number, outcome: RequestRow['outcome'], end = se
   node,
   scheduled_at: sent - 1,
   sent_at: sent,
+  response_at: outcome === 'ok' ? sent + 1 : null,
   first_token_at: outcome === 'ok' ? sent + 50 : null,
   end_at: end,
   ttft_ms: outcome === 'ok' ? 50 : null,
@@ -38,7 +39,7 @@ const rq = (node: string, sent: number, outcome: RequestRow['outcome'], end = se
   itl_max_ms: 10,
   error: null,
 });
-const probe = (node: string, ok: boolean): ProbeRow => ({ run_id: 'r', node, kind: 'health', sent_at: 0, latency_ms: 1, ok, status: ok ? 200 : 503, error: null });
+const probe = (node: string, ok: boolean): ProbeRow => ({ run_id: 'r', node, kind: 'health', sent_at: 0, response_at: ok ? 1 : null, latency_ms: 1, ok, status: ok ? 200 : 503, error: null });
 
 describe('summarizeRun', () => {
   it('72 h on one node, no failure: exposure 72 node-hours, MTBF ≥ 44.7 h at 80 %, no point estimate', () => {

@@ -20,8 +20,8 @@ function setup(opts: { grace?: number; limit?: number; burst?: number; probeFail
   return { d, episodes, windows, feed, setNow: (t: number) => (now = t) };
 }
 
-const ok = (sentAt: number): Observation => ({ type: 'request', sentAt, endAt: sentAt + 400, outcome: 'ok' });
-const fail = (sentAt: number, outcome: 'conn_error' | 'truncated' | 'timeout' = 'conn_error', endAt = sentAt + 1): Observation => ({ type: 'request', sentAt, endAt, outcome });
+const ok = (sentAt: number, respondedAt = sentAt): Observation => ({ type: 'request', sentAt, respondedAt, endAt: respondedAt + 400, outcome: 'ok' });
+const fail = (sentAt: number, outcome: 'conn_error' | 'truncated' | 'timeout' = 'conn_error', endAt = sentAt + 1): Observation => ({ type: 'request', sentAt, respondedAt: null, endAt, outcome });
 
 describe('NodeDetector on the real crash-and-restart event sequence', () => {
   const events = fixtureEvents('events-crash-restart-on-failure.jsonl');
@@ -34,7 +34,7 @@ describe('NodeDetector on the real crash-and-restart event sequence', () => {
     for (const e of events) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode });
     expect(d.state).toBe('recovering');
     feed(fail(restart.at + 50));
-    feed({ type: 'probe', kind: 'inference', sentAt: restart.at + 400, ok: true, timedOut: false });
+    feed({ type: 'probe', kind: 'inference', sentAt: restart.at + 400, respondedAt: restart.at + 400, ok: true, timedOut: false });
     expect(d.state).toBe('up');
     const all = [...episodes.values()];
     expect(all).toHaveLength(1);
@@ -76,10 +76,10 @@ describe('NodeDetector: other evidence', () => {
 
   it('a hang: health probes time out while the container runs; start is the first failed probe', () => {
     const { d, episodes, feed } = setup({ probeFailures: 3 });
-    feed({ type: 'probe', kind: 'health', sentAt: 1000, ok: true, timedOut: false });
-    for (const t of [2000, 3000]) feed({ type: 'probe', kind: 'health', sentAt: t, ok: false, timedOut: true });
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: 1000, ok: true, timedOut: false });
+    for (const t of [2000, 3000]) feed({ type: 'probe', kind: 'health', sentAt: t, respondedAt: null, ok: false, timedOut: true });
     expect(d.state).toBe('up');
-    feed({ type: 'probe', kind: 'health', sentAt: 4000, ok: false, timedOut: true });
+    feed({ type: 'probe', kind: 'health', sentAt: 4000, respondedAt: null, ok: false, timedOut: true });
     expect(d.state).toBe('down');
     const ep = [...episodes.values()][0] as Episode;
     expect(ep.startedAt).toBe(2000);
@@ -89,9 +89,9 @@ describe('NodeDetector: other evidence', () => {
 
   it('one failed probe between good ones is not an episode', () => {
     const { episodes, feed } = setup({ probeFailures: 2 });
-    feed({ type: 'probe', kind: 'health', sentAt: 1000, ok: false, timedOut: false, status: 503 });
-    feed({ type: 'probe', kind: 'health', sentAt: 2000, ok: true, timedOut: false });
-    feed({ type: 'probe', kind: 'health', sentAt: 3000, ok: false, timedOut: false, status: 503 });
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: null, ok: false, timedOut: false, status: 503 });
+    feed({ type: 'probe', kind: 'health', sentAt: 2000, respondedAt: 2000, ok: true, timedOut: false });
+    feed({ type: 'probe', kind: 'health', sentAt: 3000, respondedAt: null, ok: false, timedOut: false, status: 503 });
     expect(episodes.size).toBe(0);
   });
 
@@ -112,11 +112,11 @@ describe('NodeDetector: other evidence', () => {
 
   it('client errors (4xx) are not node failures; 5xx and 429 are', () => {
     const { episodes, feed } = setup({ burst: 2 });
-    feed({ type: 'request', sentAt: 1, endAt: 2, outcome: 'http_error', status: 400 });
-    feed({ type: 'request', sentAt: 3, endAt: 4, outcome: 'http_error', status: 404 });
+    feed({ type: 'request', sentAt: 1, respondedAt: 1, endAt: 2, outcome: 'http_error', status: 400 });
+    feed({ type: 'request', sentAt: 3, respondedAt: 3, endAt: 4, outcome: 'http_error', status: 404 });
     expect(episodes.size).toBe(0);
-    feed({ type: 'request', sentAt: 5, endAt: 6, outcome: 'http_error', status: 503 });
-    feed({ type: 'request', sentAt: 7, endAt: 8, outcome: 'http_error', status: 429 });
+    feed({ type: 'request', sentAt: 5, respondedAt: 5, endAt: 6, outcome: 'http_error', status: 503 });
+    feed({ type: 'request', sentAt: 7, respondedAt: 7, endAt: 8, outcome: 'http_error', status: 429 });
     expect(episodes.size).toBe(1);
   });
 
@@ -139,7 +139,7 @@ describe('NodeDetector: other evidence', () => {
   it('late reports of requests that failed during the last episode are counted there, not as a new burst', () => {
     const { episodes, feed } = setup({ burst: 2 });
     feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 137 });
-    feed({ type: 'probe', kind: 'inference', sentAt: 12_000, ok: true, timedOut: false });
+    feed({ type: 'probe', kind: 'inference', sentAt: 12_000, respondedAt: 12_000, ok: true, timedOut: false });
     feed(fail(10_500, 'timeout', 40_500));
     feed(fail(11_000, 'timeout', 41_000));
     const all = [...episodes.values()];
@@ -154,7 +154,7 @@ describe('NodeDetector: other evidence', () => {
     expect([...episodes.values()][0]?.status).toBe('open');
     d.tick(6001);
     expect([...episodes.values()][0]?.status).toBe('recovery_failed');
-    feed({ type: 'probe', kind: 'inference', sentAt: 9000, ok: true, timedOut: false });
+    feed({ type: 'probe', kind: 'inference', sentAt: 9000, respondedAt: 9000, ok: true, timedOut: false });
     expect([...episodes.values()][0]).toMatchObject({ status: 'recovery_failed', servingAgainAt: 9000 });
   });
 
@@ -189,5 +189,49 @@ describe('NodeDetector: requests cut just before the die event', () => {
     const ep = [...episodes.values()][0] as Episode;
     expect(ep.startedAt).toBe(10_000);
     expect(ep.requestsAffected).toBe(0);
+  });
+});
+
+describe('NodeDetector: review findings', () => {
+  it('recovery past the limit is recovery_failed even if no tick saw it open past the limit', () => {
+    const { episodes, feed } = setup({ limit: 120_000 });
+    feed({ type: 'docker', action: 'die', at: 1000, exitCode: 137 });
+    feed({ type: 'probe', kind: 'inference', sentAt: 122_000, respondedAt: 122_000, ok: true, timedOut: false });
+    expect([...episodes.values()][0]).toMatchObject({ status: 'recovery_failed', servingAgainAt: 122_000 });
+  });
+
+  it('health probes timing out while requests succeed are not a hang', () => {
+    const { episodes, feed } = setup({ probeFailures: 2 });
+    feed({ type: 'probe', kind: 'health', sentAt: 0, respondedAt: null, ok: false, timedOut: true }, 2000);
+    feed(ok(500));
+    feed(ok(9000));
+    feed({ type: 'probe', kind: 'health', sentAt: 10_000, respondedAt: null, ok: false, timedOut: true }, 12_000);
+    expect(episodes.size).toBe(0);
+  });
+
+  it('serving again is the earliest response start, even when a later one is reported first', () => {
+    const { episodes, feed } = setup();
+    feed({ type: 'docker', action: 'die', at: 1000, exitCode: 137 });
+    feed({ type: 'probe', kind: 'inference', sentAt: 1450, respondedAt: 1450, ok: true, timedOut: false }, 1460);
+    feed({ type: 'request', sentAt: 1300, respondedAt: 1300, endAt: 1800, outcome: 'ok' });
+    feed({ type: 'request', sentAt: 900, respondedAt: 905, endAt: 1900, outcome: 'ok' }); // sent before the failure: not evidence
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.servingAgainAt).toBe(1300);
+    expect(episodes.size).toBe(1);
+  });
+});
+
+describe('NodeDetector: a request held through the outage', () => {
+  it('is answered after the restart; serving again is when it was answered, not when it was sent', () => {
+    const { episodes, feed } = setup();
+    feed({ type: 'docker', action: 'die', at: 1000, exitCode: 137 });
+    feed({ type: 'docker', action: 'start', at: 1370 });
+    // sent 200 ms into the outage, held by the proxy/kernel, answered when the node was ready
+    feed(ok(1200, 2300));
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.servingAgainAt).toBe(2300);
+    // a probe answered earlier, reported later, moves it back
+    feed({ type: 'probe', kind: 'inference', sentAt: 2240, respondedAt: 2290, ok: true, timedOut: false }, 2295);
+    expect([...episodes.values()][0]?.servingAgainAt).toBe(2290);
   });
 });

@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -6,6 +9,7 @@ import type { FaultContext, FaultInjector } from '../../../src/fault/types.js';
 import { silentLogger } from '../../../src/log.js';
 import { openStore, type Store } from '../../../src/store/store.js';
 import { VirtualClock } from '../../../src/util/clock.js';
+import { procStat } from '../../../src/util/proc.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const dir = tempDir();
@@ -81,8 +85,28 @@ describe('fault ledger', () => {
 
   it('revertLeftovers reports rows it cannot act on instead of dropping them', async () => {
     const store = openStore(join(dir, 'l4.db'));
-    store.insertFault({ id: 'old', run_id: 'r0', kind: 'cosmic-ray', node: 'a', params: '{}', undo: '{}', state: 'active', planned_at: 1, injected_at: 1, reverted_at: null, detail: null, revert_action: null, error: null });
+    store.insertFault({ id: 'old', run_id: 'r0', kind: 'cosmic-ray', node: 'a', params: '{}', undo: '{}', state: 'active', planned_at: 1, injected_at: 1, reverted_at: null, detail: null, revert_action: null, error: null, owner: null });
     expect(await revertLeftovers(store, ctx)).toEqual(['old (cosmic-ray on a): unknown fault kind; left as is']);
     store.close();
+  });
+
+  it('revertLeftovers leaves a fault owned by a live Gauntlet process alone, unless forced; a dead owner does not protect it', async () => {
+    const store = openStore(join(dir, 'l5.db'));
+    const live = spawn('sleep', ['30']);
+    try {
+      await once(live, 'spawn');
+      const stat = procStat(live.pid as number);
+      const row = { run_id: 'r0', kind: 'cosmic-ray', node: 'a', params: '{}', undo: '{}', state: 'active' as const, planned_at: 1, injected_at: 1, reverted_at: null, detail: null, revert_action: null, error: null };
+      store.insertFault({ ...row, id: 'mine', owner: `${hostname()}|${live.pid}|${stat?.startTime}` });
+      store.insertFault({ ...row, id: 'reused-pid', owner: `${hostname()}|${live.pid}|1` });
+      expect(await revertLeftovers(store, ctx)).toEqual([
+        `mine (cosmic-ray on a): owned by a running Gauntlet (pid ${live.pid}); left to it`,
+        'reused-pid (cosmic-ray on a): unknown fault kind; left as is',
+      ]);
+      expect((await revertLeftovers(store, ctx, { force: true }))[0]).toBe('mine (cosmic-ray on a): unknown fault kind; left as is');
+    } finally {
+      live.kill('SIGKILL');
+      store.close();
+    }
   });
 });

@@ -29,6 +29,7 @@ const req = (runId: string, i: number): RequestRow => ({
   node: 'a',
   scheduled_at: i,
   sent_at: i + 1,
+  response_at: i + 2,
   first_token_at: i + 50,
   end_at: i + 200,
   ttft_ms: 49,
@@ -61,7 +62,7 @@ describe('Store', () => {
     const raw = new Database(path);
     raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(MIGRATIONS.length + 1, 0);
     raw.close();
-    expect(() => openStore(path)).toThrow(/schema version 2 is newer than this Gauntlet knows \(1\)/);
+    expect(() => openStore(path)).toThrow(`schema version ${MIGRATIONS.length + 1} is newer than this Gauntlet knows (${MIGRATIONS.length})`);
   });
 
   it('batches request rows and writes them all on flush; a second connection sees them', () => {
@@ -78,7 +79,7 @@ describe('Store', () => {
 
   it('writes the fault ledger at once and finds unreverted faults across runs', () => {
     const s = openStore(join(dir, 'c.db'));
-    const base = { run_id: 'r', kind: 'node-kill', node: 'a', params: '{}', undo: '{"containerId":"x"}', planned_at: 1, injected_at: null, reverted_at: null, detail: null, revert_action: null, error: null };
+    const base = { run_id: 'r', kind: 'node-kill', node: 'a', params: '{}', undo: '{"containerId":"x"}', planned_at: 1, injected_at: null, reverted_at: null, detail: null, revert_action: null, error: null, owner: null };
     s.insertFault({ ...base, id: 'f1', state: 'injecting' });
     s.insertFault({ ...base, id: 'f2', state: 'active' });
     s.insertFault({ ...base, id: 'f3', state: 'reverted' });

@@ -1,0 +1,103 @@
+// The run's side of faults: injects through the ledger, reverts each fault when its time is
+// up (an instant fault when the node serves again or the recovery limit passes; a held fault
+// after its duration), retries a revert that failed, and at the end reverts everything —
+// waiting for any injection or revert still under way, so none lands after the end.
+import type { Episode } from '../detect/detector.js';
+import { FaultWindows } from '../detect/detector.js';
+import { errorMessage } from '../errors.js';
+import { injectFault, type ActiveFault } from '../fault/ledger.js';
+import type { FaultContext, FaultInjector, FaultTarget } from '../fault/types.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+
+interface Held {
+  fault: ActiveFault;
+  instant: boolean;
+  timer: NodeJS.Timeout | null;
+}
+
+export class FaultSupervisor {
+  private readonly active = new Map<string, Held>();
+  private readonly underWay = new Set<Promise<unknown>>();
+  private closing = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly runId: string,
+    private readonly ctx: FaultContext,
+    private readonly windows: FaultWindows,
+    private readonly log: Logger,
+    private readonly retryMs = 5000,
+  ) {}
+
+  /** Injects now; schedules the revert after `holdMs`. Failure is logged and the run goes on. */
+  inject(id: string, injector: FaultInjector<unknown>, target: FaultTarget, params: unknown, holdMs: number): Promise<boolean> {
+    if (this.closing) return Promise.resolve(false);
+    return this.track(
+      (async () => {
+        this.windows.open(target.node, id, this.ctx.clock.now());
+        try {
+          const fault = await injectFault(this.store, this.runId, injector, target, params, this.ctx, id);
+          this.active.set(id, { fault, instant: injector.instant, timer: null });
+          this.schedule(id, holdMs);
+          return true;
+        } catch (err) {
+          // Nothing (left) in place: a later failure on this node is not this fault's doing.
+          this.windows.remove(id);
+          this.log.error({ fault: id, err: errorMessage(err) }, 'fault injection failed; the run goes on');
+          return false;
+        }
+      })(),
+    );
+  }
+
+  /** An instant fault is over once its episode has ended (or outlived the recovery limit). */
+  onEpisode(e: Episode): void {
+    if (!e.faultId) return;
+    const held = this.active.get(e.faultId);
+    if (held?.instant && (e.servingAgainAt !== null || e.status === 'recovery_failed')) void this.revert(e.faultId);
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  /** Reverts one fault now. On failure it stays active and is retried (or by the next start). */
+  revert(id: string): Promise<void> {
+    const held = this.active.get(id);
+    if (!held) return Promise.resolve();
+    this.active.delete(id);
+    if (held.timer) clearTimeout(held.timer);
+    return this.track(
+      held.fault.revert().then(
+        () => this.windows.close(id, this.ctx.clock.now()),
+        (err: unknown) => {
+          this.log.error({ fault: id, err: errorMessage(err) }, this.closing ? 'revert failed; the ledger keeps the fault active for the next start' : `revert failed; retrying in ${this.retryMs} ms`);
+          this.active.set(id, held);
+          if (!this.closing) this.schedule(id, this.retryMs);
+        },
+      ),
+    );
+  }
+
+  /** At the end of a run: wait for work under way, then revert everything (two tries each). */
+  async revertAll(): Promise<void> {
+    this.closing = true;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      while (this.underWay.size > 0) await Promise.allSettled([...this.underWay]);
+      for (const id of [...this.active.keys()]) await this.revert(id);
+    }
+  }
+
+  private schedule(id: string, ms: number): void {
+    const held = this.active.get(id);
+    if (!held) return;
+    held.timer = setTimeout(() => void this.revert(id), ms);
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.underWay.add(p);
+    void p.finally(() => this.underWay.delete(p)).catch(() => undefined);
+    return p;
+  }
+}

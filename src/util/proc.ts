@@ -1,0 +1,41 @@
+// Facts about processes on this host, from /proc (Linux). Used to tell a killed process from a
+// live one, and whether the Gauntlet process that owns a ledger entry is still running.
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+interface ProcStat {
+  state: string;
+  startTime: string;
+}
+
+/** State letter and start time (clock ticks since boot) of a pid, or null if not visible. */
+export function procStat(pid: number): ProcStat | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may contain spaces: fields start after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '?', startTime: fields[19] ?? '?' };
+  } catch {
+    return null;
+  }
+}
+
+/** True when pid exists and is not a zombie (i.e. it has not been killed). */
+export function processRunning(pid: number): boolean {
+  const s = procStat(pid);
+  return s !== null && s.state !== 'Z' && s.state !== 'X';
+}
+
+/** Identifies this process across pid reuse: host, pid and start time. */
+export function selfOwner(): string {
+  return `${hostname()}|${process.pid}|${procStat(process.pid)?.startTime ?? '?'}`;
+}
+
+/** True when the owner is a process of this host that is still running (same pid and start time). */
+export function ownerAlive(owner: string | null): boolean {
+  if (!owner) return false;
+  const [host, pid, start] = owner.split('|');
+  if (host !== hostname() || !pid || Number(pid) === process.pid) return false;
+  const s = procStat(Number(pid));
+  return s !== null && s.startTime === start && s.state !== 'Z';
+}

@@ -1,0 +1,51 @@
+// The run supervisor on a bare endpoint (no Docker): a failure inside the run ends it through
+// the normal path — status failed, the error recorded, the report written.
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LoadEngine } from '../../src/load/types.js';
+import { silentLogger } from '../../src/log.js';
+import { parsePlanText } from '../../src/plan/load.js';
+import { runPlan } from '../../src/run/runner.js';
+import { openStore } from '../../src/store/store.js';
+import { RealClock } from '../../src/util/clock.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir();
+let server: Server;
+let endpoint: string;
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    req.resume();
+    res.end(req.url === '/v1/models' ? '{"data":[{"id":"m"}]}' : '{"status":"ok"}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise((r) => server.close(r)));
+
+describe('runPlan', () => {
+  it('an engine that fails mid-run ends the run as failed, with the error and a report', async () => {
+    const clock = new RealClock();
+    const engine: LoadEngine = {
+      name: 'broken',
+      progress: { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 },
+      async run(w, _signal, sink) {
+        const t = clock.now();
+        sink.record({ node: w.targets[0]?.node ?? '', scheduledAt: t, sentAt: t, respondedAt: t + 1, firstTokenAt: t + 5, endAt: t + 10, ttftMs: 5, e2eMs: 10, queueDelayMs: 0, outcome: 'ok', status: 200, outputTokens: 1, tokensSource: 'usage', chunks: 1, itlMaxMs: null, error: null });
+        throw new Error('k6 exited with code 107');
+      },
+    };
+    const store = openStore(join(dir, 'r.db'));
+    const plan = parsePlanText(`name: broken\nduration: 30s\ntargets: [{ name: ext, endpoint: "${endpoint}" }]\nload: { rate: 1 }\nprobes: { interval: 100ms }\n`);
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: null, reportsDir: join(dir, 'reports'), signal: new AbortController().signal, engine });
+    expect(result).toMatchObject({ status: 'failed', error: 'load engine: k6 exited with code 107' });
+    const report = JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8'));
+    expect(report.run).toMatchObject({ status: 'failed', error: 'load engine: k6 exited with code 107' });
+    expect(report.requests.total).toBe(1);
+    store.close();
+  });
+});
