@@ -49,23 +49,14 @@ export class BuiltinEngine implements LoadEngine {
           this.progress.done++;
           if (r.outcome === 'ok') this.progress.ok++;
           else if (r.outcome !== 'cancelled') this.progress.failed++;
+          const { gaps: _gaps, ...timing } = r;
           sink.record({
+            ...timing,
             node: s.target.node,
             scheduledAt,
-            sentAt: r.sentAt,
-            respondedAt: r.respondedAt,
-            firstTokenAt: r.firstTokenAt,
-            endAt: r.endAt,
             ttftMs: r.firstTokenAt !== null ? r.firstTokenAt - r.sentAt : null,
             e2eMs: r.endAt - r.sentAt,
             queueDelayMs: r.sentAt - scheduledAt,
-            outcome: r.outcome,
-            status: r.status,
-            outputTokens: r.outputTokens,
-            tokensSource: r.tokensSource,
-            chunks: r.chunks,
-            itlMaxMs: r.itlMaxMs,
-            error: r.error,
           });
         },
       );

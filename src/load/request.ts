@@ -3,6 +3,7 @@
 // without buffering streamed bodies. Used by the builtin engine and by inference probes.
 import type { Dispatcher } from 'undici';
 import type { Outcome } from '../store/types.js';
+import type { ResponseTiming } from './types.js';
 import { OpenAiStreamReader } from './openai-stream.js';
 
 export interface CompletionRequest {
@@ -17,20 +18,9 @@ export interface CompletionRequest {
   keepGaps?: boolean;
 }
 
-export interface CompletionResult {
-  sentAt: number;
-  /** When the response began (status line and headers arrived); null when none came. */
-  respondedAt: number | null;
-  firstTokenAt: number | null;
-  endAt: number;
-  outcome: Outcome;
-  status: number | null;
-  outputTokens: number | null;
-  tokensSource: 'usage' | 'chunks' | null;
-  chunks: number;
-  itlMaxMs: number | null;
+export interface CompletionResult extends ResponseTiming {
+  /** Every gap between content chunks, when keepGaps was asked for. */
   gaps: number[];
-  error: string | null;
 }
 
 const MAX_ERROR_BODY = 2048;

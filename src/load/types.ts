@@ -22,17 +22,13 @@ export interface Workload {
   seed: number;
 }
 
-export interface RequestRecord {
-  node: string;
-  scheduledAt: number;
+/** What one response looked like, as the HTTP client saw it (epoch ms). */
+export interface ResponseTiming {
   sentAt: number;
-  /** When the response began (headers); null when none came. */
+  /** When the response began (status line and headers arrived); null when none came. */
   respondedAt: number | null;
   firstTokenAt: number | null;
   endAt: number;
-  ttftMs: number | null;
-  e2eMs: number;
-  queueDelayMs: number;
   outcome: Outcome;
   status: number | null;
   outputTokens: number | null;
@@ -40,6 +36,15 @@ export interface RequestRecord {
   chunks: number;
   itlMaxMs: number | null;
   error: string | null;
+}
+
+/** One load request, as the engine hands it to the sink. */
+export interface RequestRecord extends ResponseTiming {
+  node: string;
+  scheduledAt: number;
+  ttftMs: number | null;
+  e2eMs: number;
+  queueDelayMs: number;
 }
 
 export interface LoadSink {

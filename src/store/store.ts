@@ -96,10 +96,15 @@ export class Store {
       .run(run);
   }
 
-  updateRun(id: string, fields: Partial<Omit<RunRow, 'id'>>): void {
+  /** UPDATE table SET <the given columns> WHERE id = ?. Column names come from our own types. */
+  private updateById(table: 'runs' | 'faults', id: string, fields: Record<string, unknown>): void {
     const keys = Object.keys(fields);
     if (keys.length === 0) return;
-    this.db.prepare(`UPDATE runs SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+    this.db.prepare(`UPDATE ${table} SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+  }
+
+  updateRun(id: string, fields: Partial<Omit<RunRow, 'id'>>): void {
+    this.updateById('runs', id, fields);
   }
 
   getRun(id: string): RunRow | undefined {
@@ -167,9 +172,7 @@ export class Store {
   }
 
   updateFault(id: string, fields: Partial<Omit<FaultRow, 'id'>>): void {
-    const keys = Object.keys(fields);
-    if (keys.length === 0) return;
-    this.db.prepare(`UPDATE faults SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+    this.updateById('faults', id, fields);
   }
 
   faults(runId: string): FaultRow[] {
