@@ -1,7 +1,10 @@
 // The numbers of one run, from its rows. Pure: rows in, numbers out (DESIGN.md, Definitions
 // and Statistics). Exposure = Σ node time under load − injected failure episodes; MTBF counts
 // spontaneous failures and failed recoveries only; injected faults measure recovery.
-import type { EpisodeRow, ProbeRow, RequestRow } from '../store/types.js';
+// Request counts and latency come from the per-window counters and histograms (always kept);
+// per-request rows, when the run kept them, add the error rate outside injected episodes.
+import { LATENCY_METRICS, mergeHistograms, type LatencyMetric } from '../load/windows.js';
+import type { EpisodeRow, LatencyWindowRow, LoadWindowRow, ProbeRow, RequestRow } from '../store/types.js';
 import { estimateMtbf, type MtbfEstimate } from './mtbf.js';
 import { distribution, wilsonInterval, type Distribution } from './stats.js';
 
@@ -12,8 +15,21 @@ export interface RunInput {
   confidence: number;
   mtbfTargetHours: number;
   episodes: EpisodeRow[];
-  requests: RequestRow[];
   probes: ProbeRow[];
+  loadWindows: LoadWindowRow[];
+  latencyWindows: LatencyWindowRow[];
+  /** Per-attempt rows; null when the run did not keep them. */
+  requests: RequestRow[] | null;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50: number | null;
+  p90: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+  mean: number | null;
 }
 
 export interface EpisodeNumbers {
@@ -41,24 +57,25 @@ export interface RunSummary {
   recovery: Distribution & { detect: Distribution; restart: Distribution; ready: Distribution };
   availability: { value: number | null; probes: number; ok: number; perNode: Record<string, number | null> };
   requests: {
+    /** Attempts: what the servers saw (retries included). */
     total: number;
     ok: number;
     failed: number;
     cancelled: number;
     errorRate: number | null;
     errorRateInterval: [number, number] | null;
-    outsideInjected: { total: number; failed: number; errorRate: number | null };
+    /** Null when per-request rows were not kept. */
+    outsideInjected: { total: number; failed: number; errorRate: number | null } | null;
     outcomes: Record<string, number>;
     tokensFromUsage: number;
     tokensFromChunks: number;
+    outputTokens: number;
+    /** The client's view with its retry policy: the final attempt of each request. */
+    client: { total: number; failed: number; errorRate: number | null; retries: number };
+    scheduleMisses: number;
   };
-  latency: {
-    ttft: Distribution;
-    /** Coordinated-omission corrected: first token − scheduled send. */
-    ttftFromScheduled: Distribution;
-    e2e: Distribution;
-    queueDelay: Distribution;
-  };
+  /** ttft, itl, tpot, e2e from actual sends; ttft_sched, e2e_sched from scheduled sends; queue_delay. */
+  latency: Record<LatencyMetric, LatencySummary>;
   episodes: EpisodeNumbers[];
 }
 
@@ -109,15 +126,29 @@ export function summarizeRun(input: RunInput): RunSummary {
     perNodeAvail[node] = mine.length ? mine.filter((p) => p.ok).length / mine.length : null;
   }
 
-  const counted_ = input.requests.filter((r) => r.outcome !== 'cancelled');
-  const ok = counted_.filter((r) => r.outcome === 'ok');
+  const w = input.loadWindows;
+  const sum = (f: (x: LoadWindowRow) => number): number => w.reduce((a, x) => a + f(x), 0);
   const outcomes: Record<string, number> = {};
-  for (const r of input.requests) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+  for (const x of w) for (const [k, v] of Object.entries(JSON.parse(x.outcomes) as Record<string, number>)) outcomes[k] = (outcomes[k] ?? 0) + v;
+  const attempts = sum((x) => x.attempts);
+  const failed = sum((x) => x.failed);
+  const clientTotal = sum((x) => x.final_ok + x.final_failed);
+  const clientFailed = sum((x) => x.final_failed);
+
   // A request belongs to an injected episode when its lifetime overlaps it (in flight at the crash, or sent during it).
-  const inInjected = (r: RequestRow): boolean => injectedWindows.some((w) => w.node === r.node && r.end_at >= w.from && r.sent_at <= w.to);
-  const outside = counted_.filter((r) => !inInjected(r));
-  const outsideFailed = outside.filter((r) => r.outcome !== 'ok').length;
-  const failed = counted_.length - ok.length;
+  const inInjected = (r: RequestRow): boolean => injectedWindows.some((iw) => iw.node === r.node && r.end_at >= iw.from && r.sent_at <= iw.to);
+  let outsideInjected: RunSummary['requests']['outsideInjected'] = null;
+  if (input.requests) {
+    const outside = input.requests.filter((r) => r.outcome !== 'cancelled' && !inInjected(r));
+    const outsideFailed = outside.filter((r) => r.outcome !== 'ok').length;
+    outsideInjected = { total: outside.length, failed: outsideFailed, errorRate: outside.length ? outsideFailed / outside.length : null };
+  }
+
+  const latency = {} as Record<LatencyMetric, LatencySummary>;
+  for (const metric of LATENCY_METRICS) {
+    const m = mergeHistograms(input.latencyWindows.filter((x) => x.metric === metric).map((x) => x.hist));
+    latency[metric] = { count: m.count, p50: m.percentile(50), p90: m.percentile(90), p95: m.percentile(95), p99: m.percentile(99), max: m.max, mean: m.mean };
+  }
 
   return {
     exposureNodeHours: exposure,
@@ -132,23 +163,21 @@ export function summarizeRun(input: RunInput): RunSummary {
     },
     availability: { value: health.length ? healthOk / health.length : null, probes: health.length, ok: healthOk, perNode: perNodeAvail },
     requests: {
-      total: counted_.length,
-      ok: ok.length,
+      total: attempts,
+      ok: sum((x) => x.ok),
       failed,
-      cancelled: input.requests.length - counted_.length,
-      errorRate: counted_.length ? failed / counted_.length : null,
-      errorRateInterval: counted_.length ? wilsonInterval(failed, counted_.length, 0.95) : null,
-      outsideInjected: { total: outside.length, failed: outsideFailed, errorRate: outside.length ? outsideFailed / outside.length : null },
+      cancelled: sum((x) => x.cancelled),
+      errorRate: attempts ? failed / attempts : null,
+      errorRateInterval: attempts ? wilsonInterval(failed, attempts, 0.95) : null,
+      outsideInjected,
       outcomes,
-      tokensFromUsage: ok.filter((r) => r.tokens_source === 'usage').length,
-      tokensFromChunks: ok.filter((r) => r.tokens_source === 'chunks').length,
+      tokensFromUsage: sum((x) => x.tokens_from_usage),
+      tokensFromChunks: sum((x) => x.tokens_from_chunks),
+      outputTokens: sum((x) => x.output_tokens),
+      client: { total: clientTotal, failed: clientFailed, errorRate: clientTotal ? clientFailed / clientTotal : null, retries: sum((x) => x.retries) },
+      scheduleMisses: sum((x) => x.schedule_misses),
     },
-    latency: {
-      ttft: distribution(ok.filter((r) => r.ttft_ms !== null).map((r) => r.ttft_ms as number)),
-      ttftFromScheduled: distribution(ok.filter((r) => r.first_token_at !== null).map((r) => (r.first_token_at as number) - r.scheduled_at)),
-      e2e: distribution(ok.map((r) => r.e2e_ms)),
-      queueDelay: distribution(counted_.map((r) => r.queue_delay_ms)),
-    },
+    latency,
     episodes,
   };
 }

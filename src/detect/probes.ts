@@ -4,9 +4,9 @@
 // resolution whatever the load rate.
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Clock } from '../util/clock.js';
-import { apiPath, requestBodies } from '../load/prompts.js';
+import { apiPath, probeBody } from '../load/prompts.js';
 import { sendCompletion } from '../load/request.js';
-import type { Workload } from '../load/types.js';
+import type { MixItem } from '../load/workload.js';
 
 export interface ProbeResult {
   kind: 'health' | 'inference';
@@ -26,7 +26,7 @@ export interface ProbeConfig {
   intervalMs: number;
   timeoutMs: number;
   recoveryIntervalMs: number;
-  api: Workload['api'];
+  api: MixItem['api'];
   model: string;
 }
 
@@ -65,7 +65,7 @@ export class NodeProber {
     /** Whether the node is currently in a failure episode. */
     private readonly isDown: () => boolean,
   ) {
-    this.inferenceBody = requestBodies({ api: cfg.api, model: cfg.model, promptTokens: 1, maxTokens: 1, stream: false, seed: 0 }, 1)[0] as string;
+    this.inferenceBody = probeBody(cfg.api, cfg.model);
   }
 
   start(): void {

@@ -1,11 +1,17 @@
-// The builtin load engine: open-loop arrivals per target, sent with undici. Always available.
+// The builtin load engine: open-loop arrivals per target (the schedule is fixed by the rate
+// profile and the seed), sent with undici and timed through its handler callbacks. Optional
+// in-flight cap (the wait shows up as queue delay) and client retries (every attempt is
+// recorded; the final one is the client's view). Always available.
 import { setMaxListeners } from 'node:events';
 import { Agent, type Dispatcher } from 'undici';
+import type { Outcome } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
-import { arrivals } from './arrival.js';
-import { apiPath, requestBodies } from './prompts.js';
+import { deriveSeed, seededRandom } from '../util/random.js';
+import { RequestFactory, type BuiltRequest } from './prompts.js';
 import { sendCompletion } from './request.js';
-import type { LoadEngine, LoadProgress, LoadSink, Workload } from './types.js';
+import { RateCurve, arrivalTimes } from './schedule.js';
+import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink, LoadTarget } from './types.js';
+import type { RetryPolicy, Workload } from './workload.js';
 
 export function loadDispatcher(): Dispatcher {
   // Unlimited connections per origin (open loop: a busy server must not throttle sending);
@@ -13,9 +19,58 @@ export function loadDispatcher(): Dispatcher {
   return new Agent({ connections: null, pipelining: 1, keepAliveTimeout: 4000, headersTimeout: 0, bodyTimeout: 0 });
 }
 
+/** Outcomes a client would retry: the node's failures, not the client's own mistakes. */
+export function retryable(outcome: Outcome, status: number | null): boolean {
+  if (outcome === 'http_error') return status === 429 || (status !== null && status >= 500);
+  return outcome === 'conn_error' || outcome === 'timeout' || outcome === 'truncated' || outcome === 'protocol_error';
+}
+
+/** Exponential backoff with jitter before attempt `attempt` (2, 3, …). */
+export function backoffMs(p: RetryPolicy, attempt: number, u: number): number {
+  const base = Math.min(p.maxBackoffMs, p.backoffMs * 2 ** (attempt - 2));
+  return Math.max(0, base * (1 + p.jitter * (2 * u - 1)));
+}
+
+/** A counting semaphore whose waiters are served in arrival order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(n: number) {
+    this.free = n;
+  }
+
+  acquire(signal: AbortSignal): Promise<boolean> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const grant = (): void => {
+        signal.removeEventListener('abort', cancel);
+        resolve(true);
+      };
+      const cancel = (): void => {
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1);
+        resolve(false);
+      };
+      this.waiting.push(grant);
+      signal.addEventListener('abort', cancel, { once: true });
+    });
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
 export class BuiltinEngine implements LoadEngine {
   readonly name = 'builtin';
   readonly progress: LoadProgress = { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 };
+  readonly capabilities: EngineCapabilities = { ttft: 'first_content_chunk', itl: true, queueDelay: true, notes: [] };
 
   constructor(
     private readonly clock: Clock,
@@ -23,13 +78,14 @@ export class BuiltinEngine implements LoadEngine {
   ) {}
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
-    const bodies = requestBodies(w);
-    const path = apiPath(w.api);
-    const perTarget = w.rate / w.targets.length;
+    const curve = new RateCurve(w.profile);
+    const share = 1 / w.targets.length;
     const streams = w.targets.map((target) => {
-      const gen = arrivals({ arrival: w.arrival, rate: perTarget, seed: w.seed, label: target.node });
-      return { target, gen, next: gen.next().value, count: 0 };
+      const gen = arrivalTimes({ arrival: w.arrival, burstiness: w.burstiness, curve, share, seed: w.seed, label: target.node });
+      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node) };
     });
+    const slots = w.maxInFlight ? new Slots(w.maxInFlight) : null;
+    const jitter = seededRandom(deriveSeed(w.seed, 'retry-jitter'));
     const start = this.clock.now();
     const end = start + w.durationMs;
     const inFlight = new Set<Promise<void>>();
@@ -38,37 +94,55 @@ export class BuiltinEngine implements LoadEngine {
     setMaxListeners(0, cancel.signal);
     const onAbort = (): void => cancel.abort();
     signal.addEventListener('abort', onAbort, { once: true });
+    let seq = 0;
 
-    const fire = (s: (typeof streams)[number], scheduledAt: number): void => {
-      const body = bodies[s.count++ % bodies.length] as string;
-      this.progress.scheduled++;
-      this.progress.inFlight++;
-      const p = sendCompletion(this.dispatcher, { origin: s.target.endpoint, path, body, stream: w.stream, timeoutMs: w.timeoutMs, signal: cancel.signal }, () => this.clock.now()).then(
-        (r) => {
+    const attemptLoop = async (target: LoadTarget, req: BuiltRequest, scheduledAt: number, n: number): Promise<void> => {
+      const attempts = w.retry?.attempts ?? 1;
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        if (attempt > 1) {
+          try {
+            await this.clock.sleep(backoffMs(w.retry as RetryPolicy, attempt, jitter.next()), cancel.signal);
+          } catch {
+            return;
+          }
+        }
+        if (slots && !(await slots.acquire(cancel.signal))) return;
+        this.progress.inFlight++;
+        let r;
+        try {
+          r = await sendCompletion(this.dispatcher, { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, signal: cancel.signal, keepGaps: true }, () => this.clock.now());
+        } finally {
           this.progress.inFlight--;
-          this.progress.done++;
-          if (r.outcome === 'ok') this.progress.ok++;
-          else if (r.outcome !== 'cancelled') this.progress.failed++;
-          const { gaps: _gaps, ...timing } = r;
-          sink.record({
-            ...timing,
-            node: s.target.node,
-            scheduledAt,
-            ttftMs: r.firstTokenAt !== null ? r.firstTokenAt - r.sentAt : null,
-            e2eMs: r.endAt - r.sentAt,
-            queueDelayMs: r.sentAt - scheduledAt,
-          });
-        },
-      );
-      inFlight.add(p);
-      void p.finally(() => inFlight.delete(p)).catch(() => undefined);
+          slots?.release();
+        }
+        this.progress.done++;
+        if (r.outcome === 'ok') this.progress.ok++;
+        else if (r.outcome !== 'cancelled') this.progress.failed++;
+        const final = r.outcome === 'ok' || r.outcome === 'cancelled' || attempt === attempts || !retryable(r.outcome, r.status);
+        sink.record({
+          ...r,
+          node: target.node,
+          seq: n,
+          attempt,
+          final,
+          mix: req.mix,
+          scheduledAt,
+          promptTokens: req.promptTokens,
+          maxTokens: req.maxTokens,
+          ttftMs: r.firstTokenAt !== null ? r.firstTokenAt - r.sentAt : null,
+          e2eMs: r.endAt - r.sentAt,
+          queueDelayMs: attempt === 1 ? r.sentAt - scheduledAt : null,
+        });
+        if (final) return;
+      }
     };
 
     try {
       while (!signal.aborted) {
-        let s = streams[0] as (typeof streams)[number];
-        for (const x of streams) if (x.next < s.next) s = x;
-        const at = start + s.next;
+        let s: (typeof streams)[number] | null = null;
+        for (const x of streams) if (!x.next.done && (!s || (x.next.value as number) < (s.next.value as number))) s = x;
+        if (!s) break;
+        const at = start + (s.next.value as number);
         if (at >= end) break;
         const wait = at - this.clock.now();
         if (wait > 0.5) {
@@ -78,8 +152,11 @@ export class BuiltinEngine implements LoadEngine {
             break;
           }
         }
-        fire(s, at);
-        s.next = s.gen.next().value;
+        this.progress.scheduled++;
+        const p = attemptLoop(s.target, s.factory.next(), at, ++seq);
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p)).catch(() => undefined);
+        s.next = s.gen.next();
       }
     } finally {
       // Normal end: in-flight requests finish on their own (bounded by the timeout), unless

@@ -1,41 +1,101 @@
-// Request bodies. A pool of prompts of the requested length is made once from the seed and
-// their JSON bodies pre-serialised, so sending costs no string building.
-import { seededRandom, deriveSeed } from '../util/random.js';
-import type { Workload } from './types.js';
+// Request bodies: a weighted pick from the mix, lengths drawn from its distributions, and
+// either a synthetic prompt (a slice of a seeded word corpus, ~4 characters per token) or a
+// prompt sampled from the entry's JSONL file. Requests ask for stream_options.include_usage.
+import { deriveSeed, seededRandom, type Random } from '../util/random.js';
+import { sampleLength } from './distributions.js';
+import type { MixItem, Workload } from './workload.js';
 
 const WORDS =
-  'tell me about the history of distributed systems and why consensus is hard when nodes fail and networks partition while clients keep sending requests to every replica'.split(
+  'tell me about the history of distributed systems and why consensus is hard when nodes fail and networks partition while clients keep sending requests to every replica in the fleet during the night'.split(
     ' ',
   );
+const CHARS_PER_TOKEN = 4;
+const CORPUS_CHARS = 1 << 18;
 
-/** About four characters per token, as for English text with common tokenizers. */
-function promptText(tokens: number, seed: number): string {
-  const rng = seededRandom(seed);
+let corpus: string | null = null;
+function getCorpus(): string {
+  if (corpus) return corpus;
+  const rng = seededRandom(0x5eed);
   const parts: string[] = [];
-  let chars = 0;
-  while (chars < tokens * 4) {
+  let n = 0;
+  while (n < CORPUS_CHARS) {
     const w = WORDS[Math.floor(rng.next() * WORDS.length)] as string;
     parts.push(w);
-    chars += w.length + 1;
+    n += w.length + 1;
   }
-  return parts.join(' ');
+  return (corpus = parts.join(' '));
 }
 
-export function requestBodies(w: Pick<Workload, 'api' | 'model' | 'promptTokens' | 'maxTokens' | 'stream' | 'seed'>, count = 32): string[] {
-  const bodies: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const text = promptText(w.promptTokens, deriveSeed(w.seed, `prompt-${i}`));
-    const common = {
-      model: w.model,
-      max_tokens: w.maxTokens,
-      stream: w.stream,
-      ...(w.stream ? { stream_options: { include_usage: true } } : {}),
-    };
-    bodies.push(JSON.stringify(w.api === 'chat' ? { ...common, messages: [{ role: 'user', content: text }] } : { ...common, prompt: text }));
-  }
-  return bodies;
+/** About `tokens` tokens of text, from a random place in the corpus. */
+export function syntheticPrompt(rng: Random, tokens: number): string {
+  const c = getCorpus();
+  const len = Math.min(c.length - 1, tokens * CHARS_PER_TOKEN);
+  const start = Math.floor(rng.next() * (c.length - len));
+  return c.slice(start, start + len);
 }
 
-export function apiPath(api: Workload['api']): string {
+export function apiPath(api: MixItem['api']): string {
   return api === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+}
+
+export interface BuiltRequest {
+  mix: string;
+  path: string;
+  body: string;
+  stream: boolean;
+  timeoutMs: number;
+  /** Estimated prompt tokens (synthetic: as drawn; from a file: characters / 4). */
+  promptTokens: number;
+  maxTokens: number;
+}
+
+const MAX_PROMPT_TOKENS = 131_072;
+const MAX_OUTPUT_TOKENS = 32_768;
+
+export class RequestFactory {
+  private readonly rng: Random;
+  private readonly total: number;
+
+  constructor(
+    private readonly w: Pick<Workload, 'mix' | 'defaultModel'>,
+    seed: number,
+    label: string,
+  ) {
+    this.rng = seededRandom(deriveSeed(seed, `requests:${label}`));
+    this.total = w.mix.reduce((a, m) => a + m.weight, 0);
+  }
+
+  next(): BuiltRequest {
+    let pick = this.rng.next() * this.total;
+    let m = this.w.mix[0] as MixItem;
+    for (const x of this.w.mix) {
+      pick -= x.weight;
+      if (pick < 0) {
+        m = x;
+        break;
+      }
+    }
+    const model = m.model ?? this.w.defaultModel;
+    let maxTokens = sampleLength(this.rng, m.maxTokens, MAX_OUTPUT_TOKENS);
+    let promptTokens: number;
+    let payload: Record<string, unknown>;
+    if (m.prompts) {
+      const p = m.prompts[Math.floor(this.rng.next() * m.prompts.length)] as NonNullable<MixItem['prompts']>[number];
+      if (p.maxTokens !== undefined) maxTokens = Math.min(MAX_OUTPUT_TOKENS, p.maxTokens);
+      const text = p.messages ? p.messages.map((x) => x.content).join('\n') : (p.prompt as string);
+      promptTokens = Math.max(1, Math.ceil(text.length / CHARS_PER_TOKEN));
+      payload = m.api === 'chat' ? { messages: p.messages ?? [{ role: 'user', content: p.prompt }] } : { prompt: text };
+    } else {
+      promptTokens = sampleLength(this.rng, m.promptTokens, MAX_PROMPT_TOKENS);
+      const text = syntheticPrompt(this.rng, promptTokens);
+      payload = m.api === 'chat' ? { messages: [{ role: 'user', content: text }] } : { prompt: text };
+    }
+    const body = JSON.stringify({ model, ...payload, max_tokens: maxTokens, stream: m.stream, ...(m.stream ? { stream_options: { include_usage: true } } : {}) });
+    return { mix: m.name, path: apiPath(m.api), body, stream: m.stream, timeoutMs: m.timeoutMs, promptTokens, maxTokens };
+  }
+}
+
+/** The smallest useful inference: one prompt token, one output token, not streamed. */
+export function probeBody(api: MixItem['api'], model: string): string {
+  return JSON.stringify(api === 'chat' ? { model, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1, stream: false } : { model, prompt: 'ping', max_tokens: 1, stream: false });
 }

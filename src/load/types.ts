@@ -1,25 +1,11 @@
 // The load-engine contract: an engine runs a workload until its signal aborts or the
-// duration ends, and hands one record per request to the sink as each request ends.
+// duration ends, and hands one record per request attempt to the sink as each one ends.
 import type { Outcome } from '../store/types.js';
+import type { Workload } from './workload.js';
 
 export interface LoadTarget {
   node: string;
   endpoint: string;
-}
-
-export interface Workload {
-  targets: LoadTarget[];
-  /** Requests per second in total, split evenly over the targets. */
-  rate: number;
-  arrival: 'constant' | 'poisson';
-  api: 'chat' | 'completions';
-  model: string;
-  promptTokens: number;
-  maxTokens: number;
-  stream: boolean;
-  timeoutMs: number;
-  durationMs: number;
-  seed: number;
 }
 
 /** What one response looked like, as the HTTP client saw it (epoch ms). */
@@ -38,17 +24,31 @@ export interface ResponseTiming {
   error: string | null;
 }
 
-/** One load request, as the engine hands it to the sink. */
+/** One attempt of one scheduled request, as the engine hands it to the sink. */
 export interface RequestRecord extends ResponseTiming {
   node: string;
+  /** The scheduled request this attempt belongs to (per run, from 1). */
+  seq: number;
+  /** 1 for the first try; retries count up. */
+  attempt: number;
+  /** The last attempt of its request: its outcome is what the client finally got. */
+  final: boolean;
+  mix: string;
   scheduledAt: number;
+  promptTokens: number | null;
+  maxTokens: number | null;
   ttftMs: number | null;
   e2eMs: number;
-  queueDelayMs: number;
+  /** Actual − scheduled send of the first attempt; null where the engine cannot know it. */
+  queueDelayMs: number | null;
+  /** Every gap between content chunks (ms), aggregated into histograms, not stored row by row. */
+  gaps: number[];
 }
 
 export interface LoadSink {
   record(r: RequestRecord): void;
+  /** Arrivals the engine could not start on time and dropped (k6's dropped_iterations). */
+  scheduleMiss?(node: string, at: number, count: number): void;
 }
 
 export interface LoadProgress {
@@ -59,10 +59,19 @@ export interface LoadProgress {
   failed: number;
 }
 
+/** What an engine can measure, shown in the report next to the numbers. */
+export interface EngineCapabilities {
+  /** How ttft is taken: the first content chunk, or only the first byte of the body. */
+  ttft: 'first_content_chunk' | 'time_to_first_byte' | 'none';
+  itl: boolean;
+  queueDelay: boolean;
+  notes: string[];
+}
+
 export interface LoadEngine {
   readonly name: string;
-  /** Live counters for progress display. */
   readonly progress: LoadProgress;
+  readonly capabilities: EngineCapabilities;
   /** Resolves when the schedule has ended and every request has ended (or been cancelled). */
   run(workload: Workload, signal: AbortSignal, sink: LoadSink): Promise<void>;
 }

@@ -33,19 +33,87 @@ const Target = z
     }
   });
 
-const Load = z.strictObject({
-  engine: z.enum(['builtin']).default('builtin'),
-  /** Requests per second in total, split evenly over the targets. */
-  rate: z.number().positive().max(100_000),
-  arrival: z.enum(['constant', 'poisson']).default('poisson'),
-  api: z.enum(['chat', 'completions']).default('chat'),
-  /** Model name sent in requests; default: the first model the target's /v1/models lists. */
+const tokens = z.number().int().min(1).max(131_072);
+/** A length: a number, or { fixed | uniform: [a, b] | normal: {mean, stddev} | lognormal: {median, sigma} }. */
+const Length = z.union([
+  tokens.transform((n) => ({ fixed: n })),
+  z.strictObject({ fixed: tokens }),
+  z
+    .strictObject({ uniform: z.tuple([tokens, tokens]) })
+    .refine((d) => d.uniform[0] <= d.uniform[1], { message: 'expected uniform: [low, high] with low ≤ high', path: ['uniform'] }),
+  z.strictObject({ normal: z.strictObject({ mean: z.number().positive(), stddev: z.number().min(0) }) }),
+  z.strictObject({ lognormal: z.strictObject({ median: z.number().positive(), sigma: z.number().min(0).max(5) }) }),
+]);
+
+/**
+ * What one kind of request looks like. Defaults (chat, streamed, 128 prompt / 64 output
+ * tokens, model from /v1/models) are applied in src/load/workload.ts, so that the plan can
+ * tell the single-kind fields apart from a mix.
+ */
+const RequestShape = {
+  api: z.enum(['chat', 'completions']).optional(),
+  stream: z.boolean().optional(),
   model: z.string().min(1).optional(),
-  prompt_tokens: z.number().int().min(1).max(131_072).default(128),
-  max_tokens: z.number().int().min(1).max(32_768).default(64),
-  stream: z.boolean().default(true),
-  timeout: duration('timeout', 100, 3_600_000).default(60_000),
+  prompt_tokens: Length.optional(),
+  max_tokens: Length.optional(),
+  /** Prompts sampled from a JSONL file (relative to the plan, or in scenarios/data/) instead of synthetic text. */
+  prompts: z.string().min(1).optional(),
+};
+export const REQUEST_SHAPE_KEYS = Object.keys(RequestShape) as (keyof typeof RequestShape)[];
+
+const MixEntry = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,40}$/, 'expected a short name of letters, digits, ".", "_" or "-"').optional(),
+  weight: z.number().positive().default(1),
+  ...RequestShape,
+  timeout: duration('timeout', 100, 3_600_000).optional(),
 });
+
+const Stage = z.strictObject({ duration: duration('duration', 0, 7 * 86_400_000), target: z.number().min(0).max(100_000) });
+
+const Load = z
+  .strictObject({
+    engine: z.enum(['builtin', 'k6']).default('builtin'),
+    /** k6 only: your own TypeScript/JavaScript scenario instead of Gauntlet's scenarios/load/chat.ts. */
+    script: z.string().min(1).optional(),
+    /** Requests per second in total, split evenly over the targets. Or give stages. */
+    rate: z.number().positive().max(100_000).optional(),
+    /** With stages: the rate at the start. */
+    start_rate: z.number().min(0).max(100_000).default(0),
+    /** Ramps (linear to target over duration; a 0s stage is a step); the last target holds. */
+    stages: z.array(Stage).min(1).optional(),
+    arrival: z.enum(['constant', 'poisson', 'gamma']).default('poisson'),
+    /** gamma only (vLLM's convention): 1 = Poisson, < 1 burstier, > 1 more regular. */
+    burstiness: z.number().min(0.01).max(100).optional(),
+    /** Cap on requests in flight; requests over it wait, and the wait is measured as queue delay. */
+    max_in_flight: z.number().int().min(1).max(1_000_000).optional(),
+    timeout: duration('timeout', 100, 3_600_000).default(60_000),
+    /** A client retry policy; its effect is reported apart from the raw results. */
+    retry: z
+      .strictObject({
+        attempts: z.number().int().min(2).max(10),
+        backoff: duration('backoff', 1, 600_000).default(250),
+        max_backoff: duration('max_backoff', 1, 3_600_000).default(10_000),
+        jitter: z.number().min(0).max(1).default(0.2),
+      })
+      .optional(),
+    /** Keep one row per request (histograms and counters per window are always kept). */
+    raw_requests: z.boolean().default(true),
+    /** Aggregation window for histograms and counters. */
+    window: duration('window', 1000, 3_600_000).default(10_000),
+    ...RequestShape,
+    /** Weighted request kinds; instead of the single-kind fields above. */
+    mix: z.array(MixEntry).min(1).optional(),
+  })
+  .superRefine((l, ctx) => {
+    if ((l.rate === undefined) === (l.stages === undefined)) ctx.addIssue({ code: 'custom', message: 'expected exactly one of rate or stages', path: ['rate'] });
+    if (l.burstiness !== undefined && l.arrival !== 'gamma') ctx.addIssue({ code: 'custom', message: 'burstiness is only used with arrival: gamma', path: ['burstiness'], input: l.burstiness });
+    if (l.script !== undefined && l.engine !== 'k6') ctx.addIssue({ code: 'custom', message: 'script is only used with engine: k6', path: ['script'], input: l.script });
+    if (l.mix) {
+      for (const k of REQUEST_SHAPE_KEYS) {
+        if (l[k] !== undefined) ctx.addIssue({ code: 'custom', message: `with mix, give ${k} inside each mix entry`, path: [k], input: l[k] as never });
+      }
+    }
+  });
 
 const Fault = z
   .strictObject({
@@ -104,3 +172,5 @@ export type PlanInput = z.input<typeof PlanSchema>;
 export type Plan = z.output<typeof PlanSchema>;
 export type PlanTarget = Plan['targets'][number];
 export type PlanFault = Plan['faults'][number];
+export type PlanLoad = Plan['load'];
+export type LengthSpec = z.output<typeof Length>;

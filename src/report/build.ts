@@ -4,6 +4,7 @@ import { summarizeRun, type RunSummary } from '../analysis/run-summary.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import type { Store } from '../store/store.js';
+import type { EngineCapabilities } from '../load/types.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -24,6 +25,8 @@ export interface ReportJson {
     host: string | null;
     gauntlet_version: string | null;
     error: string | null;
+    /** The load engine and what it can measure. */
+    engine: { name: string; capabilities: EngineCapabilities } | null;
   };
   nodes: { name: string; endpoint: string; container: string | null; image: string | null; restarts: number | null; exposure_hours: number; availability: number | null }[];
   exposure_node_hours: number;
@@ -58,18 +61,32 @@ export interface ReportJson {
     error_rate_ci95: [number, number] | null;
     error_rate_outside_injected: number | null;
     outcomes: Record<string, number>;
+    output_tokens: number;
     output_tokens_from: { usage: number; chunk_count: number };
+    /** With the plan's retry policy: what the client finally got per scheduled request. */
+    client: { requests: number; failed: number; error_rate: number | null; retries: number };
+    /** Arrivals the engine could not start on time (k6's dropped_iterations). */
+    schedule_misses: number;
   };
   latency: {
     ttft_p50_ms: number | null;
     ttft_p95_ms: number | null;
     ttft_p99_ms: number | null;
     ttft_from_scheduled_p50_ms: number | null;
+    ttft_from_scheduled_p95_ms: number | null;
     ttft_from_scheduled_p99_ms: number | null;
+    itl_p50_ms: number | null;
+    itl_p99_ms: number | null;
+    tpot_p50_ms: number | null;
+    tpot_p99_ms: number | null;
     e2e_p50_ms: number | null;
     e2e_p99_ms: number | null;
+    e2e_from_scheduled_p50_ms: number | null;
+    e2e_from_scheduled_p99_ms: number | null;
+    queue_delay_p50_ms: number | null;
     queue_delay_p99_ms: number | null;
     samples: number;
+    itl_samples: number;
   };
   faults: { id: string; kind: string; node: string; state: string; injected_at: string | null; reverted_at: string | null; revert_action: string | null; error: string | null }[];
   episodes: {
@@ -106,12 +123,15 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     confidence: plan.confidence,
     mtbfTargetHours: plan.mtbf_target / 3_600_000,
     episodes,
-    requests: store.requests(runId),
     probes: store.probes(runId),
+    loadWindows: store.loadWindows(runId),
+    latencyWindows: store.latencyWindows(runId),
+    requests: store.hasRequestRows(runId) ? store.requests(runId) : null,
   });
   const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
   const s = summary;
+  const L = s.latency;
   const report: ReportJson = {
     schema: 'gauntlet.report/1',
     run: {
@@ -127,6 +147,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       host: run.host,
       gauntlet_version: run.gauntlet_version,
       error: run.error,
+      engine: run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities }) : null,
     },
     nodes: nodes.map((n) => ({
       name: n.name,
@@ -167,20 +188,32 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       cancelled: s.requests.cancelled,
       error_rate: r4(s.requests.errorRate),
       error_rate_ci95: s.requests.errorRateInterval ? [r4(s.requests.errorRateInterval[0]) as number, r4(s.requests.errorRateInterval[1]) as number] : null,
-      error_rate_outside_injected: r4(s.requests.outsideInjected.errorRate),
+      error_rate_outside_injected: r4(s.requests.outsideInjected?.errorRate ?? null),
       outcomes: s.requests.outcomes,
+      output_tokens: s.requests.outputTokens,
       output_tokens_from: { usage: s.requests.tokensFromUsage, chunk_count: s.requests.tokensFromChunks },
+      client: { requests: s.requests.client.total, failed: s.requests.client.failed, error_rate: r4(s.requests.client.errorRate), retries: s.requests.client.retries },
+      schedule_misses: s.requests.scheduleMisses,
     },
     latency: {
-      ttft_p50_ms: r1(s.latency.ttft.p50),
-      ttft_p95_ms: r1(s.latency.ttft.p95),
-      ttft_p99_ms: r1(s.latency.ttft.p99),
-      ttft_from_scheduled_p50_ms: r1(s.latency.ttftFromScheduled.p50),
-      ttft_from_scheduled_p99_ms: r1(s.latency.ttftFromScheduled.p99),
-      e2e_p50_ms: r1(s.latency.e2e.p50),
-      e2e_p99_ms: r1(s.latency.e2e.p99),
-      queue_delay_p99_ms: r1(s.latency.queueDelay.p99),
-      samples: s.latency.ttft.count,
+      ttft_p50_ms: r1(L.ttft.p50),
+      ttft_p95_ms: r1(L.ttft.p95),
+      ttft_p99_ms: r1(L.ttft.p99),
+      ttft_from_scheduled_p50_ms: r1(L.ttft_sched.p50),
+      ttft_from_scheduled_p95_ms: r1(L.ttft_sched.p95),
+      ttft_from_scheduled_p99_ms: r1(L.ttft_sched.p99),
+      itl_p50_ms: r1(L.itl.p50),
+      itl_p99_ms: r1(L.itl.p99),
+      tpot_p50_ms: r1(L.tpot.p50),
+      tpot_p99_ms: r1(L.tpot.p99),
+      e2e_p50_ms: r1(L.e2e.p50),
+      e2e_p99_ms: r1(L.e2e.p99),
+      e2e_from_scheduled_p50_ms: r1(L.e2e_sched.p50),
+      e2e_from_scheduled_p99_ms: r1(L.e2e_sched.p99),
+      queue_delay_p50_ms: r1(L.queue_delay.p50),
+      queue_delay_p99_ms: r1(L.queue_delay.p99),
+      samples: L.ttft.count,
+      itl_samples: L.itl.count,
     },
     faults: store.faults(runId).map((f) => ({
       id: f.id,

@@ -40,15 +40,34 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
       out.push(`| ${e.node} | ${e.cause}${e.status === 'recovery_failed' ? ' **(recovery failed)**' : e.status === 'open' ? ' (open at end)' : ''} | ${e.started_at} | ${ms(e.detected_ms)} | ${ms(e.restart_ms)} | ${ms(e.recovery_ms)} | ${e.requests_affected} | ${ev} |`);
     }
   } else out.push('No failure episodes.');
+  const L = r.latency;
+  const caps = r.run.engine?.capabilities;
   out.push('', '## Latency (successful requests)', '');
   out.push('| metric | p50 | p95 | p99 |', '|---|---|---|---|');
-  out.push(`| TTFT (from actual send) | ${ms(r.latency.ttft_p50_ms)} | ${ms(r.latency.ttft_p95_ms)} | ${ms(r.latency.ttft_p99_ms)} |`);
-  out.push(`| TTFT (from scheduled send, coordinated-omission corrected) | ${ms(r.latency.ttft_from_scheduled_p50_ms)} | | ${ms(r.latency.ttft_from_scheduled_p99_ms)} |`);
-  out.push(`| end to end | ${ms(r.latency.e2e_p50_ms)} | | ${ms(r.latency.e2e_p99_ms)} |`);
-  out.push('', `Queue delay (actual − scheduled send) p99: ${ms(r.latency.queue_delay_p99_ms)}. Percentiles are nearest-rank over ${r.latency.samples} streamed responses. Output tokens from the server's usage in ${r.requests.output_tokens_from.usage} responses, counted from chunks (fallback) in ${r.requests.output_tokens_from.chunk_count}.`);
+  out.push(`| TTFT (from actual send) | ${ms(L.ttft_p50_ms)} | ${ms(L.ttft_p95_ms)} | ${ms(L.ttft_p99_ms)} |`);
+  out.push(`| TTFT (from scheduled send, coordinated-omission corrected) | ${ms(L.ttft_from_scheduled_p50_ms)} | ${ms(L.ttft_from_scheduled_p95_ms)} | ${ms(L.ttft_from_scheduled_p99_ms)} |`);
+  out.push(`| inter-token gap (ITL) | ${ms(L.itl_p50_ms)} | | ${ms(L.itl_p99_ms)} |`);
+  out.push(`| time per output token (TPOT) | ${ms(L.tpot_p50_ms)} | | ${ms(L.tpot_p99_ms)} |`);
+  out.push(`| end to end | ${ms(L.e2e_p50_ms)} | | ${ms(L.e2e_p99_ms)} |`);
+  out.push(`| end to end from scheduled send | ${ms(L.e2e_from_scheduled_p50_ms)} | | ${ms(L.e2e_from_scheduled_p99_ms)} |`);
+  out.push(`| queue delay (actual − scheduled send) | ${ms(L.queue_delay_p50_ms)} | | ${ms(L.queue_delay_p99_ms)} |`);
+  out.push(
+    '',
+    `Load engine: ${r.run.engine?.name ?? '?'}; TTFT taken at ${caps?.ttft === 'time_to_first_byte' ? '**the first byte of the body (approximation: no SSE support)**' : 'the first SSE chunk with content'}${caps && !caps.itl ? '; **inter-token gaps not measured**' : ''}${caps && !caps.queueDelay ? '; queue delay not measured (schedule misses are counted instead)' : ''}.` +
+      ` Percentiles from HDR histograms per ${formatDuration(plan.load.window)} window (3 significant digits) over ${L.samples} responses and ${L.itl_samples} inter-token gaps.` +
+      ` Output tokens: ${r.requests.output_tokens}, from the server's usage in ${r.requests.output_tokens_from.usage} responses, counted from chunks (fallback) in ${r.requests.output_tokens_from.chunk_count}.`,
+  );
+  for (const n of caps?.notes ?? []) out.push('', `> ${n}`);
   out.push('', '## Requests', '');
-  out.push(`| outcome | count |`, `|---|---|`);
+  out.push(`| outcome | attempts |`, `|---|---|`);
   for (const [k, v] of Object.entries(r.requests.outcomes).sort()) out.push(`| ${k} | ${v} |`);
+  if (r.requests.client.retries > 0 || plan.load.retry) {
+    out.push(
+      '',
+      `With the client retry policy (${plan.load.retry ? `${plan.load.retry.attempts} attempts, backoff ${formatDuration(plan.load.retry.backoff)}` : 'none'}): ${r.requests.client.requests} requests, ${r.requests.client.failed} failed in the end (${pct(r.requests.client.error_rate)}), after ${r.requests.client.retries} retries. The rates above count every attempt, as the servers saw them.`,
+    );
+  }
+  if (r.requests.schedule_misses > 0) out.push('', `**${r.requests.schedule_misses} arrivals could not be started on time** (the engine dropped them): the offered load was lower than planned.`);
   out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
   out.push('', '## Faults (the ledger)', '');
@@ -56,6 +75,8 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     out.push('| fault | kind | node | state | injected | reverted | revert did |', '|---|---|---|---|---|---|---|');
     for (const f of r.faults) out.push(`| ${f.id} | ${f.kind} | ${f.node} | ${f.state} | ${f.injected_at ?? '—'} | ${f.reverted_at ?? '—'} | ${f.revert_action ?? f.error ?? '—'} |`);
   } else out.push('No faults injected.');
-  out.push('', `## Plan`, '', `${plan.description ?? ''}`, '', `Duration ${formatDuration(plan.duration)}; load ${plan.load.rate} req/s ${plan.load.arrival} (${plan.load.api}, ${plan.load.stream ? 'streamed' : 'not streamed'}, ${plan.load.prompt_tokens} prompt / ${plan.load.max_tokens} output tokens, timeout ${formatDuration(plan.load.timeout)}); recovery limit ${formatDuration(plan.recovery_limit)}.`, '');
+  const rate = plan.load.stages ? `stages from ${plan.load.start_rate} req/s (${plan.load.stages.map((st) => `${formatDuration(st.duration)} → ${st.target}`).join(', ')})` : `${plan.load.rate} req/s`;
+  out.push('', `## Plan`, '', `${plan.description ?? ''}`, '', `Duration ${formatDuration(plan.duration)}; load ${rate}, ${plan.load.arrival} arrivals${plan.load.burstiness ? ` (burstiness ${plan.load.burstiness})` : ''}${plan.load.max_in_flight ? `, at most ${plan.load.max_in_flight} in flight` : ''}, timeout ${formatDuration(plan.load.timeout)}; recovery limit ${formatDuration(plan.recovery_limit)}.`, '');
+  out.push('```json', JSON.stringify(plan.load.mix ?? { api: plan.load.api ?? 'chat', stream: plan.load.stream ?? true, model: plan.load.model, prompt_tokens: plan.load.prompt_tokens ?? 128, max_tokens: plan.load.max_tokens ?? 64, prompts: plan.load.prompts }), '```', '');
   return out.join('\n');
 }

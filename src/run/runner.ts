@@ -13,7 +13,10 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
 import type { FaultContext } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
-import type { LoadEngine, RequestRecord, Workload } from '../load/types.js';
+import type { LoadEngine, RequestRecord } from '../load/types.js';
+import { RateCurve } from '../load/schedule.js';
+import { WindowAggregator, type LatencyWindow, type LoadWindow } from '../load/windows.js';
+import { buildWorkload, type MixItem } from '../load/workload.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
@@ -157,7 +160,17 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
 
   const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker)));
   await waitReady(targets, plan, clock, signal, ctx.log);
-  const model = plan.load.model ?? (await discoverModel((targets[0] as ResolvedTarget).endpoint));
+  const entries = plan.load.mix ?? [plan.load];
+  const named = entries.find((e) => e.model !== undefined)?.model;
+  const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint);
+  // Prompt files are read and checked here, before the run exists.
+  const workload = buildWorkload(
+    plan,
+    targets.map((t) => ({ node: t.node, endpoint: t.endpoint })),
+    model,
+    planSource,
+  );
+  const engine = ctx.engine ?? new BuiltinEngine(clock);
 
   const runId = ctx.runId ?? newRunId(plan, clock.now());
   const log = ctx.log.child({ runId });
@@ -177,6 +190,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     error: null,
     host: hostname(),
     gauntlet_version: VERSION,
+    engine: JSON.stringify({ name: engine.name, capabilities: engine.capabilities }),
   });
   for (const t of targets) {
     store.addNode({
@@ -193,7 +207,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   log.info({ targets: targets.map((t) => `${t.node}=${t.endpoint}`), model }, 'run started');
 
   // ---- detection
-  const windows = new FaultWindows(plan.detection.fault_grace);
+  const faultWindows = new FaultWindows(plan.detection.fault_grace);
   const detectors = new Map<string, NodeDetector>();
   const probers = new Map<string, NodeProber>();
   const episodesSeen = new Set<string>();
@@ -222,7 +236,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         fail(where, err);
       }
     };
-  const faults = new FaultSupervisor(store, runId, faultCtx, windows, log);
+  const faults = new FaultSupervisor(store, runId, faultCtx, faultWindows, log);
 
   const onEpisode = (e: Episode): void => {
     if (finished) {
@@ -241,7 +255,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   for (const t of targets) {
     detectors.set(
       t.node,
-      new NodeDetector(t.node, { probeFailures: plan.probes.failures, errorBurst: plan.detection.error_burst, recoveryLimitMs: plan.recovery_limit }, windows, () => clock.now(), onEpisode, `${runId}-${t.node}`),
+      new NodeDetector(t.node, { probeFailures: plan.probes.failures, errorBurst: plan.detection.error_burst, recoveryLimitMs: plan.recovery_limit }, faultWindows, () => clock.now(), onEpisode, `${runId}-${t.node}`),
     );
   }
 
@@ -313,8 +327,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         intervalMs: plan.probes.interval,
         timeoutMs: plan.probes.timeout,
         recoveryIntervalMs: plan.probes.recovery_interval,
-        api: plan.load.api,
-        model,
+        api: (workload.mix[0] as MixItem).api,
+        model: (workload.mix[0] as MixItem).model ?? model,
       },
       clock,
       probes,
@@ -329,26 +343,57 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   }
 
   // ---- load
-  const engine = ctx.engine ?? new BuiltinEngine(clock);
-  const workload: Workload = {
-    targets: targets.map((t) => ({ node: t.node, endpoint: t.endpoint })),
-    rate: plan.load.rate,
-    arrival: plan.load.arrival,
-    api: plan.load.api,
-    model,
-    promptTokens: plan.load.prompt_tokens,
-    maxTokens: plan.load.max_tokens,
-    stream: plan.load.stream,
-    timeoutMs: plan.load.timeout,
-    durationMs: plan.duration,
-    seed: plan.seed,
-  };
+  const loadStart = clock.now();
+  const windows = new WindowAggregator(plan.load.window, loadStart, (l: LoadWindow, lat: LatencyWindow[]) => {
+    store.addWindow(
+      {
+        run_id: runId,
+        node: l.node,
+        window_start: l.windowStart,
+        window_ms: l.windowMs,
+        attempts: l.attempts,
+        ok: l.ok,
+        failed: l.failed,
+        cancelled: l.cancelled,
+        retries: l.retries,
+        final_ok: l.finalOk,
+        final_failed: l.finalFailed,
+        outcomes: JSON.stringify(l.outcomes),
+        output_tokens: l.outputTokens,
+        tokens_from_usage: l.tokensFromUsage,
+        tokens_from_chunks: l.tokensFromChunks,
+        schedule_misses: l.scheduleMisses,
+      },
+      lat.map((x) => ({
+        run_id: runId,
+        node: x.node,
+        window_start: x.windowStart,
+        metric: x.metric,
+        count: x.count,
+        min_ms: x.minMs,
+        max_ms: x.maxMs,
+        mean_ms: x.meanMs,
+        p50_ms: x.p50Ms,
+        p90_ms: x.p90Ms,
+        p99_ms: x.p99Ms,
+        hist: x.hist,
+      })),
+    );
+  });
   let windowTtft: number[] = [];
   const sink = {
     record: guarded('request record', (r: RequestRecord): void => {
-      store.addRequest({
+      windows.record(r);
+      if (plan.load.raw_requests) {
+        store.addRequest({
         run_id: runId,
         node: r.node,
+        seq: r.seq,
+        attempt: r.attempt,
+        final: r.final,
+        mix: r.mix,
+        prompt_tokens: r.promptTokens,
+        max_tokens: r.maxTokens,
         scheduled_at: r.scheduledAt,
         sent_at: r.sentAt,
         response_at: r.respondedAt,
@@ -364,21 +409,24 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         chunks: r.chunks,
         itl_max_ms: r.itlMaxMs,
         error: r.error,
-      });
+        });
+      }
       if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, respondedAt: r.respondedAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
       if (r.ttftMs !== null && r.outcome === 'ok' && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
+    scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
   };
+  const curve = new RateCurve(workload.profile);
 
   let status: RunStatus = 'completed';
   const stopFaults = new AbortController();
   const runSignal = AbortSignal.any([signal, failure.signal]);
-  const loadStart = clock.now();
   store.updateRun(runId, { load_started_at: loadStart });
   let lastProgress = { at: loadStart, scheduled: 0 };
   const progressTimer = setInterval(guarded('progress', () => {
     const now = clock.now();
     for (const d of detectors.values()) d.tick(now);
+    windows.tick(now);
     if (!ctx.onProgress) return;
     const sorted = windowTtft.sort((a, b) => a - b);
     const p = engine.progress;
@@ -386,7 +434,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       runId,
       elapsedMs: now - loadStart,
       durationMs: plan.duration,
-      plannedRate: plan.load.rate,
+      plannedRate: curve.rate(now - loadStart),
       achievedRate: ((p.scheduled - lastProgress.scheduled) * 1000) / Math.max(1, now - lastProgress.at),
       inFlight: p.inFlight,
       ok: p.ok,
@@ -416,6 +464,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     // An injection under way lands before the reverts start; nothing is injected after.
     await scheduled.catch((err: unknown) => fail('fault schedule', err));
     await faults.revertAll();
+    windows.flush();
     await Promise.all([...probers.values()].map((p) => p.stop()));
     watch?.stop();
     await Promise.allSettled([...evidenceTasks]);

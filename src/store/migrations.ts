@@ -2,7 +2,7 @@
 // migration: add the next one. Times are epoch milliseconds (REAL, sub-ms precision).
 
 export const MIGRATIONS: readonly string[] = [
-  /* 1: the walking skeleton */ `
+  /* 1 */ `
   CREATE TABLE runs (
     id            TEXT PRIMARY KEY,
     plan_name     TEXT NOT NULL,
@@ -17,7 +17,8 @@ export const MIGRATIONS: readonly string[] = [
     seed          INTEGER NOT NULL,
     error         TEXT,
     host          TEXT,
-    gauntlet_version TEXT
+    gauntlet_version TEXT,
+    engine        TEXT            -- load engine and what it can measure (JSON)
   );
 
   CREATE TABLE nodes (
@@ -32,16 +33,24 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, name)
   );
 
+  -- One row per request attempt (optional: load.raw_requests); the windows below always exist.
   CREATE TABLE requests (
     run_id        TEXT NOT NULL,
     node          TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    attempt       INTEGER NOT NULL DEFAULT 1,
+    final         INTEGER NOT NULL DEFAULT 1,
+    mix           TEXT NOT NULL DEFAULT 'default',
+    prompt_tokens INTEGER,
+    max_tokens    INTEGER,
     scheduled_at  REAL NOT NULL,
     sent_at       REAL NOT NULL,
+    response_at   REAL,
     first_token_at REAL,
     end_at        REAL NOT NULL,
     ttft_ms       REAL,
     e2e_ms        REAL NOT NULL,
-    queue_delay_ms REAL NOT NULL,
+    queue_delay_ms REAL,
     outcome       TEXT NOT NULL,
     status        INTEGER,
     output_tokens INTEGER,
@@ -57,6 +66,7 @@ export const MIGRATIONS: readonly string[] = [
     node          TEXT NOT NULL,
     kind          TEXT NOT NULL CHECK (kind IN ('health','inference')),
     sent_at       REAL NOT NULL,
+    response_at   REAL,
     latency_ms    REAL NOT NULL,
     ok            INTEGER NOT NULL,
     status        INTEGER,
@@ -90,9 +100,46 @@ export const MIGRATIONS: readonly string[] = [
     reverted_at   REAL,
     detail        TEXT,
     revert_action TEXT,
-    error         TEXT
+    error         TEXT,
+    owner         TEXT            -- host|pid|start-time of the Gauntlet process that injected it
   );
   CREATE INDEX faults_state ON faults(state);
+
+  -- Per node and window: counters, and one HDR histogram per latency metric.
+  CREATE TABLE load_windows (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    window_start  REAL NOT NULL,
+    window_ms     REAL NOT NULL,
+    attempts      INTEGER NOT NULL,
+    ok            INTEGER NOT NULL,
+    failed        INTEGER NOT NULL,
+    cancelled     INTEGER NOT NULL,
+    retries       INTEGER NOT NULL,
+    final_ok      INTEGER NOT NULL,
+    final_failed  INTEGER NOT NULL,
+    outcomes      TEXT NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    tokens_from_usage  INTEGER NOT NULL,
+    tokens_from_chunks INTEGER NOT NULL,
+    schedule_misses INTEGER NOT NULL,
+    PRIMARY KEY (run_id, node, window_start)
+  );
+  CREATE TABLE latency_windows (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    window_start  REAL NOT NULL,
+    metric        TEXT NOT NULL,
+    count         INTEGER NOT NULL,
+    min_ms        REAL NOT NULL,
+    max_ms        REAL NOT NULL,
+    mean_ms       REAL NOT NULL,
+    p50_ms        REAL NOT NULL,
+    p90_ms        REAL NOT NULL,
+    p99_ms        REAL NOT NULL,
+    hist          TEXT NOT NULL,
+    PRIMARY KEY (run_id, node, window_start, metric)
+  );
 
   CREATE TABLE episodes (
     id            TEXT PRIMARY KEY,
@@ -111,12 +158,5 @@ export const MIGRATIONS: readonly string[] = [
     requests_affected INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX episodes_run ON episodes(run_id, started_at);
-  `,
-  /* 2: the process that owns a fault, so another Gauntlet sharing the database does not
-        revert a fault that a live run is still measuring; and when each response began,
-        which is what "serving again" is measured from */ `
-  ALTER TABLE faults ADD COLUMN owner TEXT;
-  ALTER TABLE requests ADD COLUMN response_at REAL;
-  ALTER TABLE probes ADD COLUMN response_at REAL;
   `,
 ];

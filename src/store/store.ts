@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GauntletError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DockerEventRow, EpisodeRow, FaultRow, NodeRow, ProbeRow, RequestRow, RunRow } from './types.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, LatencyWindowRow, LoadWindowRow, NodeRow, ProbeRow, RequestRow, RunRow } from './types.js';
 
 export * from './types.js';
 
@@ -61,13 +61,13 @@ export class Store {
       throw new GauntletError('GAUNTLET_STORE_SCHEMA', [path, (err as Error).message], { cause: err });
     }
     const insReq = this.db.prepare(
-      `INSERT INTO requests (run_id,node,scheduled_at,sent_at,response_at,first_token_at,end_at,ttft_ms,e2e_ms,queue_delay_ms,outcome,status,output_tokens,tokens_source,chunks,itl_max_ms,error)
-       VALUES (@run_id,@node,@scheduled_at,@sent_at,@response_at,@first_token_at,@end_at,@ttft_ms,@e2e_ms,@queue_delay_ms,@outcome,@status,@output_tokens,@tokens_source,@chunks,@itl_max_ms,@error)`,
+      `INSERT INTO requests (run_id,node,seq,attempt,final,mix,prompt_tokens,max_tokens,scheduled_at,sent_at,response_at,first_token_at,end_at,ttft_ms,e2e_ms,queue_delay_ms,outcome,status,output_tokens,tokens_source,chunks,itl_max_ms,error)
+       VALUES (@run_id,@node,@seq,@attempt,@final,@mix,@prompt_tokens,@max_tokens,@scheduled_at,@sent_at,@response_at,@first_token_at,@end_at,@ttft_ms,@e2e_ms,@queue_delay_ms,@outcome,@status,@output_tokens,@tokens_source,@chunks,@itl_max_ms,@error)`,
     );
     const insProbe = this.db.prepare(
       `INSERT INTO probes (run_id,node,kind,sent_at,response_at,latency_ms,ok,status,error) VALUES (@run_id,@node,@kind,@sent_at,@response_at,@latency_ms,@ok,@status,@error)`,
     );
-    this.requestWriter = new BatchWriter(this.db, (r) => insReq.run(r));
+    this.requestWriter = new BatchWriter(this.db, (r) => insReq.run({ ...r, final: r.final ? 1 : 0 }));
     this.probeWriter = new BatchWriter(this.db, (r) => insProbe.run({ ...r, ok: r.ok ? 1 : 0 }));
   }
 
@@ -90,8 +90,8 @@ export class Store {
   createRun(run: RunRow): void {
     this.db
       .prepare(
-        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version)
-         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version)`,
+        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version,engine)
+         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version,@engine)`,
       )
       .run(run);
   }
@@ -149,7 +149,45 @@ export class Store {
 
   requests(runId: string): RequestRow[] {
     this.flush();
-    return this.db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY sent_at').all(runId) as RequestRow[];
+    return (this.db.prepare('SELECT * FROM requests WHERE run_id = ? ORDER BY sent_at').all(runId) as (Omit<RequestRow, 'final'> & { final: number })[]).map((r) => ({
+      ...r,
+      final: r.final === 1,
+    }));
+  }
+
+  /** Whether per-request rows were kept for this run (load.raw_requests). */
+  hasRequestRows(runId: string): boolean {
+    this.flush();
+    return this.db.prepare('SELECT 1 FROM requests WHERE run_id = ? LIMIT 1').get(runId) !== undefined;
+  }
+
+  /** One closed window: its counters and its latency histograms, in one transaction. */
+  addWindow(load: LoadWindowRow, latency: LatencyWindowRow[]): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO load_windows (run_id,node,window_start,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses)
+           VALUES (@run_id,@node,@window_start,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses)`,
+        )
+        .run(load);
+      const ins = this.db.prepare(
+        `INSERT INTO latency_windows (run_id,node,window_start,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
+         VALUES (@run_id,@node,@window_start,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
+      );
+      for (const l of latency) ins.run(l);
+    })();
+  }
+
+  loadWindows(runId: string): LoadWindowRow[] {
+    return this.db.prepare('SELECT * FROM load_windows WHERE run_id = ? ORDER BY window_start, node').all(runId) as LoadWindowRow[];
+  }
+
+  latencyWindows(runId: string, metric?: string): LatencyWindowRow[] {
+    return (
+      metric === undefined
+        ? this.db.prepare('SELECT * FROM latency_windows WHERE run_id = ? ORDER BY window_start, node').all(runId)
+        : this.db.prepare('SELECT * FROM latency_windows WHERE run_id = ? AND metric = ? ORDER BY window_start, node').all(runId, metric)
+    ) as LatencyWindowRow[];
   }
 
   probes(runId: string): ProbeRow[] {

@@ -17,6 +17,8 @@ export interface RunRow {
   error: string | null;
   host: string | null;
   gauntlet_version: string | null;
+  /** JSON: {name, capabilities} of the load engine. */
+  engine: string | null;
 }
 
 export interface NodeRow {
@@ -36,6 +38,12 @@ export type Outcome = 'ok' | 'http_error' | 'conn_error' | 'timeout' | 'truncate
 export interface RequestRow {
   run_id: string;
   node: string;
+  seq: number;
+  attempt: number;
+  final: boolean;
+  mix: string;
+  prompt_tokens: number | null;
+  max_tokens: number | null;
   scheduled_at: number;
   sent_at: number;
   /** When the response began (headers); null when none came. */
@@ -44,7 +52,7 @@ export interface RequestRow {
   end_at: number;
   ttft_ms: number | null;
   e2e_ms: number;
-  queue_delay_ms: number;
+  queue_delay_ms: number | null;
   outcome: Outcome;
   status: number | null;
   output_tokens: number | null;
@@ -113,4 +121,40 @@ export interface EpisodeRow {
   first_evidence: string;
   evidence: string;
   requests_affected: number;
+}
+
+export interface LoadWindowRow {
+  run_id: string;
+  node: string;
+  window_start: number;
+  window_ms: number;
+  attempts: number;
+  ok: number;
+  failed: number;
+  cancelled: number;
+  retries: number;
+  final_ok: number;
+  final_failed: number;
+  /** JSON {outcome: count} */
+  outcomes: string;
+  output_tokens: number;
+  tokens_from_usage: number;
+  tokens_from_chunks: number;
+  schedule_misses: number;
+}
+
+export interface LatencyWindowRow {
+  run_id: string;
+  node: string;
+  window_start: number;
+  metric: string;
+  count: number;
+  min_ms: number;
+  max_ms: number;
+  mean_ms: number;
+  p50_ms: number;
+  p90_ms: number;
+  p99_ms: number;
+  /** HdrHistogram compressed base64 (µs) */
+  hist: string;
 }

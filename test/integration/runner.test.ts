@@ -33,9 +33,10 @@ describe('runPlan', () => {
     const engine: LoadEngine = {
       name: 'broken',
       progress: { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 },
+      capabilities: { ttft: 'first_content_chunk', itl: true, queueDelay: true, notes: [] },
       async run(w, _signal, sink) {
         const t = clock.now();
-        sink.record({ node: w.targets[0]?.node ?? '', scheduledAt: t, sentAt: t, respondedAt: t + 1, firstTokenAt: t + 5, endAt: t + 10, ttftMs: 5, e2eMs: 10, queueDelayMs: 0, outcome: 'ok', status: 200, outputTokens: 1, tokensSource: 'usage', chunks: 1, itlMaxMs: null, error: null });
+        sink.record({ node: w.targets[0]?.node ?? '', seq: 1, attempt: 1, final: true, mix: 'default', promptTokens: 1, maxTokens: 1, gaps: [], scheduledAt: t, sentAt: t, respondedAt: t + 1, firstTokenAt: t + 5, endAt: t + 10, ttftMs: 5, e2eMs: 10, queueDelayMs: 0, outcome: 'ok', status: 200, outputTokens: 1, tokensSource: 'usage', chunks: 1, itlMaxMs: null, error: null });
         throw new Error('k6 exited with code 107');
       },
     };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { summarizeRun } from '../../../src/analysis/run-summary.js';
-import type { EpisodeRow, ProbeRow, RequestRow } from '../../../src/store/types.js';
+import type { EpisodeRow, ProbeRow } from '../../../src/store/types.js';
+import { record, windowRows } from '../../helpers/records.js';
 
 const H = 3_600_000;
 const ep = (over: Partial<EpisodeRow>): EpisodeRow => ({
@@ -20,30 +21,11 @@ const ep = (over: Partial<EpisodeRow>): EpisodeRow => ({
   requests_affected: 0,
   ...over,
 });
-const rq = (node: string, sent: number, outcome: RequestRow['outcome'], end = sent + 100): RequestRow => ({
-  run_id: 'r',
-  node,
-  scheduled_at: sent - 1,
-  sent_at: sent,
-  response_at: outcome === 'ok' ? sent + 1 : null,
-  first_token_at: outcome === 'ok' ? sent + 50 : null,
-  end_at: end,
-  ttft_ms: outcome === 'ok' ? 50 : null,
-  e2e_ms: end - sent,
-  queue_delay_ms: 1,
-  outcome,
-  status: 200,
-  output_tokens: 8,
-  tokens_source: 'usage',
-  chunks: 8,
-  itl_max_ms: 10,
-  error: null,
-});
 const probe = (node: string, ok: boolean): ProbeRow => ({ run_id: 'r', node, kind: 'health', sent_at: 0, response_at: ok ? 1 : null, latency_ms: 1, ok, status: ok ? 200 : 503, error: null });
 
 describe('summarizeRun', () => {
   it('72 h on one node, no failure: exposure 72 node-hours, MTBF ≥ 44.7 h at 80 %, no point estimate', () => {
-    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 72 * H, nodes: ['a'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], requests: [], probes: [] });
+    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 72 * H, nodes: ['a'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], requests: null, probes: [], loadWindows: [], latencyWindows: [] });
     expect(s.exposureNodeHours).toBe(72);
     expect(s.mtbf.point_hours).toBeNull();
     expect(s.mtbf.lower_bound_hours).toBeCloseTo(44.7, 1);
@@ -62,8 +44,10 @@ describe('summarizeRun', () => {
         // injected and never came back before the end: a failed recovery, counted, and its time excluded
         ep({ id: 'i2', node: 'a', cause: 'injected:f2', status: 'recovery_failed', started_at: 9 * H, detected_at: 9 * H + 1 }),
       ],
-      requests: [],
+      requests: null,
       probes: [],
+      loadWindows: [],
+      latencyWindows: [],
     });
     expect(s.perNodeExposureHours.a).toBeCloseTo(10 - 2000 / H - 1, 9);
     expect(s.perNodeExposureHours.b).toBe(10);
@@ -77,19 +61,25 @@ describe('summarizeRun', () => {
 
   it('error rate excludes cancelled requests; in-flight requests hit by an injected crash are inside it', () => {
     const episodes = [ep({ node: 'a', cause: 'injected:f1', started_at: 1000, serving_again_at: 3000 })];
-    const requests = [
-      rq('a', 100, 'ok'),
-      rq('a', 900, 'truncated', 1001), // in flight at the crash
-      rq('a', 1500, 'conn_error'),
-      rq('a', 4000, 'ok'),
-      rq('b', 1500, 'http_error'), // other node: outside
-      rq('a', 5000, 'cancelled'),
+    const records = [
+      record({ node: 'a', sentAt: 100 }),
+      record({ node: 'a', sentAt: 900, endAt: 1001, outcome: 'truncated' }), // in flight at the crash
+      record({ node: 'a', sentAt: 1500, outcome: 'conn_error' }),
+      record({ node: 'a', sentAt: 4000 }),
+      record({ node: 'b', sentAt: 1500, outcome: 'http_error', status: 503 }), // other node: outside
+      record({ node: 'a', sentAt: 5000, outcome: 'cancelled' }),
     ];
-    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 6000, nodes: ['a', 'b'], confidence: 0.8, mtbfTargetHours: 1000, episodes, requests, probes: [probe('a', true), probe('a', false), probe('b', true), probe('b', true)] });
+    const rows = records.map((r) => ({ run_id: 'r', node: r.node, seq: r.seq, attempt: r.attempt, final: r.final, mix: r.mix, prompt_tokens: r.promptTokens, max_tokens: r.maxTokens, scheduled_at: r.scheduledAt, sent_at: r.sentAt, response_at: r.respondedAt, first_token_at: r.firstTokenAt, end_at: r.endAt, ttft_ms: r.ttftMs, e2e_ms: r.e2eMs, queue_delay_ms: r.queueDelayMs, outcome: r.outcome, status: r.status, output_tokens: r.outputTokens, tokens_source: r.tokensSource, chunks: r.chunks, itl_max_ms: r.itlMaxMs, error: r.error }));
+    const input = { loadStartedAt: 0, loadEndedAt: 6000, nodes: ['a', 'b'], confidence: 0.8, mtbfTargetHours: 1000, episodes, probes: [probe('a', true), probe('a', false), probe('b', true), probe('b', true)], ...windowRows(records) };
+    const s = summarizeRun({ ...input, requests: rows });
     expect(s.requests).toMatchObject({ total: 5, ok: 2, failed: 3, cancelled: 1, errorRate: 0.6 });
     expect(s.requests.outsideInjected).toEqual({ total: 3, failed: 1, errorRate: 1 / 3 });
     expect(s.availability).toMatchObject({ value: 0.75, probes: 4, ok: 3, perNode: { a: 0.5, b: 1 } });
-    expect(s.latency.ttft.p50).toBe(50);
-    expect(s.latency.ttftFromScheduled.p50).toBe(51);
+    expect(s.latency.ttft.p50).toBeCloseTo(50, 1);
+    expect(s.latency.ttft_sched.p50).toBeCloseTo(51, 1);
+    expect(s.latency.itl).toMatchObject({ count: 10 });
+    expect(s.latency.tpot.p50).toBeCloseTo(10, 1); // (100 − 50) / (6 − 1)
+    // without per-request rows everything but the outside-injected rate is still there
+    expect(summarizeRun({ ...input, requests: null }).requests).toMatchObject({ total: 5, errorRate: 0.6, outsideInjected: null });
   });
 });

@@ -56,7 +56,7 @@ describe('bad plans are refused before anything runs, naming line, field, value 
   });
 
   it('an unknown key', () => {
-    expect(planError('unknown-key.yaml').message).toMatch(/unknown-key\.yaml:7: load: Unrecognized key: "burstiness"/);
+    expect(planError('unknown-key.yaml').message).toMatch(/unknown-key\.yaml:7: load: Unrecognized key: "burst_factor"/);
   });
 
   it('a fault aimed at a target the plan does not have', () => {
@@ -121,5 +121,42 @@ load: { rate: 1 }
     const e = planError('no-such-plan.yaml');
     expect(e.code).toBe('GAUNTLET_PLAN_UNREADABLE');
     expect(e.message).toMatch(/ENOENT/);
+  });
+});
+
+describe('the load section (P2 workload model)', () => {
+  const base = (load: string): string => `name: p\nduration: 60s\ntargets: [{ name: a, endpoint: "http://127.0.0.1:1" }]\nload:\n${load}\n`;
+
+  it('accepts stages, gamma arrivals, a cap, retries and a weighted mix with length distributions', () => {
+    const plan = parsePlanText(
+      base(`  stages: [{ duration: 10s, target: 5 }, { duration: 0s, target: 20 }, { duration: 30s, target: 20 }]
+  arrival: gamma
+  burstiness: 0.5
+  max_in_flight: 64
+  retry: { attempts: 3, backoff: 100ms }
+  mix:
+    - { name: short, weight: 3, prompt_tokens: { uniform: [16, 64] }, max_tokens: 32 }
+    - { name: long, weight: 1, api: completions, stream: false, prompt_tokens: { lognormal: { median: 1000, sigma: 0.5 } }, max_tokens: { normal: { mean: 200, stddev: 50 } }, timeout: 2m }`),
+    );
+    expect(plan.load.stages?.[1]).toEqual({ duration: 0, target: 20 });
+    expect(plan.load.retry).toEqual({ attempts: 3, backoff: 100, max_backoff: 10_000, jitter: 0.2 });
+    expect(plan.load.mix?.[0]).toMatchObject({ name: 'short', weight: 3, prompt_tokens: { uniform: [16, 64] }, max_tokens: { fixed: 32 } });
+    expect(plan.load.mix?.[1]?.timeout).toBe(120_000);
+  });
+
+  it('refuses rate with stages, burstiness without gamma, mix with single-kind fields, bad distributions', () => {
+    const bad = (load: string): string => {
+      try {
+        parsePlanText(base(load));
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(bad('  rate: 5\n  stages: [{ duration: 10s, target: 5 }]')).toContain('load.rate: expected exactly one of rate or stages');
+    expect(bad('  rate: 5\n  burstiness: 2')).toContain('load.burstiness: got 2; burstiness is only used with arrival: gamma');
+    expect(bad('  rate: 5\n  max_tokens: 10\n  mix: [{ weight: 1 }]')).toContain('load.max_tokens: with mix, give max_tokens inside each mix entry');
+    expect(bad('  rate: 5\n  prompt_tokens: { uniform: [100, 10] }')).toContain('expected uniform: [low, high] with low ≤ high');
+    expect(bad('  rate: 5\n  script: x.ts')).toContain('load.script: got "x.ts"; script is only used with engine: k6');
   });
 });

@@ -22,11 +22,18 @@ export const runRow = (id: string): RunRow => ({
   error: null,
   host: null,
   gauntlet_version: null,
+  engine: null,
 });
 
 const req = (runId: string, i: number): RequestRow => ({
   run_id: runId,
   node: 'a',
+  seq: i + 1,
+  attempt: 1,
+  final: true,
+  mix: 'default',
+  prompt_tokens: 10,
+  max_tokens: 16,
   scheduled_at: i,
   sent_at: i + 1,
   response_at: i + 2,
@@ -86,6 +93,23 @@ describe('Store', () => {
     expect(s.unrevertedFaults().map((f) => f.id)).toEqual(['f1', 'f2']);
     s.updateFault('f1', { state: 'reverted', revert_action: 'x' });
     expect(s.unrevertedFaults().map((f) => f.id)).toEqual(['f2']);
+    s.close();
+  });
+
+  it('keeps windows with their histograms, and says whether per-request rows exist', () => {
+    const s = openStore(join(dir, 'w.db'));
+    s.createRun(runRow('r2'));
+    expect(s.hasRequestRows('r2')).toBe(false);
+    const load = { run_id: 'r2', node: 'a', window_start: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0 };
+    const lat = { run_id: 'r2', node: 'a', window_start: 0, metric: 'ttft', count: 2, min_ms: 1, max_ms: 2, mean_ms: 1.5, p50_ms: 1, p90_ms: 2, p99_ms: 2, hist: 'HISTFAAAA' };
+    s.addWindow(load, [lat]);
+    expect(s.loadWindows('r2')).toEqual([load]);
+    expect(s.latencyWindows('r2', 'ttft')).toEqual([lat]);
+    expect(s.latencyWindows('r2', 'itl')).toEqual([]);
+    expect(() => s.addWindow(load, [])).toThrow(/UNIQUE/);
+    s.addRequest(req('r2', 1));
+    expect(s.hasRequestRows('r2')).toBe(true);
+    expect(s.requests('r2')[0]?.final).toBe(true);
     s.close();
   });
 

@@ -1,0 +1,67 @@
+// Building request records and window rows for analysis tests.
+import type { RequestRecord } from '../../src/load/types.js';
+import { WindowAggregator, type LatencyWindow, type LoadWindow } from '../../src/load/windows.js';
+import type { LatencyWindowRow, LoadWindowRow } from '../../src/store/types.js';
+
+export function record(over: Partial<RequestRecord> & Pick<RequestRecord, 'node' | 'sentAt'>): RequestRecord {
+  const ok = (over.outcome ?? 'ok') === 'ok';
+  const sentAt = over.sentAt;
+  const base: RequestRecord = {
+    node: over.node,
+    seq: 1,
+    attempt: 1,
+    final: true,
+    mix: 'default',
+    scheduledAt: sentAt - 1,
+    sentAt,
+    respondedAt: ok ? sentAt + 1 : null,
+    firstTokenAt: ok ? sentAt + 50 : null,
+    endAt: sentAt + 100,
+    ttftMs: ok ? 50 : null,
+    e2eMs: 100,
+    queueDelayMs: 1,
+    outcome: 'ok',
+    status: 200,
+    outputTokens: ok ? 6 : null,
+    tokensSource: ok ? 'usage' : null,
+    chunks: ok ? 6 : 0,
+    itlMaxMs: ok ? 10 : null,
+    error: null,
+    promptTokens: 10,
+    maxTokens: 6,
+    gaps: ok ? [10, 10, 10, 10, 10] : [],
+  };
+  return { ...base, ...over };
+}
+
+/** Runs records through the real aggregator and returns the rows it would store. */
+export function windowRows(records: RequestRecord[], windowMs = 10_000, origin = 0): { loadWindows: LoadWindowRow[]; latencyWindows: LatencyWindowRow[] } {
+  const loadWindows: LoadWindowRow[] = [];
+  const latencyWindows: LatencyWindowRow[] = [];
+  const agg = new WindowAggregator(windowMs, origin, (l: LoadWindow, lat: LatencyWindow[]) => {
+    loadWindows.push({
+      run_id: 'r',
+      node: l.node,
+      window_start: l.windowStart,
+      window_ms: l.windowMs,
+      attempts: l.attempts,
+      ok: l.ok,
+      failed: l.failed,
+      cancelled: l.cancelled,
+      retries: l.retries,
+      final_ok: l.finalOk,
+      final_failed: l.finalFailed,
+      outcomes: JSON.stringify(l.outcomes),
+      output_tokens: l.outputTokens,
+      tokens_from_usage: l.tokensFromUsage,
+      tokens_from_chunks: l.tokensFromChunks,
+      schedule_misses: l.scheduleMisses,
+    });
+    for (const x of lat) {
+      latencyWindows.push({ run_id: 'r', node: x.node, window_start: x.windowStart, metric: x.metric, count: x.count, min_ms: x.minMs, max_ms: x.maxMs, mean_ms: x.meanMs, p50_ms: x.p50Ms, p90_ms: x.p90Ms, p99_ms: x.p99Ms, hist: x.hist });
+    }
+  });
+  for (const r of records) agg.record(r);
+  agg.flush();
+  return { loadWindows, latencyWindows };
+}

@@ -1,0 +1,157 @@
+// The builtin engine against real servers: the simulator as a process for the mix, and a small
+// local server for the in-flight cap and retries.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simBundlePath } from '../../src/docker/sim-image.js';
+import { BuiltinEngine } from '../../src/load/builtin.js';
+import type { RequestRecord } from '../../src/load/types.js';
+import { readPrompts, resolvePromptsFile, type Workload } from '../../src/load/workload.js';
+import { RealClock } from '../../src/util/clock.js';
+import { freePort } from '../../src/util/ports.js';
+
+const clock = new RealClock();
+
+function workload(endpoint: string, over: Partial<Workload>): Workload {
+  return {
+    targets: [{ node: 'n', endpoint }],
+    durationMs: 2000,
+    seed: 3,
+    arrival: 'constant',
+    burstiness: 1,
+    profile: { startRate: 50, stages: [] },
+    maxInFlight: null,
+    mix: [{ name: 'default', weight: 1, api: 'chat', stream: true, model: 'sim-llama', promptTokens: { fixed: 16 }, maxTokens: { fixed: 8 }, prompts: null, promptsFile: null, timeoutMs: 5000 }],
+    retry: null,
+    defaultModel: 'sim-llama',
+    ...over,
+  };
+}
+
+async function run(w: Workload): Promise<RequestRecord[]> {
+  const out: RequestRecord[] = [];
+  await new BuiltinEngine(clock).run(w, new AbortController().signal, { record: (r) => out.push(r) });
+  return out;
+}
+
+describe('builtin engine against the simulator', () => {
+  let sim: ChildProcess;
+  let endpoint: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '2', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5'], { stdio: 'ignore' });
+    endpoint = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 200; i++) {
+      try {
+        const r = await request(`${endpoint}/health`);
+        await r.body.dump();
+        if (r.statusCode === 200) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('simulator did not become healthy');
+  });
+  afterAll(() => sim.kill('SIGKILL'));
+
+  it('a weighted mix of streamed chat from a JSONL file and non-streamed completions, on schedule', async () => {
+    const file = resolvePromptsFile('prompts-sample.jsonl', null);
+    const recs = await run(
+      workload(endpoint, {
+        mix: [
+          { name: 'chat', weight: 3, api: 'chat', stream: true, model: undefined, promptTokens: { fixed: 1 }, maxTokens: { fixed: 8 }, prompts: readPrompts(file), promptsFile: file, timeoutMs: 5000 },
+          { name: 'complete', weight: 1, api: 'completions', stream: false, model: undefined, promptTokens: { uniform: [8, 32] }, maxTokens: { fixed: 4 }, prompts: null, promptsFile: null, timeoutMs: 5000 },
+        ],
+      }),
+    );
+    expect(recs.length).toBeGreaterThanOrEqual(99);
+    expect(recs.length).toBeLessThanOrEqual(100);
+    expect(recs.every((r) => r.outcome === 'ok')).toBe(true);
+    const chat = recs.filter((r) => r.mix === 'chat');
+    const complete = recs.filter((r) => r.mix === 'complete');
+    expect(chat.length / recs.length).toBeGreaterThan(0.6);
+    expect(chat.length / recs.length).toBeLessThan(0.9);
+    // streamed: gaps and usage; the dataset's max_tokens is what was asked for
+    expect(chat.every((r) => r.tokensSource === 'usage' && r.outputTokens === r.maxTokens && r.gaps.length === (r.maxTokens as number) - 1)).toBe(true);
+    expect(new Set(chat.map((r) => r.maxTokens))).toEqual(new Set([32, 64, 128, 256].filter((n) => chat.some((r) => r.maxTokens === n))));
+    // non-streamed: usage, no ttft
+    expect(complete.every((r) => r.outputTokens === 4 && r.ttftMs === null && r.gaps.length === 0)).toBe(true);
+    // open loop on an idle server: sent on time
+    const late = recs.map((r) => r.queueDelayMs as number).sort((a, b) => a - b);
+    expect(late[Math.floor(late.length * 0.99)]).toBeLessThan(20);
+  });
+});
+
+describe('builtin engine: cap and retries', () => {
+  let server: Server;
+  let endpoint: string;
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let calls = 0;
+  let flaky = false;
+
+  beforeAll(async () => {
+    // /slow holds each request 100 ms; /flaky fails two calls in three with 503.
+    server = createServer((req, res) => {
+      req.resume();
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const done = (status: number, body: string): void => {
+        inFlight--;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(body);
+      };
+      const ok = '{"choices":[{"index":0,"text":"x","finish_reason":"length"}],"usage":{"completion_tokens":1}}';
+      if (req.url?.startsWith('/v1/completions') && req.headers['x-test'] === undefined) {
+        if (flaky && ++calls % 3 !== 0) return done(503, '{"error":{"message":"overloaded"}}');
+        setTimeout(() => done(200, ok), flaky ? 1 : 100);
+      } else done(404, '{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+
+  const completions = (over: Partial<Workload['mix'][number]> = {}): Workload['mix'] => [
+    { name: 'c', weight: 1, api: 'completions', stream: false, model: 'm', promptTokens: { fixed: 4 }, maxTokens: { fixed: 1 }, prompts: null, promptsFile: null, timeoutMs: 5000, ...over },
+  ];
+
+  it('a cap of 2 in flight is never exceeded, and the wait it causes is measured as queue delay', async () => {
+    maxInFlight = 0;
+    const recs = await run(workload(endpoint, { durationMs: 1000, profile: { startRate: 40, stages: [] }, maxInFlight: 2, mix: completions() }));
+    expect(maxInFlight).toBe(2);
+    // 40/s offered, 20/s served: the queue grows through the run, and the schedule does not bend.
+    const qd = recs.map((r) => r.queueDelayMs as number).sort((a, b) => a - b);
+    expect(qd.at(-1)).toBeGreaterThan(500);
+    expect(recs.length).toBe(40);
+  });
+
+  it('retries failed attempts with backoff; every attempt is recorded and the last one is final', async () => {
+    flaky = true;
+    calls = 0;
+    const recs = await run(workload(endpoint, { durationMs: 500, profile: { startRate: 10, stages: [] }, mix: completions(), retry: { attempts: 3, backoffMs: 10, maxBackoffMs: 100, jitter: 0.2 } }));
+    flaky = false;
+    const finals = recs.filter((r) => r.final);
+    expect(finals.length).toBe(5);
+    expect(finals.every((r) => r.outcome === 'ok')).toBe(true);
+    expect(recs.filter((r) => r.attempt > 1).length).toBeGreaterThan(0);
+    expect(recs.filter((r) => r.outcome === 'http_error').every((r) => r.status === 503 && !r.final)).toBe(true);
+    for (const seq of new Set(recs.map((r) => r.seq))) {
+      const tries = recs.filter((r) => r.seq === seq).sort((a, b) => a.attempt - b.attempt);
+      expect(tries.map((t) => t.attempt)).toEqual(tries.map((_, i) => i + 1));
+      for (let i = 1; i < tries.length; i++) expect((tries[i] as RequestRecord).sentAt).toBeGreaterThanOrEqual((tries[i - 1] as RequestRecord).endAt + 10 * 0.8 - 1);
+      expect(tries[0]?.queueDelayMs).not.toBeNull();
+      expect(tries.slice(1).every((t) => t.queueDelayMs === null)).toBe(true);
+    }
+  });
+});
+
+describe('prompt files', () => {
+  it('a broken JSONL file is refused naming each bad line', () => {
+    expect(() => readPrompts(new URL('../fixtures/prompts/broken.jsonl', import.meta.url).pathname)).toThrow(/broken\.jsonl:2: expected .*\n.*broken\.jsonl:3: not JSON/);
+  });
+});
