@@ -16,6 +16,9 @@ export const ERRORS = {
   GAUNTLET_FAULT_REVERT: { status: 500, message: 'reverting fault %s failed: %s' },
   GAUNTLET_STORE_SCHEMA: { status: 500, message: 'database %s: %s' },
   GAUNTLET_RUN_NOT_FOUND: { status: 404, message: 'no run with id %s in %s' },
+  GAUNTLET_LOAD_K6_MISSING: { status: 400, message: 'load.engine is k6 but %s' },
+  GAUNTLET_LOAD_K6_BUNDLE: { status: 400, message: 'cannot bundle k6 scenario %s: %s' },
+  GAUNTLET_LOAD_K6_FAILED: { status: 502, message: 'k6 %s' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,9 +1,31 @@
 // Request bodies: a weighted pick from the mix, lengths drawn from its distributions, and
 // either a synthetic prompt (a slice of a seeded word corpus, ~4 characters per token) or a
 // prompt sampled from the entry's JSONL file. Requests ask for stream_options.include_usage.
+// Pure and free of Node APIs: the k6 scenarios bundle this file, so both engines send the
+// same requests for the same plan and seed.
 import { deriveSeed, seededRandom, type Random } from '../util/random.js';
-import { sampleLength } from './distributions.js';
-import type { MixItem, Workload } from './workload.js';
+import { sampleLength, type LengthDist } from './distributions.js';
+
+export interface PromptRecord {
+  messages?: { role: string; content: string }[];
+  prompt?: string;
+  /** The output length this prompt had in its dataset (e.g. ShareGPT), used as max_tokens. */
+  maxTokens?: number;
+}
+
+/** One kind of request in the mix. */
+export interface MixItem {
+  name: string;
+  weight: number;
+  api: 'chat' | 'completions';
+  stream: boolean;
+  model: string | undefined;
+  promptTokens: LengthDist;
+  maxTokens: LengthDist;
+  /** From a JSONL file; null for synthetic prompts of promptTokens length. */
+  prompts: PromptRecord[] | null;
+  timeoutMs: number;
+}
 
 const WORDS =
   'tell me about the history of distributed systems and why consensus is hard when nodes fail and networks partition while clients keep sending requests to every replica in the fleet during the night'.split(
@@ -29,7 +51,8 @@ function getCorpus(): string {
 /** About `tokens` tokens of text, from a random place in the corpus. */
 export function syntheticPrompt(rng: Random, tokens: number): string {
   const c = getCorpus();
-  const len = Math.min(c.length - 1, tokens * CHARS_PER_TOKEN);
+  const len = tokens * CHARS_PER_TOKEN;
+  if (len >= c.length) return c.repeat(Math.ceil(len / c.length) + 1).slice(0, len);
   const start = Math.floor(rng.next() * (c.length - len));
   return c.slice(start, start + len);
 }
@@ -57,7 +80,7 @@ export class RequestFactory {
   private readonly total: number;
 
   constructor(
-    private readonly w: Pick<Workload, 'mix' | 'defaultModel'>,
+    private readonly w: { mix: MixItem[]; defaultModel: string },
     seed: number,
     label: string,
   ) {
@@ -80,7 +103,7 @@ export class RequestFactory {
     let promptTokens: number;
     let payload: Record<string, unknown>;
     if (m.prompts) {
-      const p = m.prompts[Math.floor(this.rng.next() * m.prompts.length)] as NonNullable<MixItem['prompts']>[number];
+      const p = m.prompts[Math.floor(this.rng.next() * m.prompts.length)] as PromptRecord;
       if (p.maxTokens !== undefined) maxTokens = Math.min(MAX_OUTPUT_TOKENS, p.maxTokens);
       const text = p.messages ? p.messages.map((x) => x.content).join('\n') : (p.prompt as string);
       promptTokens = Math.max(1, Math.ceil(text.length / CHARS_PER_TOKEN));

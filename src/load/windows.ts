@@ -65,6 +65,8 @@ export class WindowAggregator {
     readonly windowMs: number,
     private readonly origin: number,
     private readonly emit: (load: LoadWindow, latency: LatencyWindow[]) => void,
+    /** False when the engine cannot know scheduled send times (k6): no "from scheduled" views then. */
+    private readonly scheduleKnown = true,
   ) {}
 
   private windowStart(t: number): number {
@@ -135,14 +137,27 @@ export class WindowAggregator {
       if (r.outcome === 'ok') {
         l.finalOk++;
         // The client's view: from the scheduled send, across queueing and retries.
-        if (r.firstTokenAt !== null) this.add(w, 'ttft_sched', r.firstTokenAt - r.scheduledAt);
-        this.add(w, 'e2e_sched', r.endAt - r.scheduledAt);
+        if (this.scheduleKnown) {
+          if (r.firstTokenAt !== null) this.add(w, 'ttft_sched', r.firstTokenAt - r.scheduledAt);
+          this.add(w, 'e2e_sched', r.endAt - r.scheduledAt);
+        }
       } else l.finalFailed++;
     }
   }
 
   scheduleMiss(node: string, at: number, count: number): void {
     this.get(node, at).load.scheduleMisses += count;
+  }
+
+  sample(node: string, metric: LatencyMetric, at: number, ms: number): void {
+    this.add(this.get(node, at), metric, ms);
+  }
+
+  tokens(node: string, at: number, count: number, source: 'usage' | 'chunks'): void {
+    const l = this.get(node, at).load;
+    l.outputTokens += count;
+    if (source === 'usage') l.tokensFromUsage++;
+    else l.tokensFromChunks++;
   }
 
   /** Hands on every window that ended before `now − graceMs`. */

@@ -7,29 +7,13 @@ import { z } from 'zod';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import { packageRoot } from '../util/paths.js';
-import type { LengthDist } from './distributions.js';
+import type { MixItem as PromptMix, PromptRecord } from './prompts.js';
 import type { Arrival, RateProfile } from './schedule.js';
 import type { LoadTarget } from './types.js';
 
-export interface PromptRecord {
-  messages?: { role: string; content: string }[];
-  prompt?: string;
-  /** The output length this prompt had in its dataset (e.g. ShareGPT), used as max_tokens. */
-  maxTokens?: number;
-}
-
-export interface MixItem {
-  name: string;
-  weight: number;
-  api: 'chat' | 'completions';
-  stream: boolean;
-  model: string | undefined;
-  promptTokens: LengthDist;
-  maxTokens: LengthDist;
-  /** From a JSONL file; null for synthetic prompts of promptTokens length. */
-  prompts: PromptRecord[] | null;
+/** A kind of request in the mix, with where its prompts came from. */
+export interface MixItem extends PromptMix {
   promptsFile: string | null;
-  timeoutMs: number;
 }
 
 export interface RetryPolicy {

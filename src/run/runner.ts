@@ -3,6 +3,7 @@
 // to the detectors, writes everything to the store, and at the end — normal, aborted or
 // failed — reverts every fault and writes the report.
 import { hostname } from 'node:os';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { request } from 'undici';
 import { FAULTS } from '../../faults/index.js';
 import { FaultWindows, NodeDetector, type Episode, type Observation } from '../detect/detector.js';
@@ -13,6 +14,7 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
 import type { FaultContext } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
+import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
 import { WindowAggregator, type LatencyWindow, type LoadWindow } from '../load/windows.js';
@@ -170,7 +172,16 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     model,
     planSource,
   );
-  const engine = ctx.engine ?? new BuiltinEngine(clock);
+  const engine =
+    ctx.engine ??
+    (plan.load.engine === 'k6'
+      ? await K6Engine.create({
+          script: plan.load.script ? resolvePath(planSource ? dirname(planSource) : process.cwd(), plan.load.script) : null,
+          arrival: plan.load.arrival,
+          maxInFlight: plan.load.max_in_flight ?? null,
+          log: ctx.log,
+        })
+      : new BuiltinEngine(clock));
 
   const runId = ctx.runId ?? newRunId(plan, clock.now());
   const log = ctx.log.child({ runId });
@@ -379,7 +390,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         hist: x.hist,
       })),
     );
-  });
+  }, engine.capabilities.queueDelay);
   let windowTtft: number[] = [];
   const sink = {
     record: guarded('request record', (r: RequestRecord): void => {
@@ -415,6 +426,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       if (r.ttftMs !== null && r.outcome === 'ok' && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
     scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
+    sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
+    tokens: guarded('token count', (node: string, at: number, count: number, source: 'usage' | 'chunks'): void => windows.tokens(node, at, count, source)),
   };
   const curve = new RateCurve(workload.profile);
 

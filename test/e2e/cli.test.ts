@@ -92,3 +92,38 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     expect(r.stderr).toMatch(/error GAUNTLET_TARGET_NOT_READY: target gone did not become ready: http:\/\/127\.0\.0\.1:9\/health still answers "ECONNREFUSED"/);
   });
 });
+
+describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded output)', () => {
+  let server: Server;
+  let endpoint: string;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      res.end(req.url === '/v1/models' ? '{"data":[{"id":"m"}]}' : '{"status":"ok"}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => server.close(r)));
+
+  it("the report says which engine measured what, and counts k6's schedule misses", async () => {
+    const plan = join(dir, 'k6.yaml');
+    writeFileSync(plan, `name: k6-plan\nduration: 5s\ntargets: [{ name: node-a, endpoint: "${endpoint}" }]\nload: { engine: k6, rate: 2, arrival: poisson }\nprobes: { interval: 500ms }\n`);
+    const fake = new URL('../fixtures/fake-k6/k6', import.meta.url).pathname;
+    const replay = new URL('../fixtures/k6/gauntlet-scenario.out.jsonl', import.meta.url).pathname;
+    const run = await runCli(['run', plan, '--db', db, '--reports', reports], { K6_BIN: fake, FAKE_K6_REPLAY: replay, FAKE_K6_PACE_MS: '20' });
+    expect(run.code, run.stderr).toBe(0);
+    const id = /^run (\S+): completed/m.exec(run.stdout)?.[1] as string;
+    const report = JSON.parse(readFileSync(join(reports, id, 'report.json'), 'utf8'));
+    expect(report.run.engine.name).toBe('k6');
+    expect(report.run.engine.capabilities).toMatchObject({ ttft: 'time_to_first_byte', itl: false, queueDelay: false });
+    expect(report.requests).toMatchObject({ total: 10, ok: 9, schedule_misses: 2, output_tokens: 144 });
+    expect(report.requests.outcomes).toEqual({ ok: 9, truncated: 1 });
+    expect(report.latency.ttft_p50_ms).toBeGreaterThan(40);
+    expect(report.latency.itl_samples).toBe(30);
+    expect(report.latency.ttft_from_scheduled_p50_ms).toBeNull();
+    const md = readFileSync(join(reports, id, 'report.md'), 'utf8');
+    expect(md).toContain('the first byte of the body (approximation: no SSE support)');
+    expect(md).toContain('2 arrivals could not be started on time');
+  }, 30_000);
+});

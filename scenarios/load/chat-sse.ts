@@ -1,0 +1,60 @@
+// Gauntlet's k6 scenario for a k6 binary built with xk6-sse (module k6/x/sse): every SSE event
+// is timed as it arrives, so time to first token and each inter-token gap are measured
+// (with Date.now(): whole milliseconds). A stream cut mid-body is reported by the extension as
+// status 200; this script checks for finish_reason/[DONE] and records it as truncated.
+import sse from 'k6/x/sse';
+import { sleep } from 'k6';
+import { config, itlMetric, nextRequest, readChunk, report, target, ttftMetric, backoffSeconds, type Result } from './lib.js';
+
+export const options = config.options;
+
+export default function (): void {
+  const { node, endpoint } = target();
+  const req = nextRequest(node);
+  const attempts = config.retry ? config.retry.attempts : 1;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) sleep(backoffSeconds(attempt));
+    const t0 = Date.now();
+    let last = 0;
+    let chunks = 0;
+    let finished = false;
+    let usage: number | null = null;
+    let protocolError = false;
+    let streamError = false;
+    const res = sse.open(
+      `${endpoint}${req.path}`,
+      { method: 'POST', body: req.body, headers: { 'Content-Type': 'application/json' }, tags: { node, mix: req.mix } },
+      (client) => {
+        client.on('event', (event) => {
+          if (event.data === '[DONE]') {
+            finished = true;
+            client.close();
+            return;
+          }
+          const step = readChunk(event.data);
+          if (step.error) protocolError = true;
+          if (step.usage !== null) usage = step.usage;
+          if (step.finished) finished = true;
+          if (step.content) {
+            const now = Date.now();
+            if (chunks === 0) ttftMetric.add(now - t0, { node, mix: req.mix });
+            else itlMetric.add(now - last, { node });
+            last = now;
+            chunks++;
+          }
+        });
+        client.on('error', () => {
+          streamError = true;
+          client.close();
+        });
+      },
+    );
+    const status = res && res.status ? res.status : 0;
+    const r: Result = { outcome: 'ok', status, e2eMs: Date.now() - t0, tokens: usage !== null ? usage : chunks, tokensSource: usage !== null ? 'usage' : 'chunks' };
+    if (status === 0) r.outcome = 'conn_error';
+    else if (status < 200 || status >= 300) r.outcome = 'http_error';
+    else if (protocolError) r.outcome = 'protocol_error';
+    else if (!finished || streamError) r.outcome = 'truncated';
+    if (!report(node, req, r, attempt)) return;
+  }
+}

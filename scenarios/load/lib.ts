@@ -1,0 +1,105 @@
+// Shared by Gauntlet's k6 scenarios: the run's configuration (written by Gauntlet, read with
+// open() at init), the same request generator the builtin engine uses, and the metrics that
+// carry results back: gauntlet_request (one sample per attempt: value = e2e ms, tags = node,
+// mix, outcome, status, attempt, final — all low-cardinality), gauntlet_ttft, gauntlet_itl,
+// gauntlet_output_tokens. Bundled by esbuild for k6 v0.49+ (ES2017 inside ES modules).
+import exec from 'k6/execution';
+import { Counter, Trend } from 'k6/metrics';
+import type { Options } from 'k6/options';
+import { RequestFactory, type BuiltRequest, type MixItem } from '../../src/load/prompts.js';
+import { deriveSeed, seededRandom } from '../../src/util/random.js';
+
+export interface ScenarioConfig {
+  /** k6 scenario name → the node it loads and its endpoint. */
+  targets: Record<string, { node: string; endpoint: string }>;
+  mix: MixItem[];
+  defaultModel: string;
+  retry: { attempts: number; backoffMs: number; maxBackoffMs: number; jitter: number } | null;
+  seed: number;
+  options: Options;
+}
+
+export const config: ScenarioConfig = JSON.parse(open(__ENV.GAUNTLET_CONFIG as string)) as ScenarioConfig;
+
+export const requestMetric = new Trend('gauntlet_request', true);
+export const ttftMetric = new Trend('gauntlet_ttft', true);
+export const itlMetric = new Trend('gauntlet_itl', true);
+export const tokenMetric = new Counter('gauntlet_output_tokens');
+
+const factories: Record<string, RequestFactory> = {};
+const jitter = seededRandom(deriveSeed(config.seed, `k6-retry-${exec.vu.idInTest}`));
+
+export function target(): { node: string; endpoint: string } {
+  const t = config.targets[exec.scenario.name];
+  if (!t) throw new Error(`scenario ${exec.scenario.name} has no target in the Gauntlet config`);
+  return t;
+}
+
+/** The next request for this VU and target (each VU has its own seeded stream). */
+export function nextRequest(node: string): BuiltRequest {
+  const key = node;
+  factories[key] = factories[key] || new RequestFactory(config, deriveSeed(config.seed, `vu-${exec.vu.idInTest}`), node);
+  return (factories[key] as RequestFactory).next();
+}
+
+export interface Result {
+  outcome: 'ok' | 'http_error' | 'conn_error' | 'timeout' | 'truncated' | 'protocol_error';
+  status: number;
+  e2eMs: number;
+  tokens: number | null;
+  tokensSource: 'usage' | 'chunks';
+}
+
+/** Records one attempt; returns whether the client would retry it. */
+export function report(node: string, req: BuiltRequest, r: Result, attempt: number): boolean {
+  const attempts = config.retry ? config.retry.attempts : 1;
+  const retryable = r.outcome === 'http_error' ? r.status === 429 || r.status >= 500 : r.outcome !== 'ok';
+  const final = r.outcome === 'ok' || !retryable || attempt >= attempts;
+  requestMetric.add(r.e2eMs, { node, mix: req.mix, outcome: r.outcome, status: String(r.status), attempt: String(attempt), final: String(final) });
+  if (r.outcome === 'ok' && r.tokens !== null && r.tokens > 0) tokenMetric.add(r.tokens, { node, source: r.tokensSource });
+  return !final;
+}
+
+/** Seconds to wait before attempt `attempt` (2, 3, …). */
+export function backoffSeconds(attempt: number): number {
+  const p = config.retry;
+  if (!p) return 0;
+  const base = Math.min(p.maxBackoffMs, p.backoffMs * Math.pow(2, attempt - 2));
+  return Math.max(0, base * (1 + p.jitter * (2 * jitter.next() - 1))) / 1000;
+}
+
+/** Reads a whole SSE body (k6/http buffers it): content chunks, finish reason, usage. */
+export function readSseBody(body: string): { chunks: number; finished: boolean; usage: number | null; error: string | null } {
+  let chunks = 0;
+  let finished = false;
+  let usage: number | null = null;
+  let error: string | null = null;
+  for (const block of body.split('\n\n')) {
+    const line = block.split('\n').filter((l) => l.indexOf('data:') === 0).map((l) => l.slice(5).trim()).join('\n');
+    if (!line) continue;
+    if (line === '[DONE]') {
+      finished = true;
+      continue;
+    }
+    const step = readChunk(line);
+    if (step.error) error = error || step.error;
+    chunks += step.content ? 1 : 0;
+    finished = finished || step.finished;
+    if (step.usage !== null) usage = step.usage;
+  }
+  return { chunks, finished, usage, error };
+}
+
+export function readChunk(data: string): { content: boolean; finished: boolean; usage: number | null; error: string | null } {
+  let chunk: { error?: unknown; usage?: { completion_tokens?: number }; choices?: { delta?: { content?: string }; text?: string; finish_reason?: string | null }[] };
+  try {
+    chunk = JSON.parse(data);
+  } catch (e) {
+    return { content: false, finished: false, usage: null, error: `malformed SSE chunk: ${String(e)}` };
+  }
+  if (chunk.error !== undefined) return { content: false, finished: false, usage: null, error: `server sent an error in the stream` };
+  const choice = chunk.choices && chunk.choices[0];
+  const text = choice ? (choice.delta ? choice.delta.content : choice.text) : undefined;
+  const usage = chunk.usage && typeof chunk.usage.completion_tokens === 'number' ? chunk.usage.completion_tokens : null;
+  return { content: typeof text === 'string' && text.length > 0, finished: !!(choice && choice.finish_reason), usage, error: null };
+}

@@ -1,0 +1,164 @@
+// The k6 engine: bundles the scenario, runs the k6 binary with its JSON output going into a
+// FIFO, and reads that stream line by line while k6 runs — a 72 h run's output never sits in
+// memory or on disk. k6's exit code and last stderr lines become a clear error.
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { constants, createReadStream, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { GauntletError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { packageRoot } from '../../util/paths.js';
+import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink } from '../types.js';
+import type { Workload } from '../workload.js';
+import { locateK6, probeK6, type K6Binary } from './binary.js';
+import { bundleScenario } from './bundle.js';
+import { k6Config } from './config.js';
+import { K6OutputParser } from './output.js';
+
+const run = promisify(execFile);
+
+/** What k6's exit codes mean (k6 errext/exitcodes). */
+export const K6_EXIT_CODES: Record<number, string> = {
+  97: 'cloud test run failed',
+  98: 'cloud progress unavailable',
+  99: 'thresholds were crossed',
+  100: 'setup() timed out',
+  101: 'teardown() timed out',
+  102: 'timed out',
+  103: 'engine error',
+  104: 'invalid configuration',
+  105: 'aborted from outside',
+  106: 'cannot start its REST API (is port 6565 taken?)',
+  107: 'the script threw an exception',
+  108: 'the script aborted the test',
+};
+
+export interface K6EngineOptions {
+  /** The user's own scenario (plan load.script), or null for Gauntlet's. */
+  script: string | null;
+  arrival: Workload['arrival'];
+  maxInFlight: number | null;
+  log: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class K6Engine implements LoadEngine {
+  readonly name = 'k6';
+  readonly progress: LoadProgress = { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 };
+  readonly capabilities: EngineCapabilities;
+  private readonly entry: string;
+
+  private constructor(
+    readonly binary: K6Binary,
+    private readonly opts: K6EngineOptions,
+  ) {
+    const own = opts.script === null;
+    this.entry = opts.script ?? join(packageRoot(), 'scenarios', 'load', binary.sse ? 'chat-sse.ts' : 'chat.ts');
+    const notes = [`k6 ${binary.version} at ${binary.path}${binary.sse ? ', with xk6-sse' : ', without the SSE extension'}.`];
+    if (!binary.sse) notes.push('Without xk6-sse, k6 buffers each response: TTFT is time to first byte (an approximation) and inter-token gaps are not measured.');
+    else notes.push('TTFT and inter-token gaps are timed in the k6 script with Date.now(): whole milliseconds.');
+    if (opts.arrival !== 'constant') notes.push(`k6's arrival-rate executors space arrivals evenly: the plan's ${opts.arrival} arrivals run as evenly spaced ones on k6.`);
+    notes.push('k6 starts each arrival on time or drops it (counted as a schedule miss); queue delay and latency from scheduled send are therefore not measured.');
+    if (opts.maxInFlight) notes.push(`max_in_flight maps to k6's maxVUs: arrivals over it are dropped (schedule misses), not queued.`);
+    if (!own) notes.push(`Your own scenario ${opts.script}: records come from its http_req_* samples, so a stream cut mid-body that the SSE extension reports as 200 counts as ok; emit gauntlet_request (see scenarios/load/lib.ts) to report outcomes yourself.`);
+    this.capabilities = { ttft: binary.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: binary.sse, queueDelay: false, notes };
+  }
+
+  static async create(opts: K6EngineOptions): Promise<K6Engine> {
+    const path = locateK6(opts.env);
+    if (!path) throw new GauntletError('GAUNTLET_LOAD_K6_MISSING', ['no k6 binary was found: set K6_BIN or put k6 on PATH (or use load.engine: builtin)']);
+    return new K6Engine(await probeK6(path), opts);
+  }
+
+  async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
+    const log = this.opts.log;
+    const dir = mkdtempSync(join(tmpdir(), 'gauntlet-k6-'));
+    try {
+      const config = k6Config(w);
+      const configPath = join(dir, 'config.json');
+      writeFileSync(configPath, JSON.stringify(config));
+      const script = await bundleScenario(this.entry, join(dir, 'scenario.js'));
+      const fifo = join(dir, 'out.jsonl');
+      await run('mkfifo', [fifo]);
+
+      const own = this.opts.script === null;
+      const scenarioNode = Object.fromEntries(Object.entries(config.targets).map(([k, v]) => [k, v.node]));
+      let problems = 0;
+      const counting: LoadSink = {
+        ...sink,
+        record: (r) => {
+          this.progress.done++;
+          if (r.attempt === 1) this.progress.scheduled++;
+          if (r.outcome === 'ok') this.progress.ok++;
+          else if (r.outcome !== 'cancelled') this.progress.failed++;
+          sink.record(r);
+        },
+      };
+      const parser = new K6OutputParser(
+        { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb' },
+        counting,
+        (m) => {
+          if (++problems <= 20) log.warn(m);
+          else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
+        },
+      );
+
+      const child = spawn(this.binary.path, ['run', '--no-usage-report', '--no-summary', '--quiet', '--out', `json=${fifo}`, '-e', `GAUNTLET_CONFIG=${configPath}`, script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
+      });
+      const stderrTail: string[] = [];
+      createInterface({ input: child.stderr }).on('line', (l) => {
+        stderrTail.push(l);
+        if (stderrTail.length > 20) stderrTail.shift();
+      });
+      child.stdout.resume();
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+
+      let opened = false;
+      const reading = (async () => {
+        const input = createReadStream(fifo, { encoding: 'utf8' });
+        input.on('open', () => (opened = true));
+        for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
+        parser.end();
+      })();
+
+      // Ctrl-C: k6's own graceful stop (SIGINT), then a bounded wait before SIGKILL.
+      const graceMs = Math.max(...w.mix.map((m) => m.timeoutMs)) + 15_000;
+      let killTimer: NodeJS.Timeout | null = null;
+      const onAbort = (): void => {
+        child.kill('SIGINT');
+        killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+
+      const [code, sig] = await exited;
+      signal.removeEventListener('abort', onAbort);
+      if (killTimer) clearTimeout(killTimer);
+      if (!opened) {
+        // k6 ended without opening its output: open the FIFO's write end once so the reader ends.
+        try {
+          closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+        } catch {
+          // the reader already finished, or never opened: nothing waits
+        }
+      }
+      await reading;
+      log.info({ code, signal: sig, ...parser.stats }, 'k6 finished');
+
+      if (signal.aborted || code === 0) return;
+      if (code === 99) {
+        log.warn('k6 says thresholds were crossed (exit 99); Gauntlet judges its own gates, so the run goes on');
+        return;
+      }
+      const meaning = code === null ? `was killed by ${sig}` : `exited with code ${code}${K6_EXIT_CODES[code] ? ` (${K6_EXIT_CODES[code]})` : ''}`;
+      throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`${meaning}${stderrTail.length ? `; its last output:\n${stderrTail.join('\n')}` : ''}`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,236 @@
+// Reads k6's `--out json` stream line by line as k6 writes it (never the whole file).
+// What the lines mean was checked on real k6 v0.49 output (test/fixtures/real/k6):
+// - one request's http_req_* points are written together with the same time (its end) and tags;
+// - a refused or reset connection has status "0" (k6/http, with error/error_code tags) or no
+//   status tag at all (xk6-sse); xk6-sse reports a stream cut mid-body as status 200, so only a
+//   script that checks finish_reason (Gauntlet's own, which emits gauntlet_request) sees it;
+// - dropped_iterations are arrivals k6 could not start: schedule misses.
+import { z } from 'zod';
+import type { Outcome } from '../../store/types.js';
+import type { LoadSink } from '../types.js';
+
+const Tags = z.record(z.string(), z.string()).nullable();
+const Line = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('Metric'), metric: z.string(), data: z.object({ type: z.string() }).passthrough() }),
+  z.object({ type: z.literal('Point'), metric: z.string(), data: z.object({ time: z.string(), value: z.number(), tags: Tags }) }),
+]);
+
+/** RFC 3339 with up to nanoseconds → epoch ms with the fraction kept. */
+export function parseK6Time(s: string): number {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(s);
+  if (!m) return Number.NaN;
+  const whole = Date.parse(`${m[1]}${m[3]}`);
+  const frac = m[2] ? Number(`0.${m[2]}`) * 1000 : 0;
+  return whole + frac;
+}
+
+export interface K6ParseOptions {
+  nodes: string[];
+  /** k6 scenario name → node, for points without a node tag. */
+  scenarioNode: Record<string, string>;
+  /** Records from Gauntlet's own gauntlet_request metric, or from each request's http_req_* points. */
+  recordsFrom: 'gauntlet_request' | 'http_reqs';
+  /** ttft from a metric (gauntlet_ttft / llm_ttft), or approximated by time to first byte. */
+  ttftFrom: 'metric' | 'ttfb';
+}
+
+const TTFT_METRICS = new Set(['gauntlet_ttft', 'llm_ttft']);
+const ITL_METRICS = new Set(['gauntlet_itl', 'llm_itl']);
+const TOKEN_METRICS = new Set(['gauntlet_output_tokens', 'llm_output_tokens']);
+const OUTCOMES = new Set<Outcome>(['ok', 'http_error', 'conn_error', 'timeout', 'truncated', 'protocol_error', 'cancelled']);
+
+interface Group {
+  key: string;
+  time: number;
+  tags: Record<string, string>;
+  values: Map<string, number>;
+}
+
+export interface K6ParseStats {
+  lines: number;
+  points: number;
+  malformed: number;
+  records: number;
+  scheduleMisses: number;
+  unmapped: number;
+}
+
+export class K6OutputParser {
+  readonly stats: K6ParseStats = { lines: 0, points: 0, malformed: 0, records: 0, scheduleMisses: 0, unmapped: 0 };
+  private group: Group | null = null;
+  private seq = 0;
+
+  constructor(
+    private readonly opts: K6ParseOptions,
+    private readonly sink: LoadSink,
+    private readonly onProblem: (message: string) => void,
+  ) {}
+
+  line(text: string): void {
+    this.stats.lines++;
+    if (text.trim() === '') return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      return this.problem(`not JSON (${(err as Error).message}): ${text.slice(0, 120)}`);
+    }
+    const r = Line.safeParse(value);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      return this.problem(`${issue?.path.join('.') || '(line)'}: ${issue?.message ?? 'invalid'}: ${text.slice(0, 120)}`);
+    }
+    const l = r.data;
+    if (l.type === 'Metric') return;
+    const time = parseK6Time(l.data.time);
+    if (!Number.isFinite(time)) return this.problem(`data.time: not an RFC 3339 time: ${l.data.time}`);
+    this.stats.points++;
+    this.point(l.metric, time, l.data.value, l.data.tags ?? {});
+  }
+
+  /** Call at the end of the stream: the last request's points are complete. */
+  end(): void {
+    this.flushGroup();
+  }
+
+  private problem(what: string): void {
+    this.stats.malformed++;
+    this.onProblem(`k6 output line ${this.stats.lines}: ${what}`);
+  }
+
+  private nodeOf(tags: Record<string, string>): string | null {
+    const n = tags.node;
+    if (n !== undefined && this.opts.nodes.includes(n)) return n;
+    const s = tags.scenario !== undefined ? this.opts.scenarioNode[tags.scenario] : undefined;
+    if (s) return s;
+    return this.opts.nodes.length === 1 ? (this.opts.nodes[0] as string) : null;
+  }
+
+  private point(metric: string, time: number, value: number, tags: Record<string, string>): void {
+    if (metric.startsWith('http_req')) {
+      const key = `${time}|${JSON.stringify(tags)}`;
+      if (this.group && this.group.key !== key) this.flushGroup();
+      this.group ??= { key, time, tags, values: new Map() };
+      this.group.values.set(metric, value);
+      return;
+    }
+    this.flushGroup();
+    const node = this.nodeOf(tags);
+    if (metric === 'dropped_iterations') {
+      // Only the scenario tag says where the miss belongs.
+      if (!node) return void this.stats.unmapped++;
+      this.stats.scheduleMisses += value;
+      this.sink.scheduleMiss?.(node, time, value);
+      return;
+    }
+    if (!node) {
+      if (metric.startsWith('gauntlet_') || TTFT_METRICS.has(metric) || ITL_METRICS.has(metric)) this.stats.unmapped++;
+      return;
+    }
+    if (metric === 'gauntlet_request' && this.opts.recordsFrom === 'gauntlet_request') return this.gauntletRecord(node, time, value, tags);
+    if (TTFT_METRICS.has(metric) && this.opts.ttftFrom === 'metric') return this.sink.sample?.(node, 'ttft', time, value);
+    if (ITL_METRICS.has(metric)) return this.sink.sample?.(node, 'itl', time, value);
+    if (TOKEN_METRICS.has(metric) && value > 0) return this.sink.tokens?.(node, time, value, tags.source === 'usage' ? 'usage' : 'chunks');
+  }
+
+  /** One request from Gauntlet's scenario: value = e2e ms, the script judged the outcome. */
+  private gauntletRecord(node: string, time: number, e2e: number, tags: Record<string, string>): void {
+    const outcome = OUTCOMES.has(tags.outcome as Outcome) ? (tags.outcome as Outcome) : 'protocol_error';
+    const status = tags.status && tags.status !== '0' ? Number(tags.status) : null;
+    this.emit({
+      node,
+      seq: ++this.seq,
+      attempt: Number(tags.attempt ?? 1) || 1,
+      final: tags.final !== 'false',
+      mix: tags.mix ?? 'default',
+      time,
+      e2e,
+      outcome,
+      status,
+      respondedAt: null,
+      ttftMs: null,
+      error: tags.error ?? (OUTCOMES.has(tags.outcome as Outcome) ? null : `unknown outcome tag ${tags.outcome}`),
+    });
+  }
+
+  private flushGroup(): void {
+    const g = this.group;
+    this.group = null;
+    if (!g || this.opts.recordsFrom !== 'http_reqs' || !g.values.has('http_reqs')) return;
+    const node = this.nodeOf(g.tags);
+    if (!node) return void this.stats.unmapped++;
+    const v = (k: string): number => g.values.get(`http_req_${k}`) ?? 0;
+    const before = v('blocked') + v('connecting') + v('tls_handshaking');
+    const e2e = before + v('duration');
+    const code = g.tags.status;
+    const status = code && code !== '0' ? Number(code) : null;
+    let outcome: Outcome;
+    let error: string | null = g.tags.error ?? null;
+    if (g.tags.error_code === '1050') outcome = 'timeout';
+    else if (status === null) {
+      outcome = 'conn_error';
+      error ??= 'no response (k6 gave no status)';
+    } else if (status >= 200 && status < 300) outcome = 'ok';
+    else outcome = 'http_error';
+    // Time to first byte: all k6/http can see of a stream without the SSE extension.
+    const ttfb = status !== null ? before + v('sending') + v('waiting') : null;
+    this.emit({
+      node,
+      seq: ++this.seq,
+      attempt: 1,
+      final: true,
+      mix: g.tags.mix ?? 'default',
+      time: g.time,
+      e2e,
+      outcome,
+      status,
+      respondedAt: ttfb !== null ? g.time - e2e + ttfb : null,
+      ttftMs: this.opts.ttftFrom === 'ttfb' && outcome === 'ok' ? ttfb : null,
+      error,
+    });
+  }
+
+  private emit(r: {
+    node: string;
+    seq: number;
+    attempt: number;
+    final: boolean;
+    mix: string;
+    time: number;
+    e2e: number;
+    outcome: Outcome;
+    status: number | null;
+    respondedAt: number | null;
+    ttftMs: number | null;
+    error: string | null;
+  }): void {
+    this.stats.records++;
+    const sentAt = r.time - r.e2e;
+    this.sink.record({
+      node: r.node,
+      seq: r.seq,
+      attempt: r.attempt,
+      final: r.final,
+      mix: r.mix,
+      scheduledAt: sentAt,
+      sentAt,
+      respondedAt: r.respondedAt,
+      firstTokenAt: r.ttftMs !== null ? sentAt + r.ttftMs : null,
+      endAt: r.time,
+      ttftMs: r.ttftMs,
+      e2eMs: r.e2e,
+      // k6 starts arrivals on time or drops them (schedule misses): it never queues.
+      queueDelayMs: null,
+      outcome: r.outcome,
+      status: r.status,
+      outputTokens: null,
+      tokensSource: null,
+      chunks: 0,
+      itlMaxMs: null,
+      error: r.error,
+      promptTokens: null,
+      maxTokens: null,
+      gaps: [],
+    });
+  }
+}

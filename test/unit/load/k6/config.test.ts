@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { k6Config } from '../../../../src/load/k6/config.js';
+import type { Workload } from '../../../../src/load/workload.js';
+
+const base: Workload = {
+  targets: [
+    { node: 'node-a', endpoint: 'http://127.0.0.1:1' },
+    { node: 'node-b', endpoint: 'http://127.0.0.1:2' },
+  ],
+  durationMs: 300_000,
+  seed: 1,
+  arrival: 'constant',
+  burstiness: 1,
+  profile: { startRate: 5, stages: [] },
+  maxInFlight: null,
+  mix: [{ name: 'default', weight: 1, api: 'chat', stream: true, model: undefined, promptTokens: { fixed: 64 }, maxTokens: { fixed: 64 }, prompts: null, promptsFile: null, timeoutMs: 60_000 }],
+  retry: null,
+  defaultModel: 'm',
+};
+
+describe('k6Config', () => {
+  it('one constant-arrival-rate scenario per node at its share, fractional rates kept exact', () => {
+    const c = k6Config(base);
+    expect(Object.keys(c.options.scenarios)).toEqual(['node_1', 'node_2']);
+    const s = c.options.scenarios.node_1;
+    expect(s).toMatchObject({ executor: 'constant-arrival-rate', rate: 2500, timeUnit: '1000s', duration: '300000ms', tags: { node: 'node-a' } });
+    expect(c.targets.node_2).toEqual({ node: 'node-b', endpoint: 'http://127.0.0.1:2' });
+  });
+
+  it('VUs: enough for rate × expected latency, at most rate × timeout', () => {
+    const s = k6Config(base).options.scenarios.node_1;
+    // 2.5/s × (1 s + 64 × 50 ms) = 10.5 → 12; 2.5/s × 60 s = 150 → 151
+    expect(s?.preAllocatedVUs).toBe(12);
+    expect(s?.maxVUs).toBe(151);
+    expect(k6Config({ ...base, maxInFlight: 20 }).options.scenarios.node_1?.maxVUs).toBe(10);
+  });
+
+  it('stages ramp per node and the last target holds to the end of the plan', () => {
+    const c = k6Config({ ...base, profile: { startRate: 0, stages: [{ duration: 60_000, target: 10 }, { duration: 0, target: 20 }] } });
+    expect(c.options.scenarios.node_1).toMatchObject({
+      executor: 'ramping-arrival-rate',
+      startRate: 0,
+      stages: [
+        { duration: '60000ms', target: 5000 },
+        { duration: '0ms', target: 10000 },
+        { duration: '240000ms', target: 10000 },
+      ],
+    });
+  });
+
+  it('stages longer than the plan are cut at its end', () => {
+    const c = k6Config({ ...base, durationMs: 90_000, profile: { startRate: 2, stages: [{ duration: 60_000, target: 10 }, { duration: 60_000, target: 10 }] } });
+    expect(c.options.scenarios.node_1?.stages).toEqual([
+      { duration: '60000ms', target: 5000 },
+      { duration: '30000ms', target: 5000 },
+    ]);
+  });
+});

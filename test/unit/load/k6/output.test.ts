@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { K6OutputParser, parseK6Time, type K6ParseOptions } from '../../../../src/load/k6/output.js';
+import type { RequestRecord } from '../../../../src/load/types.js';
+
+const real = (name: string): string[] => readFileSync(new URL(`../../../fixtures/real/k6/${name}`, import.meta.url), 'utf8').split('\n');
+
+function parse(lines: string[], opts: Partial<K6ParseOptions> = {}) {
+  const records: RequestRecord[] = [];
+  const samples: { node: string; metric: string; ms: number }[] = [];
+  const misses: number[] = [];
+  let tokens = 0;
+  const problems: string[] = [];
+  const p = new K6OutputParser(
+    { nodes: ['node-a'], scenarioNode: {}, recordsFrom: 'http_reqs', ttftFrom: 'ttfb', ...opts },
+    {
+      record: (r) => records.push(r),
+      scheduleMiss: (_n, _at, c) => misses.push(c),
+      sample: (node, metric, _at, ms) => samples.push({ node, metric, ms }),
+      tokens: (_n, _at, c) => (tokens += c),
+    },
+    (m) => problems.push(m),
+  );
+  for (const l of lines) p.line(l);
+  p.end();
+  return { records, samples, misses, tokens, problems, stats: p.stats };
+}
+
+const count = (rs: RequestRecord[]): Record<string, number> => rs.reduce<Record<string, number>>((a, r) => ((a[r.outcome] = (a[r.outcome] ?? 0) + 1), a), {});
+
+describe('k6 JSON output (real k6 v0.49 captures)', () => {
+  it('parses nanosecond RFC 3339 times', () => {
+    expect(parseK6Time('2026-11-22T04:10:53.631022459Z') - Date.parse('2026-11-22T04:10:53.631Z')).toBeCloseTo(0.022459, 3); // epoch ms doubles resolve ~0.0004 ms
+    expect(parseK6Time('2017-05-09T14:34:45.625742514+02:00')).toBeCloseTo(Date.parse('2017-05-09T12:34:45.625Z') + 0.742514, 4);
+    expect(parseK6Time('nope')).toBeNaN();
+  });
+
+  it('k6/http, healthy: one record per request, all ok, ttft approximated by time to first byte', () => {
+    const { records, problems, stats } = parse(real('chat-nonstream.out.jsonl'));
+    expect(problems).toEqual([]);
+    expect(records).toHaveLength(26);
+    expect(count(records)).toEqual({ ok: 26 });
+    const r = records[0] as RequestRecord;
+    expect(r.node).toBe('node-a');
+    expect(r.status).toBe(200);
+    expect(r.ttftMs).toBeGreaterThan(0);
+    expect(r.ttftMs as number).toBeLessThanOrEqual(r.e2eMs);
+    expect(r.endAt - r.sentAt).toBeCloseTo(r.e2eMs, 2);
+    expect(r.queueDelayMs).toBeNull();
+    expect(stats.malformed).toBe(0);
+  });
+
+  it('k6/http, target killed mid-run: in-flight resets and refused connections are conn_error; dropped iterations are schedule misses', () => {
+    const { records, misses } = parse(real('chat-killed.out.jsonl'));
+    expect(records).toHaveLength(25);
+    expect(count(records)).toEqual({ ok: 1, conn_error: 24 });
+    expect(records.filter((r) => r.error === 'dial: connection refused')).toHaveLength(14);
+    expect(records.filter((r) => r.error === 'read: connection reset by peer')).toHaveLength(5);
+    const kill = Date.parse('2026-11-22T04:10:53.618Z');
+    // the requests cut by the kill were sent before it and ended right after it
+    for (const r of records.filter((x) => x.error === 'EOF' || x.error === 'read: connection reset by peer')) {
+      expect(r.sentAt).toBeLessThan(kill);
+      expect(r.endAt).toBeGreaterThan(kill);
+      expect(r.endAt - kill).toBeLessThan(100);
+    }
+    expect(misses.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  });
+
+  it('xk6-sse, healthy: records from the extension, ttft and inter-token gaps from the script\'s metrics, tokens from its counter', () => {
+    const { records, samples, tokens } = parse(real('chat-sse.out.jsonl'), { ttftFrom: 'metric' });
+    expect(records.length).toBeGreaterThan(0);
+    expect(records.every((r) => r.outcome === 'ok' && r.ttftMs === null)).toBe(true);
+    const ttft = samples.filter((s) => s.metric === 'ttft');
+    expect(ttft.length).toBeGreaterThan(0);
+    expect(samples.filter((s) => s.metric === 'itl').length).toBeGreaterThan(ttft.length);
+    expect(tokens).toBeGreaterThan(0);
+  });
+
+  it('xk6-sse, target killed: no status tag means no response; cut streams still look like 200 (only a finish_reason check sees them)', () => {
+    const { records } = parse(real('chat-sse-killed.out.jsonl'), { ttftFrom: 'metric' });
+    expect(records).toHaveLength(26);
+    expect(count(records)).toEqual({ ok: 8, conn_error: 18 });
+    expect(records.filter((r) => r.outcome === 'conn_error').every((r) => r.error === 'no response (k6 gave no status)')).toBe(true);
+  });
+
+  it('names each malformed line and keeps every good one', () => {
+    const { records, problems, stats } = parse(readFileSync(new URL('../../../fixtures/k6/malformed.jsonl', import.meta.url), 'utf8').split('\n'));
+    expect(problems).toEqual([
+      expect.stringMatching(/^k6 output line 4: not JSON/),
+      expect.stringMatching(/^k6 output line 5: not JSON/),
+      expect.stringMatching(/^k6 output line 6: type: /),
+      expect.stringMatching(/^k6 output line 7: data\.time: /),
+      'k6 output line 8: data.time: not an RFC 3339 time: yesterday',
+    ]);
+    expect(stats.malformed).toBe(5);
+    expect(records.map((r) => [r.outcome, r.status, r.e2eMs])).toEqual([
+      ['ok', 200, 120.5],
+      ['http_error', 503, 5],
+    ]);
+  });
+
+  it("Gauntlet's own scenario: records from gauntlet_request with the outcome the script judged", () => {
+    const pt = (metric: string, time: string, value: number, tags: Record<string, string>): string => JSON.stringify({ type: 'Point', metric, data: { time, value, tags } });
+    const { records, samples } = parse(
+      [
+        pt('http_reqs', '2026-11-22T05:00:00.100Z', 1, { node: 'node-a', status: '200' }),
+        pt('http_req_duration', '2026-11-22T05:00:00.100Z', 90, { node: 'node-a', status: '200' }),
+        pt('gauntlet_request', '2026-11-22T05:00:00.101Z', 95, { node: 'node-a', mix: 'chat', outcome: 'truncated', status: '200', attempt: '1', final: 'false' }),
+        pt('gauntlet_request', '2026-11-22T05:00:00.500Z', 80, { node: 'node-a', mix: 'chat', outcome: 'ok', status: '200', attempt: '2', final: 'true' }),
+        pt('gauntlet_ttft', '2026-11-22T05:00:00.450Z', 30, { node: 'node-a', mix: 'chat' }),
+      ],
+      { recordsFrom: 'gauntlet_request', ttftFrom: 'metric' },
+    );
+    expect(records.map((r) => [r.outcome, r.attempt, r.final, r.mix])).toEqual([
+      ['truncated', 1, false, 'chat'],
+      ['ok', 2, true, 'chat'],
+    ]);
+    expect(samples).toEqual([{ node: 'node-a', metric: 'ttft', ms: 30 }]);
+  });
+});
