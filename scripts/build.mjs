@@ -19,4 +19,11 @@ await Promise.all([
     outfile: 'dist/sim.cjs',
     format: 'cjs',
   }),
+  build({
+    ...common,
+    entryPoints: ['bench/stream-server.ts', 'bench/client.ts', 'bench/run.ts'],
+    outdir: 'dist/bench',
+    format: 'esm',
+    packages: 'external',
+  }),
 ]);

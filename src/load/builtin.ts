@@ -75,6 +75,8 @@ export class BuiltinEngine implements LoadEngine {
   constructor(
     private readonly clock: Clock,
     private readonly dispatcher: Dispatcher = loadDispatcher(),
+    /** Benchmarks only: keep the server's per-chunk timestamps from this field on each record. */
+    private readonly stampKey: string | null = null,
   ) {}
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
@@ -110,7 +112,7 @@ export class BuiltinEngine implements LoadEngine {
         this.progress.inFlight++;
         let r;
         try {
-          r = await sendCompletion(this.dispatcher, { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, signal: cancel.signal, keepGaps: true }, () => this.clock.now());
+          r = await sendCompletion(this.dispatcher, { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, signal: cancel.signal, keepGaps: true, ...(this.stampKey ? { stampKey: this.stampKey } : {}) }, () => this.clock.now());
         } finally {
           this.progress.inFlight--;
           slots?.release();
@@ -119,8 +121,10 @@ export class BuiltinEngine implements LoadEngine {
         if (r.outcome === 'ok') this.progress.ok++;
         else if (r.outcome !== 'cancelled') this.progress.failed++;
         const final = r.outcome === 'ok' || r.outcome === 'cancelled' || attempt === attempts || !retryable(r.outcome, r.status);
+        const { stamps, ...timing } = r;
         sink.record({
-          ...r,
+          ...timing,
+          ...(this.stampKey ? { serverStamps: stamps } : {}),
           node: target.node,
           seq: n,
           attempt,
@@ -144,10 +148,13 @@ export class BuiltinEngine implements LoadEngine {
         if (!s) break;
         const at = start + (s.next.value as number);
         if (at >= end) break;
+        // Node's timers tick in whole milliseconds against a loop clock that can be stale, so a
+        // send may leave up to ~1 ms early or late; queue_delay records exactly how much.
+        // (Spinning until the due time would cost a core: measured, see bench/RESULTS.md.)
         const wait = at - this.clock.now();
-        if (wait > 0.5) {
+        if (wait >= 1) {
           try {
-            await this.clock.sleep(wait, signal);
+            await this.clock.sleep(Math.ceil(wait), signal);
           } catch {
             break;
           }

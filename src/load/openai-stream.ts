@@ -18,6 +18,8 @@ export interface StreamSummary {
   /** First protocol problem seen (malformed JSON, an in-stream error object), if any. */
   protocolError: string | null;
   events: number;
+  /** Server timestamps of content chunks (when the stream carries them; see stampKey). */
+  stamps: number[];
 }
 
 export class OpenAiStreamReader {
@@ -32,11 +34,20 @@ export class OpenAiStreamReader {
     done: false,
     protocolError: null,
     events: 0,
+    stamps: [],
   };
   private readonly parser: SseParser;
   private now = 0;
 
-  constructor(private readonly keepGaps = true) {
+  /**
+   * @param keepGaps keep every inter-chunk gap (not only the count)
+   * @param stampKey a numeric top-level field in which the server stamps each chunk (the
+   *   simulator's `sim_ts`): kept per content chunk, for measuring the client's timing error
+   */
+  constructor(
+    private readonly keepGaps = true,
+    private readonly stampKey: string | null = null,
+  ) {
     this.parser = new SseParser((ev) => this.onEvent(ev));
   }
 
@@ -84,7 +95,10 @@ export class OpenAiStreamReader {
       if (!isRecord(choice)) continue;
       const delta = isRecord(choice.delta) ? choice.delta : undefined;
       const text = delta ? delta.content : choice.text;
-      if (typeof text === 'string' && text.length > 0) this.content();
+      if (typeof text === 'string' && text.length > 0) {
+        this.content();
+        if (this.stampKey !== null && typeof chunk[this.stampKey] === 'number') s.stamps.push(chunk[this.stampKey] as number);
+      }
       if (typeof choice.finish_reason === 'string') s.finishReason = choice.finish_reason;
     }
   }

@@ -16,11 +16,15 @@ export interface CompletionRequest {
   signal?: AbortSignal;
   /** Keep every inter-chunk gap (otherwise only the largest). */
   keepGaps?: boolean;
+  /** Keep the server's per-chunk timestamps found in this field (benchmarks; see OpenAiStreamReader). */
+  stampKey?: string;
 }
 
 export interface CompletionResult extends ResponseTiming {
   /** Every gap between content chunks, when keepGaps was asked for. */
   gaps: number[];
+  /** Server timestamps of content chunks, when stampKey was given and the server sent them. */
+  stamps: number[];
 }
 
 const MAX_ERROR_BODY = 2048;
@@ -36,7 +40,7 @@ class CancelledError extends Error {
 export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, now: () => number): Promise<CompletionResult> {
   return new Promise((resolve) => {
     const sentAt = now();
-    const reader = req.stream ? new OpenAiStreamReader(req.keepGaps ?? false) : null;
+    const reader = req.stream ? new OpenAiStreamReader(req.keepGaps ?? false, req.stampKey ?? null) : null;
     let status: number | null = null;
     let respondedAt: number | null = null;
     let contentType = '';
@@ -68,6 +72,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
         chunks: s?.contentChunks ?? 0,
         itlMaxMs: maxGap,
         gaps: req.keepGaps ? gaps : [],
+        stamps: s?.stamps ?? [],
         error,
         ...extra,
       });

@@ -43,6 +43,8 @@ export interface RequestRecord extends ResponseTiming {
   queueDelayMs: number | null;
   /** Every gap between content chunks (ms), aggregated into histograms, not stored row by row. */
   gaps: number[];
+  /** The server's own per-chunk timestamps, only when the engine was asked for them (benchmarks). */
+  serverStamps?: number[];
 }
 
 export interface LoadSink {

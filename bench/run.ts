@@ -1,0 +1,73 @@
+// The benchmark suite (npm run bench). Server pinned to core 1, each client run pinned to
+// core 0 (taskset), so "per core" means one core. Writes bench/out/<time>.json and prints a
+// Markdown summary to paste into bench/RESULTS.md.
+//  1. Builtin engine capacity: the highest rate of 64-chunk streams it sustains with
+//     queue_delay p99 < 5 ms, stepping the rate up.
+//  2. Its measurement error at a light load and at 80 % of that capacity: inter-chunk gaps it
+//     reports vs the gaps the server stamped, and first-chunk delivery delay.
+//  3. Plain non-streamed requests: the builtin engine's open-loop capacity vs autocannon's
+//     closed-loop throughput, side by side, with peak memory.
+//  4. k6, when a k6 binary is present (K6_BIN or PATH): not implemented as a benchmark yet.
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { locateK6 } from '../src/load/k6/binary.js';
+import { packageRoot } from '../src/util/paths.js';
+
+const run = promisify(execFile);
+const root = packageRoot();
+const PORT = 18931;
+const url = `http://127.0.0.1:${PORT}`;
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+
+async function client(args: string[]): Promise<Record<string, number | string | boolean | null>> {
+  const { stdout } = await run('taskset', ['-c', '0', process.execPath, join(root, 'dist/bench/client.js'), '--url', url, '--seconds', String(seconds), ...args], { maxBuffer: 1 << 20, timeout: 300_000 });
+  const r = JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, number | string | boolean | null>;
+  process.stderr.write(`${JSON.stringify(r)}\n`);
+  return r;
+}
+
+const server = spawn('taskset', ['-c', '1', process.execPath, join(root, 'dist/bench/stream-server.js'), '--port', String(PORT), '--chunks', '64', '--gap-ms', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
+
+const results: Record<string, unknown> = { machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, seconds };
+try {
+  // 1. capacity, streamed
+  const ladder: Record<string, unknown>[] = [];
+  let capacity = 0;
+  for (const rate of [100, 200, 300, 400, 500, 600, 800, 1000]) {
+    const r = await client(['--mode', 'builtin', '--rate', String(rate), '--stream', 'true']);
+    ladder.push(r);
+    if ((r.queue_delay_p99_ms as number) < 5 && r.failed === 0 && (r.achieved_per_s as number) >= rate * 0.97) capacity = rate;
+    else break;
+  }
+  results.stream_ladder = ladder;
+  results.stream_capacity = capacity;
+
+  // 2. measurement error
+  results.error_light = await client(['--mode', 'builtin', '--rate', '10', '--stream', 'true']);
+  results.error_80pct = await client(['--mode', 'builtin', '--rate', String(Math.round(capacity * 0.8)), '--stream', 'true']);
+
+  // 3. non-streamed: builtin vs autocannon
+  const jsonLadder: Record<string, unknown>[] = [];
+  let jsonCapacity = 0;
+  for (const rate of [250, 500, 750, 1000, 1500, 2000, 3000]) {
+    const r = await client(['--mode', 'builtin', '--rate', String(rate), '--stream', 'false']);
+    jsonLadder.push(r);
+    if ((r.queue_delay_p99_ms as number) < 5 && r.failed === 0 && (r.achieved_per_s as number) >= rate * 0.97) jsonCapacity = rate;
+    else break;
+  }
+  results.json_ladder = jsonLadder;
+  results.json_capacity = jsonCapacity;
+  results.autocannon = [await client(['--mode', 'autocannon', '--connections', '50']), await client(['--mode', 'autocannon', '--connections', '200'])];
+  results.k6 = locateK6() ? 'k6 found, but a k6 benchmark is not implemented yet' : 'not measured: no k6 binary (K6_BIN or PATH)';
+} finally {
+  server.kill('SIGTERM');
+}
+
+mkdirSync(join(root, 'bench', 'out'), { recursive: true });
+const file = join(root, 'bench', 'out', `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+process.stdout.write(`${JSON.stringify(results, null, 2)}\nwritten: ${file}\n`);
