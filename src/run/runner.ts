@@ -18,7 +18,9 @@ import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
 import { WindowAggregator, type LatencyWindow, type LoadWindow } from '../load/windows.js';
-import { buildWorkload, type MixItem } from '../load/workload.js';
+import { buildWorkload, peakRate, type MixItem } from '../load/workload.js';
+import { expectedLatencyMs } from '../load/k6/config.js';
+import { openFilesLimit } from '../util/proc.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
@@ -172,6 +174,13 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     model,
     planSource,
   );
+  // An open loop holds a connection per request in flight: warn before EMFILE turns into a
+  // storm of conn_errors that are the client's fault, not the node's.
+  const needed = Math.ceil((peakRate(workload.profile) * expectedLatencyMs(workload)) / 1000) * 2 + 64;
+  const fdLimit = openFilesLimit();
+  if (fdLimit !== null && needed > fdLimit) {
+    ctx.log.warn(`this load may need ~${needed} connections but the open-files limit is ${fdLimit}: raise it (ulimit -n ${needed * 2}) or requests will fail with EMFILE`);
+  }
   const engine =
     ctx.engine ??
     (plan.load.engine === 'k6'

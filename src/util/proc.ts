@@ -39,3 +39,14 @@ export function ownerAlive(owner: string | null): boolean {
   const s = procStat(Number(pid));
   return s !== null && s.startTime === start && s.state !== 'Z';
 }
+
+/** The soft limit on open files of this process, or null when it cannot be read. */
+export function openFilesLimit(): number | null {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === undefined || soft === 'unlimited' ? null : Number(soft);
+  } catch {
+    return null;
+  }
+}
