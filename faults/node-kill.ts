@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
-import { processRunning } from '../src/util/proc.js';
+import { procStat, processRunning } from '../src/util/proc.js';
 
 const Params = z.strictObject({
   mode: z.enum(['crash']).default('crash'),
@@ -42,6 +42,8 @@ export const nodeKill: FaultInjector<Params> = {
       containerId: info.Id,
       containerName: info.Name.replace(/^\//, ''),
       pid: info.State.Pid,
+      /** The main process's start time (/proc), so a reused pid is never taken for it. */
+      procStart: procStat(info.State.Pid)?.startTime ?? null,
       startedAt: info.State.StartedAt,
       restartCountBefore: info.RestartCount,
       restartPolicy: info.HostConfig.RestartPolicy?.Name ?? 'no',
@@ -86,7 +88,15 @@ export const nodeKill: FaultInjector<Params> = {
       return { action: 'nothing: the container ran again after the fault and was stopped since; left as it is' };
     }
     if (info.State.Running && info.State.Pid === undo.pid) {
-      if (processRunning(undo.pid as number)) return { action: 'nothing: the kill never landed; the process is still running' };
+      // A SIGKILLed process still has to be scheduled to die: on a busy host /proc shows it
+      // alive for a moment. Only one still alive after a second truly survived (the kill never
+      // landed, e.g. Gauntlet died between the ledger write and the kill).
+      const alive = (): boolean => {
+        const st = procStat(undo.pid as number);
+        return st !== null && st.state !== 'Z' && st.state !== 'X' && (undo.procStart === null || undo.procStart === undefined || st.startTime === undo.procStart);
+      };
+      for (let i = 0; i < 50 && alive(); i++) await ctx.clock.sleep(20);
+      if (alive()) return { action: 'nothing: the kill never landed; the process is still running' };
       // Killed, but Docker has not registered the exit yet (it takes ~150 ms). Deciding now
       // would see "running" and leave the node down: wait, bounded, for the exit.
       const bound = new AbortController();
