@@ -4,7 +4,7 @@
 // status 200; this script checks for finish_reason/[DONE] and records it as truncated.
 import sse from 'k6/x/sse';
 import { sleep } from 'k6';
-import { config, itlMetric, nextRequest, readChunk, report, target, ttftMetric, backoffSeconds, type Result } from './lib.js';
+import { config, itlMetric, nextRequest, readChunk, report, target, tpotMetric, ttftMetric, backoffSeconds, type Result } from './lib.js';
 
 export const options = config.options;
 
@@ -21,6 +21,9 @@ export default function (): void {
     let usage: number | null = null;
     let protocolError = false;
     let streamError = false;
+    let ttft: number | null = null;
+    // Gaps are reported only for a stream that ends well, as the builtin engine does.
+    const gaps: number[] = [];
     const res = sse.open(
       `${endpoint}${req.path}`,
       { method: 'POST', body: req.body, headers: { 'Content-Type': 'application/json' }, tags: { node, mix: req.mix } },
@@ -37,8 +40,8 @@ export default function (): void {
           if (step.finished) finished = true;
           if (step.content) {
             const now = Date.now();
-            if (chunks === 0) ttftMetric.add(now - t0, { node, mix: req.mix });
-            else itlMetric.add(now - last, { node });
+            if (chunks === 0) ttft = now - t0;
+            else gaps.push(now - last);
             last = now;
             chunks++;
           }
@@ -55,6 +58,11 @@ export default function (): void {
     else if (status < 200 || status >= 300) r.outcome = 'http_error';
     else if (protocolError) r.outcome = 'protocol_error';
     else if (!finished || streamError) r.outcome = 'truncated';
+    if (r.outcome === 'ok' && ttft !== null) {
+      ttftMetric.add(ttft, { node, mix: req.mix });
+      for (const g of gaps) itlMetric.add(g, { node });
+      if (r.tokens !== null && r.tokens > 1) tpotMetric.add((r.e2eMs - ttft) / (r.tokens - 1), { node, mix: req.mix });
+    }
     if (!report(node, req, r, attempt)) return;
   }
 }

@@ -4,6 +4,7 @@
 // mix, outcome, status, attempt, final — all low-cardinality), gauntlet_ttft, gauntlet_itl,
 // gauntlet_output_tokens. Bundled by esbuild for k6 v0.49+ (ES2017 inside ES modules).
 import exec from 'k6/execution';
+import { SharedArray } from 'k6/data';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { RequestFactory, type BuiltRequest, type MixItem } from '../../src/load/prompts.js';
@@ -12,7 +13,8 @@ import { deriveSeed, seededRandom } from '../../src/util/random.js';
 export interface ScenarioConfig {
   /** k6 scenario name → the node it loads and its endpoint. */
   targets: Record<string, { node: string; endpoint: string }>;
-  mix: MixItem[];
+  /** Prompt lists are not inline: each entry with prompts names its file (promptsPath). */
+  mix: (MixItem & { promptsPath?: string })[];
   defaultModel: string;
   retry: { attempts: number; backoffMs: number; maxBackoffMs: number; jitter: number } | null;
   seed: number;
@@ -20,14 +22,20 @@ export interface ScenarioConfig {
 }
 
 export const config: ScenarioConfig = JSON.parse(open(__ENV.GAUNTLET_CONFIG as string)) as ScenarioConfig;
+// Prompt files can be large: one copy shared by all VUs (SharedArray), not one per VU.
+config.mix.forEach((m, i) => {
+  if (m.promptsPath) m.prompts = new SharedArray(`gauntlet-prompts-${i}`, () => JSON.parse(open(m.promptsPath as string)) as unknown[]) as unknown as MixItem['prompts'];
+});
 
 export const requestMetric = new Trend('gauntlet_request', true);
 export const ttftMetric = new Trend('gauntlet_ttft', true);
 export const itlMetric = new Trend('gauntlet_itl', true);
+export const tpotMetric = new Trend('gauntlet_tpot', true);
 export const tokenMetric = new Counter('gauntlet_output_tokens');
 
+// Per-VU state, made on first use: exec.vu cannot be read in k6's init context.
 const factories: Record<string, RequestFactory> = {};
-const jitter = seededRandom(deriveSeed(config.seed, `k6-retry-${exec.vu.idInTest}`));
+let jitter: ReturnType<typeof seededRandom> | null = null;
 
 export function target(): { node: string; endpoint: string } {
   const t = config.targets[exec.scenario.name];
@@ -64,12 +72,14 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
 export function backoffSeconds(attempt: number): number {
   const p = config.retry;
   if (!p) return 0;
+  jitter = jitter || seededRandom(deriveSeed(config.seed, `k6-retry-${exec.vu.idInTest}`));
   const base = Math.min(p.maxBackoffMs, p.backoffMs * Math.pow(2, attempt - 2));
   return Math.max(0, base * (1 + p.jitter * (2 * jitter.next() - 1))) / 1000;
 }
 
 /** Reads a whole SSE body (k6/http buffers it): content chunks, finish reason, usage. */
-export function readSseBody(body: string): { chunks: number; finished: boolean; usage: number | null; error: string | null } {
+export function readSseBody(raw: string): { chunks: number; finished: boolean; usage: number | null; error: string | null } {
+  const body = raw.replace(/\r\n?/g, '\n'); // SSE allows CRLF and CR line ends
   let chunks = 0;
   let finished = false;
   let usage: number | null = null;

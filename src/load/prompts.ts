@@ -1,8 +1,9 @@
 // Request bodies: a weighted pick from the mix, lengths drawn from its distributions, and
 // either a synthetic prompt (a slice of a seeded word corpus, ~4 characters per token) or a
 // prompt sampled from the entry's JSONL file. Requests ask for stream_options.include_usage.
-// Pure and free of Node APIs: the k6 scenarios bundle this file, so both engines send the
-// same requests for the same plan and seed.
+// Pure and free of Node APIs: the k6 scenarios bundle this file, so both engines draw their
+// requests from the same mix and distributions (the builtin engine reproduces its exact
+// sequence from the seed; k6 seeds per VU, and VUs take iterations as they come free).
 import { deriveSeed, seededRandom, type Random } from '../util/random.js';
 import { sampleLength, type LengthDist } from './distributions.js';
 

@@ -55,7 +55,7 @@ export interface LoadSink {
    * A latency sample not joined to a record (k6 reports ttft and inter-token gaps as metric
    * samples of their own). Records that carry the same values must not also send them here.
    */
-  sample?(node: string, metric: 'ttft' | 'itl', at: number, ms: number): void;
+  sample?(node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void;
   /** Output tokens of successful responses not carried on records (k6 counters). */
   tokens?(node: string, at: number, count: number, source: 'usage' | 'chunks'): void;
 }

@@ -22,7 +22,8 @@ export interface K6Scenario {
 
 export interface K6ScenarioConfig {
   targets: Record<string, { node: string; endpoint: string }>;
-  mix: Workload['mix'];
+  /** Prompt lists are written to files of their own (promptsPath) and shared across VUs. */
+  mix: (Omit<Workload['mix'][number], 'prompts'> & { prompts: null; promptsPath?: string })[];
   defaultModel: string;
   retry: Workload['retry'];
   seed: number;
@@ -37,13 +38,17 @@ export function expectedLatencyMs(w: Workload): number {
   return Math.max(...w.mix.map((m) => Math.min(m.timeoutMs, 1000 + meanLength(m.maxTokens) * 50)));
 }
 
-export function k6Config(w: Workload): K6ScenarioConfig {
+/** `promptsPath(i)`: where the engine writes mix entry i's prompts (as a JSON array). */
+export function k6Config(w: Workload, promptsPath: (i: number) => string = (i) => `prompts-${i}.json`): K6ScenarioConfig {
   const n = w.targets.length;
   const share = 1 / n;
   const peak = Math.max(w.profile.startRate, ...w.profile.stages.map((s) => s.target)) * share;
   const timeoutMs = Math.max(...w.mix.map((m) => m.timeoutMs));
+  // A retrying iteration holds its VU through every attempt and backoff.
+  const attempts = w.retry?.attempts ?? 1;
+  const iterationMs = attempts * timeoutMs + (w.retry ? (attempts - 1) * w.retry.maxBackoffMs : 0);
   const pre = Math.max(1, Math.ceil((peak * expectedLatencyMs(w)) / 1000) + 1);
-  let max = Math.min(10_000, Math.max(pre, Math.ceil((peak * timeoutMs) / 1000) + 1));
+  let max = Math.min(10_000, Math.max(pre, Math.ceil((peak * iterationMs) / 1000) + 1));
   if (w.maxInFlight) max = Math.max(1, Math.min(max, Math.ceil(w.maxInFlight / n)));
   const vus = { preAllocatedVUs: Math.min(pre, max), maxVUs: max };
 
@@ -52,7 +57,7 @@ export function k6Config(w: Workload): K6ScenarioConfig {
   w.targets.forEach((t, i) => {
     const name = `node_${i + 1}`;
     targets[name] = { node: t.node, endpoint: t.endpoint };
-    const common = { exec: 'default' as const, timeUnit: `${PER}s`, gracefulStop: `${Math.ceil(timeoutMs / 1000) + 5}s`, tags: { node: t.node }, ...vus };
+    const common = { exec: 'default' as const, timeUnit: `${PER}s`, gracefulStop: `${Math.ceil(iterationMs / 1000) + 5}s`, tags: { node: t.node }, ...vus };
     if (w.profile.stages.length === 0) {
       scenarios[name] = { ...common, executor: 'constant-arrival-rate', rate: Math.max(1, Math.round(w.profile.startRate * share * PER)), duration: `${w.durationMs}ms` };
       return;
@@ -60,10 +65,14 @@ export function k6Config(w: Workload): K6ScenarioConfig {
     // k6 ends a ramping scenario with its last stage; Gauntlet holds the last target to the end.
     const stages: { duration: string; target: number }[] = [];
     let left = w.durationMs;
+    let previous = w.profile.startRate;
     for (const s of w.profile.stages) {
       if (left <= 0) break;
       const d = Math.min(s.duration, left);
-      stages.push({ duration: `${d}ms`, target: Math.round(s.target * share * PER) });
+      // A stage cut by the end of the plan stops where its ramp has got to by then.
+      const reached = d < s.duration ? previous + ((s.target - previous) * d) / s.duration : s.target;
+      stages.push({ duration: `${d}ms`, target: Math.round(reached * share * PER) });
+      previous = s.target;
       left -= d;
     }
     if (left > 0) stages.push({ duration: `${left}ms`, target: stages.at(-1)?.target ?? 0 });
@@ -71,7 +80,7 @@ export function k6Config(w: Workload): K6ScenarioConfig {
   });
   return {
     targets,
-    mix: w.mix,
+    mix: w.mix.map((m, i) => ({ ...m, prompts: null, ...(m.prompts ? { promptsPath: promptsPath(i) } : {}) })),
     defaultModel: w.defaultModel,
     retry: w.retry,
     seed: w.seed,

@@ -59,9 +59,13 @@ export class K6Engine implements LoadEngine {
     this.entry = opts.script ?? join(packageRoot(), 'scenarios', 'load', binary.sse ? 'chat-sse.ts' : 'chat.ts');
     const notes = [`k6 ${binary.version} at ${binary.path}${binary.sse ? ', with xk6-sse' : ', without the SSE extension'}.`];
     if (!binary.sse) notes.push('Without xk6-sse, k6 buffers each response: TTFT is time to first byte (an approximation) and inter-token gaps are not measured.');
-    else notes.push('TTFT and inter-token gaps are timed in the k6 script with Date.now(): whole milliseconds.');
+    else {
+      notes.push('TTFT, inter-token gaps and TPOT are timed in the k6 script with Date.now(): whole milliseconds.');
+      notes.push('xk6-sse has no request timeout: a hung stream holds its VU until k6 stops the scenario and is never recorded as a timeout; hangs show as schedule misses and in the probes.');
+    }
     if (opts.arrival !== 'constant') notes.push(`k6's arrival-rate executors space arrivals evenly: the plan's ${opts.arrival} arrivals run as evenly spaced ones on k6.`);
     notes.push('k6 starts each arrival on time or drops it (counted as a schedule miss); queue delay and latency from scheduled send are therefore not measured.');
+    notes.push('Fault times count from when Gauntlet starts k6; k6 needs a moment (bundle, VU start-up) before its first request. Raw request rows from k6 number each attempt on its own (retries are not grouped).');
     if (opts.maxInFlight) notes.push(`max_in_flight maps to k6's maxVUs: arrivals over it are dropped (schedule misses), not queued.`);
     if (!own) notes.push(`Your own scenario ${opts.script}: records come from its http_req_* samples, so a stream cut mid-body that the SSE extension reports as 200 counts as ok; emit gauntlet_request (see scenarios/load/lib.ts) to report outcomes yourself.`);
     this.capabilities = { ttft: binary.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: binary.sse, queueDelay: false, notes };
@@ -77,7 +81,10 @@ export class K6Engine implements LoadEngine {
     const log = this.opts.log;
     const dir = mkdtempSync(join(tmpdir(), 'gauntlet-k6-'));
     try {
-      const config = k6Config(w);
+      const config = k6Config(w, (i) => join(dir, `prompts-${i}.json`));
+      w.mix.forEach((m, i) => {
+        if (m.prompts) writeFileSync(join(dir, `prompts-${i}.json`), JSON.stringify(m.prompts));
+      });
       const configPath = join(dir, 'config.json');
       writeFileSync(configPath, JSON.stringify(config));
       const script = await bundleScenario(this.entry, join(dir, 'scenario.js'));
@@ -116,15 +123,22 @@ export class K6Engine implements LoadEngine {
         if (stderrTail.length > 20) stderrTail.shift();
       });
       child.stdout.resume();
-      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      // 'close' (not 'exit'): stderr is fully read by then. A spawn failure ends it too.
+      const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
+        child.once('error', (err) => resolve([null, null, err]));
+        child.once('close', (code, sig) => resolve([code, sig, null]));
+      });
 
       let opened = false;
+      let readError: Error | null = null;
       const reading = (async () => {
         const input = createReadStream(fifo, { encoding: 'utf8' });
         input.on('open', () => (opened = true));
         for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
         parser.end();
-      })();
+      })().catch((err: Error) => {
+        readError = err;
+      });
 
       // Ctrl-C: k6's own graceful stop (SIGINT), then a bounded wait before SIGKILL.
       const graceMs = Math.max(...w.mix.map((m) => m.timeoutMs)) + 15_000;
@@ -136,7 +150,7 @@ export class K6Engine implements LoadEngine {
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
 
-      const [code, sig] = await exited;
+      const [code, sig, spawnError] = await exited;
       signal.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
       if (!opened) {
@@ -149,6 +163,8 @@ export class K6Engine implements LoadEngine {
       }
       await reading;
       log.info({ code, signal: sig, ...parser.stats }, 'k6 finished');
+      if (spawnError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`could not be started (${this.binary.path}): ${spawnError.message}`]);
+      if (readError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`output could not be read: ${(readError as Error).message}`]);
 
       if (signal.aborted || code === 0) return;
       if (code === 99) {

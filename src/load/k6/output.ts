@@ -37,6 +37,7 @@ export interface K6ParseOptions {
 const TTFT_METRICS = new Set(['gauntlet_ttft', 'llm_ttft']);
 const ITL_METRICS = new Set(['gauntlet_itl', 'llm_itl']);
 const TOKEN_METRICS = new Set(['gauntlet_output_tokens', 'llm_output_tokens']);
+const TPOT_METRICS = new Set(['gauntlet_tpot']);
 const OUTCOMES = new Set<Outcome>(['ok', 'http_error', 'conn_error', 'timeout', 'truncated', 'protocol_error', 'cancelled']);
 
 interface Group {
@@ -130,6 +131,7 @@ export class K6OutputParser {
     if (metric === 'gauntlet_request' && this.opts.recordsFrom === 'gauntlet_request') return this.gauntletRecord(node, time, value, tags);
     if (TTFT_METRICS.has(metric) && this.opts.ttftFrom === 'metric') return this.sink.sample?.(node, 'ttft', time, value);
     if (ITL_METRICS.has(metric)) return this.sink.sample?.(node, 'itl', time, value);
+    if (TPOT_METRICS.has(metric)) return this.sink.sample?.(node, 'tpot', time, value);
     if (TOKEN_METRICS.has(metric) && value > 0) return this.sink.tokens?.(node, time, value, tags.source === 'usage' ? 'usage' : 'chunks');
   }
 

@@ -48,6 +48,22 @@ describe('k6Config', () => {
     });
   });
 
+  it('a ramp cut by the end of the plan stops where it has got to', () => {
+    const c = k6Config({ ...base, durationMs: 300_000, profile: { startRate: 0, stages: [{ duration: 600_000, target: 100 }] } });
+    expect(c.options.scenarios.node_1?.stages).toEqual([{ duration: '300000ms', target: 25_000 }]); // 50 req/s total, 25 per node
+  });
+
+  it('retries are sized in: VUs and graceful stop cover every attempt and backoff', () => {
+    const c = k6Config({ ...base, retry: { attempts: 3, backoffMs: 100, maxBackoffMs: 1000, jitter: 0 } });
+    expect(c.options.scenarios.node_1?.maxVUs).toBe(Math.ceil(2.5 * (3 * 60 + 2 * 1)) + 1);
+    expect(c.options.scenarios.node_1?.gracefulStop).toBe('187s');
+  });
+
+  it('prompt lists go to files of their own, not inline in the config', () => {
+    const c = k6Config({ ...base, mix: [{ ...base.mix[0]!, prompts: [{ prompt: 'x' }] }] }, (i) => `/tmp/p${i}.json`);
+    expect(c.mix[0]).toMatchObject({ prompts: null, promptsPath: '/tmp/p0.json' });
+  });
+
   it('stages longer than the plan are cut at its end', () => {
     const c = k6Config({ ...base, durationMs: 90_000, profile: { startRate: 2, stages: [{ duration: 60_000, target: 10 }, { duration: 60_000, target: 10 }] } });
     expect(c.options.scenarios.node_1?.stages).toEqual([
