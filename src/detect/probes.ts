@@ -5,7 +5,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Clock } from '../util/clock.js';
 import { apiPath, probeBody } from '../load/prompts.js';
-import { sendCompletion } from '../load/request.js';
+import { CancelScope, sendCompletion } from '../load/request.js';
 import type { MixItem } from '../load/workload.js';
 
 export interface ProbeResult {
@@ -108,11 +108,12 @@ export class NodeProber {
 
   private async recoveryLoop(): Promise<void> {
     const signal = this.stopped.signal;
+    const cancel = CancelScope.fromSignal(signal);
     while (!signal.aborted && this.isDown()) {
       const started = this.clock.now();
       const r = await sendCompletion(
         this.dispatcher,
-        { origin: this.cfg.endpoint, path: apiPath(this.cfg.api), body: this.inferenceBody, stream: false, timeoutMs: this.cfg.timeoutMs, signal },
+        { origin: this.cfg.endpoint, path: apiPath(this.cfg.api), body: this.inferenceBody, stream: false, timeoutMs: this.cfg.timeoutMs, cancel },
         () => this.clock.now(),
       );
       if (signal.aborted || r.outcome === 'cancelled') return;

@@ -1,14 +1,13 @@
 // The builtin load engine: open-loop arrivals per target (the schedule is fixed by the rate
 // profile and the seed), sent with undici and timed through its handler callbacks. Optional
-// in-flight cap (the wait shows up as queue delay) and client retries (every attempt is
-// recorded; the final one is the client's view). Always available.
-import { setMaxListeners } from 'node:events';
+// in-flight cap per target (the wait shows up as queue delay), and client retries (every
+// attempt is recorded; the final one is the client's view). Always available.
 import { Agent, type Dispatcher } from 'undici';
 import type { Outcome } from '../store/types.js';
 import type { Clock } from '../util/clock.js';
 import { deriveSeed, seededRandom } from '../util/random.js';
 import { RequestFactory, type BuiltRequest } from './prompts.js';
-import { sendCompletion } from './request.js';
+import { CancelScope, sendCompletion } from './request.js';
 import { RateCurve, arrivalTimes } from './schedule.js';
 import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink, LoadTarget } from './types.js';
 import type { RetryPolicy, Workload } from './workload.js';
@@ -31,41 +30,60 @@ export function backoffMs(p: RetryPolicy, attempt: number, u: number): number {
   return Math.max(0, base * (1 + p.jitter * (2 * u - 1)));
 }
 
-/** A counting semaphore whose waiters are served in arrival order. */
-class Slots {
+type Grant = 'ok' | 'timeout' | 'closed';
+
+/** A counting semaphore; waiters are served in arrival order, wait at most a deadline, and
+ * are sent away when the pool closes (the schedule ended before they got a slot). */
+export class Slots {
   private free: number;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting = new Set<(g: Grant) => void>();
+  private closed = false;
 
   constructor(n: number) {
     this.free = n;
   }
 
-  acquire(signal: AbortSignal): Promise<boolean> {
+  acquire(timeoutMs: number): Promise<Grant> {
+    if (this.closed) return Promise.resolve('closed');
     if (this.free > 0) {
       this.free--;
-      return Promise.resolve(true);
+      return Promise.resolve('ok');
     }
     return new Promise((resolve) => {
-      const grant = (): void => {
-        signal.removeEventListener('abort', cancel);
-        resolve(true);
+      const grant = (g: Grant): void => {
+        clearTimeout(timer);
+        this.waiting.delete(grant);
+        resolve(g);
       };
-      const cancel = (): void => {
-        const i = this.waiting.indexOf(grant);
-        if (i >= 0) this.waiting.splice(i, 1);
-        resolve(false);
-      };
-      this.waiting.push(grant);
-      signal.addEventListener('abort', cancel, { once: true });
+      const timer = setTimeout(() => grant('timeout'), timeoutMs);
+      this.waiting.add(grant);
     });
   }
 
   release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
+    const next = this.waiting.values().next();
+    if (!next.done) next.value('ok');
     else this.free++;
   }
+
+  /** Sends every waiter away; later acquires fail. */
+  close(): void {
+    this.closed = true;
+    for (const w of [...this.waiting]) w('closed');
+  }
 }
+
+const sleep = (ms: number, scope: CancelScope): Promise<boolean> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      off();
+      resolve(true);
+    }, ms);
+    const off = scope.onCancel(() => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
 
 export class BuiltinEngine implements LoadEngine {
   readonly name = 'builtin';
@@ -82,40 +100,56 @@ export class BuiltinEngine implements LoadEngine {
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
     const curve = new RateCurve(w.profile);
     const share = 1 / w.targets.length;
+    // The cap is per target, as k6's maxVUs are: a hung node cannot starve the others.
+    const perTargetCap = w.maxInFlight ? Math.max(1, Math.ceil(w.maxInFlight / w.targets.length)) : null;
     const streams = w.targets.map((target) => {
       const gen = arrivalTimes({ arrival: w.arrival, burstiness: w.burstiness, curve, share, seed: w.seed, label: target.node });
-      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node) };
+      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node), slots: perTargetCap ? new Slots(perTargetCap) : null };
     });
-    const slots = w.maxInFlight ? new Slots(w.maxInFlight) : null;
     const jitter = seededRandom(deriveSeed(w.seed, 'retry-jitter'));
     const start = this.clock.now();
     const end = start + w.durationMs;
     const inFlight = new Set<Promise<void>>();
-    const cancel = new AbortController();
-    // One listener per in-flight request is expected here, however many there are.
-    setMaxListeners(0, cancel.signal);
-    const onAbort = (): void => cancel.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    const cancel = CancelScope.fromSignal(signal);
     let seq = 0;
 
-    const attemptLoop = async (target: LoadTarget, req: BuiltRequest, scheduledAt: number, n: number): Promise<void> => {
+    const attemptLoop = async (s: (typeof streams)[number], req: BuiltRequest, scheduledAt: number, n: number): Promise<void> => {
+      const target: LoadTarget = s.target;
       const attempts = w.retry?.attempts ?? 1;
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        if (attempt > 1) {
-          try {
-            await this.clock.sleep(backoffMs(w.retry as RetryPolicy, attempt, jitter.next()), cancel.signal);
-          } catch {
+        if (attempt > 1 && !(await sleep(backoffMs(w.retry as RetryPolicy, attempt, jitter.next()), cancel))) return;
+        if (s.slots) {
+          const waitFrom = this.clock.now();
+          const g = await s.slots.acquire(req.timeoutMs);
+          if (g === 'closed') {
+            // Scheduled inside the run but never sent: the offered load fell short here.
+            if (attempt === 1) sink.scheduleMiss?.(target.node, waitFrom, 1);
             return;
           }
+          if (g === 'timeout') {
+            const at = this.clock.now();
+            sink.record({
+              node: target.node, seq: n, attempt, final: attempt === attempts, mix: req.mix, scheduledAt, promptTokens: req.promptTokens, maxTokens: req.maxTokens,
+              sentAt: at, respondedAt: null, firstTokenAt: null, endAt: at, ttftMs: null, e2eMs: 0, queueDelayMs: attempt === 1 ? at - scheduledAt : null,
+              outcome: 'timeout', status: null, outputTokens: null, tokensSource: null, chunks: 0, itlMaxMs: null, gaps: [],
+              error: `no free slot within the timeout (${req.timeoutMs} ms; max_in_flight)`,
+            });
+            this.progress.done++;
+            this.progress.failed++;
+            continue;
+          }
         }
-        if (slots && !(await slots.acquire(cancel.signal))) return;
         this.progress.inFlight++;
         let r;
         try {
-          r = await sendCompletion(this.dispatcher, { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, signal: cancel.signal, keepGaps: true, ...(this.stampKey ? { stampKey: this.stampKey } : {}) }, () => this.clock.now());
+          r = await sendCompletion(
+            this.dispatcher,
+            { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, cancel, keepGaps: true, ...(this.stampKey ? { stampKey: this.stampKey } : {}) },
+            () => this.clock.now(),
+          );
         } finally {
           this.progress.inFlight--;
-          slots?.release();
+          s.slots?.release();
         }
         this.progress.done++;
         if (r.outcome === 'ok') this.progress.ok++;
@@ -141,6 +175,7 @@ export class BuiltinEngine implements LoadEngine {
       }
     };
 
+    let burst = 0;
     try {
       while (!signal.aborted) {
         let s: (typeof streams)[number] | null = null;
@@ -153,24 +188,29 @@ export class BuiltinEngine implements LoadEngine {
         // (Spinning until the due time would cost a core: measured, see bench/RESULTS.md.)
         const wait = at - this.clock.now();
         if (wait >= 1) {
+          burst = 0;
           try {
             await this.clock.sleep(Math.ceil(wait), signal);
           } catch {
             break;
           }
+        } else if (++burst % 32 === 0) {
+          // Behind schedule: still let responses, timeouts and Ctrl-C run between sends.
+          await new Promise<void>((r) => setImmediate(r));
+          if (signal.aborted) break;
         }
         this.progress.scheduled++;
-        const p = attemptLoop(s.target, s.factory.next(), at, ++seq);
+        const p = attemptLoop(s, s.factory.next(), at, ++seq);
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p)).catch(() => undefined);
         s.next = s.gen.next();
       }
     } finally {
-      // Normal end: in-flight requests finish on their own (bounded by the timeout), unless
-      // the run is aborted meanwhile. Aborted run: they are cancelled and recorded as such.
-      if (signal.aborted) cancel.abort();
+      // Requests still waiting for a slot were never sent: schedule misses, not an overrun.
+      for (const x of streams) x.slots?.close();
+      // Normal end: in-flight requests finish on their own (bounded by the timeout), unless the
+      // run is aborted meanwhile (the scope follows the signal). Aborted: cancelled and recorded.
       await Promise.allSettled([...inFlight]);
-      signal.removeEventListener('abort', onAbort);
     }
   }
 }

@@ -6,14 +6,53 @@ import type { Outcome } from '../store/types.js';
 import type { ResponseTiming } from './types.js';
 import { OpenAiStreamReader } from './openai-stream.js';
 
+/**
+ * Cancels many requests at once. An AbortSignal shared by thousands of in-flight requests
+ * costs O(listeners) per addEventListener — quadratic under a hung node, which is exactly when
+ * the schedule must hold — so cancel functions live in a Set instead.
+ */
+export class CancelScope {
+  private readonly fns = new Set<() => void>();
+  private done = false;
+
+  get cancelled(): boolean {
+    return this.done;
+  }
+
+  /** Registers fn; returns the function that unregisters it. Runs fn at once if already cancelled. */
+  onCancel(fn: () => void): () => void {
+    if (this.done) {
+      fn();
+      return () => undefined;
+    }
+    this.fns.add(fn);
+    return () => void this.fns.delete(fn);
+  }
+
+  cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    const fns = [...this.fns];
+    this.fns.clear();
+    for (const fn of fns) fn();
+  }
+
+  static fromSignal(signal: AbortSignal): CancelScope {
+    const scope = new CancelScope();
+    if (signal.aborted) scope.cancel();
+    else signal.addEventListener('abort', () => scope.cancel(), { once: true });
+    return scope;
+  }
+}
+
 export interface CompletionRequest {
   origin: string;
   path: string;
   body: string;
   stream: boolean;
   timeoutMs: number;
-  /** Aborting it ends the request with outcome `cancelled`. */
-  signal?: AbortSignal;
+  /** Cancelling it ends the request with outcome `cancelled`. */
+  cancel?: CancelScope;
   /** Keep every inter-chunk gap (otherwise only the largest). */
   keepGaps?: boolean;
   /** Keep the server's per-chunk timestamps found in this field (benchmarks; see OpenAiStreamReader). */
@@ -55,7 +94,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
       if (finished) return;
       finished = true;
       clearTimeout(timer);
-      req.signal?.removeEventListener('abort', onCancel);
+      unregister();
       const s = reader?.summary;
       const gaps = s?.gaps ?? [];
       for (const g of gaps) if (maxGap === null || g > maxGap) maxGap = g;
@@ -84,9 +123,9 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
       else finish(reason instanceof TimeoutError ? 'timeout' : 'cancelled', reason.message);
     };
     const timer = setTimeout(() => abort(new TimeoutError(`no complete response within ${req.timeoutMs} ms`)), req.timeoutMs);
-    const onCancel = (): void => abort(new CancelledError('cancelled: the run is stopping'));
-    if (req.signal?.aborted) return onCancel();
-    req.signal?.addEventListener('abort', onCancel, { once: true });
+    let unregister: () => void = () => undefined;
+    if (req.cancel?.cancelled) return abort(new CancelledError('cancelled: the run is stopping'));
+    if (req.cancel) unregister = req.cancel.onCancel(() => abort(new CancelledError('cancelled: the run is stopping')));
 
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sendCompletion, type CompletionRequest } from '../../src/load/request.js';
+import { CancelScope, sendCompletion, type CompletionRequest } from '../../src/load/request.js';
 import { freePort } from '../../src/util/ports.js';
 
 const real = (name: string): Buffer => readFileSync(new URL(`../fixtures/real/sse/${name}`, import.meta.url));
@@ -152,9 +152,9 @@ describe('sendCompletion outcomes', () => {
   });
 
   it('cancelling is recorded as cancelled, not as a failure', async () => {
-    const ac = new AbortController();
-    const p = send('/hang', { signal: ac.signal, timeoutMs: 10_000 });
-    setTimeout(() => ac.abort(), 50);
+    const scope = new CancelScope();
+    const p = send('/hang', { cancel: scope, timeoutMs: 10_000 });
+    setTimeout(() => scope.cancel(), 50);
     expect((await p).outcome).toBe('cancelled');
   });
 
