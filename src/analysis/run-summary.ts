@@ -4,7 +4,7 @@
 // Request counts and latency come from the per-window counters and histograms (always kept);
 // per-request rows, when the run kept them, add the error rate outside injected episodes.
 import { LATENCY_METRICS, mergeHistograms, type LatencyMetric } from '../load/windows.js';
-import type { EpisodeRow, LatencyWindowRow, LoadWindowRow, ProbeRow, RequestRow } from '../store/types.js';
+import type { EpisodeRow, LatencyWindowRow, LoadWindowRow, ProbeRow } from '../store/types.js';
 import { estimateMtbf, type MtbfEstimate } from './mtbf.js';
 import { distribution, wilsonInterval, type Distribution } from './stats.js';
 
@@ -18,8 +18,8 @@ export interface RunInput {
   probes: ProbeRow[];
   loadWindows: LoadWindowRow[];
   latencyWindows: LatencyWindowRow[];
-  /** Per-attempt rows; null when the run did not keep them. */
-  requests: RequestRow[] | null;
+  /** Attempts that did not overlap an injected episode, and their failures (store.countOutsideInjected); null without per-request rows. */
+  outsideInjected: { total: number; failed: number } | null;
 }
 
 export interface LatencySummary {
@@ -135,14 +135,8 @@ export function summarizeRun(input: RunInput): RunSummary {
   const clientTotal = sum((x) => x.final_ok + x.final_failed);
   const clientFailed = sum((x) => x.final_failed);
 
-  // A request belongs to an injected episode when its lifetime overlaps it (in flight at the crash, or sent during it).
-  const inInjected = (r: RequestRow): boolean => injectedWindows.some((iw) => iw.node === r.node && r.end_at >= iw.from && r.sent_at <= iw.to);
-  let outsideInjected: RunSummary['requests']['outsideInjected'] = null;
-  if (input.requests) {
-    const outside = input.requests.filter((r) => r.outcome !== 'cancelled' && !inInjected(r));
-    const outsideFailed = outside.filter((r) => r.outcome !== 'ok').length;
-    outsideInjected = { total: outside.length, failed: outsideFailed, errorRate: outside.length ? outsideFailed / outside.length : null };
-  }
+  const o = input.outsideInjected;
+  const outsideInjected: RunSummary['requests']['outsideInjected'] = o ? { ...o, errorRate: o.total ? o.failed / o.total : null } : null;
 
   const latency = {} as Record<LatencyMetric, LatencySummary>;
   for (const metric of LATENCY_METRICS) {

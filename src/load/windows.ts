@@ -11,6 +11,8 @@ export type LatencyMetric = (typeof LATENCY_METRICS)[number];
 export interface LoadWindow {
   node: string;
   windowStart: number;
+  /** 0, or 1, 2 … for samples that arrived after the window had been handed on (merged in reports). */
+  part: number;
   windowMs: number;
   attempts: number;
   ok: number;
@@ -31,6 +33,7 @@ export interface LoadWindow {
 export interface LatencyWindow {
   node: string;
   windowStart: number;
+  part: number;
   metric: LatencyMetric;
   count: number;
   minMs: number;
@@ -60,6 +63,8 @@ interface Open {
 
 export class WindowAggregator {
   private readonly open = new Map<string, Open>();
+  /** How many parts of each recently closed window were handed on (so a late sample makes the next part). */
+  private readonly closedParts = new Map<string, { start: number; parts: number }>();
 
   constructor(
     readonly windowMs: number,
@@ -82,6 +87,7 @@ export class WindowAggregator {
         load: {
           node,
           windowStart: start,
+          part: this.closedParts.get(key)?.parts ?? 0,
           windowMs: this.windowMs,
           attempts: 0,
           ok: 0,
@@ -178,11 +184,16 @@ export class WindowAggregator {
   }
 
   private close(w: Open): void {
+    const key = `${w.load.node}\u0000${w.load.windowStart}`;
+    this.closedParts.set(key, { start: w.load.windowStart, parts: w.load.part + 1 });
+    // Remember closed windows for an hour of run time: later than that nothing arrives.
+    for (const [k, v] of this.closedParts) if (v.start < w.load.windowStart - 3_600_000) this.closedParts.delete(k);
     const latency: LatencyWindow[] = [];
     for (const [metric, h] of w.hists) {
       latency.push({
         node: w.load.node,
         windowStart: w.load.windowStart,
+        part: w.load.part,
         metric,
         count: h.totalCount,
         minMs: h.minNonZeroValue / 1000,

@@ -69,6 +69,8 @@ export interface ReportJson {
     schedule_misses: number;
   };
   latency: {
+    /** How ttft was taken: the first content chunk, or (k6 without SSE) only the first byte. */
+    ttft_source: EngineCapabilities['ttft'] | null;
     ttft_p50_ms: number | null;
     ttft_p95_ms: number | null;
     ttft_p99_ms: number | null;
@@ -126,12 +128,13 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     probes: store.probes(runId),
     loadWindows: store.loadWindows(runId),
     latencyWindows: store.latencyWindows(runId),
-    requests: store.hasRequestRows(runId) ? store.requests(runId) : null,
+    outsideInjected: store.countOutsideInjected(runId, loadEnd),
   });
   const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
   const s = summary;
   const L = s.latency;
+  const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities }) : null;
   const report: ReportJson = {
     schema: 'gauntlet.report/1',
     run: {
@@ -147,7 +150,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       host: run.host,
       gauntlet_version: run.gauntlet_version,
       error: run.error,
-      engine: run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities }) : null,
+      engine,
     },
     nodes: nodes.map((n) => ({
       name: n.name,
@@ -196,6 +199,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       schedule_misses: s.requests.scheduleMisses,
     },
     latency: {
+      ttft_source: engine?.capabilities.ttft ?? null,
       ttft_p50_ms: r1(L.ttft.p50),
       ttft_p95_ms: r1(L.ttft.p95),
       ttft_p99_ms: r1(L.ttft.p99),

@@ -370,6 +370,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         run_id: runId,
         node: l.node,
         window_start: l.windowStart,
+        part: l.part,
         window_ms: l.windowMs,
         attempts: l.attempts,
         ok: l.ok,
@@ -388,6 +389,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         run_id: runId,
         node: x.node,
         window_start: x.windowStart,
+        part: x.part,
         metric: x.metric,
         count: x.count,
         min_ms: x.minMs,
@@ -435,7 +437,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       if (r.ttftMs !== null && r.outcome === 'ok' && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
     scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
-    sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
+    sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
     tokens: guarded('token count', (node: string, at: number, count: number, source: 'usage' | 'chunks'): void => windows.tokens(node, at, count, source)),
   };
   const curve = new RateCurve(workload.profile);
@@ -486,7 +488,12 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     // An injection under way lands before the reverts start; nothing is injected after.
     await scheduled.catch((err: unknown) => fail('fault schedule', err));
     await faults.revertAll();
-    windows.flush();
+    try {
+      windows.flush();
+    } catch (err) {
+      fail('writing the last windows', err);
+      status = 'failed';
+    }
     await Promise.all([...probers.values()].map((p) => p.stop()));
     watch?.stop();
     await Promise.allSettled([...evidenceTasks]);

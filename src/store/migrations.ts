@@ -110,6 +110,7 @@ export const MIGRATIONS: readonly string[] = [
     run_id        TEXT NOT NULL,
     node          TEXT NOT NULL,
     window_start  REAL NOT NULL,
+    part          INTEGER NOT NULL DEFAULT 0,   -- > 0: samples that came after the window was written
     window_ms     REAL NOT NULL,
     attempts      INTEGER NOT NULL,
     ok            INTEGER NOT NULL,
@@ -123,12 +124,13 @@ export const MIGRATIONS: readonly string[] = [
     tokens_from_usage  INTEGER NOT NULL,
     tokens_from_chunks INTEGER NOT NULL,
     schedule_misses INTEGER NOT NULL,
-    PRIMARY KEY (run_id, node, window_start)
+    PRIMARY KEY (run_id, node, window_start, part)
   );
   CREATE TABLE latency_windows (
     run_id        TEXT NOT NULL,
     node          TEXT NOT NULL,
     window_start  REAL NOT NULL,
+    part          INTEGER NOT NULL DEFAULT 0,
     metric        TEXT NOT NULL,
     count         INTEGER NOT NULL,
     min_ms        REAL NOT NULL,
@@ -138,7 +140,7 @@ export const MIGRATIONS: readonly string[] = [
     p90_ms        REAL NOT NULL,
     p99_ms        REAL NOT NULL,
     hist          TEXT NOT NULL,
-    PRIMARY KEY (run_id, node, window_start, metric)
+    PRIMARY KEY (run_id, node, window_start, part, metric)
   );
 
   CREATE TABLE episodes (

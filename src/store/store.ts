@@ -155,6 +155,24 @@ export class Store {
     }));
   }
 
+  /**
+   * Attempts (not cancelled) whose lifetime does not overlap an injected failure episode of
+   * their node, and how many of them failed; null when the run kept no per-request rows.
+   * Counted in SQL: a long run's rows never come into memory.
+   */
+  countOutsideInjected(runId: string, loadEndedAt: number): { total: number; failed: number } | null {
+    if (!this.hasRequestRows(runId)) return null;
+    const row = this.db
+      .prepare(
+        `SELECT COUNT(*) AS total, COALESCE(SUM(r.outcome <> 'ok'), 0) AS failed FROM requests r
+         WHERE r.run_id = @run AND r.outcome <> 'cancelled' AND NOT EXISTS (
+           SELECT 1 FROM episodes e WHERE e.run_id = r.run_id AND e.node = r.node AND e.cause <> 'spontaneous'
+             AND r.end_at >= e.started_at AND r.sent_at <= COALESCE(e.serving_again_at, @end))`,
+      )
+      .get({ run: runId, end: loadEndedAt }) as { total: number; failed: number };
+    return row;
+  }
+
   /** Whether per-request rows were kept for this run (load.raw_requests). */
   hasRequestRows(runId: string): boolean {
     this.flush();
@@ -166,20 +184,20 @@ export class Store {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO load_windows (run_id,node,window_start,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses)
-           VALUES (@run_id,@node,@window_start,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses)`,
+          `INSERT INTO load_windows (run_id,node,window_start,part,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses)
+           VALUES (@run_id,@node,@window_start,@part,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses)`,
         )
         .run(load);
       const ins = this.db.prepare(
-        `INSERT INTO latency_windows (run_id,node,window_start,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
-         VALUES (@run_id,@node,@window_start,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
+        `INSERT INTO latency_windows (run_id,node,window_start,part,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
+         VALUES (@run_id,@node,@window_start,@part,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
       );
       for (const l of latency) ins.run(l);
     })();
   }
 
   loadWindows(runId: string): LoadWindowRow[] {
-    return this.db.prepare('SELECT * FROM load_windows WHERE run_id = ? ORDER BY window_start, node').all(runId) as LoadWindowRow[];
+    return this.db.prepare('SELECT * FROM load_windows WHERE run_id = ? ORDER BY window_start, node, part').all(runId) as LoadWindowRow[];
   }
 
   latencyWindows(runId: string, metric?: string): LatencyWindowRow[] {

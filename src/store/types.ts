@@ -127,6 +127,7 @@ export interface LoadWindowRow {
   run_id: string;
   node: string;
   window_start: number;
+  part: number;
   window_ms: number;
   attempts: number;
   ok: number;
@@ -147,6 +148,7 @@ export interface LatencyWindowRow {
   run_id: string;
   node: string;
   window_start: number;
+  part: number;
   metric: string;
   count: number;
   min_ms: number;

@@ -122,6 +122,7 @@ describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded ou
     expect(report.latency.ttft_p50_ms).toBeGreaterThan(40);
     expect(report.latency.itl_samples).toBe(30);
     expect(report.latency.ttft_from_scheduled_p50_ms).toBeNull();
+    expect(report.latency.ttft_source).toBe('time_to_first_byte');
     const md = readFileSync(join(reports, id, 'report.md'), 'utf8');
     expect(md).toContain('the first byte of the body (approximation: no SSE support)');
     expect(md).toContain('2 arrivals could not be started on time');

@@ -43,6 +43,7 @@ export function windowRows(records: RequestRecord[], windowMs = 10_000, origin =
       run_id: 'r',
       node: l.node,
       window_start: l.windowStart,
+      part: l.part,
       window_ms: l.windowMs,
       attempts: l.attempts,
       ok: l.ok,
@@ -58,7 +59,7 @@ export function windowRows(records: RequestRecord[], windowMs = 10_000, origin =
       schedule_misses: l.scheduleMisses,
     });
     for (const x of lat) {
-      latencyWindows.push({ run_id: 'r', node: x.node, window_start: x.windowStart, metric: x.metric, count: x.count, min_ms: x.minMs, max_ms: x.maxMs, mean_ms: x.meanMs, p50_ms: x.p50Ms, p90_ms: x.p90Ms, p99_ms: x.p99Ms, hist: x.hist });
+      latencyWindows.push({ run_id: 'r', node: x.node, window_start: x.windowStart, part: x.part, metric: x.metric, count: x.count, min_ms: x.minMs, max_ms: x.maxMs, mean_ms: x.meanMs, p50_ms: x.p50Ms, p90_ms: x.p90Ms, p99_ms: x.p99Ms, hist: x.hist });
     }
   });
   for (const r of records) agg.record(r);

@@ -38,6 +38,19 @@ describe('WindowAggregator', () => {
     expect(closed.map((w) => w.windowStart)).toEqual([0, 10_000, 20_000, 30_000]);
   });
 
+  it('a sample that arrives after its window was handed on makes a further part, never a duplicate', () => {
+    const closed: LoadWindow[] = [];
+    const agg = new WindowAggregator(10_000, 0, (l) => closed.push(l));
+    agg.record(record({ node: 'a', sentAt: 9000, endAt: 9500 }));
+    agg.tick(11_100);
+    agg.record(record({ node: 'a', sentAt: 9100, endAt: 9900 })); // late: its window is gone
+    agg.flush();
+    expect(closed.map((w) => [w.windowStart, w.part, w.ok])).toEqual([
+      [0, 0, 1],
+      [0, 1, 1],
+    ]);
+  });
+
   it('counts attempts, retries and the client view separately; latency only from successes', () => {
     const { loadWindows, latencyWindows } = windowRows([
       record({ node: 'a', seq: 1, attempt: 1, final: false, sentAt: 0, outcome: 'conn_error' }),

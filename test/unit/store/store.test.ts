@@ -100,16 +100,31 @@ describe('Store', () => {
     const s = openStore(join(dir, 'w.db'));
     s.createRun(runRow('r2'));
     expect(s.hasRequestRows('r2')).toBe(false);
-    const load = { run_id: 'r2', node: 'a', window_start: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0 };
-    const lat = { run_id: 'r2', node: 'a', window_start: 0, metric: 'ttft', count: 2, min_ms: 1, max_ms: 2, mean_ms: 1.5, p50_ms: 1, p90_ms: 2, p99_ms: 2, hist: 'HISTFAAAA' };
+    const load = { run_id: 'r2', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0 };
+    const lat = { run_id: 'r2', node: 'a', window_start: 0, part: 0, metric: 'ttft', count: 2, min_ms: 1, max_ms: 2, mean_ms: 1.5, p50_ms: 1, p90_ms: 2, p99_ms: 2, hist: 'HISTFAAAA' };
     s.addWindow(load, [lat]);
     expect(s.loadWindows('r2')).toEqual([load]);
     expect(s.latencyWindows('r2', 'ttft')).toEqual([lat]);
     expect(s.latencyWindows('r2', 'itl')).toEqual([]);
     expect(() => s.addWindow(load, [])).toThrow(/UNIQUE/);
+    s.addWindow({ ...load, part: 1, attempts: 1 }, [{ ...lat, part: 1 }]); // a late part of the same window
+    expect(s.loadWindows('r2').map((w) => [w.part, w.attempts])).toEqual([[0, 3], [1, 1]]);
     s.addRequest(req('r2', 1));
     expect(s.hasRequestRows('r2')).toBe(true);
     expect(s.requests('r2')[0]?.final).toBe(true);
+    s.close();
+  });
+
+  it('counts attempts outside injected episodes in SQL: in flight at the crash or sent during it is inside', () => {
+    const s = openStore(join(dir, 'o.db'));
+    s.createRun(runRow('r3'));
+    expect(s.countOutsideInjected('r3', 6000)).toBeNull();
+    const r = (node: string, sent: number, end: number, outcome: RequestRow['outcome']): RequestRow => ({ ...req('r3', 0), node, sent_at: sent, end_at: end, outcome });
+    for (const x of [r('a', 100, 200, 'ok'), r('a', 900, 1001, 'truncated'), r('a', 1500, 1501, 'conn_error'), r('a', 4000, 4100, 'ok'), r('b', 1500, 1600, 'http_error'), r('a', 5000, 5001, 'cancelled')]) s.addRequest(x);
+    const ep = { id: 'e', run_id: 'r3', node: 'a', status: 'recovered' as const, cause: 'injected:f1', fault_id: 'f1', started_at: 1000, detected_at: 1001, running_again_at: null, ready_at: null, serving_again_at: 3000, first_evidence: '', evidence: '{}', requests_affected: 2 };
+    s.upsertEpisode(ep);
+    s.upsertEpisode({ ...ep, id: 'sp', node: 'b', cause: 'spontaneous' }); // spontaneous episodes do not exclude
+    expect(s.countOutsideInjected('r3', 6000)).toEqual({ total: 3, failed: 1 });
     s.close();
   });
 
