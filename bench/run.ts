@@ -29,38 +29,38 @@ async function client(args: string[]): Promise<Record<string, number | string | 
   return r;
 }
 
+/** Steps the rate up until the open-loop schedule slips (queue-delay p99 ≥ 5 ms, failures, or rate not reached). */
+async function ladder(rates: number[], stream: boolean): Promise<{ steps: Record<string, unknown>[]; capacity: number }> {
+  const steps: Record<string, unknown>[] = [];
+  let capacity = 0;
+  for (const rate of rates) {
+    const r = await client(['--mode', 'builtin', '--rate', String(rate), '--stream', String(stream)]);
+    steps.push(r);
+    if ((r.queue_delay_p99_ms as number) < 5 && r.failed === 0 && (r.achieved_per_s as number) >= rate * 0.97) capacity = rate;
+    else break;
+  }
+  return { steps, capacity };
+}
+
 const server = spawn('taskset', ['-c', '1', process.execPath, join(root, 'dist/bench/stream-server.js'), '--port', String(PORT), '--chunks', '64', '--gap-ms', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
 await new Promise<void>((resolve) => server.stdout.once('data', () => resolve()));
 
 const results: Record<string, unknown> = { machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version }, seconds };
 try {
   // 1. capacity, streamed
-  const ladder: Record<string, unknown>[] = [];
-  let capacity = 0;
-  for (const rate of [100, 200, 300, 400, 500, 600, 800, 1000]) {
-    const r = await client(['--mode', 'builtin', '--rate', String(rate), '--stream', 'true']);
-    ladder.push(r);
-    if ((r.queue_delay_p99_ms as number) < 5 && r.failed === 0 && (r.achieved_per_s as number) >= rate * 0.97) capacity = rate;
-    else break;
-  }
-  results.stream_ladder = ladder;
-  results.stream_capacity = capacity;
+  const streamed = await ladder([100, 200, 300, 400, 500, 600, 800, 1000], true);
+  results.stream_ladder = streamed.steps;
+  results.stream_capacity = streamed.capacity;
+  const capacity = streamed.capacity;
 
   // 2. measurement error
   results.error_light = await client(['--mode', 'builtin', '--rate', '10', '--stream', 'true']);
   results.error_80pct = await client(['--mode', 'builtin', '--rate', String(Math.round(capacity * 0.8)), '--stream', 'true']);
 
   // 3. non-streamed: builtin vs autocannon
-  const jsonLadder: Record<string, unknown>[] = [];
-  let jsonCapacity = 0;
-  for (const rate of [250, 500, 750, 1000, 1500, 2000, 3000]) {
-    const r = await client(['--mode', 'builtin', '--rate', String(rate), '--stream', 'false']);
-    jsonLadder.push(r);
-    if ((r.queue_delay_p99_ms as number) < 5 && r.failed === 0 && (r.achieved_per_s as number) >= rate * 0.97) jsonCapacity = rate;
-    else break;
-  }
-  results.json_ladder = jsonLadder;
-  results.json_capacity = jsonCapacity;
+  const plain = await ladder([250, 500, 750, 1000, 1500, 2000, 3000], false);
+  results.json_ladder = plain.steps;
+  results.json_capacity = plain.capacity;
   results.autocannon = [await client(['--mode', 'autocannon', '--connections', '50']), await client(['--mode', 'autocannon', '--connections', '200'])];
   results.k6 = locateK6() ? 'k6 found, but a k6 benchmark is not implemented yet' : 'not measured: no k6 binary (K6_BIN or PATH)';
 } finally {

@@ -3,17 +3,12 @@
 // (with Date.now(): whole milliseconds). A stream cut mid-body is reported by the extension as
 // status 200; this script checks for finish_reason/[DONE] and records it as truncated.
 import sse from 'k6/x/sse';
-import { sleep } from 'k6';
-import { config, itlMetric, nextRequest, readChunk, report, target, tpotMetric, ttftMetric, backoffSeconds, type Result } from './lib.js';
+import { attemptRequest, config, itlMetric, readChunk, tpotMetric, ttftMetric, type Result } from './lib.js';
 
 export const options = config.options;
 
 export default function (): void {
-  const { node, endpoint } = target();
-  const req = nextRequest(node);
-  const attempts = config.retry ? config.retry.attempts : 1;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) sleep(backoffSeconds(attempt));
+  attemptRequest((endpoint, req, node) => {
     const t0 = Date.now();
     let last = 0;
     let chunks = 0;
@@ -63,6 +58,6 @@ export default function (): void {
       for (const g of gaps) itlMetric.add(g, { node });
       if (r.tokens !== null && r.tokens > 1) tpotMetric.add((r.e2eMs - ttft) / (r.tokens - 1), { node, mix: req.mix });
     }
-    if (!report(node, req, r, attempt)) return;
-  }
+    return r;
+  });
 }

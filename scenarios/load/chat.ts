@@ -2,17 +2,12 @@
 // response, so time to first token is approximated by time to first byte (k6's
 // http_req_waiting) and inter-token gaps cannot be measured. The report says so.
 import http from 'k6/http';
-import { sleep } from 'k6';
-import { config, nextRequest, readSseBody, report, target, ttftMetric, backoffSeconds, type Result } from './lib.js';
+import { attemptRequest, config, readSseBody, ttftMetric, type Result } from './lib.js';
 
 export const options = config.options;
 
 export default function (): void {
-  const { node, endpoint } = target();
-  const req = nextRequest(node);
-  const attempts = config.retry ? config.retry.attempts : 1;
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) sleep(backoffSeconds(attempt));
+  attemptRequest((endpoint, req, node) => {
     const res = http.post(`${endpoint}${req.path}`, req.body, {
       headers: { 'Content-Type': 'application/json' },
       timeout: `${req.timeoutMs}ms`,
@@ -39,6 +34,6 @@ export default function (): void {
         r.outcome = 'protocol_error';
       }
     }
-    if (!report(node, req, r, attempt)) return;
-  }
+    return r;
+  });
 }

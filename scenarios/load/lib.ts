@@ -5,6 +5,7 @@
 // gauntlet_output_tokens. Bundled by esbuild for k6 v0.49+ (ES2017 inside ES modules).
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
+import { sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { RequestFactory, type BuiltRequest, type MixItem } from '../../src/load/prompts.js';
@@ -66,6 +67,20 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
   requestMetric.add(r.e2eMs, { node, mix: req.mix, outcome: r.outcome, status: String(r.status), attempt: String(attempt), final: String(final) });
   if (r.outcome === 'ok' && r.tokens !== null && r.tokens > 0) tokenMetric.add(r.tokens, { node, source: r.tokensSource });
   return !final;
+}
+
+/**
+ * One scheduled request on this VU: its attempts, with backoff between them, until one is
+ * final. `attemptOnce` sends it once and says how it went.
+ */
+export function attemptRequest(attemptOnce: (endpoint: string, req: BuiltRequest, node: string) => Result): void {
+  const { node, endpoint } = target();
+  const req = nextRequest(node);
+  const attempts = config.retry ? config.retry.attempts : 1;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) sleep(backoffSeconds(attempt));
+    if (!report(node, req, attemptOnce(endpoint, req, node), attempt)) return;
+  }
 }
 
 /** Seconds to wait before attempt `attempt` (2, 3, …). */

@@ -3,6 +3,7 @@
 // counters — and each window is handed on (to SQLite) once it is over. Memory holds only the
 // windows still open.
 import * as hdr from 'hdr-histogram-js';
+import type { LatencyWindowRow, LoadWindowRow } from '../store/types.js';
 import type { RequestRecord } from './types.js';
 
 export const LATENCY_METRICS = ['ttft', 'ttft_sched', 'itl', 'tpot', 'e2e', 'e2e_sched', 'queue_delay'] as const;
@@ -226,4 +227,44 @@ export function mergeHistograms(encoded: readonly string[]): { count: number; pe
     mean: count === 0 ? null : total.mean / 1000,
   };
   return result;
+}
+
+/** A closed window as the store's rows. */
+export function windowToRows(runId: string, l: LoadWindow, lat: LatencyWindow[]): { load: LoadWindowRow; latency: LatencyWindowRow[] } {
+  return {
+    load: {
+      run_id: runId,
+      node: l.node,
+      window_start: l.windowStart,
+      part: l.part,
+      window_ms: l.windowMs,
+      attempts: l.attempts,
+      ok: l.ok,
+      failed: l.failed,
+      cancelled: l.cancelled,
+      retries: l.retries,
+      final_ok: l.finalOk,
+      final_failed: l.finalFailed,
+      outcomes: JSON.stringify(l.outcomes),
+      output_tokens: l.outputTokens,
+      tokens_from_usage: l.tokensFromUsage,
+      tokens_from_chunks: l.tokensFromChunks,
+      schedule_misses: l.scheduleMisses,
+    },
+    latency: lat.map((x) => ({
+      run_id: runId,
+      node: x.node,
+      window_start: x.windowStart,
+      part: x.part,
+      metric: x.metric,
+      count: x.count,
+      min_ms: x.minMs,
+      max_ms: x.maxMs,
+      mean_ms: x.meanMs,
+      p50_ms: x.p50Ms,
+      p90_ms: x.p90Ms,
+      p99_ms: x.p99Ms,
+      hist: x.hist,
+    })),
+  };
 }

@@ -17,7 +17,7 @@ import { BuiltinEngine } from '../load/builtin.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
-import { WindowAggregator, type LatencyWindow, type LoadWindow } from '../load/windows.js';
+import { WindowAggregator, windowToRows, type LatencyWindow, type LoadWindow } from '../load/windows.js';
 import { buildWorkload, peakRate, type MixItem } from '../load/workload.js';
 import { expectedLatencyMs } from '../load/k6/config.js';
 import { openFilesLimit } from '../util/proc.js';
@@ -364,44 +364,15 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
 
   // ---- load
   const loadStart = clock.now();
-  const windows = new WindowAggregator(plan.load.window, loadStart, (l: LoadWindow, lat: LatencyWindow[]) => {
-    store.addWindow(
-      {
-        run_id: runId,
-        node: l.node,
-        window_start: l.windowStart,
-        part: l.part,
-        window_ms: l.windowMs,
-        attempts: l.attempts,
-        ok: l.ok,
-        failed: l.failed,
-        cancelled: l.cancelled,
-        retries: l.retries,
-        final_ok: l.finalOk,
-        final_failed: l.finalFailed,
-        outcomes: JSON.stringify(l.outcomes),
-        output_tokens: l.outputTokens,
-        tokens_from_usage: l.tokensFromUsage,
-        tokens_from_chunks: l.tokensFromChunks,
-        schedule_misses: l.scheduleMisses,
-      },
-      lat.map((x) => ({
-        run_id: runId,
-        node: x.node,
-        window_start: x.windowStart,
-        part: x.part,
-        metric: x.metric,
-        count: x.count,
-        min_ms: x.minMs,
-        max_ms: x.maxMs,
-        mean_ms: x.meanMs,
-        p50_ms: x.p50Ms,
-        p90_ms: x.p90Ms,
-        p99_ms: x.p99Ms,
-        hist: x.hist,
-      })),
-    );
-  }, engine.capabilities.queueDelay);
+  const windows = new WindowAggregator(
+    plan.load.window,
+    loadStart,
+    (l: LoadWindow, lat: LatencyWindow[]) => {
+      const rows = windowToRows(runId, l, lat);
+      store.addWindow(rows.load, rows.latency);
+    },
+    engine.capabilities.queueDelay,
+  );
   let windowTtft: number[] = [];
   const sink = {
     record: guarded('request record', (r: RequestRecord): void => {

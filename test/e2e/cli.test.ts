@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { standInServer } from '../helpers/servers.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir();
@@ -94,17 +95,13 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
 });
 
 describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded output)', () => {
-  let server: Server;
+  let stand: Awaited<ReturnType<typeof standInServer>>;
   let endpoint: string;
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      req.resume();
-      res.end(req.url === '/v1/models' ? '{"data":[{"id":"m"}]}' : '{"status":"ok"}');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    stand = await standInServer();
+    endpoint = stand.endpoint;
   });
-  afterAll(() => new Promise((r) => server.close(r)));
+  afterAll(() => stand.close());
 
   it("the report says which engine measured what, and counts k6's schedule misses", async () => {
     const plan = join(dir, 'k6.yaml');

@@ -1,6 +1,6 @@
 // Building request records and window rows for analysis tests.
 import type { RequestRecord } from '../../src/load/types.js';
-import { WindowAggregator, type LatencyWindow, type LoadWindow } from '../../src/load/windows.js';
+import { WindowAggregator, windowToRows, type LatencyWindow, type LoadWindow } from '../../src/load/windows.js';
 import type { LatencyWindowRow, LoadWindowRow } from '../../src/store/types.js';
 
 export function record(over: Partial<RequestRecord> & Pick<RequestRecord, 'node' | 'sentAt'>): RequestRecord {
@@ -39,28 +39,9 @@ export function windowRows(records: RequestRecord[], windowMs = 10_000, origin =
   const loadWindows: LoadWindowRow[] = [];
   const latencyWindows: LatencyWindowRow[] = [];
   const agg = new WindowAggregator(windowMs, origin, (l: LoadWindow, lat: LatencyWindow[]) => {
-    loadWindows.push({
-      run_id: 'r',
-      node: l.node,
-      window_start: l.windowStart,
-      part: l.part,
-      window_ms: l.windowMs,
-      attempts: l.attempts,
-      ok: l.ok,
-      failed: l.failed,
-      cancelled: l.cancelled,
-      retries: l.retries,
-      final_ok: l.finalOk,
-      final_failed: l.finalFailed,
-      outcomes: JSON.stringify(l.outcomes),
-      output_tokens: l.outputTokens,
-      tokens_from_usage: l.tokensFromUsage,
-      tokens_from_chunks: l.tokensFromChunks,
-      schedule_misses: l.scheduleMisses,
-    });
-    for (const x of lat) {
-      latencyWindows.push({ run_id: 'r', node: x.node, window_start: x.windowStart, part: x.part, metric: x.metric, count: x.count, min_ms: x.minMs, max_ms: x.maxMs, mean_ms: x.meanMs, p50_ms: x.p50Ms, p90_ms: x.p90Ms, p99_ms: x.p99Ms, hist: x.hist });
-    }
+    const rows = windowToRows('r', l, lat);
+    loadWindows.push(rows.load);
+    latencyWindows.push(...rows.latency);
   });
   for (const r of records) agg.record(r);
   agg.flush();

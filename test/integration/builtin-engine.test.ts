@@ -11,23 +11,12 @@ import type { RequestRecord } from '../../src/load/types.js';
 import { readPrompts, resolvePromptsFile, type Workload } from '../../src/load/workload.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
+import { testMix, testWorkload } from '../helpers/workload.js';
 
 const clock = new RealClock();
 
 function workload(endpoint: string, over: Partial<Workload>): Workload {
-  return {
-    targets: [{ node: 'n', endpoint }],
-    durationMs: 2000,
-    seed: 3,
-    arrival: 'constant',
-    burstiness: 1,
-    profile: { startRate: 50, stages: [] },
-    maxInFlight: null,
-    mix: [{ name: 'default', weight: 1, api: 'chat', stream: true, model: 'sim-llama', promptTokens: { fixed: 16 }, maxTokens: { fixed: 8 }, prompts: null, promptsFile: null, timeoutMs: 5000 }],
-    retry: null,
-    defaultModel: 'sim-llama',
-    ...over,
-  };
+  return testWorkload({ targets: [{ node: 'n', endpoint }], durationMs: 2000, seed: 3, profile: { startRate: 50, stages: [] }, mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })], defaultModel: 'sim-llama', ...over });
 }
 
 let misses = 0;

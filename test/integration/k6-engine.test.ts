@@ -12,6 +12,7 @@ import type { Workload } from '../../src/load/workload.js';
 import { silentLogger } from '../../src/log.js';
 import { packageRoot } from '../../src/util/paths.js';
 import { tempDir } from '../helpers/tmp.js';
+import { testWorkload } from '../helpers/workload.js';
 
 const FAKE = join(packageRoot(), 'test', 'fixtures', 'fake-k6', 'k6');
 const dir = tempDir();
@@ -22,18 +23,7 @@ afterEach(() => {
   Object.assign(process.env, { PATH: saved.PATH });
 });
 
-const workload: Workload = {
-  targets: [{ node: 'node-a', endpoint: 'http://127.0.0.1:9' }],
-  durationMs: 5000,
-  seed: 1,
-  arrival: 'constant',
-  burstiness: 1,
-  profile: { startRate: 5, stages: [] },
-  maxInFlight: null,
-  mix: [{ name: 'default', weight: 1, api: 'chat', stream: true, model: undefined, promptTokens: { fixed: 16 }, maxTokens: { fixed: 16 }, prompts: null, promptsFile: null, timeoutMs: 5000 }],
-  retry: null,
-  defaultModel: 'm',
-};
+const workload: Workload = testWorkload();
 
 async function runEngine(script: string | null, env: Record<string, string>, signal = new AbortController().signal) {
   Object.assign(process.env, { K6_BIN: FAKE, ...env });

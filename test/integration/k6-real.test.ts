@@ -9,6 +9,7 @@ import { K6Engine } from '../../src/load/k6/engine.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
 import { freePort } from '../../src/util/ports.js';
+import { testMix, testWorkload } from '../helpers/workload.js';
 
 const path = locateK6();
 const real = path !== null && (await probeK6(path)).version.indexOf('fake') === -1 && !path.includes('fake-k6');
@@ -33,18 +34,13 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
     const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
     const records: RequestRecord[] = [];
     await engine.run(
-      {
+      testWorkload({
         targets: [{ node: 'n', endpoint }],
         durationMs: 3000,
-        seed: 1,
-        arrival: 'constant',
-        burstiness: 1,
         profile: { startRate: 10, stages: [] },
-        maxInFlight: null,
-        mix: [{ name: 'default', weight: 1, api: 'chat', stream: true, model: 'sim-llama', promptTokens: { fixed: 16 }, maxTokens: { fixed: 8 }, prompts: null, promptsFile: null, timeoutMs: 5000 }],
-        retry: null,
+        mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })],
         defaultModel: 'sim-llama',
-      },
+      }),
       new AbortController().signal,
       { record: (r) => records.push(r) },
     );

@@ -1,8 +1,6 @@
 // The run supervisor on a bare endpoint (no Docker): a failure inside the run ends it through
 // the normal path — status failed, the error recorded, the report written.
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoadEngine } from '../../src/load/types.js';
@@ -11,21 +9,18 @@ import { parsePlanText } from '../../src/plan/load.js';
 import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
+import { standInServer } from '../helpers/servers.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir();
-let server: Server;
+let stand: Awaited<ReturnType<typeof standInServer>>;
 let endpoint: string;
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    req.resume();
-    res.end(req.url === '/v1/models' ? '{"data":[{"id":"m"}]}' : '{"status":"ok"}');
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  stand = await standInServer();
+  endpoint = stand.endpoint;
 });
-afterAll(() => new Promise((r) => server.close(r)));
+afterAll(() => stand.close());
 
 describe('runPlan', () => {
   it('an engine that fails mid-run ends the run as failed, with the error and a report', async () => {

@@ -1,22 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { k6Config } from '../../../../src/load/k6/config.js';
 import type { Workload } from '../../../../src/load/workload.js';
+import { testMix, testWorkload } from '../../../helpers/workload.js';
 
-const base: Workload = {
+const base: Workload = testWorkload({
   targets: [
     { node: 'node-a', endpoint: 'http://127.0.0.1:1' },
     { node: 'node-b', endpoint: 'http://127.0.0.1:2' },
   ],
   durationMs: 300_000,
-  seed: 1,
-  arrival: 'constant',
-  burstiness: 1,
-  profile: { startRate: 5, stages: [] },
-  maxInFlight: null,
-  mix: [{ name: 'default', weight: 1, api: 'chat', stream: true, model: undefined, promptTokens: { fixed: 64 }, maxTokens: { fixed: 64 }, prompts: null, promptsFile: null, timeoutMs: 60_000 }],
-  retry: null,
-  defaultModel: 'm',
-};
+  mix: [testMix({ promptTokens: { fixed: 64 }, maxTokens: { fixed: 64 }, timeoutMs: 60_000 })],
+});
 
 describe('k6Config', () => {
   it('one constant-arrival-rate scenario per node at its share, fractional rates kept exact', () => {
