@@ -42,10 +42,6 @@ export class GauntletError extends Error {
   }
 }
 
-export function gauntletError(code: ErrorCode, ...args: unknown[]): GauntletError {
-  return new GauntletError(code, args);
-}
-
 export function isGauntletError(err: unknown, code?: ErrorCode): err is GauntletError {
   return err instanceof GauntletError && (code === undefined || err.code === code);
 }

@@ -3,13 +3,12 @@
 import { Command, CommanderError } from 'commander';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { pino } from 'pino';
 import { runDemo } from '../demo.js';
 import { dockerClient, requireDocker } from '../docker/engine.js';
 import { ensureSimImage } from '../docker/sim-image.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
-import type { Logger } from '../log.js';
+import { createLogger, createRunLogger, type Logger } from '../log.js';
 import { loadPlanFile } from '../plan/load.js';
 import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
 import { openStore, type Store } from '../store/store.js';
@@ -31,11 +30,7 @@ const err = (s: string): void => void process.stderr.write(`${s}\n`);
 function logger(dbPath: string, verbose: boolean): Logger {
   mkdirSync(dirname(dbPath), { recursive: true });
   const level = process.env.GAUNTLET_LOG_LEVEL ?? (verbose ? 'info' : 'warn');
-  const streams = pino.multistream([
-    { level: level as pino.Level, stream: pino.destination({ fd: 2, sync: true }) },
-    { level: 'info', stream: pino.destination({ dest: join(dirname(dbPath), 'gauntlet.log'), mkdir: true, sync: false }) },
-  ]);
-  return pino({ level: 'debug', base: undefined, redact: ['token', '*.token', 'authorization'] }, streams);
+  return createRunLogger(level, join(dirname(dbPath), 'gauntlet.log'));
 }
 
 function openDb(path: string): Store {
@@ -240,7 +235,7 @@ export function buildCli(): Command {
     .action(async () => {
       const docker = dockerClient();
       await requireDocker(docker);
-      out(await ensureSimImage(docker, pino({ level: 'info' }, pino.destination(2))));
+      out(await ensureSimImage(docker, createLogger({ level: 'info' })));
     });
   return program;
 }

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { standInServer } from '../helpers/servers.js';
+import { useStandInServer } from '../helpers/servers.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir();
@@ -95,17 +95,11 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
 });
 
 describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded output)', () => {
-  let stand: Awaited<ReturnType<typeof standInServer>>;
-  let endpoint: string;
-  beforeAll(async () => {
-    stand = await standInServer();
-    endpoint = stand.endpoint;
-  });
-  afterAll(() => stand.close());
+  const stand = useStandInServer();
 
   it("the report says which engine measured what, and counts k6's schedule misses", async () => {
     const plan = join(dir, 'k6.yaml');
-    writeFileSync(plan, `name: k6-plan\nduration: 5s\ntargets: [{ name: node-a, endpoint: "${endpoint}" }]\nload: { engine: k6, rate: 2, arrival: poisson }\nprobes: { interval: 500ms }\n`);
+    writeFileSync(plan, `name: k6-plan\nduration: 5s\ntargets: [{ name: node-a, endpoint: "${stand.endpoint}" }]\nload: { engine: k6, rate: 2, arrival: poisson }\nprobes: { interval: 500ms }\n`);
     const fake = new URL('../fixtures/fake-k6/k6', import.meta.url).pathname;
     const replay = new URL('../fixtures/k6/gauntlet-scenario.out.jsonl', import.meta.url).pathname;
     const run = await runCli(['run', plan, '--db', db, '--reports', reports], { K6_BIN: fake, FAKE_K6_REPLAY: replay, FAKE_K6_PACE_MS: '20' });

@@ -2,25 +2,18 @@
 // the normal path — status failed, the error recorded, the report written.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { LoadEngine } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
 import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
-import { standInServer } from '../helpers/servers.js';
+import { useStandInServer } from '../helpers/servers.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir();
-let stand: Awaited<ReturnType<typeof standInServer>>;
-let endpoint: string;
-
-beforeAll(async () => {
-  stand = await standInServer();
-  endpoint = stand.endpoint;
-});
-afterAll(() => stand.close());
+const stand = useStandInServer();
 
 describe('runPlan', () => {
   it('an engine that fails mid-run ends the run as failed, with the error and a report', async () => {
@@ -36,7 +29,7 @@ describe('runPlan', () => {
       },
     };
     const store = openStore(join(dir, 'r.db'));
-    const plan = parsePlanText(`name: broken\nduration: 30s\ntargets: [{ name: ext, endpoint: "${endpoint}" }]\nload: { rate: 1 }\nprobes: { interval: 100ms }\n`);
+    const plan = parsePlanText(`name: broken\nduration: 30s\ntargets: [{ name: ext, endpoint: "${stand.endpoint}" }]\nload: { rate: 1 }\nprobes: { interval: 100ms }\n`);
     const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: null, reportsDir: join(dir, 'reports'), signal: new AbortController().signal, engine });
     expect(result).toMatchObject({ status: 'failed', error: 'load engine: k6 exited with code 107' });
     const report = JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8'));
