@@ -29,6 +29,10 @@ export const nodeKill: FaultInjector<Params> = {
   instant: true,
   params: Params,
 
+  async describe(target) {
+    return [`SIGKILL the main process of container ${target.containerName ?? target.containerId} (its State.Pid, from the host); the restart policy decides whether it comes back`, 'revert: start the container if that incarnation never came back'];
+  },
+
   async prepare(target: FaultTarget, _params, ctx): Promise<UndoRecord> {
     const docker = requireDocker(ctx);
     const info = await docker.getContainer(target.containerId as string).inspect();

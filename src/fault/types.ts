@@ -3,6 +3,7 @@
 //   prepare (read-only: look at the target, compute the undo record) → ledger write →
 //   inject (touch the target) → … → revert(undo) (idempotent; also used after a crash of
 //   Gauntlet, with nothing but the undo record from the ledger).
+// `describe` is what --dry-run prints: the actions inject and revert would take, read-only.
 import type { z } from 'zod';
 import type { Docker } from '../docker/engine.js';
 import type { Logger } from '../log.js';
@@ -15,10 +16,26 @@ export interface FaultTarget {
   containerName: string | null;
 }
 
+/** What this host can do, detected once (src/fault/host.ts); faults pick their driver from it. */
+export interface HostCaps {
+  /** The kernel has the netem qdisc (sch_netem). */
+  netem: boolean;
+  /** iptables runs and has the statistic and comment matches. */
+  iptables: boolean;
+  /** nsenter can enter another process's network namespace (root, host PID namespace). */
+  nsenter: boolean;
+  /** Why each missing capability is missing, for messages. */
+  notes: Record<string, string>;
+}
+
 export interface FaultContext {
   docker: Docker | null;
   log: Logger;
   clock: Clock;
+  /** Host capabilities; faults that need one and find it missing refuse with the reason. */
+  caps?: HostCaps;
+  /** Fault id, for labels, rule comments and helper names (`gauntlet:<id>`). */
+  faultId?: string;
 }
 
 /** JSON-serialisable; written to the fault ledger before injection. */
@@ -27,6 +44,17 @@ export type UndoRecord = Record<string, unknown>;
 export interface RevertResult {
   /** What revert did, in words, for the journal: "started container", "nothing: restarted by policy". */
   action: string;
+  /** What the fault turned out to do, where only the end tells (oom pressure: survived, with numbers). */
+  result?: Record<string, unknown>;
+}
+
+export interface InjectResult {
+  /** The moment it landed (epoch ms, from ctx.clock, taken right at the kill/rule/qdisc). */
+  at: number;
+  /** Details for the journal (pid killed, rule added …). */
+  detail: Record<string, unknown>;
+  /** The mechanism used when there is a choice (netem, iptables, proxy …); shown in reports. */
+  driver?: string;
 }
 
 export interface FaultInjector<P = unknown> {
@@ -36,16 +64,32 @@ export interface FaultInjector<P = unknown> {
   needsContainer: boolean;
   /**
    * True when the fault is a single blow (a crash) rather than a held condition: it is
-   * reverted once the node serves again or the plan's recovery limit passes.
+   * reverted once the node serves again or the plan's recovery limit passes. A held fault
+   * is reverted after `holdMs(params)`.
    */
   instant: boolean;
   params: z.ZodType<P>;
-  prepare(target: FaultTarget, params: P, ctx: FaultContext): Promise<UndoRecord>;
+  /** How long a held fault lasts (ms), from its params; ignored for instant faults. */
+  holdMs?(params: P): number;
   /**
-   * Makes the fault happen. Returns the moment it landed (epoch ms, from ctx.clock, taken
-   * right at the kill/rule/qdisc) and details for the journal (pid killed, rule added …).
+   * Null when this host (and engine) can run the fault, else the reason it cannot — the demo
+   * skips such kinds and says why; a plan that uses one fails at injection with the reason.
    */
-  inject(target: FaultTarget, params: P, undo: UndoRecord, ctx: FaultContext): Promise<{ at: number; detail: Record<string, unknown> }>;
+  unsupported?(ctx: FaultContext): Promise<string | null>;
+  /** Read-only: the actions inject (and revert) would take, one line each, for --dry-run. */
+  describe(target: FaultTarget, params: P, ctx: FaultContext): Promise<string[]>;
+  prepare(target: FaultTarget, params: P, ctx: FaultContext): Promise<UndoRecord>;
+  inject(target: FaultTarget, params: P, undo: UndoRecord, ctx: FaultContext): Promise<InjectResult>;
   /** Puts the target back as it was. Idempotent; safe to call for a fault that never landed. */
   revert(undo: UndoRecord, ctx: FaultContext): Promise<RevertResult>;
+}
+
+/** Labels every helper container carries, so it can be found and removed without the ledger. */
+export function helperLabels(faultId: string, kind: string): Record<string, string> {
+  return { gauntlet: '1', 'gauntlet.component': 'fault-helper', 'gauntlet.fault': faultId, 'gauntlet.fault.kind': kind };
+}
+
+/** The comment/tag on iptables rules and the like: `gauntlet:<fault id>`. */
+export function ruleComment(faultId: string): string {
+  return `gauntlet:${faultId}`;
 }

@@ -25,6 +25,9 @@ function fakeInjector(store: Store, host: { broken: boolean; reverts: number }, 
     needsContainer: false,
     instant: false,
     params: z.object({ level: z.number() }),
+    async describe() {
+      return [];
+    },
     async prepare() {
       return { was: host.broken };
     },

@@ -23,6 +23,7 @@ function fake(opts: { instant?: boolean; revertFailures?: number; injectGate?: P
     needsContainer: false,
     instant: opts.instant ?? true,
     params: z.unknown(),
+    describe: async () => [],
     prepare: async () => ({}),
     inject: async () => {
       await opts.injectGate;
