@@ -21,6 +21,8 @@ export type Observation =
       sentAt: number;
       /** When the response began (headers); null when none came. */
       respondedAt: number | null;
+      /** When the probe ended: its answer, or its timeout. Default sentAt. */
+      endAt?: number;
       ok: boolean;
       timedOut: boolean;
       status?: number | null;
@@ -36,6 +38,8 @@ export interface Evidence {
   signals: { at: number; what: string }[];
   logs?: string[];
   restartCount?: number;
+  /** The container itself failed (died, OOM-killed, frozen), not only failures seen from outside. */
+  hard?: boolean;
 }
 
 export interface Episode {
@@ -79,17 +83,28 @@ export class FaultWindows {
     this.windows = this.windows.filter((w) => w.faultId !== faultId);
   }
 
-  /** The fault whose window (extended by the grace period) contains time t on this node. */
-  find(node: string, t: number): string | null {
+  /**
+   * The fault this evidence belongs to: the one whose window — injection to revert, extended
+   * by the grace period — overlaps the evidence's span [from, to] on this node. A span is
+   * what the evidence covers: a Docker event is an instant; a request or probe runs from its
+   * send to its failure, so one already in flight when the fault landed belongs to the fault
+   * even though it was sent before. Among several, the latest injected wins.
+   */
+  find(node: string, from: number, to: number = from): string | null {
     // Docker's clock and ours agree to well under this; an event may be stamped a hair early.
     const slack = 100;
     let best: { faultId: string; from: number } | null = null;
     for (const w of this.windows) {
-      if (w.node !== node || t < w.from - slack) continue;
-      if (w.to !== null && t > w.to + this.graceMs) continue;
+      if (w.node !== node || to < w.from - slack) continue;
+      if (w.to !== null && from > w.to + this.graceMs) continue;
       if (!best || w.from > best.from) best = w;
     }
     return best?.faultId ?? null;
+  }
+
+  /** When a fault was injected (its window opened), or null for an unknown id. */
+  openedAt(faultId: string): number | null {
+    return this.windows.find((w) => w.faultId === faultId)?.from ?? null;
   }
 }
 
@@ -115,10 +130,10 @@ function requestWhat(o: Extract<Observation, { type: 'request' }>): string {
 export class NodeDetector {
   private open: Episode | null = null;
   private lastClosed: Episode | null = null;
-  private probeStreak: { first: number; count: number; timedOut: boolean } | null = null;
-  private errorStreak: { first: number; count: number; what: string } | null = null;
-  /** Failed requests not (yet) part of an episode: when their failure was evidenced. */
-  private recentFailures: number[] = [];
+  private probeStreak: { first: number; last: number; count: number; timedOut: boolean } | null = null;
+  private errorStreak: { first: number; last: number; count: number; what: string } | null = null;
+  /** Failed requests not (yet) part of an episode: when their failure was evidenced, and when it was seen. */
+  private recentFailures: { at: number; endAt: number }[] = [];
   private containerRunning = true;
   private seq = 0;
 
@@ -173,7 +188,7 @@ export class NodeDetector {
   private onDocker(o: Extract<Observation, { type: 'docker' }>): void {
     switch (o.action) {
       case 'oom': {
-        const ep = this.ensureOpen(o.at, 'container OOM-killed');
+        const ep = this.ensureOpen(o.at, 'container OOM-killed', { hard: true });
         ep.evidence.oomKilled = true;
         this.containerRunning = false;
         this.emit(ep);
@@ -181,7 +196,7 @@ export class NodeDetector {
       }
       case 'die': {
         const what = `container died (exit code ${o.exitCode ?? '?'})`;
-        const ep = this.ensureOpen(o.at, what);
+        const ep = this.ensureOpen(o.at, what, { hard: true });
         if (o.exitCode !== undefined) ep.evidence.exitCode = o.exitCode;
         this.containerRunning = false;
         this.emit(ep);
@@ -196,12 +211,12 @@ export class NodeDetector {
         this.containerRunning = true;
         if (this.open && this.open.runningAgainAt === null && o.at >= this.open.startedAt) {
           this.open.runningAgainAt = o.at;
-          this.signal(this.open, o.at, `container ${o.action}ed`);
+          this.signal(this.open, o.at, `container ${o.action === 'unpause' ? 'unpaused' : o.action === 'restart' ? 'restarted' : 'started'}`);
           this.emit(this.open);
         }
         return;
       case 'pause':
-        this.ensureOpen(o.at, 'container paused');
+        this.ensureOpen(o.at, 'container paused (frozen: answers nothing)', { hard: true }).evidence.hang = true;
         return;
       default:
         return;
@@ -222,13 +237,14 @@ export class NodeDetector {
       return;
     }
     if (o.kind !== 'health' || ep) return;
-    const s = (this.probeStreak ??= { first: o.sentAt, count: 0, timedOut: false });
+    const s = (this.probeStreak ??= { first: o.sentAt, last: o.sentAt, count: 0, timedOut: false });
     s.count++;
+    s.last = Math.max(s.last, o.endAt ?? o.sentAt);
     s.timedOut ||= o.timedOut;
     if (s.count >= this.cfg.probeFailures) {
       const hang = s.timedOut && this.containerRunning;
       const what = `${s.count} consecutive health probes failed${hang ? ' (timed out while the container runs: hang)' : o.status ? ` (HTTP ${o.status})` : o.error ? ` (${o.error})` : ''}`;
-      const opened = this.ensureOpen(s.first, what);
+      const opened = this.ensureOpen(s.first, what, { to: s.last });
       if (hang) opened.evidence.hang = true;
       this.emit(opened);
     }
@@ -239,7 +255,7 @@ export class NodeDetector {
       this.servingAgain(o.sentAt, o.respondedAt ?? o.endAt, 'request succeeded');
       if (this.errorStreak && o.endAt >= this.errorStreak.first) this.errorStreak = null;
       // The node served at o.sentAt: failures before that are not the start of a later episode.
-      this.recentFailures = this.recentFailures.filter((f) => f > o.sentAt);
+      this.recentFailures = this.recentFailures.filter((f) => f.at > o.sentAt);
       return;
     }
     if (!isNodeFailure(o)) return;
@@ -252,7 +268,8 @@ export class NodeDetector {
       return;
     }
     if (this.open) {
-      if (evidenceAt < this.open.startedAt && evidenceAt >= this.open.startedAt - EARLY_EVIDENCE_MS) this.ensureOpen(evidenceAt, requestWhat(o));
+      if (evidenceAt < this.open.startedAt && evidenceAt >= this.open.startedAt - EARLY_EVIDENCE_MS) this.ensureOpen(evidenceAt, requestWhat(o), { to: o.endAt });
+      else if (o.endAt >= this.open.startedAt) this.deepen(this.open, o.sentAt, o.endAt, requestWhat(o), false);
       if (o.endAt >= this.open.startedAt) {
         this.open.requestsAffected++;
         if (this.open.requestsAffected <= 3) this.signal(this.open, evidenceAt, requestWhat(o));
@@ -260,17 +277,18 @@ export class NodeDetector {
       }
       return;
     }
-    this.recentFailures.push(evidenceAt);
+    this.recentFailures.push({ at: evidenceAt, endAt: o.endAt });
     if (this.recentFailures.length > 1000) this.recentFailures.shift();
     const s = this.errorStreak;
-    if (!s) this.errorStreak = { first: evidenceAt, count: 1, what: requestWhat(o) };
+    if (!s) this.errorStreak = { first: evidenceAt, last: o.endAt, count: 1, what: requestWhat(o) };
     else {
       s.count++;
       s.first = Math.min(s.first, evidenceAt);
+      s.last = Math.max(s.last, o.endAt);
     }
-    const streak = this.errorStreak as { first: number; count: number; what: string };
+    const streak = this.errorStreak as { first: number; last: number; count: number; what: string };
     if (streak.count >= this.cfg.errorBurst) {
-      this.ensureOpen(streak.first, `${streak.count} failed requests in a row (first: ${streak.what})`);
+      this.ensureOpen(streak.first, `${streak.count} failed requests in a row (first: ${streak.what})`, { to: streak.last });
     }
   }
 
@@ -308,18 +326,26 @@ export class NodeDetector {
     else if (ep.status === 'open') ep.status = 'recovered';
   }
 
-  private ensureOpen(at: number, what: string): Episode {
+  /**
+   * Opens an episode at `at`, or adds the evidence to the open one. `to` is when the evidence
+   * was seen (a failed request's end, a probe's timeout); `hard` marks evidence that the
+   * container itself failed (died, OOM-killed, frozen), as opposed to failures seen from
+   * outside that a busy server could also produce.
+   */
+  private ensureOpen(at: number, what: string, opts: { to?: number; hard?: boolean } = {}): Episode {
+    const to = Math.max(at, opts.to ?? at);
     const ep = this.open;
     if (ep) {
-      if (at < ep.startedAt) {
-        ep.startedAt = at;
-        this.attribute(ep);
-      }
+      // Earlier evidence moves the start back; it never takes an episode away from the fault
+      // it was attributed to (a request sent before a kill that times out after it is the
+      // kill's doing, not a spontaneous failure that happened to precede it).
+      if (at < ep.startedAt) ep.startedAt = at;
+      this.deepen(ep, at, to, what, opts.hard ?? false);
       this.signal(ep, at, what);
       return ep;
     }
-    const early = this.recentFailures.filter((f) => f < at && f >= at - EARLY_EVIDENCE_MS);
-    const start = Math.min(at, ...early);
+    const early = this.recentFailures.filter((f) => f.at < at && f.at >= at - EARLY_EVIDENCE_MS);
+    const start = Math.min(at, ...early.map((f) => f.at));
     const opened: Episode = {
       id: `${this.idPrefix}-ep${++this.seq}`,
       node: this.node,
@@ -332,24 +358,43 @@ export class NodeDetector {
       readyAt: null,
       servingAgainAt: null,
       firstEvidence: what,
-      evidence: { signals: [] },
-      requestsAffected: this.recentFailures.filter((f) => f >= start).length,
+      evidence: { signals: [], hard: opts.hard ?? false },
+      requestsAffected: this.recentFailures.filter((f) => f.at >= start).length,
     };
     if (start < at) opened.evidence.signals.push({ at: start, what: `request failed ${Math.round(at - start)} ms before: counted as the start` });
+    // The span the first evidence covers, early failures included: a fault window it
+    // overlaps (plus grace) caused it.
+    const faultId = this.faults.find(this.node, start, Math.max(to, ...early.map((f) => f.endAt)));
+    if (faultId) {
+      opened.faultId = faultId;
+      opened.cause = `injected:${faultId}`;
+    }
     this.recentFailures = [];
     this.probeStreak = null;
     this.errorStreak = null;
-    this.attribute(opened);
     this.signal(opened, at, what);
     this.open = opened;
     this.emit(opened);
     return opened;
   }
 
-  private attribute(ep: Episode): void {
-    const faultId = this.faults.find(this.node, ep.startedAt);
-    ep.faultId = faultId;
-    ep.cause = faultId ? `injected:${faultId}` : 'spontaneous';
+  /**
+   * An open spontaneous episode that a fault injected after it began then deepens belongs to
+   * that fault — unless the container had already failed by itself (died, OOM-killed,
+   * frozen) before the fault: that failure was real and stays spontaneous. Attribution only
+   * ever goes from spontaneous to injected, never back.
+   */
+  private deepen(ep: Episode, from: number, to: number, what: string, hard: boolean): void {
+    if (ep.faultId === null && ep.evidence.hard !== true) {
+      const faultId = this.faults.find(this.node, from, to);
+      const injectedAt = faultId === null ? null : this.faults.openedAt(faultId);
+      if (faultId !== null && injectedAt !== null && injectedAt >= ep.startedAt) {
+        ep.faultId = faultId;
+        ep.cause = `injected:${faultId}`;
+        this.signal(ep, to, `open since ${new Date(ep.startedAt).toISOString()} on evidence seen from outside; deepened by fault ${faultId} (${what}): attributed to it`);
+      }
+    }
+    if (hard) ep.evidence.hard = true;
   }
 
   private signal(ep: Episode, at: number, what: string): void {

@@ -15,6 +15,8 @@ export interface ActiveFault {
   kind: string;
   node: string;
   injectedAt: number;
+  /** The mechanism the fault used, where there is a choice. */
+  driver: string | null;
   /** Idempotent: once it has succeeded, later calls return its result; a failed attempt can be retried. */
   revert(): Promise<string>;
 }
@@ -29,21 +31,24 @@ export async function injectFault(
   id: string = randomUUID(),
 ): Promise<ActiveFault> {
   const log = ctx.log.child({ fault: id, kind: injector.kind, node: target.node });
+  ctx = { ...ctx, faultId: id };
   const plannedAt = ctx.clock.now();
   let undo: UndoRecord;
   try {
     undo = await injector.prepare(target, params, ctx);
   } catch (err) {
-    store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}` }));
+    store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}`, container_id: target.containerId }));
     throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
   }
-  store.insertFault(row(id, runId, injector.kind, target.node, params, undo, 'injecting', plannedAt));
+  store.insertFault(row(id, runId, injector.kind, target.node, params, undo, 'injecting', plannedAt, { container_id: target.containerId }));
   let injectedAt: number;
+  let driver: string | null = null;
   try {
-    const { at, detail } = await injector.inject(target, params, undo, ctx);
-    injectedAt = at;
-    store.updateFault(id, { state: 'active', injected_at: injectedAt, detail: JSON.stringify(detail) });
-    log.info({ detail }, 'fault injected');
+    const landed = await injector.inject(target, params, undo, ctx);
+    injectedAt = landed.at;
+    driver = landed.driver ?? null;
+    store.updateFault(id, { state: 'active', injected_at: injectedAt, detail: JSON.stringify(landed.detail), driver });
+    log.info({ detail: landed.detail, driver }, 'fault injected');
   } catch (err) {
     // Whatever part of it may have landed is undone before reporting the failure.
     let revertNote = '';
@@ -62,6 +67,7 @@ export async function injectFault(
     kind: injector.kind,
     node: target.node,
     injectedAt,
+    driver,
     revert() {
       // Concurrent calls share one attempt; after a failure the next call tries again.
       reverting ??= revertRecorded(store, injector, id, undo, ctx).catch((err: unknown) => {
@@ -75,8 +81,8 @@ export async function injectFault(
 
 async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id: string, undo: UndoRecord, ctx: FaultContext, note = ''): Promise<string> {
   try {
-    const { action } = await injector.revert(undo, ctx);
-    store.updateFault(id, { state: 'reverted', reverted_at: ctx.clock.now(), revert_action: note + action });
+    const { action, result } = await injector.revert(undo, { ...ctx, faultId: id });
+    store.updateFault(id, { state: 'reverted', reverted_at: ctx.clock.now(), revert_action: note + action, ...(result ? { result: JSON.stringify(result) } : {}) });
     ctx.log.info({ fault: id, action }, 'fault reverted');
     return action;
   } catch (err) {
@@ -84,6 +90,14 @@ async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id
     store.updateFault(id, { error: `revert: ${errorMessage(err)}` });
     throw new GauntletError('GAUNTLET_FAULT_REVERT', [id, errorMessage(err)], { cause: err });
   }
+}
+
+/**
+ * Records an injection that was decided against (blast radius, halt condition, a kind this
+ * host cannot run): a ledger row in state 'skipped' with the reason; nothing is touched.
+ */
+export function recordSkipped(store: Store, runId: string | null, id: string, kind: string, target: FaultTarget, params: unknown, at: number, reason: string): void {
+  store.insertFault(row(id, runId, kind, target.node, params, {}, 'skipped', at, { error: reason, container_id: target.containerId }));
 }
 
 /**

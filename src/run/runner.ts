@@ -354,7 +354,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       probes,
       guarded('probe result', (r: ProbeResult) => {
         store.addProbe({ run_id: runId, node: t.node, kind: r.kind, sent_at: r.sentAt, response_at: r.respondedAt, latency_ms: r.latencyMs, ok: r.ok, status: r.status, error: r.error });
-        observe(t.node, { type: 'probe', kind: r.kind, sentAt: r.sentAt, respondedAt: r.respondedAt, ok: r.ok, timedOut: r.timedOut, status: r.status, error: r.error });
+        observe(t.node, { type: 'probe', kind: r.kind, sentAt: r.sentAt, respondedAt: r.respondedAt, endAt: r.sentAt + r.latencyMs, ok: r.ok, timedOut: r.timedOut, status: r.status, error: r.error });
       }),
       () => (detectors.get(t.node) as NodeDetector).state !== 'up',
     );

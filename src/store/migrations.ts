@@ -161,4 +161,45 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX episodes_run ON episodes(run_id, started_at);
   `,
+  /* 2 */ `
+  -- The ledger learns 'skipped' (blast radius, halt, unsupported here: recorded, never touched),
+  -- which mechanism a fault used, what it turned out to do, and the container it touched —
+  -- so a revert after a crash, and the label sweep, know where to look.
+  CREATE TABLE faults_v2 (
+    id            TEXT PRIMARY KEY,
+    run_id        TEXT,
+    kind          TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    params        TEXT NOT NULL,
+    undo          TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('injecting','active','reverted','failed','skipped')),
+    planned_at    REAL,
+    injected_at   REAL,
+    reverted_at   REAL,
+    detail        TEXT,
+    revert_action TEXT,
+    error         TEXT,
+    owner         TEXT,
+    driver        TEXT,
+    result        TEXT,
+    container_id  TEXT
+  );
+  INSERT INTO faults_v2 (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner)
+    SELECT id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner FROM faults;
+  DROP TABLE faults;
+  ALTER TABLE faults_v2 RENAME TO faults;
+  CREATE INDEX faults_state ON faults(state);
+  CREATE INDEX faults_run ON faults(run_id);
+
+  -- The run's journal of decisions that are not rows elsewhere: halts, skipped injections,
+  -- orchestrator notes. Chaos Toolkit's journal, in SQL.
+  CREATE TABLE run_events (
+    run_id        TEXT NOT NULL,
+    at            REAL NOT NULL,
+    kind          TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    detail        TEXT
+  );
+  CREATE INDEX run_events_run ON run_events(run_id, at);
+  `,
 ];

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GauntletError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DockerEventRow, EpisodeRow, FaultRow, LatencyWindowRow, LoadWindowRow, NodeRow, ProbeRow, RequestRow, RunRow } from './types.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, ProbeRow, RequestRow, RunRow } from './types.js';
 
 export * from './types.js';
 
@@ -221,10 +221,10 @@ export class Store {
   insertFault(f: FaultRow): void {
     this.db
       .prepare(
-        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner)
-         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error,@owner)`,
+        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner,driver,result,container_id)
+         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error,@owner,@driver,@result,@container_id)`,
       )
-      .run(f);
+      .run({ driver: null, result: null, container_id: null, ...f });
   }
 
   updateFault(id: string, fields: Partial<Omit<FaultRow, 'id'>>): void {
@@ -238,6 +238,19 @@ export class Store {
   /** Faults that were (or may have been) injected and not reverted, in any run. */
   unrevertedFaults(): FaultRow[] {
     return this.db.prepare("SELECT * FROM faults WHERE state IN ('injecting','active') ORDER BY planned_at, rowid").all() as FaultRow[];
+  }
+
+  getFault(id: string): FaultRow | undefined {
+    return this.db.prepare('SELECT * FROM faults WHERE id = ?').get(id) as FaultRow | undefined;
+  }
+
+  // ---- the run's journal
+  addRunEvent(e: RunEventRow): void {
+    this.db.prepare('INSERT INTO run_events (run_id, at, kind, message, detail) VALUES (@run_id, @at, @kind, @message, @detail)').run(e);
+  }
+
+  runEvents(runId: string): RunEventRow[] {
+    return this.db.prepare('SELECT * FROM run_events WHERE run_id = ? ORDER BY at, rowid').all(runId) as RunEventRow[];
   }
 
   // ---- episodes

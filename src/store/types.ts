@@ -84,7 +84,7 @@ export interface DockerEventRow {
   attributes: string;
 }
 
-export type FaultState = 'injecting' | 'active' | 'reverted' | 'failed';
+export type FaultState = 'injecting' | 'active' | 'reverted' | 'failed' | 'skipped';
 
 export interface FaultRow {
   id: string;
@@ -102,6 +102,20 @@ export interface FaultRow {
   error: string | null;
   /** host|pid|start-time of the Gauntlet process that injected it. */
   owner: string | null;
+  /** The mechanism used where there is a choice (netem, proxy, iptables …). */
+  driver?: string | null;
+  /** What the fault turned out to do (JSON), e.g. oom: OOM-killed or survived with numbers. */
+  result?: string | null;
+  /** The container it touched, for the label/rule sweep. */
+  container_id?: string | null;
+}
+
+export interface RunEventRow {
+  run_id: string;
+  at: number;
+  kind: string;
+  message: string;
+  detail: string | null;
 }
 
 export type EpisodeStatus = 'open' | 'recovered' | 'recovery_failed';

@@ -14,7 +14,7 @@ function setup(opts: { grace?: number; limit?: number; burst?: number; probeFail
     (e) => episodes.set(e.id, structuredClone(e)),
   );
   const feed = (o: Observation, at?: number): void => {
-    now = at ?? ('at' in o ? o.at : 'endAt' in o ? o.endAt : o.sentAt) + 3;
+    now = at ?? ('at' in o ? o.at : 'endAt' in o && o.endAt !== undefined ? o.endAt : o.sentAt) + 3;
     d.observe(o);
   };
   return { d, episodes, windows, feed, setNow: (t: number) => (now = t) };
@@ -233,5 +233,94 @@ describe('NodeDetector: a request held through the outage', () => {
     // a probe answered earlier, reported later, moves it back
     feed({ type: 'probe', kind: 'inference', sentAt: 2240, respondedAt: 2290, ok: true, timedOut: false }, 2295);
     expect([...episodes.values()][0]?.servingAgainAt).toBe(2290);
+  });
+});
+
+// Attribution (DESIGN.md): evidence caused by a fault belongs to it; a spontaneous failure
+// outside every window plus grace stays spontaneous. Errors here go straight into MTBF.
+describe('NodeDetector: attribution of episodes to injected faults', () => {
+  const timeout = (sentAt: number, endAt: number): Observation => ({ type: 'request', sentAt, respondedAt: null, endAt, outcome: 'timeout' });
+  const healthTimeout = (sentAt: number, timeoutMs = 1000): Observation => ({ type: 'probe', kind: 'health', sentAt, endAt: sentAt + timeoutMs, respondedAt: null, ok: false, timedOut: true });
+
+  it('requests sent before a freeze that time out after it belong to the freeze', () => {
+    const { episodes, windows, feed } = setup({ burst: 3 });
+    windows.open('node-a', 'freeze', 10_000);
+    // all three were sent before the fault (their evidence time is their send), and failed after it
+    for (const t of [9_000, 9_300, 9_600]) feed(timeout(t, t + 5000));
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.startedAt).toBe(9_000);
+    expect(ep).toMatchObject({ cause: 'injected:freeze', faultId: 'freeze' });
+  });
+
+  it('a health probe sent just before a freeze and timed out after it belongs to the freeze', () => {
+    const { episodes, windows, feed } = setup({ probeFailures: 2 });
+    windows.open('node-a', 'freeze', 10_050);
+    feed(healthTimeout(10_000));
+    feed(healthTimeout(11_000));
+    expect([...episodes.values()][0]).toMatchObject({ startedAt: 10_000, cause: 'injected:freeze' });
+  });
+
+  it('the same failures with no fault anywhere near are spontaneous', () => {
+    const { episodes, windows, feed } = setup({ burst: 3, grace: 1000 });
+    windows.open('node-a', 'long-ago', 0);
+    windows.close('long-ago', 1000);
+    for (const t of [9_000, 9_300, 9_600]) feed(timeout(t, t + 5000));
+    expect([...episodes.values()][0]).toMatchObject({ cause: 'spontaneous', faultId: null });
+  });
+
+  it('later evidence from before the fault never takes an injected episode back to spontaneous', () => {
+    const { episodes, windows, feed } = setup();
+    windows.open('node-a', 'kill', 10_000);
+    feed({ type: 'docker', action: 'die', at: 10_020, exitCode: 137 });
+    // a request sent 500 ms before the kill whose timeout is reported afterwards
+    feed(timeout(9_500, 10_030));
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep.startedAt).toBe(9_500);
+    expect(ep.cause).toBe('injected:kill');
+  });
+
+  it('an episode opened on outside evidence (probe timeouts of a busy node) that a crash then deepens belongs to the crash', () => {
+    const { episodes, windows, feed } = setup({ probeFailures: 2 });
+    feed(healthTimeout(5_000));
+    feed(healthTimeout(6_000));
+    expect([...episodes.values()][0]?.cause).toBe('spontaneous');
+    windows.open('node-a', 'kill', 8_000);
+    feed({ type: 'docker', action: 'die', at: 8_010, exitCode: 137 });
+    const ep = [...episodes.values()][0] as Episode;
+    expect(episodes.size).toBe(1);
+    expect(ep).toMatchObject({ cause: 'injected:kill', faultId: 'kill' });
+    expect(ep.evidence.signals.map((s) => s.what).join('\n')).toMatch(/deepened by fault kill/);
+  });
+
+  it('a container that died by itself before a fault stays a spontaneous failure', () => {
+    const { episodes, windows, feed } = setup();
+    feed({ type: 'docker', action: 'die', at: 5_000, exitCode: 1 });
+    windows.open('node-a', 'latency', 5_500);
+    feed(fail(5_600));
+    feed({ type: 'docker', action: 'start', at: 6_000 });
+    expect([...episodes.values()][0]).toMatchObject({ cause: 'spontaneous', faultId: null });
+  });
+
+  it('an episode after an instant fault has ended (node served again) and its grace passed is judged on its own', () => {
+    const { episodes, windows, feed } = setup({ grace: 2000 });
+    windows.open('node-a', 'kill', 1_000);
+    feed({ type: 'docker', action: 'die', at: 1_010, exitCode: 137 });
+    feed(ok(2_000, 2_100));
+    windows.close('kill', 2_100);
+    feed({ type: 'docker', action: 'die', at: 20_000, exitCode: 1 });
+    const eps = [...episodes.values()];
+    expect(eps.map((e) => e.cause)).toEqual(['injected:kill', 'spontaneous']);
+  });
+
+  it('a pause event is hard evidence of a hang', () => {
+    const { episodes, windows, feed } = setup();
+    windows.open('node-a', 'hang', 1_000);
+    feed({ type: 'docker', action: 'pause', at: 1_002 });
+    feed({ type: 'docker', action: 'unpause', at: 5_000 });
+    feed(ok(5_010, 5_020));
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep).toMatchObject({ cause: 'injected:hang', runningAgainAt: 5_000, servingAgainAt: 5_020, status: 'recovered' });
+    expect(ep.evidence.hang).toBe(true);
+    expect(ep.evidence.signals.map((s) => s.what)).toContain('container unpaused');
   });
 });
