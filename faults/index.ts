@@ -1,9 +1,15 @@
 // The fault plug-ins, by kind. A plan names a kind; an unknown one is refused with this list.
 import type { FaultInjector } from '../src/fault/types.js';
+import { hang } from './hang.js';
 import { nodeKill } from './node-kill.js';
+import { oom } from './oom.js';
+import { packetLoss } from './packet-loss.js';
 
 export const FAULTS: Readonly<Record<string, FaultInjector<unknown>>> = {
   [nodeKill.kind]: nodeKill as FaultInjector<unknown>,
+  [hang.kind]: hang as FaultInjector<unknown>,
+  [oom.kind]: oom as FaultInjector<unknown>,
+  [packetLoss.kind]: packetLoss as FaultInjector<unknown>,
 };
 
 export function faultKinds(): string[] {

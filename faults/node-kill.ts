@@ -2,16 +2,31 @@
 //   mode "crash": SIGKILL to the container's main process from the host (its State.Pid).
 //   Docker sees a crash (die, exit 137, no kill event) and the restart policy applies — unlike
 //   `docker kill` through the API, which counts as a manual stop and suppresses the restart.
-// Revert: if the incarnation we killed never came back, start the container; anything that
+//   mode "stop": a graceful stop through the Docker API (SIGTERM, then SIGKILL after
+//   `stop_timeout`): a manual stop, so no restart policy fires; Gauntlet starts it again after
+//   `down_for` — a node taken out of the fleet for maintenance, or by an operator.
+//   mode "restart": Docker restart (stop, then start) at once; instant.
+// Revert: if the incarnation we stopped never came back, start the container; anything that
 // happened to it after it ran again is not ours to undo.
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
+import { formatDuration } from '../src/util/duration.js';
 import { procStat, processRunning } from '../src/util/proc.js';
+import { durationParam } from './params.js';
 
-const Params = z.strictObject({
-  mode: z.enum(['crash']).default('crash'),
-});
+const Params = z
+  .strictObject({
+    mode: z.enum(['crash', 'stop', 'restart']).default('crash'),
+    /** stop: how long the node stays down before Gauntlet starts it again. */
+    down_for: durationParam('down_for', 0, 86_400_000).optional(),
+    /** stop, restart: seconds Docker waits after SIGTERM before SIGKILL. */
+    stop_timeout: durationParam('stop_timeout', 0, 600_000).default(10_000),
+  })
+  .superRefine((p, ctx) => {
+    if (p.mode === 'stop' && p.down_for === undefined) ctx.addIssue({ code: 'custom', message: 'mode stop needs down_for (how long the node stays down, e.g. "20s")', path: ['down_for'] });
+    if (p.mode !== 'stop' && p.down_for !== undefined) ctx.addIssue({ code: 'custom', message: `down_for is only used with mode stop (mode ${p.mode} is instant)`, path: ['down_for'], input: p.down_for });
+  });
 type Params = z.infer<typeof Params>;
 
 /** How long revert waits for Docker to register the exit of the killed process. */
@@ -24,13 +39,22 @@ function requireDocker(ctx: FaultContext) {
 
 export const nodeKill: FaultInjector<Params> = {
   kind: 'node-kill',
-  description: 'SIGKILL the container main process (a crash as Docker sees it; the restart policy applies)',
+  description: 'the node goes down: crash (SIGKILL of the main process; the restart policy applies), stop (held down for down_for), or restart',
   needsContainer: true,
-  instant: true,
+  instant: (p) => p.mode !== 'stop',
+  holdMs: (p) => p.down_for ?? 0,
   params: Params,
 
-  async describe(target) {
-    return [`SIGKILL the main process of container ${target.containerName ?? target.containerId} (its State.Pid, from the host); the restart policy decides whether it comes back`, 'revert: start the container if that incarnation never came back'];
+  async describe(target, params) {
+    const c = target.containerName ?? target.containerId;
+    switch (params.mode) {
+      case 'stop':
+        return [`stop container ${c} through the Docker API (SIGTERM, SIGKILL after ${formatDuration(params.stop_timeout)}; a manual stop: no restart policy fires)`, `after ${formatDuration(params.down_for ?? 0)}: start it again (revert)`];
+      case 'restart':
+        return [`restart container ${c} through the Docker API (SIGTERM, SIGKILL after ${formatDuration(params.stop_timeout)}, then start)`, 'revert: start the container if it is not running'];
+      default:
+        return [`SIGKILL the main process of container ${c} (its State.Pid, from the host); the restart policy decides whether it comes back`, 'revert: start the container if that incarnation never came back'];
+    }
   },
 
   async prepare(target: FaultTarget, _params, ctx): Promise<UndoRecord> {
@@ -54,8 +78,16 @@ export const nodeKill: FaultInjector<Params> = {
     };
   },
 
-  async inject(target, _params, undo, ctx) {
+  async inject(target, params, undo, ctx) {
     const docker = requireDocker(ctx);
+    if (params.mode !== 'crash') {
+      const container = docker.getContainer(undo.containerId as string);
+      const t = Math.ceil(params.stop_timeout / 1000);
+      const at = ctx.clock.now();
+      if (params.mode === 'stop') await container.stop({ t });
+      else await container.restart({ t });
+      return { at, detail: { mode: params.mode, stop_timeout_s: t } };
+    }
     // Re-read the pid right before the kill: never signal a pid the container no longer owns.
     const info = await docker.getContainer(undo.containerId as string).inspect();
     if (info.State.Pid !== undo.pid || !info.State.Running) {

@@ -177,13 +177,11 @@ async function cmdRevert(o: Common & { force?: boolean }): Promise<number> {
   const store = openDb(o.db);
   try {
     const leftovers = store.unrevertedFaults();
-    if (leftovers.length === 0) {
-      out('no active faults in the ledger');
-      return 0;
-    }
+    if (leftovers.length === 0) out('no active faults in the ledger');
     const docker = dockerClient();
     const lines = await revertLeftovers(store, { docker, log, clock: new RealClock() }, { force: o.force ?? false });
     for (const l of lines) out(l);
+    if (lines.some((l) => l.startsWith('sweep: '))) out('(sweep: things still carrying a gauntlet label, rule comment or qdisc handle)');
     return lines.some((l) => l.includes('FAILED')) ? 1 : 0;
   } finally {
     store.close();

@@ -216,7 +216,9 @@ export class NodeDetector {
         }
         return;
       case 'pause':
-        this.ensureOpen(o.at, 'container paused (frozen: answers nothing)', { hard: true }).evidence.hang = true;
+        // Not evidence of failure by itself: a hang is found the way a real one would be
+        // (probes time out while the container runs). Noted on an open episode.
+        if (this.open) this.signal(this.open, o.at, 'container paused');
         return;
       default:
         return;

@@ -9,6 +9,7 @@ import { GauntletError, errorMessage } from '../errors.js';
 import type { Store, FaultRow } from '../store/store.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from './types.js';
 import { ownerAlive, selfOwner } from '../util/proc.js';
+import { sweepCandidates, sweepLeftovers } from './sweep.js';
 
 export interface ActiveFault {
   id: string;
@@ -105,8 +106,9 @@ export function recordSkipped(store: Store, runId: string | null, id: string, ki
  * that was killed). Faults whose owner is a live process on this host are left to it unless
  * `force`. Returns what was done, one line per fault.
  */
-export async function revertLeftovers(store: Store, ctx: FaultContext, options: { force?: boolean } = {}): Promise<string[]> {
+export async function revertLeftovers(store: Store, ctx: FaultContext, options: { force?: boolean; containers?: readonly string[] } = {}): Promise<string[]> {
   const done: string[] = [];
+  const touched = new Set<string>(options.containers ?? []);
   for (const f of store.unrevertedFaults()) {
     if (!options.force && ownerAlive(f.owner)) {
       done.push(`${f.id} (${f.kind} on ${f.node}): owned by a running Gauntlet (pid ${f.owner?.split('|')[1]}); left to it`);
@@ -124,6 +126,10 @@ export async function revertLeftovers(store: Store, ctx: FaultContext, options: 
       done.push(`${f.id} (${f.kind} on ${f.node}): FAILED: ${errorMessage(err)}`);
     }
   }
+  // Then anything still carrying Gauntlet's mark, ledger or not (a ledger lost with its disk,
+  // a process killed between creating a helper and recording it).
+  for (const c of await sweepCandidates(store, ctx)) touched.add(c);
+  for (const line of await sweepLeftovers(store, ctx, [...touched])) done.push(`sweep: ${line}`);
   return done;
 }
 

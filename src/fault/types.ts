@@ -67,7 +67,7 @@ export interface FaultInjector<P = unknown> {
    * reverted once the node serves again or the plan's recovery limit passes. A held fault
    * is reverted after `holdMs(params)`.
    */
-  instant: boolean;
+  instant: boolean | ((params: P) => boolean);
   params: z.ZodType<P>;
   /** How long a held fault lasts (ms), from its params; ignored for instant faults. */
   holdMs?(params: P): number;
@@ -82,6 +82,11 @@ export interface FaultInjector<P = unknown> {
   inject(target: FaultTarget, params: P, undo: UndoRecord, ctx: FaultContext): Promise<InjectResult>;
   /** Puts the target back as it was. Idempotent; safe to call for a fault that never landed. */
   revert(undo: UndoRecord, ctx: FaultContext): Promise<RevertResult>;
+}
+
+/** Whether this fault, with these params, is a single blow (see FaultInjector.instant). */
+export function isInstant<P>(injector: FaultInjector<P>, params: P): boolean {
+  return typeof injector.instant === 'function' ? injector.instant(params) : injector.instant;
 }
 
 /** Labels every helper container carries, so it can be found and removed without the ledger. */

@@ -150,6 +150,27 @@ const Detection = z.strictObject({
   fault_grace: duration('fault_grace', 0, 3_600_000).default(10_000),
 });
 
+/**
+ * The blast radius and the halt condition. An injection that would break them is skipped and
+ * recorded as skipped with the reason; a halt stops injecting, reverts what is active, and is
+ * recorded in the run's journal. The load goes on either way.
+ */
+const Safety = z.strictObject({
+  /** At most this many faults active at once (across all nodes). */
+  max_concurrent_faults: z.number().int().min(1).max(1000).optional(),
+  /** At least this many nodes must stay healthy (up or busy) besides the one being faulted. */
+  min_healthy_nodes: z.number().int().min(0).max(10_000).default(0),
+  /** Stop injecting when the error rate outside fault windows stays above `error_rate` for `for`. */
+  halt: z
+    .strictObject({
+      error_rate: z.number().gt(0).max(1),
+      for: duration('for', 1000, 86_400_000),
+      /** Fewer requests than this in the span: not enough to judge. */
+      min_requests: z.number().int().min(1).max(1_000_000).default(20),
+    })
+    .optional(),
+});
+
 export const PlanSchema = z.strictObject({
   name,
   description: z.string().optional(),
@@ -160,6 +181,7 @@ export const PlanSchema = z.strictObject({
   faults: z.array(Fault).default([]),
   probes: Probes.default(Probes.parse({})),
   detection: Detection.default(Detection.parse({})),
+  safety: Safety.default(Safety.parse({})),
   /** How long a node may take from failure to serving again before it counts as recovery_failed. */
   recovery_limit: duration('recovery_limit', 1000, 86_400_000).default(120_000),
   /** How long to wait for every target to be healthy before the run starts. */

@@ -6,7 +6,7 @@ import type { Episode } from '../detect/detector.js';
 import { FaultWindows } from '../detect/detector.js';
 import { errorMessage } from '../errors.js';
 import { injectFault, type ActiveFault } from '../fault/ledger.js';
-import type { FaultContext, FaultInjector, FaultTarget } from '../fault/types.js';
+import { isInstant, type FaultContext, type FaultInjector, type FaultTarget } from '../fault/types.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 
@@ -38,7 +38,7 @@ export class FaultSupervisor {
         this.windows.open(target.node, id, this.ctx.clock.now());
         try {
           const fault = await injectFault(this.store, this.runId, injector, target, params, this.ctx, id);
-          this.active.set(id, { fault, instant: injector.instant, timer: null });
+          this.active.set(id, { fault, instant: isInstant(injector, params), timer: null });
           this.schedule(id, holdMs);
           return true;
         } catch (err) {

@@ -11,8 +11,8 @@ import { healthProbe, NodeProber, probeDispatcher, type ProbeResult } from '../d
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
-import { revertLeftovers } from '../fault/ledger.js';
-import type { FaultContext } from '../fault/types.js';
+import { recordSkipped, revertLeftovers } from '../fault/ledger.js';
+import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
@@ -47,6 +47,23 @@ export interface RunContext {
   progressIntervalMs?: number;
   engine?: LoadEngine;
   runId?: string;
+  /**
+   * Ends the run early, as completed, once this returns true (checked every 250 ms): a drill
+   * ends when its fault is over and the node serves again.
+   */
+  until?: (v: RunView) => boolean;
+}
+
+export interface RunView {
+  elapsedMs: number;
+  faultsDone: number;
+  faultsTotal: number;
+  activeFaults: number;
+  /** Every node is up with no open episode. */
+  allUp: boolean;
+  /** When the last episode closed (serving again), or null. */
+  lastServingAgainAt: number | null;
+  now: number;
 }
 
 export interface RunProgress {
@@ -159,10 +176,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   }
   const faultCtx: FaultContext = { docker, log: ctx.log, clock };
 
-  // Faults an earlier, killed Gauntlet left behind are undone before anything else.
-  for (const line of await revertLeftovers(store, { ...faultCtx, docker: ctx.docker })) ctx.log.warn(`reverted a leftover fault: ${line}`);
-
   const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker)));
+  // Faults an earlier, killed Gauntlet left behind are undone before anything else touches
+  // the targets: the ledger first, then anything still carrying Gauntlet's mark.
+  const targetContainers = targets.flatMap((t) => (t.containerId ? [t.containerId] : []));
+  for (const line of await revertLeftovers(store, { ...faultCtx, docker: ctx.docker }, { containers: targetContainers })) ctx.log.warn(`reverted a leftover fault: ${line}`);
   await waitReady(targets, plan, clock, signal, ctx.log);
   const entries = plan.load.mix ?? [plan.load];
   const named = entries.find((e) => e.model !== undefined)?.model;
@@ -231,6 +249,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const detectors = new Map<string, NodeDetector>();
   const probers = new Map<string, NodeProber>();
   const episodesSeen = new Set<string>();
+  let lastServingAgainAt: number | null = null;
   /** Evidence being fetched (log tails, restart counts): awaited before the run ends. */
   const evidenceTasks = new Set<Promise<unknown>>();
   let finished = false;
@@ -265,6 +284,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     }
     store.upsertEpisode(episodeRow(runId, e));
     episodesSeen.add(e.id);
+    if (e.servingAgainAt !== null) lastServingAgainAt = Math.max(lastServingAgainAt ?? 0, e.servingAgainAt);
     faults.onEpisode(e);
   };
   const observe = (node: string, o: Observation): void => {
@@ -282,22 +302,86 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   // ---- faults
   const schedule = faultSchedule(plan);
   let faultsDone = 0;
+  const stopFaults = new AbortController();
+  let halted: string | null = null;
+  const journal = (kind: string, message: string, detail?: unknown): void => {
+    store.addRunEvent({ run_id: runId, at: clock.now(), kind, message, detail: detail === undefined ? null : JSON.stringify(detail) });
+  };
+  const skip = (id: string, occ: Occurrence, t: ResolvedTarget, reason: string): void => {
+    recordSkipped(store, runId, id, occ.kind, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, clock.now(), reason);
+    journal('fault_skipped', `${occ.kind} on ${t.node} skipped: ${reason}`, { fault: id });
+    log.warn({ fault: id, kind: occ.kind, node: t.node, reason }, 'fault skipped');
+    faultsDone++;
+  };
+  /** Why this injection must not happen now (blast radius, halt, host), or null. */
+  const skipReason = async (occ: Occurrence, t: ResolvedTarget): Promise<string | null> => {
+    if (halted) return `halted: ${halted}`;
+    const injector = FAULTS[occ.kind] as FaultInjector<unknown>;
+    const unsupported = await injector.unsupported?.(faultCtx);
+    if (unsupported) return `not supported on this host: ${unsupported}`;
+    const max = plan.safety.max_concurrent_faults;
+    if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
+    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && d.state === 'up').length;
+    if (healthyOthers < plan.safety.min_healthy_nodes) {
+      return `blast radius: only ${healthyOthers} other node(s) healthy (safety.min_healthy_nodes: ${plan.safety.min_healthy_nodes})`;
+    }
+    return null;
+  };
   const faultLoop = async (loadStart: number, stop: AbortSignal): Promise<void> => {
     for (const [i, occ] of schedule.entries()) {
       try {
         await clock.sleep(loadStart + occ.offsetMs - clock.now(), stop);
       } catch {
+        // Stopped. After a halt, what was still to come is recorded as skipped.
+        if (halted) for (const [k, rest] of schedule.entries()) if (k >= i) skip(`${runId}-f${k + 1}`, rest, targets.find((x) => x.node === rest.node) as ResolvedTarget, `halted: ${halted}`);
         return;
       }
       const injector = FAULTS[occ.kind];
       const t = targets.find((x) => x.node === occ.node);
       if (!injector || !t) continue; // validated with the plan; cannot happen
       const id = `${runId}-f${i + 1}`;
-      const holdMs = injector.instant ? plan.recovery_limit : Number((occ.params as { duration?: number }).duration ?? plan.recovery_limit);
+      const why = await skipReason(occ, t);
+      if (why) {
+        skip(id, occ, t, why);
+        continue;
+      }
+      const holdMs = isInstant(injector, occ.params) ? plan.recovery_limit : (injector.holdMs?.(occ.params) ?? plan.recovery_limit);
       const ok = await faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs);
       if (ok) log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
       faultsDone++;
     }
+  };
+
+  // ---- the halt condition: error rate outside fault windows over a sliding span
+  const haltCfg = plan.safety.halt;
+  const outside = new Map<number, { n: number; failed: number }>();
+  const noteOutcome = (r: RequestRecord): void => {
+    if (!haltCfg || r.outcome === 'cancelled') return;
+    if (faultWindows.find(r.node, r.sentAt, r.endAt) !== null) return;
+    const sec = Math.floor(r.endAt / 1000);
+    const b = outside.get(sec) ?? { n: 0, failed: 0 };
+    b.n++;
+    if (r.outcome !== 'ok') b.failed++;
+    outside.set(sec, b);
+  };
+  const checkHalt = (now: number, loadStart: number): void => {
+    if (!haltCfg || halted || now - loadStart < haltCfg.for) return;
+    const from = Math.floor((now - haltCfg.for) / 1000);
+    let n = 0;
+    let failed = 0;
+    for (const [sec, b] of outside) {
+      if (sec < from) outside.delete(sec);
+      else {
+        n += b.n;
+        failed += b.failed;
+      }
+    }
+    if (n < haltCfg.min_requests || failed / n <= haltCfg.error_rate) return;
+    halted = `error rate outside fault windows ${((failed / n) * 100).toFixed(1)} % (${failed}/${n}) over the last ${formatDuration(haltCfg.for)}, above safety.halt.error_rate ${(haltCfg.error_rate * 100).toFixed(1)} %`;
+    journal('halt', `halted: ${halted}; no further faults, reverting the active ones`, { failed, requests: n });
+    log.error({ reason: halted }, 'halt condition met: no further faults; reverting');
+    stopFaults.abort();
+    void faults.revertAll();
   };
 
   // ---- Docker events and probes
@@ -377,6 +461,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const sink = {
     record: guarded('request record', (r: RequestRecord): void => {
       windows.record(r);
+      noteOutcome(r);
       if (plan.load.raw_requests) {
         store.addRequest({
         run_id: runId,
@@ -414,14 +499,34 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const curve = new RateCurve(workload.profile);
 
   let status: RunStatus = 'completed';
-  const stopFaults = new AbortController();
-  const runSignal = AbortSignal.any([signal, failure.signal]);
+  const finish = new AbortController();
+  const runSignal = AbortSignal.any([signal, failure.signal, finish.signal]);
+  const untilTimer = ctx.until
+    ? setInterval(
+        guarded('until', () => {
+          const now = clock.now();
+          for (const d of detectors.values()) d.tick(now);
+          const view: RunView = {
+            elapsedMs: now - loadStart,
+            faultsDone,
+            faultsTotal: schedule.length,
+            activeFaults: faults.activeCount,
+            allUp: [...detectors.values()].every((d) => d.state === 'up'),
+            lastServingAgainAt,
+            now,
+          };
+          if (ctx.until?.(view)) finish.abort(new Error('done'));
+        }),
+        250,
+      )
+    : null;
   store.updateRun(runId, { load_started_at: loadStart });
   let lastProgress = { at: loadStart, scheduled: 0 };
   const progressTimer = setInterval(guarded('progress', () => {
     const now = clock.now();
     for (const d of detectors.values()) d.tick(now);
     windows.tick(now);
+    checkHalt(now, loadStart);
     if (!ctx.onProgress) return;
     const sorted = windowTtft.sort((a, b) => a - b);
     const p = engine.progress;
@@ -453,6 +558,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   } finally {
     stopFaults.abort();
     clearInterval(progressTimer);
+    if (untilTimer) clearInterval(untilTimer);
     const loadEnd = clock.now();
     if (failure.signal.aborted) status = 'failed';
     else if (signal.aborted) status = 'aborted';

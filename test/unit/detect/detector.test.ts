@@ -312,14 +312,17 @@ describe('NodeDetector: attribution of episodes to injected faults', () => {
     expect(eps.map((e) => e.cause)).toEqual(['injected:kill', 'spontaneous']);
   });
 
-  it('a pause event is hard evidence of a hang', () => {
-    const { episodes, windows, feed } = setup();
+  it('a freeze (pause) is found by probes timing out while the container runs, not by the pause event', () => {
+    const { d, episodes, windows, feed } = setup({ probeFailures: 2 });
     windows.open('node-a', 'hang', 1_000);
     feed({ type: 'docker', action: 'pause', at: 1_002 });
+    expect(d.state).toBe('up');
+    feed(healthTimeout(1_500));
+    feed(healthTimeout(2_500));
     feed({ type: 'docker', action: 'unpause', at: 5_000 });
     feed(ok(5_010, 5_020));
     const ep = [...episodes.values()][0] as Episode;
-    expect(ep).toMatchObject({ cause: 'injected:hang', runningAgainAt: 5_000, servingAgainAt: 5_020, status: 'recovered' });
+    expect(ep).toMatchObject({ cause: 'injected:hang', startedAt: 1_500, runningAgainAt: 5_000, servingAgainAt: 5_020, status: 'recovered' });
     expect(ep.evidence.hang).toBe(true);
     expect(ep.evidence.signals.map((s) => s.what)).toContain('container unpaused');
   });

@@ -1,0 +1,105 @@
+// The second line of "a fault is never left behind": after the ledger's reverts, anything
+// Gauntlet creates on a host still carrying its mark is removed — helper containers labelled
+// gauntlet.fault, iptables rules commented gauntlet:<id>, qdiscs with Gauntlet's handle — in
+// the namespaces of the given containers. What belongs to a fault still active under a live
+// Gauntlet process (another run) is left to it.
+import { errorMessage } from '../errors.js';
+import type { Store } from '../store/store.js';
+import { ownerAlive, processRunning } from '../util/proc.js';
+import { deleteTaggedRules, inNetns, listTaggedRules } from './netns.js';
+import type { FaultContext } from './types.js';
+
+/** Root qdisc handles Gauntlet's network faults use (packet-loss netem, latency netem). */
+export const GAUNTLET_QDISC_HANDLES = ['6a17:', '6a18:'];
+
+/** Fault ids still active under a live Gauntlet process: theirs to revert, not ours. */
+function liveFaultIds(store: Store): Set<string> {
+  return new Set(store.unrevertedFaults().filter((f) => ownerAlive(f.owner)).map((f) => f.id));
+}
+
+/**
+ * Removes Gauntlet's leftovers. `containerIds`: the containers whose network namespaces to
+ * search (plan targets, containers in the ledger, containers labelled gauntlet.target).
+ * Returns one line per thing removed (or that could not be).
+ */
+export async function sweepLeftovers(store: Store, ctx: FaultContext, containerIds: readonly string[]): Promise<string[]> {
+  const docker = ctx.docker;
+  if (!docker) return [];
+  try {
+    await docker.ping();
+  } catch {
+    return []; // no engine: nothing of Gauntlet's can be on it that we could reach
+  }
+  const done: string[] = [];
+  const live = liveFaultIds(store);
+
+  // Helper containers (latency proxies, GPU-memory sidecars …).
+  let helpers: { Id: string; Names: string[]; Labels: Record<string, string> }[] = [];
+  try {
+    helpers = (await docker.listContainers({ all: true, filters: { label: ['gauntlet.fault'] } })) as typeof helpers;
+  } catch (err) {
+    done.push(`cannot list helper containers: ${errorMessage(err)}`);
+  }
+  for (const h of helpers) {
+    const id = h.Labels['gauntlet.fault'] ?? '';
+    const name = h.Names[0]?.replace(/^\//, '') ?? h.Id.slice(0, 12);
+    if (live.has(id)) continue;
+    try {
+      await docker.getContainer(h.Id).remove({ force: true });
+      done.push(`removed helper container ${name} (fault ${id})`);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) done.push(`could not remove helper container ${name}: ${errorMessage(err)}`);
+    }
+  }
+
+  // Rules and qdiscs inside the targets' namespaces.
+  const liveContainers = new Set(store.unrevertedFaults().filter((f) => ownerAlive(f.owner) && f.container_id).map((f) => f.container_id as string));
+  for (const cid of new Set(containerIds)) {
+    let pid: number;
+    let name = cid.slice(0, 12);
+    try {
+      const info = await docker.getContainer(cid).inspect();
+      name = info.Name.replace(/^\//, '');
+      if (!info.State.Running || !info.State.Pid || info.HostConfig.NetworkMode === 'host' || !processRunning(info.State.Pid)) continue;
+      pid = info.State.Pid;
+    } catch {
+      continue; // gone: its namespace went with it
+    }
+    try {
+      for (const r of await listTaggedRules(pid)) {
+        if (live.has(r.faultId)) continue;
+        await deleteTaggedRules(pid, r.faultId);
+        done.push(`removed iptables rules of fault ${r.faultId} in ${name}`);
+      }
+    } catch (err) {
+      done.push(`could not check iptables rules in ${name}: ${errorMessage(err)}`);
+    }
+    if (liveContainers.has(cid)) continue;
+    const show = await inNetns(pid, 'ip', ['-o', 'link', 'show']);
+    const ifaces = show.code === 0 ? [...show.stdout.matchAll(/^\d+:\s+([^:@\s]+)/gm)].map((m) => m[1] as string).filter((i) => i !== 'lo') : ['eth0'];
+    for (const dev of ifaces) {
+      const q = await inNetns(pid, 'tc', ['qdisc', 'show', 'dev', dev]);
+      if (q.code !== 0) continue;
+      for (const handle of GAUNTLET_QDISC_HANDLES) {
+        if (!new RegExp(`qdisc \\S+ ${handle} root`).test(q.stdout)) continue;
+        const del = await inNetns(pid, 'tc', ['qdisc', 'del', 'dev', dev, 'root', 'handle', handle]);
+        done.push(del.code === 0 ? `removed qdisc ${handle} on ${dev} in ${name}` : `could not remove qdisc ${handle} on ${dev} in ${name}: ${del.stderr.trim()}`);
+      }
+    }
+  }
+  return done;
+}
+
+/** The containers a sweep should look into when no plan says: labelled targets and the ledger's. */
+export async function sweepCandidates(store: Store, ctx: FaultContext): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const f of store.db.prepare('SELECT DISTINCT container_id FROM faults WHERE container_id IS NOT NULL').all() as { container_id: string }[]) ids.add(f.container_id);
+  if (ctx.docker) {
+    try {
+      for (const c of await ctx.docker.listContainers({ filters: { label: ['gauntlet.target'] } })) ids.add(c.Id);
+    } catch {
+      // the sweep reports what it can
+    }
+  }
+  return [...ids];
+}
