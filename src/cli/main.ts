@@ -11,6 +11,9 @@ import { revertLeftovers } from '../fault/ledger.js';
 import { createLogger, createRunLogger, type Logger } from '../log.js';
 import { loadPlanFile } from '../plan/load.js';
 import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
+import { dryRunPlan } from '../run/dry-run.js';
+import { drillPlan, parseParamPairs, runDrill } from '../run/drill.js';
+import { faultKinds } from '../../faults/index.js';
 import { openStore, type Store } from '../store/store.js';
 import { RealClock } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
@@ -92,8 +95,12 @@ function summaryLines(result: RunResult): string[] {
   ];
 }
 
-async function cmdRun(planPath: string, o: Common): Promise<number> {
+async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promise<number> {
   const plan = loadPlanFile(planPath);
+  if (o.dryRun) {
+    for (const l of await dryRunPlan(plan, { docker: dockerClient(), log: createLogger({ level: 'warn' }), clock: new RealClock() })) out(l);
+    return 0;
+  }
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
   const ac = interruptible();
@@ -133,6 +140,62 @@ async function cmdDemo(o: Common & { keep?: boolean }): Promise<number> {
     for (const l of summaryLines(result)) out(l);
     out(`demo wall time ${formatDuration(Date.now() - started)}`);
     return result.status === 'completed' ? 0 : result.status === 'aborted' ? 130 : 1;
+  } finally {
+    store.close();
+  }
+}
+
+interface DrillFlags {
+  target: string;
+  duration?: string;
+  param?: string[];
+  rate: string;
+  recoveryLimit: string;
+  endpoint?: string;
+  dryRun?: boolean;
+}
+
+async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
+  const rate = Number(o.rate);
+  if (!Number.isFinite(rate) || rate <= 0 || rate > 10_000) throw new GauntletError('GAUNTLET_PLAN_INVALID', ['drill', `  --rate: got ${JSON.stringify(o.rate)}; expected a number of requests/s above 0`]);
+  const docker = dockerClient();
+  const options = {
+    kind,
+    target: o.target,
+    ...(o.duration !== undefined ? { duration: o.duration } : {}),
+    params: parseParamPairs(o.param ?? []),
+    rate,
+    baselineMs: 5000,
+    settleMs: 3000,
+    recoveryLimit: o.recoveryLimit,
+    ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
+  };
+  await requireDocker(docker);
+  if (o.dryRun) {
+    const plan = await drillPlan(options, docker);
+    for (const l of await dryRunPlan(plan, { docker, log: createLogger({ level: 'warn' }), clock: new RealClock() })) out(l);
+    out(`the drill ends by itself once the fault is over and the node has served for ${formatDuration(options.settleMs)}`);
+    return 0;
+  }
+  const log = logger(o.db, o.verbose ?? false);
+  const store = openDb(o.db);
+  const ac = interruptible();
+  try {
+    err(`gauntlet ${VERSION}: drill ${kind} on ${o.target}: ${formatDuration(options.baselineMs)} of baseline load at ${rate} req/s, then the fault`);
+    const { result, verdict } = await runDrill(options, {
+      store,
+      clock: new RealClock(),
+      log,
+      docker,
+      reportsDir: o.reports,
+      signal: ac.signal,
+      onProgress: progressPrinter(),
+      progressIntervalMs: process.stderr.isTTY ? 1000 : 2000,
+    });
+    if (process.stderr.isTTY) err('');
+    for (const l of verdict.lines) out(l);
+    out(`report: ${join(result.reportDir, 'report.md')} (run ${result.runId}, listed by gauntlet runs)`);
+    return result.status === 'aborted' ? 130 : verdict.recovered ? 0 : 1;
   } finally {
     store.close();
   }
@@ -200,9 +263,27 @@ export function buildCli(): Command {
       .option('--reports <dir>', 'where reports are written', process.env.GAUNTLET_REPORTS ?? 'reports')
       .option('-v, --verbose', 'log progress details to stderr');
 
-  common(program.command('run').argument('<plan>', 'plan file (YAML)').description('run a plan: load, faults, detection, report')).action(async (plan: string, o: Common) => {
-    process.exitCode = await cmdRun(plan, o);
-  });
+  common(program.command('run').argument('<plan>', 'plan file (YAML)').description('run a plan: load, faults, detection, report'))
+    .option('--dry-run', 'print every action the run would take, touching nothing')
+    .action(async (plan: string, o: Common & { dryRun?: boolean }) => {
+      process.exitCode = await cmdRun(plan, o);
+    });
+  common(
+    program
+      .command('drill')
+      .argument('<kind>', `fault kind: ${faultKinds().join(', ')}`)
+      .requiredOption('--target <container>', 'a container name, or the value of its gauntlet.target label')
+      .description('inject one fault now into a running container, measure detection and recovery, print a verdict (exit 0 only if the node recovered within the limit)'),
+  )
+    .option('--duration <d>', 'how long the fault lasts (e.g. 20s); node-kill: the stop mode held this long')
+    .option('--param <k=v...>', 'fault parameter (repeatable), e.g. --param share=0.3 --param mode=pressure')
+    .option('--rate <n>', 'requests/s of background load during the drill', '2')
+    .option('--recovery-limit <d>', 'longer than this to serve again: not recovered', '60s')
+    .option('--endpoint <url>', "the node's HTTP endpoint (default: the container's first published port)")
+    .option('--dry-run', 'print every action the drill would take, touching nothing')
+    .action(async (kind: string, o: Common & DrillFlags) => {
+      process.exitCode = await cmdDrill(kind, o);
+    });
   common(program.command('demo').description('start two simulated 4-GPU nodes in Docker, run scenarios/demo.yaml against them, report, clean up'))
     .option('--keep', 'keep the demo containers afterwards')
     .action(async (o: Common & { keep?: boolean }) => {
