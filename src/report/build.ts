@@ -1,6 +1,7 @@
 // Builds report.json's content from a run's rows: the machine-readable record of what was
 // measured and how. Reads the store, never writes it. Field names are documented in README.md.
 import { summarizeRun, type RunSummary } from '../analysis/run-summary.js';
+import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import type { Store } from '../store/store.js';
@@ -9,6 +10,13 @@ import type { EngineCapabilities } from '../load/types.js';
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
 const r4 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10_000) / 10_000);
+
+export interface FaultEffect {
+  requests: number;
+  failed: number;
+  ttft_p50_ms: number | null;
+  e2e_p50_ms: number | null;
+}
 
 export interface ReportJson {
   schema: 'gauntlet.report/1';
@@ -90,7 +98,30 @@ export interface ReportJson {
     samples: number;
     itl_samples: number;
   };
-  faults: { id: string; kind: string; node: string; state: string; injected_at: string | null; reverted_at: string | null; revert_action: string | null; error: string | null }[];
+  faults: {
+    id: string;
+    kind: string;
+    node: string;
+    state: string;
+    /** The mechanism used where there is a choice (netem, proxy, iptables). */
+    driver: string | null;
+    injected_at: string | null;
+    reverted_at: string | null;
+    /** Injection to revert, ms. */
+    held_ms: number | null;
+    revert_action: string | null;
+    /** What the fault turned out to do (oom: oom_killed or survived with the numbers). */
+    result: Record<string, unknown> | null;
+    error: string | null;
+    /** Episodes attributed to this fault. */
+    episodes: string[];
+    /** The node's requests sent in the 30 s before the fault and during it (needs raw requests). */
+    effect: { before: FaultEffect; during: FaultEffect } | null;
+  }[];
+  /** Faults decided against or refused: the reasons, for "which kinds did not run, and why". */
+  faults_not_run: { id: string; kind: string; node: string; state: string; reason: string }[];
+  /** The run's journal: halts, skipped injections. */
+  journal: { at: string; kind: string; message: string }[];
   episodes: {
     id: string;
     node: string;
@@ -108,6 +139,21 @@ export interface ReportJson {
     oom_killed: boolean;
     restart_count: number | null;
   }[];
+}
+
+/** Requests of one node sent in the 30 s before a fault and during it: the fault's measured effect. */
+function faultEffect(store: Store, runId: string, node: string, from: number | null, to: number | null): { before: FaultEffect; during: FaultEffect } | null {
+  if (from === null) return null;
+  const rows = store.db
+    .prepare("SELECT sent_at, ttft_ms, e2e_ms, outcome FROM requests WHERE run_id = ? AND node = ? AND sent_at >= ? AND sent_at < ? AND outcome != 'cancelled'")
+    .all(runId, node, from - 30_000, to ?? Number.MAX_SAFE_INTEGER) as { sent_at: number; ttft_ms: number | null; e2e_ms: number; outcome: string }[];
+  if (rows.length === 0) return null;
+  const part = (rs: typeof rows): FaultEffect => {
+    const ok = rs.filter((r) => r.outcome === 'ok');
+    const med = (vs: number[]): number | null => r1(percentileSorted(vs.sort((a, b) => a - b), 50));
+    return { requests: rs.length, failed: rs.length - ok.length, ttft_p50_ms: med(ok.flatMap((r) => (r.ttft_ms === null ? [] : [r.ttft_ms]))), e2e_p50_ms: med(ok.map((r) => r.e2e_ms)) };
+  };
+  return { before: part(rows.filter((r) => r.sent_at < from)), during: part(rows.filter((r) => r.sent_at >= from)) };
 }
 
 export function buildReport(store: Store, runId: string): { report: ReportJson; summary: RunSummary; plan: Plan } {
@@ -219,16 +265,29 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       samples: L.ttft.count,
       itl_samples: L.itl.count,
     },
-    faults: store.faults(runId).map((f) => ({
-      id: f.id,
-      kind: f.kind,
-      node: f.node,
-      state: f.state,
-      injected_at: iso(f.injected_at),
-      reverted_at: iso(f.reverted_at),
-      revert_action: f.revert_action,
-      error: f.error,
-    })),
+    faults: store
+      .faults(runId)
+      .filter((f) => f.state !== 'skipped')
+      .map((f) => ({
+        id: f.id,
+        kind: f.kind,
+        node: f.node,
+        state: f.state,
+        driver: f.driver ?? null,
+        injected_at: iso(f.injected_at),
+        reverted_at: iso(f.reverted_at),
+        held_ms: f.injected_at !== null && f.reverted_at !== null ? r1(f.reverted_at - f.injected_at) : null,
+        revert_action: f.revert_action,
+        result: f.result ? (JSON.parse(f.result) as Record<string, unknown>) : null,
+        error: f.error,
+        episodes: s.episodes.filter((e) => e.faultId === f.id).map((e) => e.id),
+        effect: faultEffect(store, runId, f.node, f.injected_at, f.reverted_at),
+      })),
+    faults_not_run: store
+      .faults(runId)
+      .filter((f) => f.state === 'skipped' || (f.state === 'failed' && f.injected_at === null))
+      .map((f) => ({ id: f.id, kind: f.kind, node: f.node, state: f.state, reason: f.error ?? '' })),
+    journal: store.runEvents(runId).map((e) => ({ at: iso(e.at) as string, kind: e.kind, message: e.message })),
     episodes: s.episodes.map((e) => ({
       id: e.id,
       node: e.node,

@@ -72,9 +72,26 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
   out.push('', '## Faults (the ledger)', '');
   if (r.faults.length > 0) {
-    out.push('| fault | kind | node | state | injected | reverted | revert did |', '|---|---|---|---|---|---|---|');
-    for (const f of r.faults) out.push(`| ${f.id} | ${f.kind} | ${f.node} | ${f.state} | ${f.injected_at ?? '—'} | ${f.reverted_at ?? '—'} | ${f.revert_action ?? f.error ?? '—'} |`);
+    const ms = (v: number | null): string => (v === null ? '—' : `${v.toFixed(0)} ms`);
+    const effect = (f: ReportJson['faults'][number]): string =>
+      f.effect
+        ? `ttft p50 ${ms(f.effect.before.ttft_p50_ms)} → ${ms(f.effect.during.ttft_p50_ms)}, e2e p50 ${ms(f.effect.before.e2e_p50_ms)} → ${ms(f.effect.during.e2e_p50_ms)}; failed ${f.effect.before.failed}/${f.effect.before.requests} → ${f.effect.during.failed}/${f.effect.during.requests}`
+        : '—';
+    out.push('| fault | kind | node | driver | state | injected | held | episodes | measured effect (30 s before → during) | revert did | result |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const f of r.faults) {
+      out.push(
+        `| ${f.id} | ${f.kind} | ${f.node} | ${f.driver ?? '—'} | ${f.state} | ${f.injected_at ?? '—'} | ${f.held_ms === null ? '—' : formatDuration(f.held_ms)} | ${f.episodes.join(', ') || 'none'} | ${effect(f)} | ${f.revert_action ?? f.error ?? '—'} | ${f.result ? JSON.stringify(f.result) : '—'} |`,
+      );
+    }
   } else out.push('No faults injected.');
+  if (r.faults_not_run.length > 0) {
+    out.push('', '### Not run', '', '| fault | kind | node | why |', '|---|---|---|---|');
+    for (const f of r.faults_not_run) out.push(`| ${f.id} | ${f.kind} | ${f.node} | ${f.state}: ${f.reason} |`);
+  }
+  if (r.journal.length > 0) {
+    out.push('', '### Journal', '');
+    for (const j of r.journal) out.push(`- ${j.at} ${j.kind}: ${j.message}`);
+  }
   const rate = plan.load.stages ? `stages from ${plan.load.start_rate} req/s (${plan.load.stages.map((st) => `${formatDuration(st.duration)} → ${st.target}`).join(', ')})` : `${plan.load.rate} req/s`;
   out.push('', `## Plan`, '', `${plan.description ?? ''}`, '', `Duration ${formatDuration(plan.duration)}; load ${rate}, ${plan.load.arrival} arrivals${plan.load.burstiness ? ` (burstiness ${plan.load.burstiness})` : ''}${plan.load.max_in_flight ? `, at most ${plan.load.max_in_flight} in flight` : ''}, timeout ${formatDuration(plan.load.timeout)}; recovery limit ${formatDuration(plan.recovery_limit)}.`, '');
   out.push('```json', JSON.stringify(plan.load.mix ?? { api: plan.load.api ?? 'chat', stream: plan.load.stream ?? true, model: plan.load.model, prompt_tokens: plan.load.prompt_tokens ?? 128, max_tokens: plan.load.max_tokens ?? 64, prompts: plan.load.prompts }), '```', '');
