@@ -55,9 +55,11 @@ export async function runDemo(
         ttftMs: 60,
         itlMs: 15,
         hostPort: port,
+        // A memory limit, so the oom fault has a cgroup to exhaust (and the pressure a share to fill).
+        memoryMb: 768,
         labels: { 'gauntlet.demo': '1' },
       });
-      step(`started ${n.name} (4 simulated GPUs, 127.0.0.1:${port}, restart on-failure)`);
+      step(`started ${n.name} (4 simulated GPUs, 127.0.0.1:${port}, restart on-failure, memory limit 768 MiB)`);
     }
     step(`running plan ${plan.name}: ${plan.duration / 1000}s, ${plan.faults.length} faults`);
     return await runPlan(plan, demoPlanPath(), { ...ctx, docker });
