@@ -14,6 +14,9 @@ interface Held {
   fault: ActiveFault;
   instant: boolean;
   timer: NodeJS.Timeout | null;
+  /** An episode has been attributed to it. */
+  episode: boolean;
+  quiet: NodeJS.Timeout | null;
 }
 
 export class FaultSupervisor {
@@ -30,16 +33,29 @@ export class FaultSupervisor {
     private readonly retryMs = 5000,
   ) {}
 
-  /** Injects now; schedules the revert after `holdMs`. Failure is logged and the run goes on. */
-  inject(id: string, injector: FaultInjector<unknown>, target: FaultTarget, params: unknown, holdMs: number): Promise<boolean> {
+  /**
+   * Injects now; schedules the revert after `holdMs`. An instant fault that has caused no
+   * episode after `quietMs` (a GPU worker lost and the node serving on, degraded) is over too:
+   * it is reverted then rather than at the recovery limit. Failure is logged and the run goes on.
+   */
+  inject(id: string, injector: FaultInjector<unknown>, target: FaultTarget, params: unknown, holdMs: number, quietMs?: number): Promise<boolean> {
     if (this.closing) return Promise.resolve(false);
     return this.track(
       (async () => {
         this.windows.open(target.node, id, this.ctx.clock.now());
         try {
           const fault = await injectFault(this.store, this.runId, injector, target, params, this.ctx, id);
-          this.active.set(id, { fault, instant: isInstant(injector, params), timer: null });
+          const held: Held = { fault, instant: isInstant(injector, params), timer: null, episode: false, quiet: null };
+          this.active.set(id, held);
           this.schedule(id, holdMs);
+          if (held.instant && quietMs !== undefined && quietMs < holdMs) {
+            held.quiet = setTimeout(() => {
+              if (!held.episode && this.active.get(id) === held) {
+                this.log.info({ fault: id }, `no episode ${quietMs} ms after an instant fault: the node kept serving; reverting`);
+                void this.revert(id);
+              }
+            }, quietMs);
+          }
           return true;
         } catch (err) {
           // Nothing (left) in place: a later failure on this node is not this fault's doing.
@@ -55,6 +71,7 @@ export class FaultSupervisor {
   onEpisode(e: Episode): void {
     if (!e.faultId) return;
     const held = this.active.get(e.faultId);
+    if (held) held.episode = true;
     if (held?.instant && (e.servingAgainAt !== null || e.status === 'recovery_failed')) void this.revert(e.faultId);
   }
 
@@ -68,6 +85,8 @@ export class FaultSupervisor {
     if (!held) return Promise.resolve();
     this.active.delete(id);
     if (held.timer) clearTimeout(held.timer);
+    if (held.quiet) clearTimeout(held.quiet);
+    held.quiet = null;
     return this.track(
       held.fault.revert().then(
         () => this.windows.close(id, this.ctx.clock.now()),

@@ -346,7 +346,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         continue;
       }
       const holdMs = isInstant(injector, occ.params) ? plan.recovery_limit : (injector.holdMs?.(occ.params) ?? plan.recovery_limit);
-      const ok = await faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs);
+      const quietMs = Math.max(10_000, plan.probes.interval * (plan.probes.failures + 2));
+      const ok = await faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs, quietMs);
       if (ok) log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
       faultsDone++;
     }

@@ -1,6 +1,6 @@
 // Entry point of the simulated multi-GPU inference node (`dist/sim.cjs`), used as a plain
 // process and as the main process of the gauntlet-sim image. With --worker it is a shard.
-import { BatchEngine, ShardGroup } from './engine.js';
+import { BatchEngine, ShardGroup, forkShards } from './engine.js';
 import { parseSimArgs } from './options.js';
 import { createSimServer, type NodeState } from './server.js';
 import { runWorker } from './worker.js';
@@ -27,12 +27,12 @@ function main(argv: string[]): void {
     shards.stop();
     process.exit(1);
   };
-  const shards = new ShardGroup(opts, __filename, fatal);
+  const shards = new ShardGroup(opts, forkShards(__filename, opts), { fatal, warn: (message) => log(`WARN ${message}`) });
   const engine = new BatchEngine(opts, shards, now);
-  const state: NodeState = { ready: false, engine, opts, now, counters: { requests: 0, tokens: 0, errors: 0 } };
+  const state: NodeState = { ready: false, engine, group: shards, opts, now, counters: { requests: 0, tokens: 0, errors: 0 } };
   const server = createSimServer(state);
   server.listen(opts.port, opts.host, () => {
-    log(`listening on ${opts.host}:${opts.port}; loading model ${opts.model} on ${opts.gpus} GPU(s) (shard pids ${shards.pids.join(',')})`);
+    log(`listening on ${opts.host}:${opts.port}; loading model ${opts.model} on ${opts.gpus} GPU(s) (shard pids ${shards.pids.join(',')}); on losing one: ${opts.workerLoss}`);
   });
   server.on('error', (err) => fatal(`HTTP server: ${err.message}`));
   void shards.ready.then(() => {

@@ -1,6 +1,16 @@
 // Command-line options of the simulated inference node. No dependencies: this file is
 // bundled into the FROM-scratch image together with the rest of src/sim.
 
+/**
+ * How the node reacts when one GPU worker (shard process) dies:
+ *   crash    — log FATAL and exit non-zero at once (vLLM, SGLang, TGI);
+ *   hang     — a collective that never completes (a stuck NCCL all-reduce): no step finishes,
+ *              /health is held unanswered, the process stays up until the step watchdog fires;
+ *   degraded — the group goes on with the ranks left, each decode step slower.
+ */
+export const WORKER_LOSS = ['crash', 'hang', 'degraded'] as const;
+export type WorkerLoss = (typeof WORKER_LOSS)[number];
+
 export interface SimOptions {
   host: string;
   port: number;
@@ -24,6 +34,10 @@ export interface SimOptions {
   weightsMb: number;
   /** Mean time between spontaneous crashes, seconds (0 = never). */
   spontaneousMtbfS: number;
+  /** The node's reaction to losing one GPU worker. */
+  workerLoss: WorkerLoss;
+  /** With workerLoss=degraded: how many times longer each decode step takes. */
+  degradedFactor: number;
   seed: number;
 }
 
@@ -41,6 +55,8 @@ export const DEFAULTS: SimOptions = {
   stepTimeoutMs: 10_000,
   weightsMb: 8,
   spontaneousMtbfS: 0,
+  workerLoss: 'crash',
+  degradedFactor: 2,
   seed: 1,
 };
 
@@ -58,6 +74,8 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--step-timeout-ms': 'stepTimeoutMs',
   '--weights-mb': 'weightsMb',
   '--spontaneous-mtbf-s': 'spontaneousMtbfS',
+  '--worker-loss': 'workerLoss',
+  '--degraded-factor': 'degradedFactor',
   '--seed': 'seed',
 };
 
@@ -73,6 +91,7 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   stepTimeoutMs: [10, 3_600_000, false],
   weightsMb: [0, 65_536, false],
   spontaneousMtbfS: [0, 1e9, false],
+  degradedFactor: [1, 1000, false],
   seed: [0, 2 ** 32 - 1, true],
 };
 
@@ -85,6 +104,11 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
     if (!key) throw new Error(`unknown option ${flag} (known: ${Object.keys(FLAGS).join(', ')})`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`option ${flag} needs a value`);
+    if (key === 'workerLoss') {
+      if (!(WORKER_LOSS as readonly string[]).includes(value)) throw new Error(`option ${flag}: expected one of ${WORKER_LOSS.join(', ')}, got "${value}"`);
+      opts.workerLoss = value as WorkerLoss;
+      continue;
+    }
     if (typeof DEFAULTS[key] === 'string') {
       (opts as unknown as Record<string, unknown>)[key] = value;
       continue;

@@ -2,7 +2,7 @@
 // /v1/chat/completions and /v1/completions, streamed (SSE) or not. Like llama.cpp and vLLM,
 // a streamed response's headers go out at once and the first token only after prefill.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { BatchEngine, Sequence } from './engine.js';
+import type { BatchEngine, GroupCondition, Sequence } from './engine.js';
 import type { SimOptions } from './options.js';
 
 const MAX_BODY = 1 << 20;
@@ -10,6 +10,7 @@ const MAX_BODY = 1 << 20;
 export interface NodeState {
   ready: boolean;
   engine: BatchEngine;
+  group: { readonly condition: GroupCondition; readonly workersAlive: number };
   opts: SimOptions;
   now: () => number;
   counters: { requests: number; tokens: number; errors: number };
@@ -177,6 +178,9 @@ export function createSimServer(state: NodeState): Server {
     };
     switch (route) {
       case 'GET /health':
+        // A hung tensor-parallel group takes the engine's health check with it: the request
+        // is held and never answered (the prober's timeout is what tells).
+        if (state.group.condition === 'hung') return;
         return state.ready ? sendJson(res, 200, { status: 'ok' }) : sendError(res, 503, 'Loading model', 'unavailable_error');
       case 'GET /v1/models':
         return sendJson(res, 200, { object: 'list', data: [{ id: state.opts.model, object: 'model', owned_by: 'gauntlet-sim', created: 0 }] });
@@ -186,6 +190,7 @@ export function createSimServer(state: NodeState): Server {
           [
             `sim_ready ${state.ready ? 1 : 0}`,
             `sim_gpus ${state.opts.gpus}`,
+            `sim_workers_alive ${state.group.workersAlive}`,
             `sim_requests_running ${state.engine.running}`,
             `sim_requests_waiting ${state.engine.queued}`,
             `sim_requests_total ${state.counters.requests}`,
