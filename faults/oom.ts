@@ -200,9 +200,10 @@ export const oom: FaultInjector<Params> = {
       notes.unshift(`the node survived${undo.mode === 'kill' ? ' (no OOM kill happened: the hog was refused or killed instead)' : ''}`);
       return { action: notes.join('; '), result: { outcome: 'survived', ...numbers } };
     }
-    const killed = { outcome: info.State.OOMKilled ? 'oom_killed' : 'died', oom_killed: info.State.OOMKilled, exit_code: sameIncarnation ? info.State.ExitCode : null, restarts };
+    const killed = { outcome: info.State.OOMKilled ? 'oom_killed' : sameIncarnation ? 'died' : 'restarted', oom_killed: info.State.OOMKilled, exit_code: sameIncarnation ? info.State.ExitCode : null, restarts };
     if (!sameIncarnation) {
-      notes.unshift(`the node was ${info.State.OOMKilled ? 'OOM-killed' : 'killed'} and ${info.State.Running || info.State.Restarting ? 'restarted by its restart policy' : 'ran again since'}`);
+      const how = info.State.OOMKilled ? 'the node was OOM-killed' : "the node's incarnation ended without an OOM kill (restarted by someone else)";
+      notes.unshift(`${how}; it ${info.State.Running || info.State.Restarting ? `runs again (restart policy restarts: ${restarts})` : 'ran again since'}; the hog went with it`);
       return { action: notes.join('; '), result: killed };
     }
     if (info.State.Restarting) return { action: `the node was ${info.State.OOMKilled ? 'OOM-killed' : 'killed'}; restarting by its restart policy`, result: killed };

@@ -123,7 +123,7 @@ describeDocker('fault kinds against a simulator container (real Docker)', () => 
     );
     expect(after.State.OOMKilled).toBe(true);
     await serving();
-    expect(await f.revert()).toMatch(/OOM-killed and restarted by its restart policy/);
+    expect(await f.revert()).toMatch(/^the node was OOM-killed; it runs again \(restart policy restarts: 1\)/);
     const row = store.faults('it').at(-1);
     expect(JSON.parse(row?.result ?? '{}')).toMatchObject({ outcome: 'oom_killed', oom_killed: true });
     // The hog removed its own file; the new incarnation runs no hog.
@@ -194,4 +194,28 @@ describeDocker('fault kinds against a simulator container (real Docker)', () => 
     expect(await inNetnsOk(pid, 'tc', ['qdisc', 'show', 'dev', 'eth0'])).not.toContain(GAUNTLET_QDISC_HANDLE);
     await serving();
   }, 90_000);
+
+  it('packet-loss on a target restarted mid-fault: the new namespace has no rule; revert says so and leaves nothing', async () => {
+    await serving();
+    const f = await inject('packet-loss', { share: 0.2, duration: '30s', driver: 'iptables' });
+    const oldPid = (await inspect()).State.Pid;
+    expect(await listTaggedRules(oldPid)).toHaveLength(2);
+    await docker.getContainer(NAME).restart({ t: 1 });
+    const pid = (await inspect()).State.Pid;
+    expect(pid).not.toBe(oldPid);
+    expect(await f.revert()).toBe('nothing: the container restarted; its new namespace has no rules');
+    expect(await listTaggedRules(pid)).toEqual([]);
+    await serving();
+  }, 60_000);
+
+  it('oom pressure on a target restarted mid-fault: the hog went with the old incarnation', async () => {
+    await serving();
+    const f = await inject('oom', { mode: 'pressure', share: 0.2, duration: '30s' });
+    await until('the hog to run', async () => ((await docker.getContainer(NAME).top({ ps_args: '-eo pid,args' })) as { Processes: string[][] }).Processes.flat().join(' ').includes('gauntlet-hog'), 10_000);
+    await docker.getContainer(NAME).restart({ t: 1 });
+    expect(await f.revert()).toMatch(/^the node's incarnation ended without an OOM kill \(restarted by someone else\); it runs again/);
+    const top = (await docker.getContainer(NAME).top({ ps_args: '-eo pid,args' })) as { Processes: string[][] };
+    expect(top.Processes.flat().join(' ')).not.toContain('gauntlet-hog');
+    await serving();
+  }, 60_000);
 });
