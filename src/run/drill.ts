@@ -13,6 +13,7 @@ import { percentileSorted } from '../analysis/stats.js';
 import { formatDuration } from '../util/duration.js';
 import type { RunContext, RunResult, RunView } from './runner.js';
 import { runPlan } from './runner.js';
+import { TARGET_LABEL } from './targets.js';
 
 export interface DrillOptions {
   kind: string;
@@ -67,6 +68,10 @@ export async function drillPlan(o: DrillOptions, docker: Docker | null): Promise
     } else params.duration = o.duration;
   }
   const byName = docker ? await inspectContainer(docker, o.target) : null;
+  if (docker && !byName) {
+    const labelled = await docker.listContainers({ all: true, filters: { label: [`${TARGET_LABEL}=${o.target}`] } });
+    if (labelled.length === 0) throw new GauntletError('GAUNTLET_TARGET_NOT_FOUND', [o.target, `no container is named ${o.target} and none has the label ${TARGET_LABEL}=${o.target} (docker ps shows what runs)`]);
+  }
   const node = o.target.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63) || 'node';
   const target = { name: node, ...(byName ? { container: o.target } : { label: o.target }), ...(o.endpoint ? { endpoint: o.endpoint } : {}) };
   const raw = {
