@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { runDemo } from '../demo.js';
+import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js';
 import { dockerClient, requireDocker } from '../docker/engine.js';
 import { ensureSimImage } from '../docker/sim-image.js';
 import { GauntletError, errorMessage } from '../errors.js';
@@ -253,6 +254,17 @@ async function cmdRevert(o: Common & { force?: boolean }): Promise<number> {
   }
 }
 
+async function cmdDoctor(o: { json?: boolean }): Promise<number> {
+  const checks = await runDoctor();
+  const passed = doctorPassed(checks);
+  if (o.json) out(JSON.stringify({ ok: passed, checks }, null, 2));
+  else {
+    for (const c of checks) out(formatCheck(c));
+    out(summaryLine(checks));
+  }
+  return passed ? 0 : 1;
+}
+
 export function buildCli(): Command {
   const program = new Command('gauntlet')
     .description('Certifies LLM inference fleets: long OpenAI-API load, Docker fault injection, MTBF and recovery reports.')
@@ -310,6 +322,13 @@ export function buildCli(): Command {
     .action(async (o: Common & { force?: boolean }) => {
     process.exitCode = await cmdRevert(o);
   });
+  program
+    .command('doctor')
+    .description('check what this host lets Gauntlet do (Docker, cgroups, netem, iptables, namespaces, k6) and how to fix what is missing')
+    .option('--json', 'as JSON')
+    .action(async (o: { json?: boolean }) => {
+      process.exitCode = await cmdDoctor(o);
+    });
   program
     .command('image')
     .description('build the simulator image (gauntlet-sim) if it is missing or stale')
