@@ -164,7 +164,10 @@ export const oom: FaultInjector<Params> = {
     await container.putArchive(singleFileTar(undo.hogName as string, readFileSync(hogBinaryPath())), { path: '/' });
     const exec = await container.exec({ Cmd: [`/${String(undo.hogName)}`, String(mb), String(holdS), String(params.step_mb)], AttachStdout: false, AttachStderr: false });
     const at = ctx.clock.now();
-    await exec.start({ Detach: true });
+    // Detached, the engine still hands back a stream; left open it would hold the socket (and
+    // the CLI) for minutes. Nothing comes on it: close it.
+    const stream = (await exec.start({ Detach: true })) as unknown as { destroy?: () => void } | undefined;
+    stream?.destroy?.();
     return { at, detail: { mode: params.mode, hog_mib: mb, hold_s: holdS, limit_mib: Math.round(limitMb), oom_score_adj: params.mode === 'kill' ? 1000 : undo.oomScoreAdjBefore } };
   },
 

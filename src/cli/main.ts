@@ -359,3 +359,9 @@ export async function main(argv: string[]): Promise<number> {
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
+// Everything is written and reverted by now; a socket some library left open must not keep a
+// finished command alive for minutes. (unref: a clean exit does not wait for this.)
+setTimeout(() => {
+  err('gauntlet: exiting with a handle still open (a bug worth reporting; nothing was lost)');
+  process.exit(code);
+}, 5000).unref();

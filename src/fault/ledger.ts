@@ -128,7 +128,10 @@ export async function revertLeftovers(store: Store, ctx: FaultContext, options: 
   }
   // Then anything still carrying Gauntlet's mark, ledger or not (a ledger lost with its disk,
   // a process killed between creating a helper and recording it).
-  for (const c of await sweepCandidates(store, ctx)) touched.add(c);
+  // A run sweeps its own targets only: another Gauntlet (another database) may be running a
+  // fault elsewhere right now, and its marks are not ours to remove. `gauntlet revert` asks
+  // for the broad sweep: every container the ledger names or that is labelled a target.
+  if (options.containers === undefined) for (const c of await sweepCandidates(store, ctx)) touched.add(c);
   for (const line of await sweepLeftovers(store, ctx, [...touched])) done.push(`sweep: ${line}`);
   return done;
 }

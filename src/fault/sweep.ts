@@ -5,7 +5,7 @@
 // Gauntlet process (another run) is left to it.
 import { errorMessage } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { ownerAlive, processRunning } from '../util/proc.js';
+import { ownerAlive, processRunning, selfOwner } from '../util/proc.js';
 import { deleteTaggedRules, inNetns, listTaggedRules } from './netns.js';
 import type { FaultContext } from './types.js';
 
@@ -14,7 +14,12 @@ export const GAUNTLET_QDISC_HANDLES = ['6a17:', '6a18:'];
 
 /** Fault ids still active under a live Gauntlet process: theirs to revert, not ours. */
 function liveFaultIds(store: Store): Set<string> {
-  return new Set(store.unrevertedFaults().filter((f) => ownerAlive(f.owner)).map((f) => f.id));
+  return new Set(store.unrevertedFaults().filter((f) => live(f.owner)).map((f) => f.id));
+}
+
+/** This process, or another live Gauntlet process on this host. */
+function live(owner: string | null | undefined): boolean {
+  return owner !== null && owner !== undefined && (owner === selfOwner() || ownerAlive(owner));
 }
 
 /**
@@ -31,7 +36,7 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
     return []; // no engine: nothing of Gauntlet's can be on it that we could reach
   }
   const done: string[] = [];
-  const live = liveFaultIds(store);
+  const liveIds = liveFaultIds(store);
 
   // Helper containers (latency proxies, GPU-memory sidecars …).
   let helpers: { Id: string; Names: string[]; Labels: Record<string, string> }[] = [];
@@ -43,7 +48,8 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
   for (const h of helpers) {
     const id = h.Labels['gauntlet.fault'] ?? '';
     const name = h.Names[0]?.replace(/^\//, '') ?? h.Id.slice(0, 12);
-    if (live.has(id)) continue;
+    // Still running a fault for a live Gauntlet (this ledger's, or another process's by its label).
+    if (liveIds.has(id) || live(h.Labels['gauntlet.owner'])) continue;
     try {
       await docker.getContainer(h.Id).remove({ force: true });
       done.push(`removed helper container ${name} (fault ${id})`);
@@ -53,7 +59,7 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
   }
 
   // Rules and qdiscs inside the targets' namespaces.
-  const liveContainers = new Set(store.unrevertedFaults().filter((f) => ownerAlive(f.owner) && f.container_id).map((f) => f.container_id as string));
+  const liveContainers = new Set(store.unrevertedFaults().filter((f) => live(f.owner) && f.container_id).map((f) => f.container_id as string));
   for (const cid of new Set(containerIds)) {
     let pid: number;
     let name = cid.slice(0, 12);
@@ -67,7 +73,7 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
     }
     try {
       for (const r of await listTaggedRules(pid)) {
-        if (live.has(r.faultId)) continue;
+        if (liveIds.has(r.faultId)) continue;
         await deleteTaggedRules(pid, r.faultId);
         done.push(`removed iptables rules of fault ${r.faultId} in ${name}`);
       }

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { Docker } from '../docker/engine.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../util/clock.js';
+import { selfOwner } from '../util/proc.js';
 
 export interface FaultTarget {
   /** The node's name in the plan. */
@@ -91,7 +92,9 @@ export function isInstant<P>(injector: FaultInjector<P>, params: P): boolean {
 
 /** Labels every helper container carries, so it can be found and removed without the ledger. */
 export function helperLabels(faultId: string, kind: string): Record<string, string> {
-  return { gauntlet: '1', 'gauntlet.component': 'fault-helper', 'gauntlet.fault': faultId, 'gauntlet.fault.kind': kind };
+  // The owner (host|pid|start time) lets a sweep by another Gauntlet process leave a helper of
+  // a fault that is still running alone, even without that process's ledger.
+  return { gauntlet: '1', 'gauntlet.component': 'fault-helper', 'gauntlet.fault': faultId, 'gauntlet.fault.kind': kind, 'gauntlet.owner': selfOwner() };
 }
 
 /** The comment/tag on iptables rules and the like: `gauntlet:<fault id>`. */
