@@ -1,6 +1,7 @@
 // gpu-memory-pressure without a GPU: the exact Docker API requests, checked against a fake
 // dockerode that records every call — the sidecar's create body for targets given GPUs by
 // DeviceRequests and by /dev/nvidia* devices, the refusals, revert, and the dry run.
+import { selfOwner } from '../../../src/util/proc.js';
 import { describe, expect, it } from 'vitest';
 import { DURATION_ENV, SHARE_ENV, gpuMemoryPressure, sidecarName } from '../../../faults/gpu-memory-pressure.js';
 import type { Docker } from '../../../src/docker/engine.js';
@@ -158,7 +159,7 @@ describe('gpu-memory-pressure against a fake Docker', () => {
       Image: IMAGE,
       Cmd: ['/fill', '--hold'],
       Env: [`${SHARE_ENV}=0.9`, `${DURATION_ENV}=30`, 'FILL_MODE=cuda'],
-      Labels: { gauntlet: '1', 'gauntlet.component': 'fault-helper', 'gauntlet.fault': FAULT_ID, 'gauntlet.fault.kind': 'gpu-memory-pressure', 'gauntlet.target.container': 'abc123full' },
+      Labels: { gauntlet: '1', 'gauntlet.component': 'fault-helper', 'gauntlet.fault': FAULT_ID, 'gauntlet.fault.kind': 'gpu-memory-pressure', 'gauntlet.owner': selfOwner(), 'gauntlet.target.container': 'abc123full' },
       StopTimeout: 2,
       HostConfig: { DeviceRequests: [REQUEST_IDS], Devices: [], NetworkMode: 'none', AutoRemove: false },
     });
