@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import { detectHostCaps } from '../src/fault/host.js';
-import { deleteTaggedRules, inNetns, inNetnsOk } from '../src/fault/netns.js';
+import { deleteTaggedRules, inNetns, inNetnsOk, taggedRulePackets, tcpRetransmits } from '../src/fault/netns.js';
 import { ruleComment, type FaultContext, type FaultInjector, type HostCaps } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
 import { processRunning } from '../src/util/proc.js';
@@ -91,7 +91,16 @@ export const packetLoss: FaultInjector<Params> = {
     }
     const chosen = chooseDriver(params, await caps(ctx));
     if ('refused' in chosen) throw new GauntletError('GAUNTLET_FAULT_INJECT', ['packet-loss', target.node, chosen.refused]);
-    return { containerId: info.Id, pid: info.State.Pid, startedAt: info.State.StartedAt, driver: chosen.driver, interface: params.interface, faultId: ctx.faultId ?? 'manual' };
+    return {
+      containerId: info.Id,
+      pid: info.State.Pid,
+      startedAt: info.State.StartedAt,
+      driver: chosen.driver,
+      interface: params.interface,
+      faultId: ctx.faultId ?? 'manual',
+      // What the drops did is read at the end against this: TCP had to retransmit.
+      retransmitsBefore: await tcpRetransmits(info.State.Pid),
+    };
   },
 
   async inject(target, params, undo, ctx) {
@@ -124,13 +133,24 @@ export const packetLoss: FaultInjector<Params> = {
     if (!info.State.Running || !info.State.Pid) return { action: 'nothing: container not running (its network namespace, and the rules in it, are gone)' };
     const restarted = info.State.StartedAt !== undo.startedAt;
     const pid = info.State.Pid;
+    // The effect, from the kernel's own counters in the namespace (same incarnation only).
+    const result: Record<string, unknown> = {};
+    if (!restarted) {
+      const after = await tcpRetransmits(pid);
+      if (after !== null && typeof undo.retransmitsBefore === 'number') result.tcp_retransmits = after - undo.retransmitsBefore;
+      if (undo.driver === 'iptables') result.dropped_packets = await taggedRulePackets(pid, undo.faultId as string);
+    }
+    const withResult = (action: string) => (Object.keys(result).length > 0 ? { action, result } : { action });
     if (undo.driver === 'netem') {
+      const stats = await inNetns(pid, 'tc', ['-s', 'qdisc', 'show', 'dev', String(undo.interface)]);
+      const dropped = /qdisc netem 6a17:[\s\S]*?dropped (\d+)/.exec(stats.stdout)?.[1];
+      if (dropped !== undefined && !restarted) result.dropped_packets = Number(dropped);
       const show = await inNetnsOk(pid, 'tc', ['qdisc', 'show', 'dev', String(undo.interface)]);
       if (!show.includes(`qdisc netem ${GAUNTLET_QDISC_HANDLE}`)) return { action: restarted ? 'nothing: the container restarted; its new namespace has no netem qdisc' : 'nothing: no gauntlet netem qdisc (never landed or already removed)' };
       await inNetnsOk(pid, 'tc', ['qdisc', 'del', 'dev', String(undo.interface), 'root', 'handle', GAUNTLET_QDISC_HANDLE]);
-      return { action: 'removed the netem qdisc' };
+      return withResult('removed the netem qdisc');
     }
     const n = await deleteTaggedRules(pid, undo.faultId as string);
-    return { action: n > 0 ? `removed ${n} iptables rule(s)` : restarted ? 'nothing: the container restarted; its new namespace has no rules' : 'nothing: no rules left (never landed or already removed)' };
+    return withResult(n > 0 ? `removed ${n} iptables rule(s)` : restarted ? 'nothing: the container restarted; its new namespace has no rules' : 'nothing: no rules left (never landed or already removed)');
   },
 };

@@ -83,3 +83,24 @@ export async function deleteTaggedRules(pid: number, faultId?: string): Promise<
   }
   return n;
 }
+
+/** The namespace's TCP retransmitted segments so far (/proc/net/snmp, read from inside it). */
+export async function tcpRetransmits(pid: number): Promise<number | null> {
+  const r = await inNetns(pid, 'cat', ['/proc/net/snmp']);
+  if (r.code !== 0) return null;
+  const [head, values] = r.stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+  const i = (head ?? '').split(/\s+/).indexOf('RetransSegs');
+  const v = Number((values ?? '').split(/\s+/)[i]);
+  return i < 0 || !Number.isFinite(v) ? null : v;
+}
+
+/** Packets matched so far by one fault's rules (iptables-save -c counters). */
+export async function taggedRulePackets(pid: number, faultId: string): Promise<number> {
+  const save = await inNetnsOk(pid, 'iptables-save', ['-c']);
+  let n = 0;
+  for (const line of save.split('\n')) {
+    const m = /^\[(\d+):\d+\] -A .*--comment "?gauntlet:([^"\s]+)"?/.exec(line);
+    if (m && m[2] === faultId) n += Number(m[1]);
+  }
+  return n;
+}

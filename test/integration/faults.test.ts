@@ -192,6 +192,10 @@ describeDocker('fault kinds against a simulator container (real Docker)', () => 
     expect(await f.revert()).toMatch(/^removed (2 iptables rule\(s\)|the netem qdisc)$/);
     expect(await listTaggedRules(pid)).toEqual([]);
     expect(await inNetnsOk(pid, 'tc', ['qdisc', 'show', 'dev', 'eth0'])).not.toContain(GAUNTLET_QDISC_HANDLE);
+    // The ledger records what the drops did, from the kernel's counters.
+    const result = JSON.parse(store.faults('it').find((r) => r.id === row?.id)?.result ?? '{}');
+    expect(result.dropped_packets).toBeGreaterThan(0);
+    expect(result.tcp_retransmits).toBeGreaterThanOrEqual(retransAfter - retransBefore);
     await serving();
   }, 90_000);
 
