@@ -17,10 +17,11 @@ import { testWorkload } from '../helpers/workload.js';
 const FAKE = join(packageRoot(), 'test', 'fixtures', 'fake-k6', 'k6');
 const dir = tempDir();
 const fixture = (p: string): string => join(packageRoot(), 'test', 'fixtures', p);
+// CI exports K6_BIN (the real k6); each test here sets its own, and gets the saved one back.
 const saved = { ...process.env };
 afterEach(() => {
   for (const k of Object.keys(process.env)) if (k.startsWith('FAKE_K6_') || k === 'K6_BIN') delete process.env[k];
-  Object.assign(process.env, { PATH: saved.PATH });
+  Object.assign(process.env, { PATH: saved.PATH }, saved.K6_BIN === undefined ? {} : { K6_BIN: saved.K6_BIN });
 });
 
 const workload: Workload = testWorkload();
@@ -64,6 +65,7 @@ describe('finding and probing k6', () => {
   });
 
   it('no k6 at all is a clear error', async () => {
+    delete process.env.K6_BIN;
     process.env.PATH = '/nonexistent';
     await expect(K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger })).rejects.toThrow(/load\.engine is k6 but no k6 binary was found: set K6_BIN or put k6 on PATH/);
   });

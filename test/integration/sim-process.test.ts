@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { simBundlePath } from '../../src/docker/sim-image.js';
 import { OpenAiStreamReader } from '../../src/load/openai-stream.js';
 import { freePort } from '../../src/util/ports.js';
+import { watchLateness } from '../helpers/timing.js';
 
 const procs: ChildProcess[] = [];
 afterEach(() => {
@@ -54,20 +55,31 @@ describe('simulator process', () => {
   it('streams like an OpenAI server: headers first, paced tokens, finish_reason, usage chunk, [DONE]', async () => {
     const { base } = await startSim(['--gpus', '2', '--load-ms', '0', '--ttft-ms', '120', '--itl-ms', '10', '--jitter', '0']);
     await waitHealthy(base);
-    const sent = Date.now();
+    // The clock the simulator stamps each chunk's sim_ts with (epoch ms, sub-ms).
+    const now = (): number => performance.timeOrigin + performance.now();
+    const timers = watchLateness(now);
+    const sent = now();
     const res = await request(`${base}/v1/chat/completions`, {
       method: 'POST',
       body: JSON.stringify({ messages: [{ role: 'user', content: 'hello' }], max_tokens: 8, stream: true, stream_options: { include_usage: true } }),
     });
-    const headersAt = Date.now();
+    const headersAt = now();
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/event-stream');
-    const reader = new OpenAiStreamReader();
-    for await (const chunk of res.body) reader.push(chunk as Buffer, Date.now());
-    // Like llama.cpp and vLLM: the headers go out at once, the first token after prefill.
-    expect((reader.summary.firstContentAt as number) - sent).toBeGreaterThanOrEqual(115);
-    expect(headersAt).toBeLessThan(reader.summary.firstContentAt as number);
+    const reader = new OpenAiStreamReader(true, 'sim_ts');
+    for await (const chunk of res.body) reader.push(chunk as Buffer, now());
+    const busy = timers.stop().worst(sent, headersAt);
     expect(reader.summary).toMatchObject({ contentChunks: 8, finishReason: 'length', usageCompletionTokens: 8, done: true, protocolError: null });
+    // Like llama.cpp and vLLM: the headers go out at once, the first token after prefill. By
+    // the simulator's own stamp, the first token was made at least the prefill time after we
+    // sent, and the headers had reached us before it was made (less however long this process
+    // was too busy to look: on a busy machine both can wait in the socket together).
+    const firstMade = reader.summary.stamps[0] as number;
+    process.stderr.write(`sim stream: first token made ${(firstMade - sent).toFixed(1)} ms after the send, headers seen ${(headersAt - sent).toFixed(1)} ms after it (loop busy up to ${busy.toFixed(1)} ms meanwhile)\n`);
+    expect(reader.summary.stamps).toHaveLength(8);
+    expect(firstMade - sent).toBeGreaterThanOrEqual(115);
+    expect(headersAt - busy).toBeLessThan(firstMade);
+    expect((reader.summary.firstContentAt as number) - sent).toBeGreaterThanOrEqual(115);
   });
 
   it('answers bad requests with a 400 naming the field', async () => {
