@@ -2,13 +2,16 @@
 // is timed as it arrives, so time to first token and each inter-token gap are measured
 // (with Date.now(): whole milliseconds). A stream cut mid-body is reported by the extension as
 // status 200; this script checks for finish_reason/[DONE] and records it as truncated.
+// Non-streamed requests (stream: false in a mix) go through k6/http.
 import sse from 'k6/x/sse';
-import { attemptRequest, config, itlMetric, readChunk, tpotMetric, ttftMetric, type Result } from './lib.js';
+import { attemptRequest, bufferedAttempt, config, itlMetric, readChunk, tpotMetric, ttftMetric, type Result } from './lib.js';
 
 export const options = config.options;
 
 export default function (): void {
   attemptRequest((endpoint, req, node) => {
+    // A non-streamed request has no events to time: k6/http, as on a k6 without the extension.
+    if (!req.stream) return bufferedAttempt(endpoint, req, node);
     const t0 = Date.now();
     let last = 0;
     let chunks = 0;

@@ -6,6 +6,7 @@
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
 import { sleep } from 'k6';
+import http from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { RequestFactory, type BuiltRequest, type MixItem } from '../../src/load/prompts.js';
@@ -127,4 +128,38 @@ export function readChunk(data: string): { content: boolean; finished: boolean; 
   const text = choice ? (choice.delta ? choice.delta.content : choice.text) : undefined;
   const usage = chunk.usage && typeof chunk.usage.completion_tokens === 'number' ? chunk.usage.completion_tokens : null;
   return { content: typeof text === 'string' && text.length > 0, finished: !!(choice && choice.finish_reason), usage, error: null };
+}
+
+/**
+ * One request through k6/http, which buffers the response: a non-streamed request on any k6,
+ * and every request on a k6 without xk6-sse (then TTFT is time to first byte).
+ */
+export function bufferedAttempt(endpoint: string, req: BuiltRequest, node: string): Result {
+  const res = http.post(`${endpoint}${req.path}`, req.body, {
+    headers: { 'Content-Type': 'application/json' },
+    timeout: `${req.timeoutMs}ms`,
+    tags: { node, mix: req.mix, name: req.path },
+    responseType: 'text',
+  });
+  const t = res.timings;
+  const e2eMs = t.blocked + t.connecting + t.tls_handshaking + t.duration;
+  const r: Result = { outcome: 'ok', status: res.status, e2eMs, tokens: null, tokensSource: 'usage' };
+  if (res.status === 0) r.outcome = res.error_code === 1050 ? 'timeout' : 'conn_error';
+  else if (res.status < 200 || res.status >= 300) r.outcome = 'http_error';
+  else if (req.stream) {
+    const s = readSseBody(String(res.body || ''));
+    if (s.error) r.outcome = 'protocol_error';
+    else if (!s.finished) r.outcome = 'truncated';
+    r.tokens = s.usage !== null ? s.usage : s.chunks;
+    r.tokensSource = s.usage !== null ? 'usage' : 'chunks';
+    if (r.outcome === 'ok') ttftMetric.add(t.blocked + t.connecting + t.tls_handshaking + t.sending + t.waiting, { node, mix: req.mix });
+  } else {
+    try {
+      const j = JSON.parse(String(res.body)) as { usage?: { completion_tokens?: number } };
+      r.tokens = j.usage && typeof j.usage.completion_tokens === 'number' ? j.usage.completion_tokens : null;
+    } catch (e) {
+      r.outcome = 'protocol_error';
+    }
+  }
+  return r;
 }

@@ -47,4 +47,24 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
     expect(records.length).toBeGreaterThanOrEqual(28);
     expect(records.every((r) => r.outcome === 'ok')).toBe(true);
   }, 60_000);
+
+  it('a mix with a non-streamed kind: those requests go through k6/http and are ok, with their tokens', async () => {
+    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
+    const records: RequestRecord[] = [];
+    await engine.run(
+      testWorkload({
+        targets: [{ node: 'n', endpoint }],
+        durationMs: 3000,
+        profile: { startRate: 10, stages: [] },
+        mix: [testMix({ name: 'streamed', model: 'sim-llama', maxTokens: { fixed: 8 } }), testMix({ name: 'plain', stream: false, model: 'sim-llama', maxTokens: { fixed: 8 } })],
+        defaultModel: 'sim-llama',
+      }),
+      new AbortController().signal,
+      { record: (r) => records.push(r) },
+    );
+    const plain = records.filter((r) => r.mix === 'plain');
+    expect(plain.length).toBeGreaterThan(3);
+    expect(plain.every((r) => r.outcome === 'ok'), JSON.stringify(plain.slice(0, 3))).toBe(true);
+    expect(records.filter((r) => r.mix === 'streamed').every((r) => r.outcome === 'ok')).toBe(true);
+  }, 60_000);
 });
