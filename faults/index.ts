@@ -3,6 +3,7 @@ import type { FaultInjector } from '../src/fault/types.js';
 import { gpuMemoryPressure } from './gpu-memory-pressure.js';
 import { gpuWorkerKill } from './gpu-worker-kill.js';
 import { hang } from './hang.js';
+import { latency } from './latency.js';
 import { nodeKill } from './node-kill.js';
 import { oom } from './oom.js';
 import { packetLoss } from './packet-loss.js';
@@ -14,6 +15,7 @@ export const FAULTS: Readonly<Record<string, FaultInjector<unknown>>> = {
   [hang.kind]: hang as FaultInjector<unknown>,
   [oom.kind]: oom as FaultInjector<unknown>,
   [packetLoss.kind]: packetLoss as FaultInjector<unknown>,
+  [latency.kind]: latency as FaultInjector<unknown>,
 };
 
 export function faultKinds(): string[] {

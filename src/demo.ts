@@ -2,7 +2,7 @@
 // them, a report, and the containers removed again — on success, failure or Ctrl-C.
 import { join } from 'node:path';
 import { requireDocker, inspectContainer, type Docker } from './docker/engine.js';
-import { ensureSimImage, removeContainers, startSimContainer } from './docker/sim-image.js';
+import { ensureHelperImage, ensureSimImage, removeContainers, startSimContainer } from './docker/sim-image.js';
 import { GauntletError } from './errors.js';
 import type { Logger } from './log.js';
 import { loadPlanFile } from './plan/load.js';
@@ -41,8 +41,10 @@ export async function runDemo(
   const log: Logger = ctx.log;
   const plan = options.plan ?? loadPlanFile(demoPlanPath());
   await requireDocker(docker);
-  step('building the simulator image if needed (FROM scratch, host node binary)');
+  step('building the simulator and fault-helper images if needed (FROM scratch, host node binary)');
   const image = await ensureSimImage(docker, log);
+  // The latency fault's proxy image too, now rather than in the middle of the run.
+  await ensureHelperImage(docker, log);
   await clearOldDemo(docker);
   try {
     for (const n of DEMO_NODES) {

@@ -1,6 +1,7 @@
-// Builds the simulator image locally, with no registry: FROM scratch plus the host's node
-// binary, the shared libraries `ldd` lists for it, and the bundled simulator (dist/sim.cjs).
-// The tag carries a hash of those inputs, so a changed simulator gets a new image.
+// Builds Gauntlet's images locally, with no registry: FROM scratch plus the host's node binary,
+// the shared libraries `ldd` lists for it, and a bundle — the simulator (dist/sim.cjs) for
+// `gauntlet-sim`, the fault proxy (dist/helpers/proxy.cjs) for `gauntlet-helper`. The tag
+// carries a hash of those inputs, so a changed bundle gets a new image.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -40,24 +41,37 @@ async function imageExists(docker: Docker, tag: string): Promise<boolean> {
   }
 }
 
-/** Returns the tag of an up-to-date simulator image, building it if needed. */
-export async function ensureSimImage(docker: Docker, log: Logger): Promise<string> {
-  const bundle = simBundlePath();
-  let sim: Buffer;
-  try {
-    sim = await readFile(bundle);
-  } catch {
-    throw new GauntletError('GAUNTLET_DOCKER_IMAGE_BUILD', [SIM_IMAGE_REPO, `${bundle} is missing; run npm run build first`]);
-  }
+/** What goes into a FROM-scratch image besides node and its libraries. */
+interface ScratchImageSpec {
+  repo: string;
+  /** Host file → path in the image. */
+  files: { src: string; dest: string; content: Buffer }[];
+  /**
+   * Dockerfile lines after `FROM scratch` and `COPY rootfs/ /`. The context holds only the listed
+   * files: an empty directory (/tmp) does not reach the image, so nothing may rely on one.
+   */
+  dockerfile: string[];
+  /** What the build log calls it. */
+  what: string;
+}
+
+/**
+ * Builds (unless present) `<repo>:<hash>` FROM scratch: the host's node binary, the libraries
+ * `ldd` lists for it, and the given files; also tags it `<repo>:latest`. The hash covers the
+ * files, the node version and the library list, so a changed input gets a new image.
+ */
+async function ensureScratchImage(docker: Docker, log: Logger, spec: ScratchImageSpec): Promise<string> {
   const nodeBin = process.execPath;
   const { stdout } = await run('ldd', [nodeBin]);
   const libs = parseLdd(stdout);
-  const hash = createHash('sha256').update(sim).update(process.version).update(libs.join('\n')).digest('hex').slice(0, 12);
-  const tag = `${SIM_IMAGE_REPO}:${hash}`;
+  const h = createHash('sha256');
+  for (const f of spec.files) h.update(f.content);
+  const hash = h.update(process.version).update(libs.join('\n')).digest('hex').slice(0, 12);
+  const tag = `${spec.repo}:${hash}`;
   if (await imageExists(docker, tag)) return tag;
 
-  log.info({ tag }, 'building simulator image (FROM scratch, host node binary)');
-  const ctx = await mkdtemp(join(tmpdir(), 'gauntlet-sim-image-'));
+  log.info({ tag }, `building ${spec.what} image (FROM scratch, host node binary)`);
+  const ctx = await mkdtemp(join(tmpdir(), `${spec.repo}-image-`));
   try {
     const files: string[] = ['Dockerfile'];
     const put = async (src: string, dest: string): Promise<void> => {
@@ -68,29 +82,16 @@ export async function ensureSimImage(docker: Docker, log: Logger): Promise<strin
     };
     await put(nodeBin, '/usr/bin/node');
     for (const lib of libs) await put(lib, lib);
-    await put(bundle, '/opt/gauntlet/sim.cjs');
-    await mkdir(join(ctx, 'rootfs', 'tmp'), { recursive: true });
-    await writeFile(
-      join(ctx, 'Dockerfile'),
-      [
-        'FROM scratch',
-        'COPY rootfs/ /',
-        'ENV NODE_OPTIONS=--max-old-space-size=256',
-        `EXPOSE ${SIM_PORT}`,
-        'LABEL gauntlet=1 gauntlet.component=sim',
-        'ENTRYPOINT ["/usr/bin/node", "/opt/gauntlet/sim.cjs"]',
-        `CMD ["--host", "0.0.0.0", "--port", "${SIM_PORT}"]`,
-        '',
-      ].join('\n'),
-    );
+    for (const f of spec.files) await put(f.src, f.dest);
+    await writeFile(join(ctx, 'Dockerfile'), ['FROM scratch', 'COPY rootfs/ /', ...spec.dockerfile, ''].join('\n'));
     const stream = await docker.buildImage({ context: ctx, src: files }, { t: tag, rm: true, forcerm: true });
     const output = await new Promise<{ error?: string; errorDetail?: { message?: string } }[]>((resolve, reject) => {
       docker.modem.followProgress(stream, (err: Error | null, res: unknown[]) => (err ? reject(err) : resolve(res as never)));
     });
     const failed = output.find((o) => o.error || o.errorDetail);
     if (failed) throw new Error(failed.errorDetail?.message ?? failed.error);
-    await docker.getImage(tag).tag({ repo: SIM_IMAGE_REPO, tag: 'latest' });
-    log.info({ tag }, 'simulator image built');
+    await docker.getImage(tag).tag({ repo: spec.repo, tag: 'latest' });
+    log.info({ tag }, `${spec.what} image built`);
     return tag;
   } catch (err) {
     if (err instanceof GauntletError) throw err;
@@ -98,6 +99,56 @@ export async function ensureSimImage(docker: Docker, log: Logger): Promise<strin
   } finally {
     await rm(ctx, { recursive: true, force: true });
   }
+}
+
+async function readBundle(repo: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch {
+    throw new GauntletError('GAUNTLET_DOCKER_IMAGE_BUILD', [repo, `${path} is missing; run npm run build first`]);
+  }
+}
+
+/** Returns the tag of an up-to-date simulator image, building it if needed. */
+export async function ensureSimImage(docker: Docker, log: Logger): Promise<string> {
+  const bundle = simBundlePath();
+  const sim = await readBundle(SIM_IMAGE_REPO, bundle);
+  return ensureScratchImage(docker, log, {
+    repo: SIM_IMAGE_REPO,
+    what: 'simulator',
+    files: [{ src: bundle, dest: '/opt/gauntlet/sim.cjs', content: sim }],
+    dockerfile: [
+      'ENV NODE_OPTIONS=--max-old-space-size=256',
+      `EXPOSE ${SIM_PORT}`,
+      'LABEL gauntlet=1 gauntlet.component=sim',
+      'ENTRYPOINT ["/usr/bin/node", "/opt/gauntlet/sim.cjs"]',
+      `CMD ["--host", "0.0.0.0", "--port", "${SIM_PORT}"]`,
+    ],
+  });
+}
+
+export const HELPER_IMAGE_REPO = 'gauntlet-helper';
+/** Where the fault proxy lives in the helper image; the image's entrypoint runs it. */
+export const HELPER_PROXY_PATH = '/opt/gauntlet/proxy.cjs';
+
+/** The bundled fault proxy that goes into the helper image (built by `npm run build`). */
+export function proxyBundlePath(): string {
+  return join(packageRoot(), 'dist', 'helpers', 'proxy.cjs');
+}
+
+/**
+ * Returns the tag of an up-to-date fault-helper image (node and the TCP fault proxy; its
+ * entrypoint is the proxy, so a container's command is the proxy's flags), building it if needed.
+ */
+export async function ensureHelperImage(docker: Docker, log: Logger): Promise<string> {
+  const bundle = proxyBundlePath();
+  const proxy = await readBundle(HELPER_IMAGE_REPO, bundle);
+  return ensureScratchImage(docker, log, {
+    repo: HELPER_IMAGE_REPO,
+    what: 'fault helper',
+    files: [{ src: bundle, dest: HELPER_PROXY_PATH, content: proxy }],
+    dockerfile: ['ENV NODE_OPTIONS=--max-old-space-size=128', 'LABEL gauntlet=1 gauntlet.component=helper-image', `ENTRYPOINT ["/usr/bin/node", "${HELPER_PROXY_PATH}"]`],
+  });
 }
 
 export interface SimContainerSpec {
