@@ -17,7 +17,7 @@ describe('gauntlet check', () => {
   it('accepts a good plan', async () => {
     const r = await runCli(['check', 'scenarios/demo.yaml']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('plan demo is valid (1m40s, 2 targets, 3 fault entries)');
+    expect(r.stdout).toContain('plan demo is valid (2m50s, 2 targets, 10 fault entries)');
   });
 
   it('refuses a bad plan with exit code 2, naming line, field, value and expectation', async () => {

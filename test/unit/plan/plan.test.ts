@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { faultKinds } from '../../../faults/index.js';
 import { isGauntletError } from '../../../src/errors.js';
 import { loadPlanFile, parsePlanText } from '../../../src/plan/load.js';
 import { faultSchedule } from '../../../src/run/runner.js';
@@ -16,13 +17,14 @@ function planError(name: string): { code: string; message: string } {
 }
 
 describe('valid plans', () => {
-  it('the demo plan parses with defaults filled in', () => {
+  it('the demo plan parses with defaults filled in, and names every fault kind', () => {
     const plan = loadPlanFile(new URL('../../../scenarios/demo.yaml', import.meta.url).pathname);
-    expect(plan.duration).toBe(100_000);
+    expect(plan.duration).toBe(170_000);
     expect(plan.targets.map((t) => t.label)).toEqual(['node-a', 'node-b']);
-    expect(plan.load).toMatchObject({ engine: 'builtin', rate: 8, arrival: 'poisson', stream: true, timeout: 30_000 });
-    expect(plan.faults[0]?.params).toEqual({ mode: 'crash' });
-    expect(plan.faults[1]?.params).toEqual({ mode: 'crash' }); // default from the plug-in's schema
+    expect(plan.load).toMatchObject({ engine: 'builtin', rate: 8, arrival: 'poisson', stream: true, timeout: 20_000 });
+    expect(plan.faults[0]?.params).toEqual({ mode: 'crash', stop_timeout: 10_000 });
+    expect(plan.faults[1]?.params).toEqual({ duration: 6000 }); // "6s", parsed by the plug-in's schema
+    expect([...new Set(plan.faults.map((f) => f.kind))].sort()).toEqual(faultKinds());
     expect(plan.probes.recovery_interval).toBe(100);
     expect(plan.mtbf_target).toBe(1000 * 3_600_000);
   });
@@ -68,11 +70,12 @@ describe('bad plans are refused before anything runs, naming line, field, value 
   });
 
   it('an unknown fault kind lists the known ones', () => {
-    expect(planError('fault-unknown-kind.yaml').message).toContain('faults[0].kind: got "meteor-strike"; expected one of node-kill');
+    expect(planError('fault-unknown-kind.yaml').message).toContain(`faults[0].kind: got "meteor-strike"; expected one of ${faultKinds().join(', ')}`);
+    expect(faultKinds()).toEqual(expect.arrayContaining(['node-kill', 'hang', 'oom', 'packet-loss', 'gpu-worker-kill']));
   });
 
   it("fault params are checked against the plug-in's schema", () => {
-    expect(planError('fault-bad-params.yaml').message).toMatch(/fault-bad-params\.yaml:13: faults\[0\]\.params\.mode: got "vaporize"; expected "crash"/);
+    expect(planError('fault-bad-params.yaml').message).toMatch(/fault-bad-params\.yaml:13: faults\[0\]\.params\.mode: got "vaporize"; expected one of "crash"\|"stop"\|"restart"/);
   });
 
   it('a fault after the end', () => {
