@@ -91,7 +91,7 @@ function summaryLines(result: RunResult): string[] {
     `  exposure ${r.exposure_node_hours.toFixed(4)} node-hours; failures: ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries`,
     `  MTBF ≥ ${r.mtbf.lower_bound_hours.toFixed(3)} h at ${conf} (point estimate ${r.mtbf.point_hours === null ? 'none: no failure counted' : `${r.mtbf.point_hours.toFixed(3)} h`})`,
     `  recovery (${r.recovery.count}): p50 ${r.recovery.p50_ms ?? '—'} ms, p95 ${r.recovery.p95_ms ?? '—'} ms, max ${r.recovery.max_ms ?? '—'} ms${rec.length ? ` [${rec.join(', ')}]` : ''}`,
-    `  faults: ${r.faults.length} injected${r.faults.some((f) => f.driver) ? ` (drivers: ${r.faults.filter((f) => f.driver).map((f) => `${f.kind}=${f.driver}`).join(', ')})` : ''}, ${r.faults.filter((f) => f.state !== 'reverted').length} not reverted` +
+    `  faults: ${r.faults.filter((f) => f.injected_at !== null).length} injected${r.faults.some((f) => f.driver) ? ` (drivers: ${r.faults.filter((f) => f.driver).map((f) => `${f.kind}=${f.driver}`).join(', ')})` : ''}, ${r.faults.filter((f) => f.state === 'active' || f.state === 'injecting').length} not reverted` +
       (r.faults_not_run.length > 0 ? `; not run: ${r.faults_not_run.map((f) => `${f.kind} on ${f.node} (${f.reason})`).join('; ')}` : ''),
     `  requests ${r.requests.total}, error rate ${r.requests.error_rate === null ? '—' : `${(r.requests.error_rate * 100).toFixed(2)}%`}; availability ${r.availability.value === null ? '—' : `${(r.availability.value * 100).toFixed(2)}%`}; ttft p50/p99 ${r.latency.ttft_p50_ms ?? '—'}/${r.latency.ttft_p99_ms ?? '—'} ms`,
     `report: ${join(result.reportDir, 'report.md')} (and report.json)`,
