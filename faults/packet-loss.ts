@@ -91,6 +91,11 @@ export const packetLoss: FaultInjector<Params> = {
     }
     const chosen = chooseDriver(params, await caps(ctx));
     if ('refused' in chosen) throw new GauntletError('GAUNTLET_FAULT_INJECT', ['packet-loss', target.node, chosen.refused]);
+    if (chosen.driver === 'netem') {
+      // The handle carries no fault id: one netem loss per namespace, or a revert could remove another's.
+      const show = await inNetnsOk(info.State.Pid, 'tc', ['qdisc', 'show', 'dev', params.interface]);
+      if (show.includes(`qdisc netem ${GAUNTLET_QDISC_HANDLE}`)) throw new GauntletError('GAUNTLET_FAULT_INJECT', ['packet-loss', target.node, `${params.interface} already has Gauntlet's packet-loss qdisc: another packet-loss fault is active on this node`]);
+    }
     return {
       containerId: info.Id,
       pid: info.State.Pid,
@@ -142,6 +147,8 @@ export const packetLoss: FaultInjector<Params> = {
     }
     const withResult = (action: string) => (Object.keys(result).length > 0 ? { action, result } : { action });
     if (undo.driver === 'netem') {
+      // A new namespace: its qdisc, if any, was put there by a later fault, not this one.
+      if (restarted) return { action: 'nothing: the container restarted; its new namespace has no qdisc of this fault' };
       const stats = await inNetns(pid, 'tc', ['-s', 'qdisc', 'show', 'dev', String(undo.interface)]);
       const dropped = /qdisc netem 6a17:[\s\S]*?dropped (\d+)/.exec(stats.stdout)?.[1];
       if (dropped !== undefined && !restarted) result.dropped_packets = Number(dropped);

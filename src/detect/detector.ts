@@ -84,19 +84,23 @@ export class FaultWindows {
   }
 
   /**
-   * The fault this evidence belongs to: the one whose window — injection to revert, extended
-   * by the grace period — overlaps the evidence's span [from, to] on this node. A span is
-   * what the evidence covers: a Docker event is an instant; a request or probe runs from its
-   * send to its failure, so one already in flight when the fault landed belongs to the fault
-   * even though it was sent before. Among several, the latest injected wins.
+   * The fault this evidence belongs to. Evidence covers a span [from, to]: a Docker event is
+   * an instant; a failed request or probe runs from its send to when its failure was seen.
+   * It belongs to a fault when it was seen inside the fault's window (injection to revert,
+   * plus the grace period) on this node, or when it was already in flight at the injection
+   * (sent before, failed after: the fault's doing, though it started earlier). A request
+   * merely in flight during the grace period that fails long after it is not the fault's.
+   * Among several, the latest injected wins.
    */
   find(node: string, from: number, to: number = from): string | null {
     // Docker's clock and ours agree to well under this; an event may be stamped a hair early.
     const slack = 100;
     let best: { faultId: string; from: number } | null = null;
     for (const w of this.windows) {
-      if (w.node !== node || to < w.from - slack) continue;
-      if (w.to !== null && from > w.to + this.graceMs) continue;
+      if (w.node !== node) continue;
+      const seenInside = to >= w.from - slack && (w.to === null || to <= w.to + this.graceMs);
+      const inFlightAtInjection = from <= w.from && to >= w.from - slack;
+      if (!seenInside && !inFlightAtInjection) continue;
       if (!best || w.from > best.from) best = w;
     }
     return best?.faultId ?? null;
@@ -382,8 +386,9 @@ export class NodeDetector {
 
   /**
    * An open spontaneous episode that a fault injected after it began then deepens belongs to
-   * that fault — unless the container had already failed by itself (died, OOM-killed,
-   * frozen) before the fault: that failure was real and stays spontaneous. Attribution only
+   * that fault — unless the container had already failed by itself (died, OOM-killed) before
+   * the fault: that failure was real and stays spontaneous. A hang seen only through probe
+   * timeouts is outside evidence: a busy server looks the same from here. Attribution only
    * ever goes from spontaneous to injected, never back.
    */
   private deepen(ep: Episode, from: number, to: number, what: string, hard: boolean): void {

@@ -52,13 +52,18 @@ export async function injectFault(
     log.info({ detail: landed.detail, driver }, 'fault injected');
   } catch (err) {
     // Whatever part of it may have landed is undone before reporting the failure.
-    let revertNote = '';
     try {
-      revertNote = (await injector.revert(undo, ctx)).action;
+      const revertNote = (await injector.revert(undo, ctx)).action;
+      store.updateFault(id, { state: 'failed', error: errorMessage(err), revert_action: revertNote, reverted_at: ctx.clock.now() });
     } catch (revertErr) {
-      revertNote = `revert after failed injection also failed: ${errorMessage(revertErr)}`;
+      // Part of it may still be in place and the undo did not go through: the row stays
+      // 'injecting', so the run retries it and the next start reverts it from the ledger.
+      store.updateFault(id, { error: `injection failed: ${errorMessage(err)}; undo failed too: ${errorMessage(revertErr)}` });
+      throw new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, `${errorMessage(err)}; undoing it failed too (${errorMessage(revertErr)}): left in the ledger to revert`], {
+        cause: err,
+        details: { undoFailed: true },
+      });
     }
-    store.updateFault(id, { state: 'failed', error: errorMessage(err), revert_action: revertNote, reverted_at: ctx.clock.now() });
     throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
   }
 
@@ -91,6 +96,28 @@ async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id
     store.updateFault(id, { error: `revert: ${errorMessage(err)}` });
     throw new GauntletError('GAUNTLET_FAULT_REVERT', [id, errorMessage(err)], { cause: err });
   }
+}
+
+/** An ActiveFault for a ledger row (a fault whose injection failed halfway): revert from its undo record. */
+export function activeFromLedger(store: Store, id: string, ctx: FaultContext): ActiveFault | null {
+  const f = store.getFault(id);
+  const injector = f ? FAULTS[f.kind] : undefined;
+  if (!f || !injector) return null;
+  let reverting: Promise<string> | null = null;
+  return {
+    id,
+    kind: f.kind,
+    node: f.node,
+    injectedAt: f.injected_at ?? f.planned_at ?? ctx.clock.now(),
+    driver: f.driver ?? null,
+    revert() {
+      reverting ??= revertRecorded(store, injector, id, JSON.parse(f.undo) as UndoRecord, ctx).catch((err: unknown) => {
+        reverting = null;
+        throw err;
+      });
+      return reverting;
+    },
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Docker } from '../docker/engine.js';
 import { inspectContainer } from '../docker/engine.js';
 import { GauntletError } from '../errors.js';
 import { validatePlan } from '../plan/load.js';
+import { isInstant } from '../fault/types.js';
 import type { Plan } from '../plan/schema.js';
 import type { Store } from '../store/store.js';
 import { percentileSorted } from '../analysis/stats.js';
@@ -77,7 +78,7 @@ export async function drillPlan(o: DrillOptions, docker: Docker | null): Promise
   const raw = {
     name: `drill-${o.kind}`,
     description: `gauntlet drill ${o.kind} --target ${o.target}`,
-    // An upper bound: the drill ends by itself when the fault is over and the node serves.
+    // Replaced below by a bound computed from the fault; the drill usually ends well before.
     duration: '6h',
     targets: [target],
     load: { rate: o.rate, arrival: 'constant', max_tokens: 16, prompt_tokens: 32, timeout: '10s', window: '1s' },
@@ -87,7 +88,13 @@ export async function drillPlan(o: DrillOptions, docker: Docker | null): Promise
     recovery_limit: o.recoveryLimit,
     ready_timeout: '30s',
   };
-  return validatePlan(raw, 'drill');
+  const plan = validatePlan(raw, 'drill');
+  // The drill ends by itself once the fault is over; this bounds it when the node never
+  // comes back: baseline, the fault's hold, the recovery limit, the settle time, and slack.
+  const occ = plan.faults[0] as Plan['faults'][number];
+  const hold = isInstant(injector, occ.params) ? 0 : (injector.holdMs?.(occ.params) ?? 0);
+  plan.duration = o.baselineMs + hold + plan.recovery_limit + o.settleMs + 30_000;
+  return plan;
 }
 
 /** Ends the drill once its fault is done and reverted, and every node has been up for settleMs. */

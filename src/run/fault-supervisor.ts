@@ -5,7 +5,7 @@
 import type { Episode } from '../detect/detector.js';
 import { FaultWindows } from '../detect/detector.js';
 import { errorMessage } from '../errors.js';
-import { injectFault, type ActiveFault } from '../fault/ledger.js';
+import { activeFromLedger, injectFault, type ActiveFault } from '../fault/ledger.js';
 import { isInstant, type FaultContext, type FaultInjector, type FaultTarget } from '../fault/types.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -23,6 +23,8 @@ export class FaultSupervisor {
   private readonly active = new Map<string, Held>();
   private readonly underWay = new Set<Promise<unknown>>();
   private closing = false;
+  /** A halt: nothing new is injected; what is active is reverted (and retried if that fails). */
+  private halted = false;
 
   constructor(
     private readonly store: Store,
@@ -39,7 +41,7 @@ export class FaultSupervisor {
    * it is reverted then rather than at the recovery limit. Failure is logged and the run goes on.
    */
   inject(id: string, injector: FaultInjector<unknown>, target: FaultTarget, params: unknown, holdMs: number, quietMs?: number): Promise<boolean> {
-    if (this.closing) return Promise.resolve(false);
+    if (this.closing || this.halted) return Promise.resolve(false);
     return this.track(
       (async () => {
         this.windows.open(target.node, id, this.ctx.clock.now());
@@ -58,6 +60,14 @@ export class FaultSupervisor {
           }
           return true;
         } catch (err) {
+          const leftover = (err as { details?: { undoFailed?: boolean } }).details?.undoFailed === true ? activeFromLedger(this.store, id, this.ctx) : null;
+          if (leftover) {
+            // Part of it may be in place: its window stays open and its revert is retried.
+            this.log.error({ fault: id, err: errorMessage(err) }, 'fault injection failed and its undo too; retrying the revert');
+            this.active.set(id, { fault: leftover, instant: false, timer: null, episode: false, quiet: null });
+            this.schedule(id, this.retryMs);
+            return false;
+          }
           // Nothing (left) in place: a later failure on this node is not this fault's doing.
           this.windows.remove(id);
           this.log.error({ fault: id, err: errorMessage(err) }, 'fault injection failed; the run goes on');
@@ -97,6 +107,12 @@ export class FaultSupervisor {
         },
       ),
     );
+  }
+
+  /** The halt condition: no further injections; revert what is active now, retrying failures. */
+  halt(): void {
+    this.halted = true;
+    for (const id of [...this.active.keys()]) void this.revert(id);
   }
 
   /** At the end of a run: wait for work under way, then revert everything (two tries each). */

@@ -319,6 +319,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const injector = FAULTS[occ.kind] as FaultInjector<unknown>;
     const unsupported = await injector.unsupported?.(faultCtx);
     if (unsupported) return `not supported on this host: ${unsupported}`;
+    const own = detectors.get(t.node);
+    if (own && own.state !== 'up') {
+      // Its failure is already being measured; a fault on top would blur what caused what.
+      return `${t.node} is ${own.state} (episode open since ${new Date(own.openEpisode?.startedAt ?? clock.now()).toISOString()}): a fault on a failing node measures nothing and would blur attribution`;
+    }
     const max = plan.safety.max_concurrent_faults;
     if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
     const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && d.state === 'up').length;
@@ -382,7 +387,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     journal('halt', `halted: ${halted}; no further faults, reverting the active ones`, { failed, requests: n });
     log.error({ reason: halted }, 'halt condition met: no further faults; reverting');
     stopFaults.abort();
-    void faults.revertAll();
+    faults.halt();
   };
 
   // ---- Docker events and probes

@@ -327,3 +327,14 @@ describe('NodeDetector: attribution of episodes to injected faults', () => {
     expect(ep.evidence.signals.map((s) => s.what)).toContain('container unpaused');
   });
 });
+
+describe('NodeDetector: attribution does not reach past the grace period', () => {
+  it('streams sent during the grace period that time out long after it are a spontaneous stall, not the fault', () => {
+    const { episodes, windows, feed } = setup({ burst: 3, grace: 10_000 });
+    windows.open('node-a', 'f', 0);
+    windows.close('f', 1_000);
+    // sent at 6 s (inside the grace), stalled by the node itself at 41 s, timed out at 66 s
+    for (const t of [6_000, 6_100, 6_200]) feed({ type: 'request', sentAt: t, respondedAt: t + 5, endAt: t + 60_000, outcome: 'timeout' });
+    expect([...episodes.values()][0]).toMatchObject({ cause: 'spontaneous' });
+  });
+});

@@ -76,6 +76,17 @@ describe('fault ledger', () => {
     store.close();
   });
 
+  it('a failed injection whose undo fails too stays in the ledger to be reverted (not marked failed and forgotten)', async () => {
+    const store = openStore(join(dir, 'l2b.db'));
+    const host = { broken: false, reverts: 0 };
+    const { injector } = fakeInjector(store, host, { failInject: true, failRevert: true });
+    const err = await injectFault(store, 'run1', injector, target, { level: 1 }, ctx, 'f1').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'GAUNTLET_FAULT_INJECT', details: { undoFailed: true } });
+    expect((err as Error).message).toMatch(/undoing it failed too \(cannot revert\): left in the ledger to revert/);
+    expect(store.unrevertedFaults().map((f) => [f.id, f.state])).toEqual([['f1', 'injecting']]);
+    store.close();
+  });
+
   it('a failed revert leaves the fault active for the next start, with the error', async () => {
     const store = openStore(join(dir, 'l3.db'));
     const { injector } = fakeInjector(store, { broken: false, reverts: 0 }, { failRevert: true });
