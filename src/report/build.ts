@@ -161,6 +161,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   if (!run) throw new GauntletError('GAUNTLET_RUN_NOT_FOUND', [runId, store.path]);
   const plan = JSON.parse(run.plan_json) as Plan;
   const nodes = store.nodes(runId);
+  const dockerEvents = store.dockerEvents(runId);
   const episodes = store.episodes(runId);
   const loadStart = run.load_started_at ?? run.started_at;
   const loadEnd = run.load_ended_at ?? run.ended_at ?? loadStart;
@@ -203,7 +204,9 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       endpoint: n.endpoint,
       container: n.container_name,
       image: n.image,
-      restarts: n.restart_count_end !== null && n.restart_count_start !== null ? n.restart_count_end - n.restart_count_start : null,
+      // Counted from Docker's own start events during the run: its RestartCount goes back to
+      // 0 whenever a container is started or restarted by hand (node-kill stop and restart do).
+      restarts: n.container_id === null ? null : dockerEvents.filter((e) => e.node === n.name && e.action === 'start').length,
       exposure_hours: r4(s.perNodeExposureHours[n.name] ?? 0) as number,
       availability: r4(s.availability.perNode[n.name] ?? null),
     })),

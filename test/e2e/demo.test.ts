@@ -57,7 +57,7 @@ describeDocker('gauntlet demo (real Docker)', () => {
     expect(oomKill?.result).toMatchObject({ outcome: 'oom_killed', oom_killed: true });
     expect(report.episodes.find((e) => e.fault_id === oomKill?.id)?.oom_killed).toBe(true);
     expect(report.faults_not_run.map((f) => f.kind)).toContain('gpu-memory-pressure');
-    expect(report.nodes.every((n) => n.restarts !== null && n.restarts >= 1)).toBe(true);
+    expect(report.nodes.every((n) => n.restarts !== null && n.restarts >= 1), JSON.stringify(report.nodes)).toBe(true);
     expect(report.requests.ok).toBeGreaterThan(500);
     expect(readFileSync(join(reportPath as string, 'report.md'), 'utf8')).toContain('### Not run');
     process.stderr.write(`demo: ${r.stdout.split('\n').filter((l) => /recovery|wall time|faults/.test(l)).join(' | ')}\n`);
