@@ -4,7 +4,7 @@
 // Request counts and latency come from the per-window counters and histograms (always kept);
 // per-request rows, when the run kept them, add the error rate outside injected episodes.
 import { LATENCY_METRICS, mergeHistograms, type LatencyMetric } from '../load/windows.js';
-import type { EpisodeRow, LatencyWindowRow, LoadWindowRow, ProbeRow } from '../store/types.js';
+import type { EpisodeRow, LatencyWindowRow, LoadWindowRow, NodeStateRow, ProbeRow } from '../store/types.js';
 import { estimateMtbf, type MtbfEstimate } from './mtbf.js';
 import { distribution, wilsonInterval, type Distribution } from './stats.js';
 
@@ -16,6 +16,10 @@ export interface RunInput {
   mtbfTargetHours: number;
   episodes: EpisodeRow[];
   probes: ProbeRow[];
+  /** The plan's normal health-probe period: the most time one probe stands for. */
+  probeIntervalMs: number;
+  /** Node state changes (busy spans count as available). */
+  states: NodeStateRow[];
   loadWindows: LoadWindowRow[];
   latencyWindows: LatencyWindowRow[];
   /** Attempts that did not overlap an injected episode, and their failures (store.countOutsideInjected); null without per-request rows. */
@@ -55,7 +59,12 @@ export interface RunSummary {
   failures: { spontaneous: number; injected: number; recoveryFailed: number; countedForMtbf: number };
   mtbf: MtbfEstimate;
   recovery: Distribution & { detect: Distribution; restart: Distribution; ready: Distribution };
-  availability: { value: number | null; probes: number; ok: number; perNode: Record<string, number | null> };
+  /**
+   * Time-weighted: each health probe stands for the time until the next one (at most one normal
+   * interval), so the fast pace during a fault does not weigh its failures more. A probe that
+   * failed while the node was busy (serving, health endpoint overwhelmed) counts as available.
+   */
+  availability: { value: number | null; probes: number; ok: number; busy: number; perNode: Record<string, number | null> };
   requests: {
     /** Attempts: what the servers saw (retries included). */
     total: number;
@@ -118,13 +127,7 @@ export function summarizeRun(input: RunInput): RunSummary {
   }));
   const recovered = episodes.filter((e) => e.recoveryMs !== null);
 
-  const health = input.probes.filter((p) => p.kind === 'health');
-  const healthOk = health.filter((p) => p.ok).length;
-  const perNodeAvail: Record<string, number | null> = {};
-  for (const node of input.nodes) {
-    const mine = health.filter((p) => p.node === node);
-    perNodeAvail[node] = mine.length ? mine.filter((p) => p.ok).length / mine.length : null;
-  }
+  const avail = availability(input.probes, input.states, input.nodes, input.probeIntervalMs, t1);
 
   const w = input.loadWindows;
   const sum = (f: (x: LoadWindowRow) => number): number => w.reduce((a, x) => a + f(x), 0);
@@ -155,7 +158,7 @@ export function summarizeRun(input: RunInput): RunSummary {
       restart: distribution(recovered.filter((e) => e.restartMs !== null).map((e) => e.restartMs as number)),
       ready: distribution(recovered.map((e) => e.readyMs as number)),
     },
-    availability: { value: health.length ? healthOk / health.length : null, probes: health.length, ok: healthOk, perNode: perNodeAvail },
+    availability: avail,
     requests: {
       total: attempts,
       ok: sum((x) => x.ok),
@@ -174,4 +177,41 @@ export function summarizeRun(input: RunInput): RunSummary {
     latency,
     episodes,
   };
+}
+
+/** Availability from health probes, time-weighted, busy counted as available (see RunSummary). */
+export function availability(probes: ProbeRow[], states: NodeStateRow[], nodes: string[], intervalMs: number, endAt: number): RunSummary['availability'] {
+  let upTime = 0;
+  let allTime = 0;
+  let count = 0;
+  let ok = 0;
+  let busy = 0;
+  const perNode: Record<string, number | null> = {};
+  for (const node of nodes) {
+    const mine = probes.filter((p) => p.node === node && p.kind === 'health').sort((a, b) => a.sent_at - b.sent_at);
+    const spans = busySpans(states.filter((s) => s.node === node));
+    let nodeUp = 0;
+    let nodeAll = 0;
+    for (const [i, p] of mine.entries()) {
+      const next = mine[i + 1]?.sent_at ?? endAt;
+      const weight = Math.max(0, Math.min(next - p.sent_at, intervalMs));
+      const inBusy = !p.ok && spans.some(([from, to]) => p.sent_at >= from && p.sent_at < to);
+      nodeAll += weight;
+      if (p.ok || inBusy) nodeUp += weight;
+      count++;
+      if (p.ok) ok++;
+      else if (inBusy) busy++;
+    }
+    perNode[node] = nodeAll > 0 ? nodeUp / nodeAll : null;
+    upTime += nodeUp;
+    allTime += nodeAll;
+  }
+  return { value: allTime > 0 ? upTime / allTime : null, probes: count, ok, busy, perNode };
+}
+
+function busySpans(states: NodeStateRow[]): [number, number][] {
+  const sorted = [...states].sort((a, b) => a.at - b.at);
+  const out: [number, number][] = [];
+  for (const [i, s] of sorted.entries()) if (s.state === 'busy') out.push([s.at, sorted[i + 1]?.at ?? Number.POSITIVE_INFINITY]);
+  return out;
 }

@@ -8,10 +8,27 @@
 // inferences sent after the start. Not the send time: a request sent during the outage can
 // be held by a proxy or the kernel and answered after the restart (seen on a real engine:
 // requests sent 0.2 s into a 1.3 s outage all answered 200 at 1.3 s).
+//
+// Health probes that time out are not enough to call a node hung: llama.cpp serves /health on
+// the same few HTTP threads as its streams and stops answering it past ~6 requests in flight
+// while every request still succeeds. A hang is a running container whose health probes time
+// out *and* a canary inference fails *and* the load shows no sign of life (no token, no
+// successful response) since the first missed probe. Health failing while the node serves is
+// `busy`: not a failure, not counted against availability.
 import type { ContainerAction } from '../docker/events.js';
 import type { EpisodeStatus, Outcome } from '../store/types.js';
 
-export type NodeState = 'up' | 'down' | 'recovering';
+export type NodeState = 'up' | 'busy' | 'down' | 'recovering';
+
+export interface StateChange {
+  node: string;
+  state: NodeState;
+  /** When the evidence says the state began. */
+  at: number;
+  /** When the detector decided it. */
+  detectedAt: number;
+  reason: string;
+}
 
 export type Observation =
   | { type: 'docker'; action: ContainerAction; at: number; exitCode?: number | undefined; signal?: string | undefined }
@@ -28,7 +45,9 @@ export type Observation =
       status?: number | null;
       error?: string | null;
     }
-  | { type: 'request'; sentAt: number; respondedAt: number | null; endAt: number; outcome: Outcome; status?: number | null; error?: string | null };
+  | { type: 'request'; sentAt: number; respondedAt: number | null; endAt: number; outcome: Outcome; status?: number | null; error?: string | null }
+  /** The node produced output at `at` (a token arrived on a stream still in flight). */
+  | { type: 'alive'; at: number };
 
 export interface Evidence {
   exitCode?: number;
@@ -76,6 +95,11 @@ export class FaultWindows {
 
   close(faultId: string, at: number): void {
     for (const w of this.windows) if (w.faultId === faultId && w.to === null) w.to = at;
+  }
+
+  /** Whether a fault's window is open on this node now (injected, not reverted yet). */
+  openOn(node: string): boolean {
+    return this.windows.some((w) => w.node === node && w.to === null);
   }
 
   /** Forgets a fault that never landed. */
@@ -131,10 +155,22 @@ function requestWhat(o: Extract<Observation, { type: 'request' }>): string {
   return o.outcome === 'http_error' ? `request failed: HTTP ${o.status}` : `request failed: ${o.outcome}${o.error ? ` (${o.error})` : ''}`;
 }
 
+/** Failed health probes kept since the node's last sign of life (bounded; only the first N matter). */
+const MAX_SINCE_ALIVE = 1000;
+
 export class NodeDetector {
   private open: Episode | null = null;
   private lastClosed: Episode | null = null;
-  private probeStreak: { first: number; last: number; count: number; timedOut: boolean } | null = null;
+  /** Consecutive failed health probes since the last one that passed. */
+  private healthStreak: { first: number; count: number; timeoutsOnly: boolean } | null = null;
+  /** Failed health probes sent after the last sign of life, in arrival order. */
+  private sinceAlive: { sentAt: number; endAt: number; timedOut: boolean; what: string }[] = [];
+  /** The latest failed canary (inference probe). */
+  private canaryFailed: { sentAt: number; endAt: number } | null = null;
+  /** The last moment the node was seen producing output: a token, a successful response. */
+  private lastAliveAt = Number.NEGATIVE_INFINITY;
+  private busy: { since: number; reason: string } | null = null;
+  private reported: NodeState = 'up';
   private errorStreak: { first: number; last: number; count: number; what: string } | null = null;
   /** Failed requests not (yet) part of an episode: when their failure was evidenced, and when it was seen. */
   private recentFailures: { at: number; endAt: number }[] = [];
@@ -148,10 +184,11 @@ export class NodeDetector {
     private readonly now: () => number,
     private readonly emit: (episode: Episode) => void,
     private readonly idPrefix = node,
+    private readonly onState: (change: StateChange) => void = () => undefined,
   ) {}
 
   get state(): NodeState {
-    if (!this.open) return 'up';
+    if (!this.open) return this.busy ? 'busy' : 'up';
     // Down until there is a sign of life (container running again, or healthy but not serving yet).
     return this.open.runningAgainAt !== null || this.open.readyAt !== null ? 'recovering' : 'down';
   }
@@ -163,12 +200,19 @@ export class NodeDetector {
   observe(o: Observation): void {
     switch (o.type) {
       case 'docker':
-        return this.onDocker(o);
+        this.onDocker(o);
+        break;
       case 'probe':
-        return this.onProbe(o);
+        this.onProbe(o);
+        break;
       case 'request':
-        return this.onRequest(o);
+        this.onRequest(o);
+        break;
+      case 'alive':
+        this.alive(o.at);
+        break;
     }
+    this.reportState();
   }
 
   /** Marks an open episode that has outlived the recovery limit as recovery_failed. */
@@ -179,6 +223,31 @@ export class NodeDetector {
       this.signal(ep, at, `not serving again within the recovery limit (${this.cfg.recoveryLimitMs} ms)`);
       this.emit(ep);
     }
+  }
+
+  /** Tells the state's owner when it changed, with when the evidence says it began. */
+  private reportState(): void {
+    const state = this.state;
+    const prev = this.reported;
+    if (state === prev) return;
+    this.reported = state;
+    const ep = this.open;
+    const closed = this.lastClosed;
+    let at = this.now();
+    let reason = 'health probe ok';
+    if (state === 'busy' && this.busy) ({ since: at, reason } = this.busy);
+    else if (ep && state === 'down') [at, reason] = [ep.startedAt, ep.firstEvidence];
+    else if (ep) [at, reason] = ep.runningAgainAt !== null ? [ep.runningAgainAt, 'container running again'] : [ep.readyAt ?? at, 'health probe ok'];
+    else if ((prev === 'down' || prev === 'recovering') && closed?.servingAgainAt != null) [at, reason] = [closed.servingAgainAt, 'serving again'];
+    this.onState({ node: this.node, state, at, detectedAt: this.now(), reason });
+  }
+
+  /** The node produced output at `at`: it is not hung, whatever its health endpoint says. */
+  private alive(at: number): void {
+    if (at <= this.lastAliveAt) return;
+    this.lastAliveAt = at;
+    if (this.sinceAlive.length > 0) this.sinceAlive = this.sinceAlive.filter((f) => f.sentAt > at);
+    this.judgeHealth();
   }
 
   /** Adds evidence gathered outside the event stream (log tail, restart count). */
@@ -231,33 +300,86 @@ export class NodeDetector {
 
   private onProbe(o: Extract<Observation, { type: 'probe' }>): void {
     const ep = this.open;
+    const endAt = o.endAt ?? o.sentAt;
     if (o.ok) {
       const respondedAt = o.respondedAt ?? o.sentAt;
-      if (o.kind === 'inference') this.servingAgain(o.sentAt, respondedAt, 'inference probe succeeded');
+      if (o.kind === 'inference') this.servingAgain(o.sentAt, respondedAt, 'canary inference succeeded');
       else if (ep && ep.readyAt === null && o.sentAt >= ep.startedAt) {
         ep.readyAt = respondedAt;
         this.signal(ep, respondedAt, 'health probe ok');
         this.emit(ep);
       }
-      if (o.kind === 'health') this.probeStreak = null;
+      if (o.kind === 'health') {
+        this.healthStreak = null;
+        this.sinceAlive = [];
+        this.busy = null;
+      }
+      // An answer of any kind from the process: it is not frozen.
+      this.alive(respondedAt);
       return;
     }
-    if (o.kind !== 'health' || ep) return;
-    const s = (this.probeStreak ??= { first: o.sentAt, last: o.sentAt, count: 0, timedOut: false });
+    if (o.kind === 'inference') {
+      if (!this.canaryFailed || o.sentAt > this.canaryFailed.sentAt) this.canaryFailed = { sentAt: o.sentAt, endAt };
+      if (!ep) this.judgeHealth();
+      return;
+    }
+    if (ep) return;
+    const s = (this.healthStreak ??= { first: o.sentAt, count: 0, timeoutsOnly: true });
     s.count++;
-    s.last = Math.max(s.last, o.endAt ?? o.sentAt);
-    s.timedOut ||= o.timedOut;
-    if (s.count >= this.cfg.probeFailures) {
-      const hang = s.timedOut && this.containerRunning;
-      const what = `${s.count} consecutive health probes failed${hang ? ' (timed out while the container runs: hang)' : o.status ? ` (HTTP ${o.status})` : o.error ? ` (${o.error})` : ''}`;
-      const opened = this.ensureOpen(s.first, what, { to: s.last });
-      if (hang) opened.evidence.hang = true;
-      this.emit(opened);
+    s.first = Math.min(s.first, o.sentAt);
+    s.timeoutsOnly &&= o.timedOut;
+    if (o.sentAt > this.lastAliveAt) {
+      this.sinceAlive.push({ sentAt: o.sentAt, endAt, timedOut: o.timedOut, what: o.status ? `HTTP ${o.status}` : (o.error ?? 'failed') });
+      if (this.sinceAlive.length > MAX_SINCE_ALIVE) this.sinceAlive.shift();
+    }
+    this.judgeHealth();
+  }
+
+  /**
+   * Decides what failing health probes mean. Answers that are errors (503, refused) with no
+   * sign of life since they began: down. Only timeouts, container running, no sign of life
+   * since the first of them and a canary sent since then failed too: a hang. Health failing
+   * while the node shows life: busy.
+   */
+  private judgeHealth(): void {
+    if (this.open) return;
+    const n = this.cfg.probeFailures;
+    const recent = this.sinceAlive;
+    if (recent.length >= n) {
+      const first = recent[0] as (typeof recent)[number];
+      const to = Math.max(...recent.map((f) => f.endAt));
+      const timeoutsOnly = recent.every((f) => f.timedOut);
+      if (!timeoutsOnly || !this.containerRunning) {
+        const last = recent[recent.length - 1] as (typeof recent)[number];
+        this.busy = null;
+        this.emit(this.ensureOpen(first.sentAt, `${recent.length} consecutive health probes failed (${last.what})`, { to }));
+        return;
+      }
+      const canary = this.canaryFailed;
+      if (canary && canary.sentAt > this.lastAliveAt) {
+        this.busy = null;
+        const opened = this.ensureOpen(
+          first.sentAt,
+          `${recent.length} consecutive health probes timed out while the container runs, a canary inference failed and the load showed no sign of life: hang`,
+          { to: Math.max(to, canary.endAt) },
+        );
+        opened.evidence.hang = true;
+        this.emit(opened);
+        return;
+      }
+    }
+    const s = this.healthStreak;
+    if (!this.busy && s && s.count >= n && this.lastAliveAt >= s.first) {
+      this.busy = {
+        since: s.first,
+        reason: `${s.count} consecutive health probes failed${s.timeoutsOnly ? ' (timed out)' : ''} while the node still serves (last sign of life ${new Date(this.lastAliveAt).toISOString()})`,
+      };
     }
   }
 
   private onRequest(o: Extract<Observation, { type: 'request' }>): void {
     if (o.outcome === 'ok') {
+      this.alive(o.endAt);
       this.servingAgain(o.sentAt, o.respondedAt ?? o.endAt, 'request succeeded');
       if (this.errorStreak && o.endAt >= this.errorStreak.first) this.errorStreak = null;
       // The node served at o.sentAt: failures before that are not the start of a later episode.
@@ -310,8 +432,6 @@ export class NodeDetector {
       this.emit(last);
       return;
     }
-    // A health streak is not an outage while inference works.
-    if (this.probeStreak && sentAt >= this.probeStreak.first) this.probeStreak = null;
     const ep = this.open;
     // A request sent before the failure began says nothing about recovery.
     if (!ep || sentAt < ep.startedAt) return;
@@ -321,7 +441,9 @@ export class NodeDetector {
     this.emit(ep);
     this.lastClosed = ep;
     this.open = null;
-    this.probeStreak = null;
+    this.healthStreak = null;
+    this.sinceAlive = [];
+    this.canaryFailed = null;
     this.errorStreak = null;
     this.recentFailures = [];
   }
@@ -376,7 +498,9 @@ export class NodeDetector {
       opened.cause = `injected:${faultId}`;
     }
     this.recentFailures = [];
-    this.probeStreak = null;
+    this.healthStreak = null;
+    this.sinceAlive = [];
+    this.busy = null;
     this.errorStreak = null;
     this.signal(opened, at, what);
     this.open = opened;

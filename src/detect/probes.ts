@@ -1,8 +1,15 @@
-// Probes of one node. Health probes run on a fixed period all run long (availability comes
-// from them). While the node is in a failure episode, inference probes (a one-token
-// completion) run every recovery_interval, so "serving again" is pinned down to that
-// resolution whatever the load rate.
-import { Agent, request, type Dispatcher } from 'undici';
+// Probes of one node, on a fixed schedule that never waits for an earlier probe: a probe that
+// has not answered by the next tick is still in flight, and one that never answers counts
+// against availability. Two kinds:
+//   health  — GET of the plan's health path;
+//   canary  — a one-token inference (stored with kind "inference").
+// Normal pace: health every `interval`, a canary every `canary_interval`. While the node is
+// faulted, suspect (a health probe unanswered for one fast interval, or failed), busy, down or
+// recovering, both run every `fast_interval`, each on a fresh connection: during a restart
+// Docker's port proxy accepts connections before the server listens and holds them (~1 s), so
+// only probes sent concurrently on fresh connections pin "serving again" down to within one
+// fast interval, however long any single one is held.
+import { Agent, type Dispatcher } from 'undici';
 import type { Clock } from '../util/clock.js';
 import { apiPath, probeBody } from '../load/prompts.js';
 import { CancelScope, sendCompletion } from '../load/request.js';
@@ -25,113 +32,229 @@ export interface ProbeConfig {
   healthPath: string;
   intervalMs: number;
   timeoutMs: number;
-  recoveryIntervalMs: number;
+  fastIntervalMs: number;
+  canaryIntervalMs: number;
+  canaryTimeoutMs: number;
   api: MixItem['api'];
   model: string;
 }
 
+/**
+ * How closely a node is watched: `normal`; `watch` (faulted, suspect or busy: fast probes, at
+ * most two canaries in flight, so a busy server is not loaded further); `down` (down or
+ * recovering: fast probes, a canary every fast interval however many are held).
+ */
+export type ProbePace = 'normal' | 'watch' | 'down';
+
+/** Canaries in flight at most while a node serves (normal and watch pace). */
+const SERVING_CANARY_CAP = 2;
+
 export function probeDispatcher(): Dispatcher {
-  // Separate from the load's connection pool, and no keep-alive: a probe must open a fresh
-  // connection, as a load balancer's health check would, and not ride a stale socket.
-  return new Agent({ pipelining: 0, connections: 4, headersTimeout: 0, bodyTimeout: 0 });
+  // Separate from the load's connection pool, no keep-alive and no cap on connections: every
+  // probe opens a fresh one, as a load balancer's health check would, and a probe held by a
+  // proxy never makes a later one queue behind it.
+  return new Agent({ pipelining: 0, headersTimeout: 0, bodyTimeout: 0 });
 }
 
-export async function healthProbe(dispatcher: Dispatcher, endpoint: string, path: string, timeoutMs: number, now: () => number): Promise<ProbeResult> {
-  const sentAt = now();
-  try {
-    const res = await request(new URL(path, endpoint), { dispatcher, method: 'GET', signal: AbortSignal.timeout(timeoutMs) });
-    const respondedAt = now();
-    await res.body.dump({ limit: 64 * 1024 });
-    const ok = res.statusCode >= 200 && res.statusCode < 300;
-    return { kind: 'health', sentAt, respondedAt, latencyMs: now() - sentAt, ok, timedOut: false, status: res.statusCode, error: ok ? null : `HTTP ${res.statusCode}` };
-  } catch (err) {
-    const e = err as Error & { code?: string };
-    const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError';
-    return { kind: 'health', sentAt, respondedAt: null, latencyMs: now() - sentAt, ok: false, timedOut, status: null, error: timedOut ? `no answer within ${timeoutMs} ms` : (e.code ?? e.message) };
-  }
+/** One health probe. `signal` aborts it early (the prober stopping); its timeout comes from the clock. */
+export function healthProbe(dispatcher: Dispatcher, endpoint: string, path: string, timeoutMs: number, clock: Clock, signal?: AbortSignal): Promise<ProbeResult> {
+  const sentAt = clock.now();
+  const cancel = new CancelScope();
+  let timedOut = false;
+  const timer = new AbortController();
+  void clock.sleep(timeoutMs, timer.signal).then(
+    () => {
+      timedOut = true;
+      cancel.cancel();
+    },
+    () => undefined,
+  );
+  const onStop = (): void => cancel.cancel();
+  signal?.addEventListener('abort', onStop, { once: true });
+  return new Promise<ProbeResult>((resolve) => {
+    let respondedAt: number | null = null;
+    let status: number | null = null;
+    let done = false;
+    let controller: Dispatcher.DispatchController | null = null;
+    const finish = (error: string | null): void => {
+      if (done) return;
+      done = true;
+      timer.abort();
+      unregister();
+      signal?.removeEventListener('abort', onStop);
+      const ok = error === null && status !== null && status >= 200 && status < 300;
+      resolve({
+        kind: 'health',
+        sentAt,
+        respondedAt,
+        latencyMs: clock.now() - sentAt,
+        ok,
+        timedOut: timedOut && respondedAt === null,
+        status,
+        error: ok ? null : timedOut && respondedAt === null ? `no answer within ${timeoutMs} ms` : (error ?? `HTTP ${status}`),
+      });
+    };
+    const unregister = cancel.onCancel(() => {
+      if (controller && !controller.aborted) controller.abort(new Error(timedOut ? 'timeout' : 'stopped'));
+      else finish(timedOut ? 'timeout' : 'stopped');
+    });
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        if (cancel.cancelled) c.abort(new Error('stopped'));
+      },
+      onResponseStart(_c, statusCode) {
+        respondedAt = clock.now();
+        status = statusCode;
+      },
+      onResponseData() {
+        // the body says nothing the status does not
+      },
+      onResponseEnd() {
+        finish(null);
+      },
+      onResponseError(_c, err) {
+        const code = (err as { code?: string }).code;
+        finish(code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message);
+      },
+    };
+    try {
+      const url = new URL(path, endpoint);
+      dispatcher.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'GET', reset: true }, handler);
+    } catch (err) {
+      finish((err as Error).message);
+    }
+  });
 }
 
 export class NodeProber {
-  private stopped = new AbortController();
-  private recovering = false;
+  private readonly stopped = new AbortController();
+  /** One scope for every canary of this prober, cancelled when it stops. */
+  private readonly cancel = new CancelScope();
   private readonly inferenceBody: string;
-  private loops: Promise<void>[] = [];
+  private loop: Promise<void> | null = null;
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Send times of health probes not answered yet. */
+  private readonly healthOutstanding = new Set<number>();
+  private canariesInFlight = 0;
+  private lastHealthFailed = false;
+  /** Until when the prober stays fast after its own suspicion (a slow or failed health probe). */
+  private suspectUntil = 0;
+  private wake: AbortController | null = null;
 
   constructor(
     private readonly cfg: ProbeConfig,
     private readonly clock: Clock,
     private readonly dispatcher: Dispatcher,
     private readonly onResult: (r: ProbeResult) => void,
-    /** Whether the node is currently in a failure episode. */
-    private readonly isDown: () => boolean,
+    /** The pace the node's state and faults call for (the prober adds its own suspicion). */
+    private readonly pace: () => ProbePace,
   ) {
     this.inferenceBody = probeBody(cfg.api, cfg.model);
   }
 
   start(): void {
-    this.loops.push(this.healthLoop());
+    this.loop ??= this.run();
   }
 
-  /** Starts the inference-probe loop if the node is down and it is not already running. */
-  watchRecovery(): void {
-    if (this.recovering || this.stopped.signal.aborted || !this.isDown()) return;
-    this.recovering = true;
-    this.loops.push(
-      this.recoveryLoop().finally(() => {
-        this.recovering = false;
-      }),
-    );
+  /** Re-reads the pace now (a fault was injected, the node's state changed). */
+  hurry(): void {
+    this.wake?.abort();
   }
 
   async stop(): Promise<void> {
     this.stopped.abort();
-    await Promise.allSettled(this.loops);
+    this.cancel.cancel();
+    this.wake?.abort();
+    await this.loop;
+    await Promise.allSettled([...this.inFlight]);
   }
 
-  private async healthLoop(): Promise<void> {
+  /** The pace now: the caller's, raised by this prober's own suspicion. */
+  currentPace(now = this.clock.now()): ProbePace {
+    const outer = this.pace();
+    if (outer !== 'normal') return outer;
+    let suspect = this.lastHealthFailed || now < this.suspectUntil;
+    for (const sentAt of this.healthOutstanding) if (now - sentAt >= this.cfg.fastIntervalMs) suspect = true;
+    if (suspect) this.suspectUntil = Math.max(this.suspectUntil, now + Math.max(2000, 10 * this.cfg.fastIntervalMs));
+    return suspect ? 'watch' : 'normal';
+  }
+
+  private async run(): Promise<void> {
     const signal = this.stopped.signal;
-    const start = this.clock.now();
-    for (let k = 0; !signal.aborted; k++) {
-      const due = start + k * this.cfg.intervalMs;
-      const wait = due - this.clock.now();
-      if (wait < -this.cfg.intervalMs) continue; // fell behind (a long pause): skip, don't burst
-      try {
-        if (wait > 0) await this.clock.sleep(wait, signal);
-      } catch {
-        return;
+    const c = this.cfg;
+    let lastHealth = -Infinity;
+    let lastCanary = -Infinity;
+    while (!signal.aborted) {
+      const now = this.clock.now();
+      const pace = this.currentPace(now);
+      const fast = pace !== 'normal';
+      const healthPeriod = fast ? c.fastIntervalMs : c.intervalMs;
+      const canaryPeriod = fast ? c.fastIntervalMs : c.canaryIntervalMs;
+      // A fixed schedule from the last tick; after a stall (a loaded machine, a suspended
+      // process) it starts again from now rather than firing the missed ticks in a burst.
+      if (now >= lastHealth + healthPeriod) {
+        lastHealth = now - lastHealth < 2 * healthPeriod ? lastHealth + healthPeriod : now;
+        this.fireHealth();
       }
-      const r = await healthProbe(this.dispatcher, this.cfg.endpoint, this.cfg.healthPath, this.cfg.timeoutMs, () => this.clock.now());
-      if (signal.aborted) return;
-      this.onResult(r);
+      if (now >= lastCanary + canaryPeriod) {
+        lastCanary = now - lastCanary < 2 * canaryPeriod ? lastCanary + canaryPeriod : now;
+        if (pace === 'down' || this.canariesInFlight < SERVING_CANARY_CAP) this.fireCanary();
+      }
+      let next = Math.min(lastHealth + healthPeriod, lastCanary + canaryPeriod);
+      // While nothing is suspect, wake when an outstanding probe turns slow: that alone
+      // switches to the fast pace.
+      if (!fast) for (const sentAt of this.healthOutstanding) next = Math.min(next, sentAt + c.fastIntervalMs);
+      this.wake = new AbortController();
+      try {
+        await this.clock.sleep(Math.max(0, next - this.clock.now()), AbortSignal.any([signal, this.wake.signal]));
+      } catch {
+        // woken early: re-read the pace (or stopped: the loop ends)
+      }
     }
   }
 
-  private async recoveryLoop(): Promise<void> {
-    const signal = this.stopped.signal;
-    const cancel = CancelScope.fromSignal(signal);
-    while (!signal.aborted && this.isDown()) {
-      const started = this.clock.now();
-      const r = await sendCompletion(
+  private fireHealth(): void {
+    const sentAt = this.clock.now();
+    this.healthOutstanding.add(sentAt);
+    this.track(
+      healthProbe(this.dispatcher, this.cfg.endpoint, this.cfg.healthPath, this.cfg.timeoutMs, this.clock, this.stopped.signal).then((r) => {
+        this.healthOutstanding.delete(sentAt);
+        if (this.stopped.signal.aborted) return;
+        this.lastHealthFailed = !r.ok;
+        this.onResult(r);
+      }),
+    );
+  }
+
+  private fireCanary(): void {
+    this.canariesInFlight++;
+    this.track(
+      sendCompletion(
         this.dispatcher,
-        { origin: this.cfg.endpoint, path: apiPath(this.cfg.api), body: this.inferenceBody, stream: false, timeoutMs: this.cfg.timeoutMs, cancel },
+        { origin: this.cfg.endpoint, path: apiPath(this.cfg.api), body: this.inferenceBody, stream: false, timeoutMs: this.cfg.canaryTimeoutMs, cancel: this.cancel, reset: true },
         () => this.clock.now(),
-      );
-      if (signal.aborted || r.outcome === 'cancelled') return;
-      this.onResult({
-        kind: 'inference',
-        sentAt: r.sentAt,
-        respondedAt: r.respondedAt,
-        latencyMs: r.endAt - r.sentAt,
-        ok: r.outcome === 'ok',
-        timedOut: r.outcome === 'timeout',
-        status: r.status,
-        error: r.error,
-      });
-      try {
-        await this.clock.sleep(Math.max(0, started + this.cfg.recoveryIntervalMs - this.clock.now()), signal);
-      } catch {
-        return;
-      }
-    }
+      ).then((r) => {
+        this.canariesInFlight--;
+        if (this.stopped.signal.aborted || r.outcome === 'cancelled') return;
+        this.onResult({
+          kind: 'inference',
+          sentAt: r.sentAt,
+          respondedAt: r.respondedAt,
+          latencyMs: r.endAt - r.sentAt,
+          ok: r.outcome === 'ok',
+          timedOut: r.outcome === 'timeout',
+          status: r.status,
+          error: r.error,
+        });
+      }),
+    );
+  }
+
+  private track(p: Promise<void>): void {
+    // onResult is the caller's (guarded there); a throw must not become an unhandled rejection.
+    const q = p.catch(() => undefined);
+    this.inFlight.add(q);
+    void q.finally(() => this.inFlight.delete(q));
   }
 }

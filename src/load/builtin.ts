@@ -73,6 +73,9 @@ export class Slots {
   }
 }
 
+/** How often, at most, a node's signs of life reach the detector. */
+const ALIVE_EVERY_MS = 200;
+
 const sleep = (ms: number, scope: CancelScope): Promise<boolean> =>
   new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -104,7 +107,14 @@ export class BuiltinEngine implements LoadEngine {
     const perTargetCap = w.maxInFlight ? Math.max(1, Math.ceil(w.maxInFlight / w.targets.length)) : null;
     const streams = w.targets.map((target) => {
       const gen = arrivalTimes({ arrival: w.arrival, burstiness: w.burstiness, curve, share, seed: w.seed, label: target.node });
-      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node), slots: perTargetCap ? new Slots(perTargetCap) : null };
+      // Signs of life for the detector, a few a second per node, from the bodies in flight.
+      let lastAlive = Number.NEGATIVE_INFINITY;
+      const onData = (at: number): void => {
+        if (at - lastAlive < ALIVE_EVERY_MS) return;
+        lastAlive = at;
+        sink.alive?.(target.node, at);
+      };
+      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node), slots: perTargetCap ? new Slots(perTargetCap) : null, onData };
     });
     const jitter = seededRandom(deriveSeed(w.seed, 'retry-jitter'));
     const start = this.clock.now();
@@ -144,7 +154,7 @@ export class BuiltinEngine implements LoadEngine {
         try {
           r = await sendCompletion(
             this.dispatcher,
-            { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, cancel, keepGaps: true, ...(this.stampKey ? { stampKey: this.stampKey } : {}) },
+            { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, cancel, keepGaps: true, onData: s.onData, ...(this.stampKey ? { stampKey: this.stampKey } : {}) },
             () => this.clock.now(),
           );
         } finally {

@@ -53,6 +53,10 @@ export interface CompletionRequest {
   timeoutMs: number;
   /** Cancelling it ends the request with outcome `cancelled`. */
   cancel?: CancelScope;
+  /** A fresh connection, closed after the response (probes: never ride a socket a proxy holds). */
+  reset?: boolean;
+  /** Called with the arrival time of every piece of a 200 response's body. */
+  onData?: (at: number) => void;
   /** Keep every inter-chunk gap (otherwise only the largest). */
   keepGaps?: boolean;
   /** Keep the server's per-chunk timestamps found in this field (benchmarks; see OpenAiStreamReader). */
@@ -140,7 +144,9 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
       },
       onResponseData(_c, chunk) {
         if (status === 200 && reader) {
-          reader.push(chunk, now());
+          const at = now();
+          reader.push(chunk, at);
+          req.onData?.(at);
           return;
         }
         const limit = status === 200 ? MAX_JSON_BODY : MAX_ERROR_BODY;
@@ -187,7 +193,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
 
     try {
       dispatcher.dispatch(
-        { origin: req.origin, path: req.path, method: 'POST', body: req.body, headers: { 'content-type': 'application/json', accept: req.stream ? 'text/event-stream' : 'application/json' } },
+        { origin: req.origin, path: req.path, method: 'POST', body: req.body, headers: { 'content-type': 'application/json', accept: req.stream ? 'text/event-stream' : 'application/json' }, reset: req.reset ?? false },
         handler,
       );
     } catch (err) {

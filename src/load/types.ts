@@ -58,6 +58,11 @@ export interface LoadSink {
   sample?(node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void;
   /** Output tokens of successful responses not carried on records (k6 counters). */
   tokens?(node: string, at: number, count: number, source: 'usage' | 'chunks'): void;
+  /**
+   * The node sent data on a response still in flight (at most a few times a second per node):
+   * it is alive, whatever its health endpoint says. Tells a busy server from a hung one.
+   */
+  alive?(node: string, at: number): void;
 }
 
 export interface LoadProgress {

@@ -139,8 +139,15 @@ const Probes = z.strictObject({
   path: z.string().startsWith('/').default('/health'),
   /** Consecutive failed health probes that mean a node is down. */
   failures: z.number().int().min(1).max(100).default(2),
-  /** While a node is down, an inference probe this often pins down when it serves again. */
-  recovery_interval: duration('recovery_interval', 20, 60_000).default(200),
+  /**
+   * While a node is faulted, suspect, busy, down or recovering: health probes and canaries this
+   * often, concurrently, each on a fresh connection ("serving again" to within this).
+   */
+  fast_interval: duration('fast_interval', 20, 60_000).default(200),
+  /** A one-token inference this often at the normal pace (every fast_interval at the fast one). */
+  canary_interval: duration('canary_interval', 100, 3_600_000).default(30_000),
+  /** A canary not answered within this has failed (default: timeout). */
+  canary_timeout: duration('canary_timeout', 50, 600_000).optional(),
 });
 
 const Detection = z.strictObject({

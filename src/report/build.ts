@@ -59,7 +59,7 @@ export interface ReportJson {
     restart_p50_ms: number | null;
     ready_p50_ms: number | null;
   };
-  availability: { value: number | null; probes: number; ok: number };
+  availability: { value: number | null; probes: number; ok: number; busy: number };
   requests: {
     total: number;
     ok: number;
@@ -173,6 +173,8 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     mtbfTargetHours: plan.mtbf_target / 3_600_000,
     episodes,
     probes: store.probes(runId),
+    probeIntervalMs: plan.probes.interval,
+    states: store.nodeStates(runId),
     loadWindows: store.loadWindows(runId),
     latencyWindows: store.latencyWindows(runId),
     outsideInjected: store.countOutsideInjected(runId, loadEnd),
@@ -232,7 +234,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       restart_p50_ms: r1(s.recovery.restart.p50),
       ready_p50_ms: r1(s.recovery.ready.p50),
     },
-    availability: { value: r4(s.availability.value), probes: s.availability.probes, ok: s.availability.ok },
+    availability: { value: r4(s.availability.value), probes: s.availability.probes, ok: s.availability.ok, busy: s.availability.busy },
     requests: {
       total: s.requests.total,
       ok: s.requests.ok,

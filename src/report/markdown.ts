@@ -26,7 +26,9 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(
     `| MTBF target ${h(m.target_hours)} | ${m.demonstrated ? '**demonstrated**' : `not demonstrated: ${h(m.more_node_hours_needed)} more node-hours with no further failure`} | same bound, same confidence |`,
   );
-  out.push(`| availability | ${pct(r.availability.value)} | ${r.availability.ok}/${r.availability.probes} health probes ok (every ${formatDuration(plan.probes.interval)}) |`);
+  out.push(
+    `| availability | ${pct(r.availability.value)} | time-weighted over ${r.availability.probes} health probes (every ${formatDuration(plan.probes.interval)}, ${formatDuration(plan.probes.fast_interval)} while a node is faulted or failing): ${r.availability.ok} ok, ${r.availability.busy} failed while the node was busy (serving: counted available) |`,
+  );
   out.push(
     `| error rate | ${pct(r.requests.error_rate)} (95 % CI ${r.requests.error_rate_ci95 ? `${pct(r.requests.error_rate_ci95[0])} – ${pct(r.requests.error_rate_ci95[1])}` : '—'}) | ${r.requests.failed}/${r.requests.total} requests not ok (Wilson interval); outside injected episodes: ${pct(r.requests.error_rate_outside_injected)} |`,
   );

@@ -83,7 +83,7 @@ export async function drillPlan(o: DrillOptions, docker: Docker | null): Promise
     targets: [target],
     load: { rate: o.rate, arrival: 'constant', max_tokens: 16, prompt_tokens: 32, timeout: '10s', window: '1s' },
     faults: [{ kind: o.kind, target: node, at: `${o.baselineMs}ms`, params }],
-    probes: { interval: '1s', timeout: '1s', failures: 2, recovery_interval: '100ms' },
+    probes: { interval: '1s', timeout: '1s', failures: 2, fast_interval: '100ms' },
     detection: { error_burst: 3, fault_grace: '5s' },
     recovery_limit: o.recoveryLimit,
     ready_timeout: '30s',

@@ -30,7 +30,7 @@ export async function dryRunPlan(plan: Plan, ctx: { docker: Docker | null; log: 
   const rate = l.rate !== undefined ? `${l.rate} req/s` : `stages from ${l.start_rate} req/s: ${(l.stages ?? []).map((s) => `${s.target}/s over ${formatDuration(s.duration)}`).join(', ')}`;
   lines.push(`wait until every target's ${plan.probes.path} answers 2xx (at most ${formatDuration(plan.ready_timeout)})`);
   lines.push(`load: ${l.engine} engine, ${rate} in total (${l.arrival} arrivals, open loop) for ${formatDuration(plan.duration)}, timeout ${formatDuration(l.timeout)}`);
-  lines.push(`probes: ${plan.probes.path} every ${formatDuration(plan.probes.interval)} per node (timeout ${formatDuration(plan.probes.timeout)}); one-token inferences every ${formatDuration(plan.probes.recovery_interval)} while a node is down`);
+  lines.push(`probes: ${plan.probes.path} every ${formatDuration(plan.probes.interval)} per node (timeout ${formatDuration(plan.probes.timeout)}); a one-token canary every ${formatDuration(plan.probes.canary_interval)}; both every ${formatDuration(plan.probes.fast_interval)}, concurrently on fresh connections, while a node is faulted, suspect, busy, down or recovering`);
   const caps = await detectHostCaps();
   const fctx: FaultContext = { docker, log: ctx.log, clock: ctx.clock, caps };
   const schedule = faultSchedule(plan);

@@ -6,8 +6,8 @@ import { hostname } from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { request } from 'undici';
 import { FAULTS } from '../../faults/index.js';
-import { FaultWindows, NodeDetector, type Episode, type Observation } from '../detect/detector.js';
-import { healthProbe, NodeProber, probeDispatcher, type ProbeResult } from '../detect/probes.js';
+import { FaultWindows, NodeDetector, type Episode, type Observation, type StateChange } from '../detect/detector.js';
+import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
@@ -121,7 +121,7 @@ async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, si
   while (pending.size > 0) {
     for (const t of targets) {
       if (!pending.has(t.node)) continue;
-      const r = await healthProbe(dispatcher, t.endpoint, plan.probes.path, plan.probes.timeout, () => clock.now());
+      const r = await healthProbe(dispatcher, t.endpoint, plan.probes.path, plan.probes.timeout, clock, signal);
       if (r.ok) pending.delete(t.node);
       else pending.set(t.node, r.error ?? `HTTP ${r.status}`);
     }
@@ -288,14 +288,27 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     faults.onEpisode(e);
   };
   const observe = (node: string, o: Observation): void => {
-    const d = detectors.get(node) as NodeDetector;
-    d.observe(o);
-    if (d.state !== 'up') probers.get(node)?.watchRecovery();
+    (detectors.get(node) as NodeDetector).observe(o);
+  };
+  const onState = (c: StateChange): void => {
+    if (finished) return;
+    store.addNodeState({ run_id: runId, node: c.node, at: c.at, detected_at: c.detectedAt, state: c.state, reason: c.reason });
+    log.info({ node: c.node, state: c.state, reason: c.reason }, `${c.node} is ${c.state}`);
+    // The probes' pace follows the state: fast while busy, down or recovering.
+    probers.get(c.node)?.hurry();
   };
   for (const t of targets) {
     detectors.set(
       t.node,
-      new NodeDetector(t.node, { probeFailures: plan.probes.failures, errorBurst: plan.detection.error_burst, recoveryLimitMs: plan.recovery_limit }, faultWindows, () => clock.now(), onEpisode, `${runId}-${t.node}`),
+      new NodeDetector(
+        t.node,
+        { probeFailures: plan.probes.failures, errorBurst: plan.detection.error_burst, recoveryLimitMs: plan.recovery_limit },
+        faultWindows,
+        () => clock.now(),
+        onEpisode,
+        `${runId}-${t.node}`,
+        guarded('node state', onState),
+      ),
     );
   }
 
@@ -320,13 +333,13 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const unsupported = await injector.unsupported?.(faultCtx);
     if (unsupported) return `not supported on this host: ${unsupported}`;
     const own = detectors.get(t.node);
-    if (own && own.state !== 'up') {
+    if (own && own.state !== 'up' && own.state !== 'busy') {
       // Its failure is already being measured; a fault on top would blur what caused what.
       return `${t.node} is ${own.state} (episode open since ${new Date(own.openEpisode?.startedAt ?? clock.now()).toISOString()}): a fault on a failing node measures nothing and would blur attribution`;
     }
     const max = plan.safety.max_concurrent_faults;
     if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
-    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && d.state === 'up').length;
+    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && (d.state === 'up' || d.state === 'busy')).length;
     if (healthyOthers < plan.safety.min_healthy_nodes) {
       return `blast radius: only ${healthyOthers} other node(s) healthy (safety.min_healthy_nodes: ${plan.safety.min_healthy_nodes})`;
     }
@@ -352,7 +365,10 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       }
       const holdMs = isInstant(injector, occ.params) ? plan.recovery_limit : (injector.holdMs?.(occ.params) ?? plan.recovery_limit);
       const quietMs = Math.max(10_000, plan.probes.interval * (plan.probes.failures + 2));
-      const ok = await faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs, quietMs);
+      const injection = faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs, quietMs);
+      // The fault's window is open now: the node's probes go to the fast pace from the injection.
+      probers.get(t.node)?.hurry();
+      const ok = await injection;
       if (ok) log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
       faultsDone++;
     }
@@ -436,7 +452,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         healthPath: plan.probes.path,
         intervalMs: plan.probes.interval,
         timeoutMs: plan.probes.timeout,
-        recoveryIntervalMs: plan.probes.recovery_interval,
+        fastIntervalMs: plan.probes.fast_interval,
+        canaryIntervalMs: plan.probes.canary_interval,
+        canaryTimeoutMs: plan.probes.canary_timeout ?? plan.probes.timeout,
         api: (workload.mix[0] as MixItem).api,
         model: (workload.mix[0] as MixItem).model ?? model,
       },
@@ -446,7 +464,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         store.addProbe({ run_id: runId, node: t.node, kind: r.kind, sent_at: r.sentAt, response_at: r.respondedAt, latency_ms: r.latencyMs, ok: r.ok, status: r.status, error: r.error });
         observe(t.node, { type: 'probe', kind: r.kind, sentAt: r.sentAt, respondedAt: r.respondedAt, endAt: r.sentAt + r.latencyMs, ok: r.ok, timedOut: r.timedOut, status: r.status, error: r.error });
       }),
-      () => (detectors.get(t.node) as NodeDetector).state !== 'up',
+      (): ProbePace => {
+        const state = (detectors.get(t.node) as NodeDetector).state;
+        if (state === 'down' || state === 'recovering') return 'down';
+        return state === 'busy' || faultWindows.openOn(t.node) ? 'watch' : 'normal';
+      },
     );
     probers.set(t.node, prober);
     prober.start();
@@ -501,6 +523,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
     sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
     tokens: guarded('token count', (node: string, at: number, count: number, source: 'usage' | 'chunks'): void => windows.tokens(node, at, count, source)),
+    alive: guarded('sign of life', (node: string, at: number): void => observe(node, { type: 'alive', at })),
   };
   const curve = new RateCurve(workload.profile);
 

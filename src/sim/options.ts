@@ -38,8 +38,23 @@ export interface SimOptions {
   workerLoss: WorkerLoss;
   /** With workerLoss=degraded: how many times longer each decode step takes. */
   degradedFactor: number;
+  /**
+   * HTTP handler threads shared by every route, streams included (0 = unlimited). llama.cpp's
+   * server works this way: with its few threads busy streaming, /health waits for one — it
+   * times out while every request still succeeds — and further requests queue (no 503).
+   */
+  httpThreads: number;
   seed: number;
 }
+
+/**
+ * Server profiles: option presets that make the simulator behave like a real engine.
+ *   llamacpp — /health and completions share 6 HTTP threads (busy slots queue, no 503).
+ */
+export const PROFILES: Record<string, Partial<SimOptions>> = {
+  default: {},
+  llamacpp: { httpThreads: 6 },
+};
 
 export const DEFAULTS: SimOptions = {
   host: '127.0.0.1',
@@ -57,6 +72,7 @@ export const DEFAULTS: SimOptions = {
   spontaneousMtbfS: 0,
   workerLoss: 'crash',
   degradedFactor: 2,
+  httpThreads: 0,
   seed: 1,
 };
 
@@ -76,6 +92,7 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--spontaneous-mtbf-s': 'spontaneousMtbfS',
   '--worker-loss': 'workerLoss',
   '--degraded-factor': 'degradedFactor',
+  '--http-threads': 'httpThreads',
   '--seed': 'seed',
 };
 
@@ -92,6 +109,7 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   weightsMb: [0, 65_536, false],
   spontaneousMtbfS: [0, 1e9, false],
   degradedFactor: [1, 1000, false],
+  httpThreads: [0, 10_000, true],
   seed: [0, 2 ** 32 - 1, true],
 };
 
@@ -100,8 +118,16 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     const [flag, inline] = arg.includes('=') ? (arg.split(/=(.*)/s, 2) as [string, string]) : [arg, undefined];
+    if (flag === '--profile') {
+      // A preset, applied where it stands: options after it override it.
+      const name = inline ?? argv[++i];
+      const preset = name === undefined ? undefined : PROFILES[name];
+      if (!preset) throw new Error(`option --profile: expected one of ${Object.keys(PROFILES).join(', ')}, got ${name === undefined ? 'nothing' : `"${name}"`}`);
+      Object.assign(opts, preset);
+      continue;
+    }
     const key = FLAGS[flag];
-    if (!key) throw new Error(`unknown option ${flag} (known: ${Object.keys(FLAGS).join(', ')})`);
+    if (!key) throw new Error(`unknown option ${flag} (known: --profile, ${Object.keys(FLAGS).join(', ')})`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`option ${flag} needs a value`);
     if (key === 'workerLoss') {

@@ -105,8 +105,38 @@ function parseCompletion(raw: string, chat: boolean, model: string): Completion 
   };
 }
 
+/**
+ * A fixed number of handler threads, as llama.cpp's HTTP server has: a request waits for a free
+ * one and holds it until its response has ended (a stream holds one for its whole length).
+ */
+class HandlerThreads {
+  private busy = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  run(res: ServerResponse, handle: () => void): void {
+    const start = (): void => {
+      if (res.destroyed) return this.release(); // the client gave up while it waited
+      res.once('close', () => this.release());
+      handle();
+    };
+    if (this.busy < this.size) {
+      this.busy++;
+      start();
+    } else this.waiting.push(start);
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.busy--;
+  }
+}
+
 export function createSimServer(state: NodeState): Server {
   let nextId = 0;
+  const threads = state.opts.httpThreads > 0 ? new HandlerThreads(state.opts.httpThreads) : null;
 
   async function completion(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
     const c = parseCompletion(await readBody(req), chat, state.opts.model);
@@ -166,6 +196,13 @@ export function createSimServer(state: NodeState): Server {
   }
 
   const server = createServer((req, res) => {
+    if (threads) threads.run(res, () => handle(req, res));
+    else handle(req, res);
+  });
+  server.keepAliveTimeout = 5000;
+  return server;
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     const route = `${req.method} ${path}`;
     const done = (p: Promise<void>): void => {
@@ -205,7 +242,5 @@ export function createSimServer(state: NodeState): Server {
       default:
         return sendError(res, 404, `no route ${route}`, 'not_found_error');
     }
-  });
-  server.keepAliveTimeout = 5000;
-  return server;
+  }
 }

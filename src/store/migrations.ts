@@ -202,4 +202,18 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX run_events_run ON run_events(run_id, at);
   `,
+  /* 3 */ `
+  -- Each node's state over time (up, busy, down, recovering): when the evidence says it began
+  -- (at), when the detector decided it (detected_at), and why. Availability counts busy spans
+  -- (health probes failing while the node serves) as available.
+  CREATE TABLE node_states (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    at            REAL NOT NULL,
+    detected_at   REAL NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('up','busy','degraded','down','recovering')),
+    reason        TEXT NOT NULL
+  );
+  CREATE INDEX node_states_run ON node_states(run_id, node, at);
+  `,
 ];

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GauntletError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, ProbeRow, RequestRow, RunRow } from './types.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow } from './types.js';
 
 export * from './types.js';
 
@@ -251,6 +251,15 @@ export class Store {
 
   runEvents(runId: string): RunEventRow[] {
     return this.db.prepare('SELECT * FROM run_events WHERE run_id = ? ORDER BY at, rowid').all(runId) as RunEventRow[];
+  }
+
+  // ---- node states
+  addNodeState(r: NodeStateRow): void {
+    this.db.prepare('INSERT INTO node_states (run_id, node, at, detected_at, state, reason) VALUES (@run_id, @node, @at, @detected_at, @state, @reason)').run(r);
+  }
+
+  nodeStates(runId: string): NodeStateRow[] {
+    return this.db.prepare('SELECT * FROM node_states WHERE run_id = ? ORDER BY node, at, rowid').all(runId) as NodeStateRow[];
   }
 
   // ---- episodes

@@ -118,6 +118,15 @@ export interface RunEventRow {
   detail: string | null;
 }
 
+export interface NodeStateRow {
+  run_id: string;
+  node: string;
+  at: number;
+  detected_at: number;
+  state: 'up' | 'busy' | 'degraded' | 'down' | 'recovering';
+  reason: string;
+}
+
 export type EpisodeStatus = 'open' | 'recovered' | 'recovery_failed';
 
 export interface EpisodeRow {

@@ -46,7 +46,7 @@ duration: 60s
 targets: [{ name: node, container: ${NAME} }]
 load: { rate: 4, max_tokens: 8, timeout: 5s }
 faults: [{ kind: node-kill, target: node, at: 1s }]
-probes: { interval: 500ms, recovery_interval: 100ms }
+probes: { interval: 500ms, fast_interval: 100ms }
 recovery_limit: 50s
 ready_timeout: 30s
 `,

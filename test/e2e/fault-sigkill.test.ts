@@ -91,7 +91,7 @@ duration: 120s
 targets: [{ name: node, container: ${NAME} }]
 load: { rate: 2, max_tokens: 8, timeout: 5s }
 faults: [{ kind: ${kind}, target: node, at: 1s, params: ${params} }]
-probes: { interval: 500ms, recovery_interval: 100ms }
+probes: { interval: 500ms, fast_interval: 100ms }
 recovery_limit: 100s
 ready_timeout: 30s
 `,

@@ -54,7 +54,7 @@ seed: 7
 targets: [{ name: node, container: ${NAME} }]
 load: { rate: 6, arrival: constant, max_tokens: 16, prompt_tokens: 32, timeout: 5s }
 faults: [{ kind: node-kill, target: node, at: 3s }]
-probes: { interval: 500ms, timeout: 500ms, recovery_interval: ${RECOVERY_INTERVAL_MS}ms }
+probes: { interval: 500ms, timeout: 500ms, fast_interval: ${RECOVERY_INTERVAL_MS}ms }
 recovery_limit: 20s
 ready_timeout: 30s
 `);

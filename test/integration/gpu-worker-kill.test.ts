@@ -132,13 +132,18 @@ describeDocker('gpu-worker-kill on simulator containers (real Docker)', () => {
       await until('the loss is seen by the node', 5000, async () => ((await metric(base, 'sim_workers_alive')) === 3 ? true : undefined));
       const chunksAtLoss = inflight.reader.summary.contentChunks;
       const probes: (number | string)[] = [];
-      for (let i = 0; i < 3; i++) probes.push(await probeHealth(base, 1000));
+      probes.push(await probeHealth(base, 1000));
+      // A chunk the node wrote just before the loss may still be on its way when the loss is
+      // seen: the stall is measured from a second later.
+      const chunksAfterFirstProbe = inflight.reader.summary.contentChunks;
+      for (let i = 0; i < 2; i++) probes.push(await probeHealth(base, 1000));
       const state = await docker.getContainer(NAMES.hang).inspect();
       expect(probes).toEqual(['timeout', 'timeout', 'timeout']);
       expect(state.State.Running).toBe(true);
       expect(state.State.StartedAt).toBe(info.State.StartedAt);
       expect(state.State.Pid).toBe(info.State.Pid);
-      expect(inflight.reader.summary.contentChunks - chunksAtLoss).toBe(0);
+      expect(inflight.reader.summary.contentChunks - chunksAtLoss).toBeLessThanOrEqual(1);
+      expect(inflight.reader.summary.contentChunks).toBe(chunksAfterFirstProbe);
       expect(await workerPids(NAMES.hang)).toHaveLength(3);
       const hungFor = clock.now() - fault.injectedAt;
 

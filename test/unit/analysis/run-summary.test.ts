@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { summarizeRun } from '../../../src/analysis/run-summary.js';
-import type { EpisodeRow, ProbeRow } from '../../../src/store/types.js';
+import { availability, summarizeRun } from '../../../src/analysis/run-summary.js';
+import type { EpisodeRow, NodeStateRow, ProbeRow } from '../../../src/store/types.js';
 import { record, windowRows } from '../../helpers/records.js';
 
 const H = 3_600_000;
@@ -21,11 +21,12 @@ const ep = (over: Partial<EpisodeRow>): EpisodeRow => ({
   requests_affected: 0,
   ...over,
 });
-const probe = (node: string, ok: boolean): ProbeRow => ({ run_id: 'r', node, kind: 'health', sent_at: 0, response_at: ok ? 1 : null, latency_ms: 1, ok, status: ok ? 200 : 503, error: null });
+const probe = (node: string, ok: boolean, at = 0): ProbeRow => ({ run_id: 'r', node, kind: 'health', sent_at: at, response_at: ok ? at + 1 : null, latency_ms: 1, ok, status: ok ? 200 : 503, error: null });
+const state = (node: string, s: NodeStateRow['state'], at: number): NodeStateRow => ({ run_id: 'r', node, at, detected_at: at, state: s, reason: '' });
 
 describe('summarizeRun', () => {
   it('72 h on one node, no failure: exposure 72 node-hours, MTBF ≥ 44.7 h at 80 %, no point estimate', () => {
-    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 72 * H, nodes: ['a'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], outsideInjected: null, probes: [], loadWindows: [], latencyWindows: [] });
+    const s = summarizeRun({ loadStartedAt: 0, loadEndedAt: 72 * H, nodes: ['a'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], outsideInjected: null, probes: [], probeIntervalMs: 10_000, states: [], loadWindows: [], latencyWindows: [] });
     expect(s.exposureNodeHours).toBe(72);
     expect(s.mtbf.point_hours).toBeNull();
     expect(s.mtbf.lower_bound_hours).toBeCloseTo(44.7, 1);
@@ -46,6 +47,8 @@ describe('summarizeRun', () => {
       ],
       outsideInjected: null,
       probes: [],
+      probeIntervalMs: 10_000,
+      states: [],
       loadWindows: [],
       latencyWindows: [],
     });
@@ -68,15 +71,48 @@ describe('summarizeRun', () => {
       record({ node: 'b', sentAt: 1500, outcome: 'http_error', status: 503 }),
       record({ node: 'a', sentAt: 5000, outcome: 'cancelled' }),
     ];
-    const input = { loadStartedAt: 0, loadEndedAt: 6000, nodes: ['a', 'b'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], probes: [probe('a', true), probe('a', false), probe('b', true), probe('b', true)], ...windowRows(records) };
+    const input = { loadStartedAt: 0, loadEndedAt: 6000, nodes: ['a', 'b'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], probes: [probe('a', true, 0), probe('a', false, 1000), probe('b', true, 0), probe('b', true, 1000)], probeIntervalMs: 1000, states: [], ...windowRows(records) };
     const s = summarizeRun({ ...input, outsideInjected: { total: 3, failed: 1 } });
     expect(s.requests).toMatchObject({ total: 5, ok: 2, failed: 3, cancelled: 1, errorRate: 0.6 });
     expect(s.requests.outsideInjected).toEqual({ total: 3, failed: 1, errorRate: 1 / 3 });
-    expect(s.availability).toMatchObject({ value: 0.75, probes: 4, ok: 3, perNode: { a: 0.5, b: 1 } });
+    expect(s.availability).toMatchObject({ value: 0.75, probes: 4, ok: 3, busy: 0, perNode: { a: 0.5, b: 1 } });
     expect(s.latency.ttft.p50).toBeCloseTo(50, 1);
     expect(s.latency.ttft_sched.p50).toBeCloseTo(51, 1);
     expect(s.latency.itl).toMatchObject({ count: 10 });
     expect(s.latency.tpot.p50).toBeCloseTo(10, 1); // (100 − 50) / (6 − 1)
     expect(summarizeRun({ ...input, outsideInjected: null }).requests).toMatchObject({ total: 5, errorRate: 0.6, outsideInjected: null });
+  });
+
+  describe('availability', () => {
+    // A node probed every second for 100 s, frozen from 40 s to 60 s, with the fast pace (100 ms)
+    // from 40 s to 62 s: by count the failures weigh 10 times as much; by time they are 20 %.
+    const freeze = (): ProbeRow[] => {
+      const out: ProbeRow[] = [];
+      for (let t = 0; t < 100_000; ) {
+        const fast = t >= 40_000 && t < 62_000;
+        out.push(probe('a', !(t >= 40_000 && t < 60_000), t));
+        t += fast ? 100 : 1000;
+      }
+      return out;
+    };
+
+    it('is weighted by the time each probe stands for, so the fast pace does not overweight a fault', () => {
+      const probes = freeze();
+      const a = availability(probes, [], ['a'], 1000, 100_000);
+      expect(a.value).toBeCloseTo(0.8, 6);
+      const byCount = probes.filter((p) => p.ok).length / probes.length;
+      expect(byCount).toBeLessThan(0.5);
+    });
+
+    it('a probe that failed while the node was busy counts as available; one after the busy span does not', () => {
+      const probes = [probe('a', true, 0), probe('a', false, 1000), probe('a', false, 2000), probe('a', false, 3000)];
+      const a = availability(probes, [state('a', 'busy', 1000), state('a', 'down', 3000)], ['a'], 1000, 4000);
+      expect(a).toMatchObject({ value: 0.75, probes: 4, ok: 1, busy: 2 });
+    });
+
+    it('a gap with no probes (the orchestrator was stopped) counts at most one interval', () => {
+      const a = availability([probe('a', true, 0), probe('a', false, 60_000)], [], ['a'], 1000, 61_000);
+      expect(a.value).toBeCloseTo(0.5, 6);
+    });
   });
 });

@@ -21,6 +21,8 @@ function setup(opts: { grace?: number; limit?: number; burst?: number; probeFail
 }
 
 const ok = (sentAt: number, respondedAt = sentAt): Observation => ({ type: 'request', sentAt, respondedAt, endAt: respondedAt + 400, outcome: 'ok' });
+const healthTimeout = (sentAt: number, timeoutMs = 1000): Observation => ({ type: 'probe', kind: 'health', sentAt, endAt: sentAt + timeoutMs, respondedAt: null, ok: false, timedOut: true });
+const canaryTimeout = (sentAt: number, timeoutMs = 1000): Observation => ({ type: 'probe', kind: 'inference', sentAt, endAt: sentAt + timeoutMs, respondedAt: null, ok: false, timedOut: true });
 const fail = (sentAt: number, outcome: 'conn_error' | 'truncated' | 'timeout' = 'conn_error', endAt = sentAt + 1): Observation => ({ type: 'request', sentAt, respondedAt: null, endAt, outcome });
 
 describe('NodeDetector on the real crash-and-restart event sequence', () => {
@@ -74,17 +76,37 @@ describe('NodeDetector: other evidence', () => {
     expect(all[0]?.firstEvidence).toBe('container OOM-killed');
   });
 
-  it('a hang: health probes time out while the container runs; start is the first failed probe', () => {
+  it('a hang: health probes time out while the container runs and a canary fails; start is the first failed probe', () => {
     const { d, episodes, feed } = setup({ probeFailures: 3 });
     feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: 1000, ok: true, timedOut: false });
-    for (const t of [2000, 3000]) feed({ type: 'probe', kind: 'health', sentAt: t, respondedAt: null, ok: false, timedOut: true });
+    for (const t of [2000, 3000, 4000]) feed({ type: 'probe', kind: 'health', sentAt: t, respondedAt: null, ok: false, timedOut: true });
+    // Timeouts alone could be a busy server: no decision until an inference fails too.
     expect(d.state).toBe('up');
-    feed({ type: 'probe', kind: 'health', sentAt: 4000, respondedAt: null, ok: false, timedOut: true });
+    expect(episodes.size).toBe(0);
+    feed(canaryTimeout(2100));
     expect(d.state).toBe('down');
     const ep = [...episodes.values()][0] as Episode;
     expect(ep.startedAt).toBe(2000);
     expect(ep.evidence.hang).toBe(true);
-    expect(ep.firstEvidence).toMatch(/3 consecutive health probes failed \(timed out while the container runs: hang\)/);
+    expect(ep.firstEvidence).toMatch(/3 consecutive health probes timed out while the container runs, a canary inference failed and the load showed no sign of life: hang/);
+  });
+
+  it('a canary that failed before the last sign of life does not confirm a hang', () => {
+    const { d, episodes, feed } = setup({ probeFailures: 2 });
+    feed(canaryTimeout(1000)); // sent at 1000, failed at 2000
+    feed({ type: 'alive', at: 1500 });
+    for (const t of [1600, 1800]) feed({ type: 'probe', kind: 'health', sentAt: t, endAt: t + 1000, respondedAt: null, ok: false, timedOut: true });
+    expect(episodes.size).toBe(0);
+    expect(d.state).not.toBe('down');
+    feed(canaryTimeout(1700));
+    expect([...episodes.values()][0]).toMatchObject({ startedAt: 1600 });
+  });
+
+  it('health failing with errors (503, refused) needs no canary: the node says it is not serving', () => {
+    const { d, feed } = setup({ probeFailures: 2 });
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: 1001, ok: false, timedOut: false, status: 503 });
+    feed({ type: 'probe', kind: 'health', sentAt: 2000, respondedAt: null, ok: false, timedOut: false, error: 'ECONNREFUSED' });
+    expect(d.state).toBe('down');
   });
 
   it('one failed probe between good ones is not an episode', () => {
@@ -200,6 +222,45 @@ describe('NodeDetector: review findings', () => {
     expect([...episodes.values()][0]).toMatchObject({ status: 'recovery_failed', servingAgainAt: 122_000 });
   });
 
+  it('health probes timing out while the node streams tokens: busy, not down, and up again when health answers', () => {
+    const changes: string[] = [];
+    const windows = new FaultWindows(0);
+    let now = 0;
+    const d = new NodeDetector('node-a', { probeFailures: 2, errorBurst: 3, recoveryLimitMs: 60_000 }, windows, () => now, () => undefined, 'node-a', (c) => changes.push(`${c.state}@${c.at}`));
+    const feed = (o: Observation, at: number): void => {
+      now = at;
+      d.observe(o);
+    };
+    feed({ type: 'alive', at: 900 }, 900);
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, endAt: 3000, respondedAt: null, ok: false, timedOut: true }, 3000);
+    feed({ type: 'alive', at: 3100 }, 3100);
+    feed({ type: 'probe', kind: 'health', sentAt: 1200, endAt: 3200, respondedAt: null, ok: false, timedOut: true }, 3200);
+    // the canaries wait for a slot too; they time out, but the streams in flight still produce
+    feed(canaryTimeout(1300, 2000), 3300);
+    expect(d.state).toBe('busy');
+    feed({ type: 'alive', at: 3400 }, 3400);
+    for (let t = 1400; t < 5000; t += 200) feed({ type: 'probe', kind: 'health', sentAt: t, endAt: t + 2000, respondedAt: null, ok: false, timedOut: true }, t + 2000);
+    expect(d.state).toBe('busy');
+    feed({ type: 'probe', kind: 'health', sentAt: 7000, endAt: 7005, respondedAt: 7005, ok: true, timedOut: false }, 7005);
+    expect(d.state).toBe('up');
+    expect(changes).toEqual(['busy@1000', 'up@7005']);
+  });
+
+  it('a busy node that then stops producing altogether is a hang, starting at the first probe missed after its last sign of life', () => {
+    const { d, episodes, feed } = setup({ probeFailures: 2 });
+    feed({ type: 'alive', at: 900 });
+    feed(healthTimeout(1000, 2000));
+    feed({ type: 'alive', at: 2500 });
+    feed(healthTimeout(1200, 2000));
+    expect(d.state).toBe('busy');
+    // no sign of life after 2500
+    for (const t of [2600, 2800, 3000]) feed(healthTimeout(t, 2000));
+    expect(d.state).toBe('busy');
+    feed(canaryTimeout(2700, 2000));
+    expect(d.state).toBe('down');
+    expect([...episodes.values()][0]).toMatchObject({ startedAt: 2600, evidence: expect.objectContaining({ hang: true }) });
+  });
+
   it('health probes timing out while requests succeed are not a hang', () => {
     const { episodes, feed } = setup({ probeFailures: 2 });
     feed({ type: 'probe', kind: 'health', sentAt: 0, respondedAt: null, ok: false, timedOut: true }, 2000);
@@ -240,7 +301,6 @@ describe('NodeDetector: a request held through the outage', () => {
 // outside every window plus grace stays spontaneous. Errors here go straight into MTBF.
 describe('NodeDetector: attribution of episodes to injected faults', () => {
   const timeout = (sentAt: number, endAt: number): Observation => ({ type: 'request', sentAt, respondedAt: null, endAt, outcome: 'timeout' });
-  const healthTimeout = (sentAt: number, timeoutMs = 1000): Observation => ({ type: 'probe', kind: 'health', sentAt, endAt: sentAt + timeoutMs, respondedAt: null, ok: false, timedOut: true });
 
   it('requests sent before a freeze that time out after it belong to the freeze', () => {
     const { episodes, windows, feed } = setup({ burst: 3 });
@@ -257,6 +317,7 @@ describe('NodeDetector: attribution of episodes to injected faults', () => {
     windows.open('node-a', 'freeze', 10_050);
     feed(healthTimeout(10_000));
     feed(healthTimeout(11_000));
+    feed(canaryTimeout(10_100));
     expect([...episodes.values()][0]).toMatchObject({ startedAt: 10_000, cause: 'injected:freeze' });
   });
 
@@ -279,10 +340,11 @@ describe('NodeDetector: attribution of episodes to injected faults', () => {
     expect(ep.cause).toBe('injected:kill');
   });
 
-  it('an episode opened on outside evidence (probe timeouts of a busy node) that a crash then deepens belongs to the crash', () => {
+  it('an episode opened on outside evidence (probe and canary timeouts, no sign of life) that a crash then deepens belongs to the crash', () => {
     const { episodes, windows, feed } = setup({ probeFailures: 2 });
     feed(healthTimeout(5_000));
     feed(healthTimeout(6_000));
+    feed(canaryTimeout(5_500));
     expect([...episodes.values()][0]?.cause).toBe('spontaneous');
     windows.open('node-a', 'kill', 8_000);
     feed({ type: 'docker', action: 'die', at: 8_010, exitCode: 137 });
@@ -319,6 +381,7 @@ describe('NodeDetector: attribution of episodes to injected faults', () => {
     expect(d.state).toBe('up');
     feed(healthTimeout(1_500));
     feed(healthTimeout(2_500));
+    feed(canaryTimeout(1_600));
     feed({ type: 'docker', action: 'unpause', at: 5_000 });
     feed(ok(5_010, 5_020));
     const ep = [...episodes.values()][0] as Episode;

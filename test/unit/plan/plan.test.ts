@@ -25,7 +25,7 @@ describe('valid plans', () => {
     expect(plan.faults[0]?.params).toEqual({ mode: 'crash', stop_timeout: 10_000 });
     expect(plan.faults[1]?.params).toEqual({ duration: 6000 }); // "6s", parsed by the plug-in's schema
     expect([...new Set(plan.faults.map((f) => f.kind))].sort()).toEqual(faultKinds());
-    expect(plan.probes.recovery_interval).toBe(100);
+    expect(plan.probes.fast_interval).toBe(100);
     expect(plan.mtbf_target).toBe(1000 * 3_600_000);
   });
 

@@ -1,0 +1,130 @@
+// Telling a busy server from a hung one, against simulator processes and a whole run:
+//   busy — the llama.cpp profile (its few HTTP threads all streaming): /health times out while
+//          every request succeeds. No episode; the node is `busy`, counted available.
+//   hung — the node's process frozen (SIGSTOP): probes, canaries and load all stop. One
+//          spontaneous episode, detected within two fast intervals of the first missed deadline.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { simBundlePath } from '../../src/docker/sim-image.js';
+import { silentLogger } from '../../src/log.js';
+import { parsePlanText } from '../../src/plan/load.js';
+import { buildReport } from '../../src/report/build.js';
+import { runPlan } from '../../src/run/runner.js';
+import { openStore } from '../../src/store/store.js';
+import { RealClock } from '../../src/util/clock.js';
+import { freePort } from '../../src/util/ports.js';
+import { watchLateness } from '../helpers/timing.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir();
+const clock = new RealClock();
+const procs: ChildProcess[] = [];
+afterEach(() => {
+  for (const p of procs.splice(0)) {
+    if (p.exitCode === null) {
+      p.kill('SIGCONT');
+      p.kill('SIGKILL');
+    }
+  }
+});
+
+async function startSim(args: string[]): Promise<{ proc: ChildProcess; endpoint: string }> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--load-ms', '0', ...args], { stdio: 'ignore' });
+  procs.push(proc);
+  const endpoint = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    const ok = await request(`${endpoint}/health`).then(
+      (r) => (r.body.dump(), r.statusCode === 200),
+      () => false,
+    );
+    if (ok) return { proc, endpoint };
+    await clock.sleep(50);
+  }
+  throw new Error('simulator not healthy within 15 s');
+}
+
+describe('busy or hung', () => {
+  it('a llama.cpp-profile node loaded past its HTTP threads: /health times out, requests succeed, no episode; the node is busy and available', async () => {
+    // 6 threads; 2 s streams at 4/s want 8 at once: every thread streams, /health and new
+    // requests wait in the queue (as llama.cpp's do), and every request still completes.
+    const { endpoint } = await startSim(['--profile', 'llamacpp', '--gpus', '2', '--ttft-ms', '50', '--itl-ms', '20', '--jitter', '0']);
+    const store = openStore(join(dir, 'busy.db'));
+    const plan = parsePlanText(`
+name: busy
+duration: 12s
+targets: [{ name: llama, endpoint: "${endpoint}" }]
+load: { rate: 4, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 100, timeout: 40s, model: sim-llama }
+probes: { interval: 500ms, timeout: 500ms, failures: 2, fast_interval: 200ms }
+`);
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: null, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    expect(result.status).toBe('completed');
+    const { report } = buildReport(store, result.runId);
+    const probes = store.probes(result.runId).filter((p) => p.kind === 'health');
+    const timedOut = probes.filter((p) => !p.ok).length;
+    const states = store.nodeStates(result.runId);
+    process.stderr.write(
+      `busy llama.cpp profile: ${report.requests.total} requests, ${report.requests.failed} failed; health probes ${probes.length}, ${timedOut} failed; states ${states.map((s) => s.state).join(' → ')}; episodes ${store.episodes(result.runId).length}; availability ${report.availability.value}\n`,
+    );
+    // the profile really overwhelmed /health …
+    expect(timedOut).toBeGreaterThanOrEqual(3);
+    // … while every request succeeded: no failure, a busy state, and availability intact
+    expect(report.requests.failed).toBe(0);
+    expect(report.requests.ok).toBeGreaterThanOrEqual(40);
+    expect(store.episodes(result.runId)).toEqual([]);
+    expect(states.map((s) => s.state)).toContain('busy');
+    expect(states.map((s) => s.state)).not.toContain('down');
+    expect(report.availability.busy).toBeGreaterThanOrEqual(1);
+    expect(report.availability.value).toBeGreaterThanOrEqual(0.9);
+    store.close();
+  }, 90_000);
+
+  it('a frozen node (SIGSTOP) is a hang: one spontaneous episode, detected within two fast intervals of the first missed deadline, closed when it serves again', async () => {
+    const { proc, endpoint } = await startSim(['--gpus', '2', '--ttft-ms', '30', '--itl-ms', '10', '--jitter', '0']);
+    const store = openStore(join(dir, 'hung.db'));
+    const fast = 100;
+    const timeout = 500;
+    const plan = parsePlanText(`
+name: hung
+duration: 9s
+targets: [{ name: frozen, endpoint: "${endpoint}" }]
+load: { rate: 4, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 8, timeout: 20s, model: sim-llama }
+probes: { interval: 1s, timeout: ${timeout}ms, failures: 2, fast_interval: ${fast}ms }
+`);
+    const lateness = watchLateness(() => clock.now());
+    let stoppedAt = 0;
+    let continuedAt = 0;
+    const freezer = (async () => {
+      await clock.sleep(3000);
+      stoppedAt = clock.now();
+      proc.kill('SIGSTOP');
+      await clock.sleep(3000);
+      continuedAt = clock.now();
+      proc.kill('SIGCONT');
+    })();
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: null, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    await freezer;
+    const l = lateness.stop();
+    const episodes = store.episodes(result.runId);
+    expect(episodes).toHaveLength(1);
+    const ep = episodes[0] as (typeof episodes)[number];
+    const evidence = JSON.parse(ep.evidence) as { hang?: boolean };
+    // The first failed probe was sent after the last sign of life, at most one normal interval after the freeze.
+    const firstMissedDeadline = ep.started_at + timeout;
+    const detectDelay = ep.detected_at - firstMissedDeadline;
+    const late = l.worst(stoppedAt, ep.detected_at);
+    process.stderr.write(
+      `hang (SIGSTOP): episode starts ${(ep.started_at - stoppedAt).toFixed(0)} ms after the freeze; detected ${detectDelay.toFixed(0)} ms after the first missed deadline (fast interval ${fast} ms, loop late ≤ ${late.toFixed(0)} ms); serving again ${((ep.serving_again_at ?? 0) - continuedAt).toFixed(0)} ms after SIGCONT\n`,
+    );
+    expect(ep).toMatchObject({ cause: 'spontaneous', status: 'recovered' });
+    expect(evidence.hang).toBe(true);
+    expect(ep.started_at).toBeGreaterThanOrEqual(stoppedAt - 250); // signs of life come a few times a second
+    expect(ep.started_at).toBeLessThanOrEqual(stoppedAt + 1000 + late);
+    expect(detectDelay).toBeLessThanOrEqual(2 * fast + late + 20);
+    expect(ep.serving_again_at as number).toBeGreaterThanOrEqual(continuedAt);
+    expect((ep.serving_again_at as number) - continuedAt).toBeLessThanOrEqual(fast + late + 100);
+    store.close();
+  }, 90_000);
+});
