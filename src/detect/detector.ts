@@ -59,6 +59,8 @@ export interface Evidence {
   restartCount?: number;
   /** The container itself failed (died, OOM-killed, frozen), not only failures seen from outside. */
   hard?: boolean;
+  /** The node's latest telemetry when the episode opened: metric → { at, value }. */
+  telemetry?: Record<string, { at: number; value: number }>;
 }
 
 export interface Episode {

@@ -205,9 +205,11 @@ export class NodeProber {
       // While nothing is suspect, wake when an outstanding probe turns slow: that alone
       // switches to the fast pace.
       if (!fast) for (const sentAt of this.healthOutstanding) next = Math.min(next, sentAt + c.fastIntervalMs);
+      // One controller per wait, aborted by hurry() and by stop(): no listener piles up on a
+      // long-lived signal (AbortSignal.any here leaked one per tick).
       this.wake = new AbortController();
       try {
-        await this.clock.sleep(Math.max(0, next - this.clock.now()), AbortSignal.any([signal, this.wake.signal]));
+        await this.clock.sleep(Math.max(0, next - this.clock.now()), this.wake.signal);
       } catch {
         // woken early: re-read the pace (or stopped: the loop ends)
       }

@@ -150,6 +150,19 @@ const Probes = z.strictObject({
   canary_timeout: duration('canary_timeout', 50, 600_000).optional(),
 });
 
+/** vLLM's names (which the simulator exposes too), and GPU memory as NVIDIA's DCGM exporter names it. */
+export const DEFAULT_METRICS = ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:gpu_cache_usage_perc', 'DCGM_FI_DEV_FB_USED'] as const;
+
+/** Node telemetry: Docker stats of container targets, and the node's Prometheus metrics. */
+const Telemetry = z.strictObject({
+  /** Sampling period (0s turns telemetry off). */
+  interval: duration('interval', 0, 3_600_000).default(5000),
+  /** The node's Prometheus endpoint, read every interval (null: none). */
+  metrics_path: z.string().startsWith('/').nullable().default('/metrics'),
+  /** Metric names kept from it (summed over their label sets). */
+  metrics: z.array(z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/, 'expected a Prometheus metric name')).default([...DEFAULT_METRICS]),
+});
+
 const Detection = z.strictObject({
   /** Failed requests with no success in between that open an episode. */
   error_burst: z.number().int().min(1).max(100_000).default(5),
@@ -188,6 +201,7 @@ export const PlanSchema = z.strictObject({
   faults: z.array(Fault).default([]),
   probes: Probes.default(Probes.parse({})),
   detection: Detection.default(Detection.parse({})),
+  telemetry: Telemetry.default(Telemetry.parse({})),
   safety: Safety.default(Safety.parse({})),
   /** How long a node may take from failure to serving again before it counts as recovery_failed. */
   recovery_limit: duration('recovery_limit', 1000, 86_400_000).default(120_000),

@@ -36,7 +36,17 @@ export interface ReportJson {
     /** The load engine and what it can measure. */
     engine: { name: string; capabilities: EngineCapabilities } | null;
   };
-  nodes: { name: string; endpoint: string; container: string | null; image: string | null; restarts: number | null; exposure_hours: number; availability: number | null }[];
+  nodes: {
+    name: string;
+    endpoint: string;
+    container: string | null;
+    image: string | null;
+    restarts: number | null;
+    exposure_hours: number;
+    availability: number | null;
+    /** Per metric sampled (container_memory_bytes, vllm:…): samples, first, last, min, max. */
+    telemetry: Record<string, TelemetryStats>;
+  }[];
   exposure_node_hours: number;
   failures: { spontaneous: number; injected: number; recovery_failed: number; counted_for_mtbf: number };
   mtbf: {
@@ -211,6 +221,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       restarts: n.container_id === null ? null : dockerEvents.filter((e) => e.node === n.name && e.action === 'start').length,
       exposure_hours: r4(s.perNodeExposureHours[n.name] ?? 0) as number,
       availability: r4(s.availability.perNode[n.name] ?? null),
+      telemetry: telemetryStats(store.telemetry(runId, n.name)),
     })),
     exposure_node_hours: r4(s.exposureNodeHours) as number,
     failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
@@ -312,4 +323,28 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     })),
   };
   return { report, summary, plan };
+}
+
+export interface TelemetryStats {
+  samples: number;
+  first: number;
+  last: number;
+  min: number;
+  max: number;
+}
+
+/** First, last, min and max of each metric (rows of one node, ordered by metric and time). */
+export function telemetryStats(rows: { metric: string; value: number }[]): Record<string, TelemetryStats> {
+  const out: Record<string, TelemetryStats> = {};
+  for (const r of rows) {
+    const t = out[r.metric];
+    if (!t) out[r.metric] = { samples: 1, first: r.value, last: r.value, min: r.value, max: r.value };
+    else {
+      t.samples++;
+      t.last = r.value;
+      t.min = Math.min(t.min, r.value);
+      t.max = Math.max(t.max, r.value);
+    }
+  }
+  return out;
 }

@@ -72,6 +72,14 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   if (r.requests.schedule_misses > 0) out.push('', `**${r.requests.schedule_misses} arrivals could not be started on time** (the engine dropped them): the offered load was lower than planned.`);
   out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
+  const withTelemetry = r.nodes.filter((n) => Object.keys(n.telemetry).length > 0);
+  if (withTelemetry.length > 0) {
+    out.push('', `Telemetry, sampled every ${formatDuration(plan.telemetry.interval)} (first → last, min–max):`, '', '| node | metric | samples | first → last | min–max |', '|---|---|---|---|---|');
+    const fmt = (metric: string, v: number): string => (metric.endsWith('_bytes') ? `${(v / 1048576).toFixed(1)} MiB` : Number.isInteger(v) ? String(v) : v.toFixed(3));
+    for (const n of withTelemetry) {
+      for (const [metric, t] of Object.entries(n.telemetry)) out.push(`| ${n.name} | ${metric} | ${t.samples} | ${fmt(metric, t.first)} → ${fmt(metric, t.last)} | ${fmt(metric, t.min)}–${fmt(metric, t.max)} |`);
+    }
+  }
   out.push('', '## Faults (the ledger)', '');
   if (r.faults.length > 0) {
     const ms = (v: number | null): string => (v === null ? '—' : `${v.toFixed(0)} ms`);

@@ -7,6 +7,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { request } from 'undici';
 import { FAULTS } from '../../faults/index.js';
 import { FaultWindows, NodeDetector, type Episode, type Observation, type StateChange } from '../detect/detector.js';
+import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
 import type { ContainerEvent } from '../docker/events.js';
@@ -277,11 +278,26 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     };
   const faults = new FaultSupervisor(store, runId, faultCtx, faultWindows, log);
 
+  // ---- telemetry
+  const telemetry =
+    plan.telemetry.interval > 0
+      ? new TelemetryCollector(
+          targets.map((t) => ({ node: t.node, containerId: t.containerId, endpoint: t.endpoint })),
+          { intervalMs: plan.telemetry.interval, metricsPath: plan.telemetry.metrics_path, metrics: plan.telemetry.metrics, timeoutMs: Math.min(plan.telemetry.interval, 5000) },
+          docker,
+          clock,
+          log,
+          guarded('telemetry sample', (x) => store.addTelemetry({ run_id: runId, ...x })),
+        )
+      : null;
+
   const onEpisode = (e: Episode): void => {
     if (finished) {
       log.debug({ episode: e.id }, 'episode update after the run ended: dropped');
       return;
     }
+    // What the node looked like just before: its latest telemetry, taken once, at the opening.
+    if (!episodesSeen.has(e.id) && telemetry && e.evidence.telemetry === undefined) e.evidence.telemetry = telemetry.snapshot(e.node);
     store.upsertEpisode(episodeRow(runId, e));
     episodesSeen.add(e.id);
     if (e.servingAgainAt !== null) lastServingAgainAt = Math.max(lastServingAgainAt ?? 0, e.servingAgainAt);
@@ -332,13 +348,14 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const injector = FAULTS[occ.kind] as FaultInjector<unknown>;
     const unsupported = await injector.unsupported?.(faultCtx);
     if (unsupported) return `not supported on this host: ${unsupported}`;
+    // The plan's own limit first: it is the reason a user set, whatever else also applies.
+    const max = plan.safety.max_concurrent_faults;
+    if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
     const own = detectors.get(t.node);
     if (own && own.state !== 'up' && own.state !== 'busy') {
       // Its failure is already being measured; a fault on top would blur what caused what.
       return `${t.node} is ${own.state} (episode open since ${new Date(own.openEpisode?.startedAt ?? clock.now()).toISOString()}): a fault on a failing node measures nothing and would blur attribution`;
     }
-    const max = plan.safety.max_concurrent_faults;
-    if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
     const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && (d.state === 'up' || d.state === 'busy')).length;
     if (healthyOthers < plan.safety.min_healthy_nodes) {
       return `blast radius: only ${healthyOthers} other node(s) healthy (safety.min_healthy_nodes: ${plan.safety.min_healthy_nodes})`;
@@ -474,6 +491,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     prober.start();
   }
 
+
+  telemetry?.start();
+
   // ---- load
   const loadStart = clock.now();
   const windows = new WindowAggregator(
@@ -601,6 +621,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       status = 'failed';
     }
     await Promise.all([...probers.values()].map((p) => p.stop()));
+    await telemetry?.stop();
     watch?.stop();
     await Promise.allSettled([...evidenceTasks]);
     for (const d of detectors.values()) d.tick(clock.now());

@@ -220,6 +220,19 @@ export class BatchEngine {
     return this.waiting.length;
   }
 
+  /** KV-cache tokens reserved by the sequences admitted (prompt + every token they may produce). */
+  get kvTokensInUse(): number {
+    let n = 0;
+    for (const seq of this.prefilling) n += seq.promptTokens + seq.maxTokens;
+    for (const seq of this.decoding.keys()) n += seq.promptTokens + seq.maxTokens;
+    return n;
+  }
+
+  /** Whether the queue takes one more (`--max-queue`); when not the server answers 503, as vLLM and TGI do when overloaded. */
+  get hasRoom(): boolean {
+    return this.opts.maxQueue === 0 || this.waiting.length < this.opts.maxQueue;
+  }
+
   submit(seq: Sequence): void {
     this.waiting.push(seq);
     this.admit();
@@ -235,7 +248,15 @@ export class BatchEngine {
   }
 
   private admit(): void {
+    // Capacity: at most maxBatch sequences per GPU group, and their KV cache must fit (a
+    // sequence reserves its prompt and its whole output, as vLLM's scheduler must be able to);
+    // the rest wait, so time to first token grows with the queue.
+    let kv = this.kvTokensInUse;
     while (this.waiting.length > 0 && this.running < this.opts.maxBatch) {
+      const head = this.waiting[0] as Sequence;
+      const need = head.promptTokens + head.maxTokens;
+      if (this.running > 0 && kv + need > this.opts.kvTokens) break;
+      kv += need;
       const seq = this.waiting.shift() as Sequence;
       this.prefilling.add(seq);
       const prefill = this.jittered(this.opts.ttftMs + this.opts.prefillMsPerToken * seq.promptTokens);

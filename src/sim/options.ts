@@ -28,6 +28,10 @@ export interface SimOptions {
   jitter: number;
   /** Sequences decoded together; more wait in a queue. */
   maxBatch: number;
+  /** KV-cache capacity in tokens; sequences that would not fit wait in the queue. */
+  kvTokens: number;
+  /** Requests waiting at most (0 = no limit); past it the node answers 503. */
+  maxQueue: number;
   /** A shard that does not acknowledge a step within this time aborts the node (NCCL watchdog). */
   stepTimeoutMs: number;
   /** Memory each shard holds as "weights" (anonymous, touched), MiB. */
@@ -67,6 +71,8 @@ export const DEFAULTS: SimOptions = {
   itlMs: 20,
   jitter: 0.05,
   maxBatch: 64,
+  kvTokens: 262_144,
+  maxQueue: 0,
   stepTimeoutMs: 10_000,
   weightsMb: 8,
   spontaneousMtbfS: 0,
@@ -87,6 +93,8 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--itl-ms': 'itlMs',
   '--jitter': 'jitter',
   '--max-batch': 'maxBatch',
+  '--kv-tokens': 'kvTokens',
+  '--max-queue': 'maxQueue',
   '--step-timeout-ms': 'stepTimeoutMs',
   '--weights-mb': 'weightsMb',
   '--spontaneous-mtbf-s': 'spontaneousMtbfS',
@@ -105,6 +113,8 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   itlMs: [0.1, 60_000, false],
   jitter: [0, 1, false],
   maxBatch: [1, 100_000, true],
+  kvTokens: [1, 1e9, true],
+  maxQueue: [0, 1e6, true],
   stepTimeoutMs: [10, 3_600_000, false],
   weightsMb: [0, 65_536, false],
   spontaneousMtbfS: [0, 1e9, false],

@@ -134,6 +134,11 @@ class HandlerThreads {
   }
 }
 
+/** Simulated GPU memory: the shard's weights plus its share of the KV cache in use (1 MiB per 64 tokens). */
+function gpuMemoryMib(state: NodeState, _gpu: number): number {
+  return Math.round(state.opts.weightsMb + state.engine.kvTokensInUse / state.opts.gpus / 64);
+}
+
 export function createSimServer(state: NodeState): Server {
   let nextId = 0;
   const threads = state.opts.httpThreads > 0 ? new HandlerThreads(state.opts.httpThreads) : null;
@@ -141,6 +146,7 @@ export function createSimServer(state: NodeState): Server {
   async function completion(req: IncomingMessage, res: ServerResponse, chat: boolean): Promise<void> {
     const c = parseCompletion(await readBody(req), chat, state.opts.model);
     if (!state.ready) return sendError(res, 503, 'Loading model', 'unavailable_error');
+    if (!state.engine.hasRoom) return sendError(res, 503, 'server overloaded: request queue full', 'unavailable_error');
     state.counters.requests++;
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-sim-${++nextId}`;
     const created = Math.floor(state.now() / 1000);
@@ -232,6 +238,12 @@ export function createSimServer(state: NodeState): Server {
             `sim_requests_waiting ${state.engine.queued}`,
             `sim_requests_total ${state.counters.requests}`,
             `sim_generation_tokens_total ${state.counters.tokens}`,
+            // vLLM's names, so Gauntlet's telemetry reads the simulator as it reads vLLM
+            `vllm:num_requests_running{model_name="${state.opts.model}"} ${state.engine.running}`,
+            `vllm:num_requests_waiting{model_name="${state.opts.model}"} ${state.engine.queued}`,
+            `vllm:gpu_cache_usage_perc{model_name="${state.opts.model}"} ${Math.min(1, state.engine.kvTokensInUse / state.opts.kvTokens)}`,
+            // GPU framebuffer in use per GPU, MiB, as NVIDIA's DCGM exporter names it
+            ...Array.from({ length: state.opts.gpus }, (_, i) => `DCGM_FI_DEV_FB_USED{gpu="${i}"} ${gpuMemoryMib(state, i)}`),
             '',
           ].join('\n'),
         );

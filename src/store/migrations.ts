@@ -216,4 +216,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX node_states_run ON node_states(run_id, node, at);
   `,
+  /* 4 */ `
+  -- Node telemetry as time series: the container's memory and CPU (Docker stats) and the
+  -- node's own Prometheus metrics (vLLM's names), one row per sample and metric.
+  CREATE TABLE telemetry (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    at            REAL NOT NULL,
+    metric        TEXT NOT NULL,
+    value         REAL NOT NULL
+  );
+  CREATE INDEX telemetry_run ON telemetry(run_id, node, metric, at);
+  `,
 ];

@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GauntletError } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow } from './types.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRow } from './types.js';
 
 export * from './types.js';
 
@@ -46,6 +46,7 @@ export class Store {
   readonly db: Db;
   private readonly requestWriter: BatchWriter<RequestRow>;
   private readonly probeWriter: BatchWriter<ProbeRow>;
+  private readonly telemetryWriter: BatchWriter<TelemetryRow>;
   private closed = false;
 
   constructor(readonly path: string) {
@@ -69,6 +70,8 @@ export class Store {
     );
     this.requestWriter = new BatchWriter(this.db, (r) => insReq.run({ ...r, final: r.final ? 1 : 0 }));
     this.probeWriter = new BatchWriter(this.db, (r) => insProbe.run({ ...r, ok: r.ok ? 1 : 0 }));
+    const insTelemetry = this.db.prepare('INSERT INTO telemetry (run_id, node, at, metric, value) VALUES (@run_id, @node, @at, @metric, @value)');
+    this.telemetryWriter = new BatchWriter(this.db, (r) => insTelemetry.run(r));
   }
 
   private migrate(): void {
@@ -253,6 +256,18 @@ export class Store {
     return this.db.prepare('SELECT * FROM run_events WHERE run_id = ? ORDER BY at, rowid').all(runId) as RunEventRow[];
   }
 
+  // ---- telemetry
+  addTelemetry(r: TelemetryRow): void {
+    this.telemetryWriter.push(r);
+  }
+
+  telemetry(runId: string, node?: string, metric?: string): TelemetryRow[] {
+    this.telemetryWriter.flush();
+    return this.db
+      .prepare('SELECT run_id, node, at, metric, value FROM telemetry WHERE run_id = @runId AND (@node IS NULL OR node = @node) AND (@metric IS NULL OR metric = @metric) ORDER BY node, metric, at')
+      .all({ runId, node: node ?? null, metric: metric ?? null }) as TelemetryRow[];
+  }
+
   // ---- node states
   addNodeState(r: NodeStateRow): void {
     this.db.prepare('INSERT INTO node_states (run_id, node, at, detected_at, state, reason) VALUES (@run_id, @node, @at, @detected_at, @state, @reason)').run(r);
@@ -283,6 +298,7 @@ export class Store {
     if (this.closed) return;
     this.requestWriter.flush();
     this.probeWriter.flush();
+    this.telemetryWriter.flush();
   }
 
   close(): void {

@@ -127,6 +127,14 @@ export interface NodeStateRow {
   reason: string;
 }
 
+export interface TelemetryRow {
+  run_id: string;
+  node: string;
+  at: number;
+  metric: string;
+  value: number;
+}
+
 export type EpisodeStatus = 'open' | 'recovered' | 'recovery_failed';
 
 export interface EpisodeRow {

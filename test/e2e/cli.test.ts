@@ -90,7 +90,7 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     writeFileSync(plan, `name: dead\nduration: 2s\nready_timeout: 1s\ntargets: [{ name: gone, endpoint: "http://127.0.0.1:9" }]\nload: { rate: 1, model: m }\n`);
     const r = await runCli(['run', plan, '--db', db, '--reports', reports]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/error GAUNTLET_TARGET_NOT_READY: target gone did not become ready: http:\/\/127\.0\.0\.1:9\/health still answers "ECONNREFUSED"/);
+    expect(r.stderr).toMatch(/error GAUNTLET_TARGET_NOT_READY: target gone did not become ready: http:\/\/127\.0\.0\.1:9\/health still answers "connect ECONNREFUSED 127\.0\.0\.1:9" after 1\.00s \(ready_timeout\)/);
   });
 });
 

@@ -32,7 +32,7 @@ describeDocker('gauntlet drill (real Docker, real processes)', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^drill hang on gauntlet-e2e-drill: RECOVERED$/m);
     expect(r.stdout).toMatch(/reverted 3\.\d\ds later: unpaused the container/);
-    expect(r.stdout).toMatch(/episode: first evidence "\d consecutive health probes failed \(timed out while the container runs: hang\)"/);
+    expect(r.stdout).toMatch(/episode: first evidence "\d+ consecutive health probes timed out while the container runs, a canary inference failed and the load showed no sign of life: hang"/);
     expect((await docker.getContainer(NAME).inspect()).State.Paused).toBe(false);
     const runs = await runCli(['runs', ...common]);
     expect(runs.stdout).toMatch(/drill-hang-\S+\s+drill-hang\s+completed/);
