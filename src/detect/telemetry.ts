@@ -97,8 +97,9 @@ export class TelemetryCollector {
   private readonly lastStats = new Map<string, DockerStats>();
   private readonly complained = new Set<string>();
   private readonly latest = new Map<string, Map<string, { at: number; value: number }>>();
-  /** Aborts this round of samples when the collector stops (one per round: nothing piles up on a long-lived signal). */
-  private round = new AbortController();
+  /** Samples under way, per target and source: a slow one is not started again until it ends. */
+  private readonly busy = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly targets: TelemetryTarget[],
@@ -115,8 +116,8 @@ export class TelemetryCollector {
 
   async stop(): Promise<void> {
     this.stopped.abort();
-    this.round.abort();
     await this.loop;
+    await Promise.allSettled([...this.inFlight]);
   }
 
   /** The node's most recent value of each metric (for an episode's evidence). */
@@ -128,9 +129,11 @@ export class TelemetryCollector {
     const signal = this.stopped.signal;
     const start = this.clock.now();
     for (let k = 0; !signal.aborted; k++) {
-      this.round = new AbortController();
-      const deadline = AbortSignal.any([this.round.signal, AbortSignal.timeout(this.cfg.timeoutMs)]);
-      await Promise.all(this.targets.map((t) => this.sample(t, deadline)));
+      // On schedule, without waiting for slow answers (Docker's stats take about a second).
+      for (const t of this.targets) {
+        if (this.docker && t.containerId) this.launch(`${t.node}:stats`, () => this.containerStats(t.node, t.containerId as string));
+        if (this.cfg.metricsPath) this.launch(`${t.node}:metrics`, () => this.scrape(t));
+      }
       const next = start + (k + 1) * this.cfg.intervalMs;
       try {
         // after a stall, go on from now rather than sampling in a burst
@@ -141,11 +144,26 @@ export class TelemetryCollector {
     }
   }
 
-  private async sample(t: TelemetryTarget, deadline: AbortSignal): Promise<void> {
-    const jobs: Promise<void>[] = [];
-    if (this.docker && t.containerId) jobs.push(this.containerStats(t.node, t.containerId, deadline));
-    if (this.cfg.metricsPath) jobs.push(this.scrape(t, deadline));
-    await Promise.all(jobs);
+  private launch(key: string, job: () => Promise<void>): void {
+    if (this.busy.has(key)) return;
+    this.busy.add(key);
+    const p = job().finally(() => {
+      this.busy.delete(key);
+      this.inFlight.delete(p);
+    });
+    this.inFlight.add(p);
+  }
+
+  /** Resolves with the promise's value, or rejects after timeoutMs on the clock (the call itself is left to finish). */
+  private within<T>(p: Promise<T>, what: string): Promise<T> {
+    const timer = new AbortController();
+    return Promise.race([
+      p.finally(() => timer.abort()),
+      this.clock.sleep(this.cfg.timeoutMs, timer.signal).then(
+        () => Promise.reject(new Error(`${what}: no answer within ${this.cfg.timeoutMs} ms`)),
+        () => new Promise<never>(() => undefined),
+      ),
+    ]);
   }
 
   private emit(node: string, at: number, metric: string, value: number): void {
@@ -156,12 +174,13 @@ export class TelemetryCollector {
     this.onSample({ node, at, metric, value });
   }
 
-  private async containerStats(node: string, id: string, deadline: AbortSignal): Promise<void> {
+  private async containerStats(node: string, id: string): Promise<void> {
     try {
       const at = this.clock.now();
-      // one-shot: Docker answers at once instead of sampling for a second; CPU comes from our
-      // own previous sample.
-      const stats = (await this.docker?.getContainer(id).stats({ stream: false, 'one-shot': true, abortSignal: deadline } as never)) as unknown as DockerStats;
+      // one-shot: one collection cycle instead of two (still about a second); CPU comes from
+      // our own previous sample. No abortSignal: dockerode throws it, uncaught, at a stream
+      // that has already ended.
+      const stats = (await this.within((this.docker as Docker).getContainer(id).stats({ stream: false, 'one-shot': true } as never) as unknown as Promise<unknown>, 'docker stats')) as DockerStats;
       const mem = containerMemory(stats);
       if (mem) {
         this.emit(node, at, CONTAINER_METRICS.memory, mem.bytes);
@@ -176,10 +195,10 @@ export class TelemetryCollector {
     }
   }
 
-  private async scrape(t: TelemetryTarget, deadline: AbortSignal): Promise<void> {
+  private async scrape(t: TelemetryTarget): Promise<void> {
     try {
       const at = this.clock.now();
-      const res = await request(new URL(this.cfg.metricsPath as string, t.endpoint), { signal: deadline, reset: true });
+      const res = await request(new URL(this.cfg.metricsPath as string, t.endpoint), { signal: AbortSignal.timeout(this.cfg.timeoutMs), reset: true });
       if (res.statusCode !== 200) {
         await res.body.dump();
         if (res.statusCode === 404) this.complainOnce(`${t.node}:metrics`, `${t.node} has no ${this.cfg.metricsPath} (HTTP 404): no server metrics for it`);
