@@ -16,9 +16,15 @@
 // successful response) since the first missed probe. Health failing while the node serves is
 // `busy`: not a failure, not counted against availability.
 import type { ContainerAction } from '../docker/events.js';
-import type { EpisodeStatus, Outcome } from '../store/types.js';
+import { isSuccess, type EpisodeStatus, type Outcome } from '../store/types.js';
 
-export type NodeState = 'up' | 'busy' | 'down' | 'recovering';
+export type NodeState = 'up' | 'busy' | 'degraded' | 'down' | 'recovering';
+
+/** Recent requests looked at for `degraded`: ended within this span, at least DEGRADED_MIN of them. */
+export const DEGRADED_SPAN_MS = 10_000;
+const DEGRADED_MIN = 3;
+/** Successes in a row, none degraded, that end a degraded state. */
+const DEGRADED_CLEAR = 5;
 
 export interface StateChange {
   node: string;
@@ -172,6 +178,9 @@ export class NodeDetector {
   /** The last moment the node was seen producing output: a token, a successful response. */
   private lastAliveAt = Number.NEGATIVE_INFINITY;
   private busy: { since: number; reason: string } | null = null;
+  /** Serving, but slower than twice the baseline or with errors below the episode threshold. */
+  private degraded: { since: number; reason: string } | null = null;
+  private recent: { endAt: number; kind: 'ok' | 'degraded' | 'failed' }[] = [];
   private reported: NodeState = 'up';
   private errorStreak: { first: number; last: number; count: number; what: string } | null = null;
   /** Failed requests not (yet) part of an episode: when their failure was evidenced, and when it was seen. */
@@ -190,7 +199,7 @@ export class NodeDetector {
   ) {}
 
   get state(): NodeState {
-    if (!this.open) return this.busy ? 'busy' : 'up';
+    if (!this.open) return this.busy ? 'busy' : this.degraded ? 'degraded' : 'up';
     // Down until there is a sign of life (container running again, or healthy but not serving yet).
     return this.open.runningAgainAt !== null || this.open.readyAt !== null ? 'recovering' : 'down';
   }
@@ -238,6 +247,7 @@ export class NodeDetector {
     let at = this.now();
     let reason = 'health probe ok';
     if (state === 'busy' && this.busy) ({ since: at, reason } = this.busy);
+    else if (state === 'degraded' && this.degraded) ({ since: at, reason } = this.degraded);
     else if (ep && state === 'down') [at, reason] = [ep.startedAt, ep.firstEvidence];
     else if (ep) [at, reason] = ep.runningAgainAt !== null ? [ep.runningAgainAt, 'container running again'] : [ep.readyAt ?? at, 'health probe ok'];
     else if ((prev === 'down' || prev === 'recovering') && closed?.servingAgainAt != null) [at, reason] = [closed.servingAgainAt, 'serving again'];
@@ -379,8 +389,33 @@ export class NodeDetector {
     }
   }
 
+  /** The node's recent requests: degraded when half of them are slow, or some failed (below the episode threshold). */
+  private judgeDegraded(o: Extract<Observation, { type: 'request' }>): void {
+    const kind = o.outcome === 'degraded' ? 'degraded' : isSuccess(o.outcome) ? 'ok' : isNodeFailure(o) ? 'failed' : null;
+    if (kind === null) return;
+    // a late report of a failure during the last episode says nothing of the node now
+    const closed = this.lastClosed?.servingAgainAt;
+    if (kind === 'failed' && !this.open && closed != null && o.sentAt < closed) return;
+    this.recent.push({ endAt: o.endAt, kind });
+    if (this.recent.length > 200) this.recent.shift();
+    if (this.open) {
+      this.degraded = null;
+      return;
+    }
+    const last = this.recent.filter((x) => x.endAt >= o.endAt - DEGRADED_SPAN_MS);
+    const slow = last.filter((x) => x.kind === 'degraded').length;
+    const failed = last.filter((x) => x.kind === 'failed').length;
+    if (!this.degraded && last.length >= DEGRADED_MIN && (slow * 2 >= last.length || failed > 0)) {
+      const first = last.find((x) => x.kind !== 'ok') as (typeof last)[number];
+      this.degraded = { since: first.endAt, reason: `${slow} of the last ${last.length} requests degraded (e2e over twice the baseline p50), ${failed} failed` };
+    } else if (this.degraded && this.recent.length >= DEGRADED_CLEAR && this.recent.slice(-DEGRADED_CLEAR).every((x) => x.kind === 'ok')) {
+      this.degraded = null;
+    }
+  }
+
   private onRequest(o: Extract<Observation, { type: 'request' }>): void {
-    if (o.outcome === 'ok') {
+    this.judgeDegraded(o);
+    if (isSuccess(o.outcome)) {
       this.alive(o.endAt);
       this.servingAgain(o.sentAt, o.respondedAt ?? o.endAt, 'request succeeded');
       if (this.errorStreak && o.endAt >= this.errorStreak.first) this.errorStreak = null;
@@ -503,6 +538,7 @@ export class NodeDetector {
     this.healthStreak = null;
     this.sinceAlive = [];
     this.busy = null;
+    this.degraded = null;
     this.errorStreak = null;
     this.signal(opened, at, what);
     this.open = opened;

@@ -3,7 +3,7 @@
 // counters — and each window is handed on (to SQLite) once it is over. Memory holds only the
 // windows still open.
 import * as hdr from 'hdr-histogram-js';
-import type { LatencyWindowRow, LoadWindowRow } from '../store/types.js';
+import { isSuccess, type LatencyWindowRow, type LoadWindowRow } from '../store/types.js';
 import type { RequestRecord } from './types.js';
 
 export const LATENCY_METRICS = ['ttft', 'ttft_sched', 'itl', 'tpot', 'e2e', 'e2e_sched', 'queue_delay'] as const;
@@ -128,7 +128,8 @@ export class WindowAggregator {
     l.attempts++;
     if (r.attempt > 1) l.retries++;
     if (r.attempt === 1) this.add(w, 'queue_delay', r.queueDelayMs);
-    if (r.outcome === 'ok') {
+    if (isSuccess(r.outcome)) {
+      // successes: ok and degraded (outcomes{} tells them apart)
       l.ok++;
       if (r.outputTokens !== null) {
         l.outputTokens += r.outputTokens;
@@ -141,7 +142,7 @@ export class WindowAggregator {
       if (r.ttftMs !== null && r.outputTokens !== null && r.outputTokens > 1) this.add(w, 'tpot', (r.e2eMs - r.ttftMs) / (r.outputTokens - 1));
     } else l.failed++;
     if (r.final) {
-      if (r.outcome === 'ok') {
+      if (isSuccess(r.outcome)) {
         l.finalOk++;
         // The client's view: from the scheduled send, across queueing and retries.
         if (this.scheduleKnown) {

@@ -166,6 +166,11 @@ const Telemetry = z.strictObject({
 const Detection = z.strictObject({
   /** Failed requests with no success in between that open an episode. */
   error_burst: z.number().int().min(1).max(100_000).default(5),
+  /**
+   * The run's baseline: from the load's start until this long, or the first fault if sooner. A
+   * success later than twice its baseline e2e p50 (per kind of request) is `degraded`.
+   */
+  baseline: duration('baseline', 1000, 86_400_000).default(30_000),
   /** An episode's cause is the fault whose window (plus this grace) it starts in. */
   fault_grace: duration('fault_grace', 0, 3_600_000).default(10_000),
 });

@@ -4,7 +4,7 @@ import { summarizeRun, type RunSummary } from '../analysis/run-summary.js';
 import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
-import type { Store } from '../store/store.js';
+import { isSuccess, type Store } from '../store/store.js';
 import type { EngineCapabilities } from '../load/types.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
@@ -72,7 +72,12 @@ export interface ReportJson {
   availability: { value: number | null; probes: number; ok: number; busy: number };
   requests: {
     total: number;
+    /** Successes, degraded included. */
     ok: number;
+    /** Successes slower than twice the run's baseline e2e p50 (of their kind): not errors. */
+    degraded: number;
+    /** The baseline each kind of request was judged against (from the journal). */
+    baseline: { mix: string; samples: number; p50_ms: number; threshold_ms: number }[];
     failed: number;
     cancelled: number;
     error_rate: number | null;
@@ -159,7 +164,7 @@ function faultEffect(store: Store, runId: string, node: string, from: number | n
     .all(runId, node, from - 30_000, to ?? Number.MAX_SAFE_INTEGER) as { sent_at: number; ttft_ms: number | null; e2e_ms: number; outcome: string }[];
   if (rows.length === 0) return null;
   const part = (rs: typeof rows): FaultEffect => {
-    const ok = rs.filter((r) => r.outcome === 'ok');
+    const ok = rs.filter((r) => isSuccess(r.outcome));
     const med = (vs: number[]): number | null => r1(percentileSorted(vs.sort((a, b) => a - b), 50));
     return { requests: rs.length, failed: rs.length - ok.length, ttft_p50_ms: med(ok.flatMap((r) => (r.ttft_ms === null ? [] : [r.ttft_ms]))), e2e_p50_ms: med(ok.map((r) => r.e2e_ms)) };
   };
@@ -249,6 +254,12 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     requests: {
       total: s.requests.total,
       ok: s.requests.ok,
+      degraded: s.requests.outcomes.degraded ?? 0,
+      baseline: (() => {
+        const row = store.runEvents(runId).find((e) => e.kind === 'baseline');
+        const list = row?.detail ? (JSON.parse(row.detail) as { mix: string; samples: number; p50Ms: number; thresholdMs: number }[]) : [];
+        return list.map((b) => ({ mix: b.mix, samples: b.samples, p50_ms: r4(b.p50Ms) as number, threshold_ms: r4(b.thresholdMs) as number }));
+      })(),
       failed: s.requests.failed,
       cancelled: s.requests.cancelled,
       error_rate: r4(s.requests.errorRate),

@@ -61,6 +61,12 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   );
   for (const n of caps?.notes ?? []) out.push('', `> ${n}`);
   out.push('', '## Requests', '');
+  if (r.requests.baseline.length > 0) {
+    out.push(
+      `${r.requests.degraded} of ${r.requests.ok} successes were **degraded** (e2e over twice the run's baseline p50: ${r.requests.baseline.map((b) => `${b.mix} ${b.p50_ms.toFixed(0)} ms → above ${b.threshold_ms.toFixed(0)} ms, from ${b.samples} requests`).join('; ')}); they are not errors.`,
+      '',
+    );
+  } else out.push('No baseline (too few successes before the first fault): nothing was judged degraded.', '');
   out.push(`| outcome | attempts |`, `|---|---|`);
   for (const [k, v] of Object.entries(r.requests.outcomes).sort()) out.push(`| ${k} | ${v} |`);
   if (r.requests.client.retries > 0 || plan.load.retry) {

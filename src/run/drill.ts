@@ -9,7 +9,7 @@ import { GauntletError } from '../errors.js';
 import { validatePlan } from '../plan/load.js';
 import { isInstant } from '../fault/types.js';
 import type { Plan } from '../plan/schema.js';
-import type { Store } from '../store/store.js';
+import { isSuccess, type Store } from '../store/store.js';
 import { percentileSorted } from '../analysis/stats.js';
 import { formatDuration } from '../util/duration.js';
 import type { RunContext, RunResult, RunView } from './runner.js';
@@ -156,13 +156,13 @@ export function drillVerdict(store: Store, result: RunResult, plan: Plan): Drill
   const before = reqs.filter((r) => r.sent_at < injectedAt);
   const during = reqs.filter((r) => r.sent_at >= injectedAt && r.sent_at < end);
   const p50 = (rs: typeof reqs, k: 'ttft_ms' | 'e2e_ms'): string => {
-    const v = rs.filter((r) => r.outcome === 'ok' && r[k] !== null).map((r) => r[k] as number).sort((a, b) => a - b);
+    const v = rs.filter((r) => isSuccess(r.outcome) && r[k] !== null).map((r) => r[k] as number).sort((a, b) => a - b);
     const p = percentileSorted(v, 50);
     return p === null ? '—' : `${p.toFixed(0)} ms`;
   };
   lines.push(
-    `  requests before: ${before.length} (failed ${before.filter((r) => r.outcome !== 'ok').length}), ttft p50 ${p50(before, 'ttft_ms')}, e2e p50 ${p50(before, 'e2e_ms')}; ` +
-      `during: ${during.length} (failed ${during.filter((r) => r.outcome !== 'ok').length}), ttft p50 ${p50(during, 'ttft_ms')}, e2e p50 ${p50(during, 'e2e_ms')}`,
+    `  requests before: ${before.length} (failed ${before.filter((r) => !isSuccess(r.outcome)).length}), ttft p50 ${p50(before, 'ttft_ms')}, e2e p50 ${p50(before, 'e2e_ms')}; ` +
+      `during: ${during.length} (failed ${during.filter((r) => !isSuccess(r.outcome)).length}), ttft p50 ${p50(during, 'ttft_ms')}, e2e p50 ${p50(during, 'e2e_ms')}`,
   );
   return { recovered, lines };
 }

@@ -7,6 +7,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { request } from 'undici';
 import { FAULTS } from '../../faults/index.js';
 import { FaultWindows, NodeDetector, type Episode, type Observation, type StateChange } from '../detect/detector.js';
+import { DegradedJudge } from '../detect/degraded.js';
 import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
@@ -25,7 +26,7 @@ import { openFilesLimit } from '../util/proc.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
-import type { EpisodeRow, RunStatus, Store } from '../store/store.js';
+import { isSuccess, type EpisodeRow, type RunStatus, type Store } from '../store/store.js';
 import { percentileSorted } from '../analysis/stats.js';
 import type { Clock } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
@@ -309,7 +310,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const onState = (c: StateChange): void => {
     if (finished) return;
     store.addNodeState({ run_id: runId, node: c.node, at: c.at, detected_at: c.detectedAt, state: c.state, reason: c.reason });
-    log.info({ node: c.node, state: c.state, reason: c.reason }, `${c.node} is ${c.state}`);
+    // degraded comes and goes with single slow or failed requests: not worth the info log
+    (c.state === 'degraded' ? log.debug.bind(log) : log.info.bind(log))({ node: c.node, state: c.state, reason: c.reason }, `${c.node} is ${c.state}`);
     // The probes' pace follows the state: fast while busy, down or recovering.
     probers.get(c.node)?.hurry();
   };
@@ -371,6 +373,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         if (halted) for (const [k, rest] of schedule.entries()) if (k >= i) skip(`${runId}-f${k + 1}`, rest, targets.find((x) => x.node === rest.node) as ResolvedTarget, `halted: ${halted}`);
         return;
       }
+      // The baseline is the run before any fault.
+      degraded.close(clock.now());
       const injector = FAULTS[occ.kind];
       const t = targets.find((x) => x.node === occ.node);
       if (!injector || !t) continue; // validated with the plan; cannot happen
@@ -400,7 +404,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const sec = Math.floor(r.endAt / 1000);
     const b = outside.get(sec) ?? { n: 0, failed: 0 };
     b.n++;
-    if (r.outcome !== 'ok') b.failed++;
+    if (!isSuccess(r.outcome)) b.failed++;
     outside.set(sec, b);
   };
   const checkHalt = (now: number, loadStart: number): void => {
@@ -496,6 +500,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
 
   // ---- load
   const loadStart = clock.now();
+  const degraded = new DegradedJudge(loadStart + plan.detection.baseline);
   const windows = new WindowAggregator(
     plan.load.window,
     loadStart,
@@ -507,7 +512,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   );
   let windowTtft: number[] = [];
   const sink = {
-    record: guarded('request record', (r: RequestRecord): void => {
+    record: guarded('request record', (raw: RequestRecord): void => {
+      const outcome = degraded.judge(raw);
+      const r = outcome === raw.outcome ? raw : { ...raw, outcome };
       windows.record(r);
       noteOutcome(r);
       if (plan.load.raw_requests) {
@@ -538,7 +545,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         });
       }
       if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, respondedAt: r.respondedAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
-      if (r.ttftMs !== null && r.outcome === 'ok' && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
+      if (r.ttftMs !== null && isSuccess(r.outcome) && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
     scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
     sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
@@ -636,6 +643,14 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         }
       }
     }
+    const baselines = degraded.baselines();
+    journal(
+      'baseline',
+      baselines.length > 0
+        ? `baseline (until ${new Date(degraded.endsAt).toISOString()}): ${baselines.map((x) => `${x.mix} e2e p50 ${x.p50Ms.toFixed(1)} ms over ${x.samples} requests, degraded above ${x.thresholdMs.toFixed(1)} ms`).join('; ')}`
+        : 'no baseline: too few successful requests before the first fault; nothing judged degraded',
+      baselines,
+    );
     store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError });
     store.flush();
     finished = true;

@@ -167,7 +167,7 @@ export class Store {
     if (!this.hasRequestRows(runId)) return null;
     const row = this.db
       .prepare(
-        `SELECT COUNT(*) AS total, COALESCE(SUM(r.outcome <> 'ok'), 0) AS failed FROM requests r
+        `SELECT COUNT(*) AS total, COALESCE(SUM(r.outcome NOT IN ('ok','degraded')), 0) AS failed FROM requests r
          WHERE r.run_id = @run AND r.outcome <> 'cancelled' AND NOT EXISTS (
            SELECT 1 FROM episodes e WHERE e.run_id = r.run_id AND e.node = r.node AND e.cause <> 'spontaneous'
              AND r.end_at >= e.started_at AND r.sent_at <= COALESCE(e.serving_again_at, @end))`,

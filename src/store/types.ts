@@ -32,8 +32,13 @@ export interface NodeRow {
   restart_count_end: number | null;
 }
 
-/** ok | http_error | conn_error | timeout | truncated | protocol_error | cancelled (see README). */
-export type Outcome = 'ok' | 'http_error' | 'conn_error' | 'timeout' | 'truncated' | 'protocol_error' | 'cancelled';
+/** ok | degraded | http_error | conn_error | timeout | truncated | protocol_error | cancelled (see README). */
+export type Outcome = 'ok' | 'degraded' | 'http_error' | 'conn_error' | 'timeout' | 'truncated' | 'protocol_error' | 'cancelled';
+
+/** A success: `ok`, or `degraded` (ok, but slower than twice the run's baseline e2e p50). */
+export function isSuccess(o: Outcome | string): boolean {
+  return o === 'ok' || o === 'degraded';
+}
 
 export interface RequestRow {
   run_id: string;
