@@ -3,6 +3,7 @@
 import { BatchEngine, ShardGroup, forkShards } from './engine.js';
 import { parseSimArgs } from './options.js';
 import { createSimServer, type NodeState } from './server.js';
+import { startSpontaneous } from './spontaneous.js';
 import { runWorker } from './worker.js';
 
 function log(message: string): void {
@@ -22,30 +23,45 @@ function main(argv: string[]): void {
     process.exit(2);
   }
   const now = (): number => performance.timeOrigin + performance.now();
+  // Ground truth for tests: one JSON line per event, epoch ms with sub-ms resolution.
+  const truth = (event: string, detail: Record<string, unknown> = {}): void => {
+    process.stdout.write(`TRUTH ${JSON.stringify({ at: now(), event, pid: process.pid, ...detail })}\n`);
+  };
   const fatal = (reason: string): void => {
+    truth('fatal', { reason });
     process.stderr.write(`${new Date().toISOString()} sim[${process.pid}] FATAL ${reason}; aborting\n`);
     shards.stop();
     process.exit(1);
   };
   const shards = new ShardGroup(opts, forkShards(__filename, opts), { fatal, warn: (message) => log(`WARN ${message}`) });
   const engine = new BatchEngine(opts, shards, now);
-  const state: NodeState = { ready: false, engine, group: shards, opts, now, counters: { requests: 0, tokens: 0, errors: 0 } };
+  const state: NodeState = { ready: false, engine, group: shards, opts, now, counters: { requests: 0, tokens: 0, errors: 0 }, failUntil: 0, servePending: false, truth };
   const server = createSimServer(state);
   server.listen(opts.port, opts.host, () => {
+    truth('listening');
     log(`listening on ${opts.host}:${opts.port}; loading model ${opts.model} on ${opts.gpus} GPU(s) (shard pids ${shards.pids.join(',')}); on losing one: ${opts.workerLoss}`);
   });
   server.on('error', (err) => fatal(`HTTP server: ${err.message}`));
   void shards.ready.then(() => {
     state.ready = true;
+    state.servePending = true;
+    truth('ready');
     log(`model ${opts.model} loaded; ready`);
+    startSpontaneous(opts, {
+      now,
+      truth,
+      crash: fatal,
+      freeze(ms) {
+        // The whole process stops: no answer, no token, no timer — as a frozen process looks.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+        state.servePending = true;
+      },
+      errorsUntil(until) {
+        state.failUntil = until;
+        setTimeout(() => (state.servePending = true), Math.max(0, until - now())).unref();
+      },
+    });
   });
-  if (opts.spontaneousMtbfS > 0) {
-    // A seeded exponential time to a spontaneous crash, like an Xid error taking a GPU off the bus.
-    let s = (opts.seed ^ process.pid) >>> 0 || 1;
-    s = (Math.imul(s ^ (s >>> 15), s | 1) ^ 0x9e3779b9) >>> 0;
-    const u = (s % 1_000_000) / 1_000_000;
-    setTimeout(() => fatal('simulated spontaneous fault (Xid 79: GPU has fallen off the bus)'), -Math.log(1 - u) * opts.spontaneousMtbfS * 1000).unref();
-  }
   const stop = (signal: string): void => {
     log(`${signal}: shutting down`);
     shards.stop();

@@ -36,8 +36,14 @@ export interface SimOptions {
   stepTimeoutMs: number;
   /** Memory each shard holds as "weights" (anonymous, touched), MiB. */
   weightsMb: number;
-  /** Mean time between spontaneous crashes, seconds (0 = never). */
+  /** Mean time between spontaneous faults, seconds (0 = never). */
   spontaneousMtbfS: number;
+  /** What a spontaneous fault is: crash (exit 1), hang (answers nothing for a while) or errors (500s). */
+  spontaneousKind: 'crash' | 'hang' | 'errors';
+  /** Weibull shape of the times to failure (1 = exponential, > 1 wear-out). */
+  spontaneousShape: number;
+  /** How long a spontaneous hang or error burst lasts, ms. */
+  spontaneousDurationMs: number;
   /** The node's reaction to losing one GPU worker. */
   workerLoss: WorkerLoss;
   /** With workerLoss=degraded: how many times longer each decode step takes. */
@@ -76,6 +82,9 @@ export const DEFAULTS: SimOptions = {
   stepTimeoutMs: 10_000,
   weightsMb: 8,
   spontaneousMtbfS: 0,
+  spontaneousKind: 'crash',
+  spontaneousShape: 1,
+  spontaneousDurationMs: 5000,
   workerLoss: 'crash',
   degradedFactor: 2,
   httpThreads: 0,
@@ -98,6 +107,9 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--step-timeout-ms': 'stepTimeoutMs',
   '--weights-mb': 'weightsMb',
   '--spontaneous-mtbf-s': 'spontaneousMtbfS',
+  '--spontaneous-kind': 'spontaneousKind',
+  '--spontaneous-shape': 'spontaneousShape',
+  '--spontaneous-duration-ms': 'spontaneousDurationMs',
   '--worker-loss': 'workerLoss',
   '--degraded-factor': 'degradedFactor',
   '--http-threads': 'httpThreads',
@@ -118,6 +130,8 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   stepTimeoutMs: [10, 3_600_000, false],
   weightsMb: [0, 65_536, false],
   spontaneousMtbfS: [0, 1e9, false],
+  spontaneousShape: [0.1, 20, false],
+  spontaneousDurationMs: [1, 3_600_000, false],
   degradedFactor: [1, 1000, false],
   httpThreads: [0, 10_000, true],
   seed: [0, 2 ** 32 - 1, true],
@@ -143,6 +157,12 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
     if (key === 'workerLoss') {
       if (!(WORKER_LOSS as readonly string[]).includes(value)) throw new Error(`option ${flag}: expected one of ${WORKER_LOSS.join(', ')}, got "${value}"`);
       opts.workerLoss = value as WorkerLoss;
+      continue;
+    }
+    if (key === 'spontaneousKind') {
+      const kinds = ['crash', 'hang', 'errors'];
+      if (!kinds.includes(value)) throw new Error(`option ${flag}: expected one of ${kinds.join(', ')}, got "${value}"`);
+      opts.spontaneousKind = value as SimOptions['spontaneousKind'];
       continue;
     }
     if (typeof DEFAULTS[key] === 'string') {

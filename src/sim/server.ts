@@ -14,6 +14,12 @@ export interface NodeState {
   opts: SimOptions;
   now: () => number;
   counters: { requests: number; tokens: number; errors: number };
+  /** Until when completions fail with 500 (a spontaneous error burst); 0 = not failing. */
+  failUntil: number;
+  /** Set when the node becomes able to serve (ready, a fault over): the next response start is logged as ground truth. */
+  servePending: boolean;
+  /** Writes a ground-truth line (TRUTH {json}) to the log. */
+  truth: (event: string, detail?: Record<string, unknown>) => void;
 }
 
 class BadRequest extends Error {
@@ -147,7 +153,16 @@ export function createSimServer(state: NodeState): Server {
     const c = parseCompletion(await readBody(req), chat, state.opts.model);
     if (!state.ready) return sendError(res, 503, 'Loading model', 'unavailable_error');
     if (!state.engine.hasRoom) return sendError(res, 503, 'server overloaded: request queue full', 'unavailable_error');
+    if (state.failUntil > state.now()) {
+      state.counters.errors++;
+      return sendError(res, 500, 'CUDA error: an illegal memory access was encountered', 'internal_error');
+    }
     state.counters.requests++;
+    const served = (): void => {
+      if (!state.servePending) return;
+      state.servePending = false;
+      state.truth('served');
+    };
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-sim-${++nextId}`;
     const created = Math.floor(state.now() / 1000);
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
@@ -158,6 +173,7 @@ export function createSimServer(state: NodeState): Server {
     if (c.stream) {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.flushHeaders();
+      served();
     }
     const write = (chunk: unknown): void => {
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
@@ -182,6 +198,7 @@ export function createSimServer(state: NodeState): Server {
           if (c.includeUsage) write({ id, object, created, model: c.model, choices: [], usage: usage(produced) });
           res.end('data: [DONE]\n\n');
         } else if (chat) {
+          served();
           sendJson(res, 200, {
             id,
             object: 'chat.completion',
@@ -191,6 +208,7 @@ export function createSimServer(state: NodeState): Server {
             usage: usage(produced),
           });
         } else {
+          served();
           sendJson(res, 200, { id, object: 'text_completion', created, model: c.model, choices: [{ index: 0, text, logprobs: null, finish_reason: reason }], usage: usage(produced) });
         }
       },

@@ -1,0 +1,91 @@
+// Attribution against ground truth: simulator containers that fail by themselves (a seeded
+// process of crashes on one node, hangs on another; every fault written to the container's log
+// as a TRUTH line) and a third node with injected faults, in one run. Every spontaneous fault
+// must be found as a spontaneous episode, every injected one as injected, and nothing else.
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { dockerClient, tailLogs } from '../../src/docker/engine.js';
+import { ensureSimImage, removeContainers, startSimContainer } from '../../src/docker/sim-image.js';
+import { silentLogger } from '../../src/log.js';
+import { parsePlanText } from '../../src/plan/load.js';
+import { runPlan } from '../../src/run/runner.js';
+import { openStore } from '../../src/store/store.js';
+import { RealClock } from '../../src/util/clock.js';
+import { freePort } from '../../src/util/ports.js';
+import { describeDocker } from '../helpers/docker.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const NAMES = { crashy: 'gauntlet-it-spont-crash', hangy: 'gauntlet-it-spont-hang', faulted: 'gauntlet-it-spont-injected' } as const;
+
+interface Truth {
+  at: number;
+  event: string;
+  kind?: string;
+}
+
+describeDocker('spontaneous and injected failures in one run, against the simulator’s ground truth (real Docker)', () => {
+  const docker = dockerClient();
+  const dir = tempDir();
+
+  beforeAll(async () => {
+    const image = await ensureSimImage(docker, silentLogger);
+    await removeContainers(docker, Object.values(NAMES));
+    const common = { gpus: 2, loadMs: 300, ttftMs: 30, itlMs: 10 } as const;
+    await startSimContainer(docker, image, { ...common, name: NAMES.crashy, targetLabel: 'it-spont-crash', hostPort: await freePort(), extraArgs: ['--spontaneous-mtbf-s', '6', '--spontaneous-kind', 'crash'] });
+    await startSimContainer(docker, image, { ...common, name: NAMES.hangy, targetLabel: 'it-spont-hang', hostPort: await freePort(), extraArgs: ['--spontaneous-mtbf-s', '6', '--spontaneous-kind', 'hang', '--spontaneous-duration-ms', '2500'] });
+    await startSimContainer(docker, image, { ...common, name: NAMES.faulted, targetLabel: 'it-spont-injected', hostPort: await freePort() });
+  }, 120_000);
+
+  afterAll(() => removeContainers(docker, Object.values(NAMES)));
+
+  it('every spontaneous fault is a spontaneous episode, every injected one injected, and there are no others', async () => {
+    const store = openStore(join(dir, 's.db'));
+    const plan = parsePlanText(`
+name: spontaneous
+duration: 36s
+targets:
+  - { name: crashy, container: ${NAMES.crashy} }
+  - { name: hangy, container: ${NAMES.hangy} }
+  - { name: faulted, container: ${NAMES.faulted} }
+load: { rate: 6, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 8, timeout: 10s, model: sim-llama }
+faults:
+  - { kind: node-kill, target: faulted, at: 8s, params: { mode: crash } }
+  - { kind: hang, target: faulted, at: 20s, params: { duration: 3s } }
+probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
+detection: { fault_grace: 3s }
+recovery_limit: 25s
+ready_timeout: 30s
+`);
+    const result = await runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    expect(result.status).toBe('completed');
+    const run = store.getRun(result.runId);
+    const loadEnd = run?.load_ended_at as number;
+    const episodes = store.episodes(result.runId);
+    const truthOf = async (name: string): Promise<Truth[]> =>
+      (await tailLogs(docker, name, 5000)).filter((l) => l.startsWith('TRUTH ')).map((l) => JSON.parse(l.slice(6)) as Truth);
+
+    const lines: string[] = [];
+    for (const [node, name] of [['crashy', NAMES.crashy], ['hangy', NAMES.hangy]] as const) {
+      // faults the run could see: after its start, early enough to be detected before its end
+      const faults = (await truthOf(name)).filter((t) => t.event === 'fault' && t.at >= (run?.load_started_at as number) && t.at < loadEnd - 3000);
+      const mine = episodes.filter((e) => e.node === node);
+      lines.push(`${node}: ${faults.length} spontaneous ${faults[0]?.kind ?? ''} faults in the truth, ${mine.length} episodes (${mine.map((e) => e.cause).join(', ')})`);
+      expect(faults.length).toBeGreaterThanOrEqual(1);
+      for (const e of mine) expect(e.cause).toBe('spontaneous');
+      // each fault inside an episode, each episode holding a fault: found, and nothing invented
+      const covers = (e: (typeof mine)[number], t: Truth): boolean => t.at >= e.started_at - 1500 && t.at <= (e.serving_again_at ?? loadEnd);
+      for (const t of faults) expect(mine.some((e) => covers(e, t)), `${node}: fault at ${new Date(t.at).toISOString()} not found`).toBe(true);
+      const seenAll = (await truthOf(name)).filter((t) => t.event === 'fault');
+      for (const e of mine) expect(seenAll.some((t) => covers(e, t)), `${node}: episode ${e.id} (${e.first_evidence}) has no fault in the truth`).toBe(true);
+    }
+    const faulted = episodes.filter((e) => e.node === 'faulted');
+    const ledger = store.faults(result.runId);
+    lines.push(`faulted: ${ledger.map((f) => `${f.kind} ${f.state}`).join(', ')}; episodes ${faulted.map((e) => e.cause).join(', ')}`);
+    process.stderr.write(`spontaneous vs injected: ${lines.join(' | ')}\n`);
+    expect(ledger.map((f) => f.state)).toEqual(['reverted', 'reverted']);
+    expect(faulted).toHaveLength(2);
+    expect(faulted.map((e) => e.fault_id).sort()).toEqual(ledger.map((f) => f.id).sort());
+    for (const e of faulted) expect(e.cause).toBe(`injected:${e.fault_id}`);
+    store.close();
+  }, 150_000);
+});
