@@ -22,6 +22,8 @@ export interface RunInput {
   states: NodeStateRow[];
   loadWindows: LoadWindowRow[];
   latencyWindows: LatencyWindowRow[];
+  /** Spans when Gauntlet had lost its view of these nodes (the Docker engine lost): out of exposure. */
+  blindSpans?: { from: number; to: number; nodes: string[] }[];
   /** Attempts that did not overlap an injected episode, and their failures (store.countOutsideInjected); null without per-request rows. */
   outsideInjected: { total: number; failed: number } | null;
 }
@@ -56,7 +58,10 @@ export interface EpisodeNumbers {
 export interface RunSummary {
   exposureNodeHours: number;
   perNodeExposureHours: Record<string, number>;
-  failures: { spontaneous: number; injected: number; recoveryFailed: number; countedForMtbf: number };
+  /** orchestrator: episodes while Gauntlet had lost the Docker engine (neither the node's fault nor a fault's). */
+  failures: { spontaneous: number; injected: number; orchestrator: number; recoveryFailed: number; countedForMtbf: number };
+  /** Time Gauntlet could not see the nodes, summed over nodes (ms). */
+  blindMs: number;
   mtbf: MtbfEstimate;
   recovery: Distribution & { detect: Distribution; restart: Distribution; ready: Distribution };
   /**
@@ -90,8 +95,17 @@ export interface RunSummary {
 
 const HOUR = 3_600_000;
 
-function overlap(a0: number, a1: number, b0: number, b1: number): number {
-  return Math.max(0, Math.min(a1, b1) - Math.max(a0, b0));
+/** Length of the union of intervals, clipped to [t0, t1]: overlapping exclusions count once. */
+function unionLength(spans: { from: number; to: number }[], t0: number, t1: number): number {
+  const clipped = spans.map((w) => [Math.max(t0, w.from), Math.min(t1, w.to)] as const).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  let total = 0;
+  let end = Number.NEGATIVE_INFINITY;
+  for (const [a, b] of clipped) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
+  }
+  return total;
 }
 
 export function summarizeRun(input: RunInput): RunSummary {
@@ -100,16 +114,22 @@ export function summarizeRun(input: RunInput): RunSummary {
   const injectedWindows = input.episodes.filter((e) => e.cause !== 'spontaneous').map((e) => ({ node: e.node, from: e.started_at, to: e.serving_again_at ?? t1 }));
 
   const perNode: Record<string, number> = {};
+  let blindMs = 0;
   for (const node of input.nodes) {
-    const lost = injectedWindows.filter((w) => w.node === node).reduce((s, w) => s + overlap(w.from, w.to, t0, t1), 0);
+    const blindSpans = (input.blindSpans ?? []).filter((b) => b.nodes.includes(node));
+    blindMs += unionLength(blindSpans, t0, t1);
+    const lost = unionLength([...injectedWindows.filter((w) => w.node === node), ...blindSpans], t0, t1);
     perNode[node] = Math.max(0, window - lost) / HOUR;
   }
   const exposure = Object.values(perNode).reduce((a, b) => a + b, 0);
 
   const spontaneous = input.episodes.filter((e) => e.cause === 'spontaneous').length;
-  const injected = input.episodes.length - spontaneous;
+  const orchestrator = input.episodes.filter((e) => e.cause === 'orchestrator').length;
+  const injected = input.episodes.length - spontaneous - orchestrator;
   const recoveryFailed = input.episodes.filter((e) => e.status === 'recovery_failed').length;
-  const injectedRecoveryFailed = input.episodes.filter((e) => e.status === 'recovery_failed' && e.cause !== 'spontaneous').length;
+  // An injected fault the node never recovered from is a failure of the node; one that began
+  // while Gauntlet could not see is not.
+  const injectedRecoveryFailed = input.episodes.filter((e) => e.status === 'recovery_failed' && e.cause.startsWith('injected:')).length;
   const counted = spontaneous + injectedRecoveryFailed;
 
   const episodes: EpisodeNumbers[] = input.episodes.map((e) => ({
@@ -150,7 +170,8 @@ export function summarizeRun(input: RunInput): RunSummary {
   return {
     exposureNodeHours: exposure,
     perNodeExposureHours: perNode,
-    failures: { spontaneous, injected, recoveryFailed, countedForMtbf: counted },
+    failures: { spontaneous, injected, orchestrator, recoveryFailed, countedForMtbf: counted },
+    blindMs,
     mtbf: estimateMtbf(exposure, counted, input.confidence, input.mtbfTargetHours),
     recovery: {
       ...distribution(recovered.map((e) => e.recoveryMs as number)),

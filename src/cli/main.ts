@@ -88,7 +88,7 @@ function summaryLines(result: RunResult): string[] {
   const rec = r.episodes.filter((e) => e.recovery_ms !== null).map((e) => `${e.node} ${(e.recovery_ms as number).toFixed(0)}ms`);
   return [
     `run ${r.run.id}: ${r.run.status}${r.run.error ? ` (${r.run.error})` : ''}`,
-    `  exposure ${r.exposure_node_hours.toFixed(4)} node-hours; failures: ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries`,
+    `  exposure ${r.exposure_node_hours.toFixed(4)} node-hours; failures: ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries${r.orchestrator_blind_ms > 0 ? `; Gauntlet lost the Docker engine for ${formatDuration(r.orchestrator_blind_ms)} (node-time, left out of exposure; ${r.failures.orchestrator} episodes then are orchestrator blindness, not node failures)` : ''}`,
     `  MTBF ≥ ${r.mtbf.lower_bound_hours.toFixed(3)} h at ${conf} (point estimate ${r.mtbf.point_hours === null ? 'none: no failure counted' : `${r.mtbf.point_hours.toFixed(3)} h`})`,
     `  recovery (${r.recovery.count}): p50 ${r.recovery.p50_ms ?? '—'} ms, p95 ${r.recovery.p95_ms ?? '—'} ms, max ${r.recovery.max_ms ?? '—'} ms${rec.length ? ` [${rec.join(', ')}]` : ''}`,
     `  faults: ${r.faults.filter((f) => f.injected_at !== null).length} injected${r.faults.some((f) => f.driver) ? ` (drivers: ${r.faults.filter((f) => f.driver).map((f) => `${f.kind}=${f.driver}`).join(', ')})` : ''}, ${r.faults.filter((f) => f.state === 'active' || f.state === 'injecting').length} not reverted` +

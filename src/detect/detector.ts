@@ -91,7 +91,14 @@ export interface DetectorConfig {
   recoveryLimitMs: number;
 }
 
-/** Time windows of injected faults per node, for attributing an episode's cause. */
+/** The id of the window during which Gauntlet could not see a node (its Docker engine lost). */
+export const BLIND = 'orchestrator:blind';
+
+/**
+ * Time windows of injected faults per node, for attributing an episode's cause — and windows
+ * of orchestrator blindness (id BLIND: the Docker engine lost), whose failures are Gauntlet's
+ * platform failing, not the node.
+ */
 export class FaultWindows {
   private windows: { node: string; faultId: string; from: number; to: number | null }[] = [];
 
@@ -107,7 +114,16 @@ export class FaultWindows {
 
   /** Whether a fault's window is open on this node now (injected, not reverted yet). */
   openOn(node: string): boolean {
-    return this.windows.some((w) => w.node === node && w.to === null);
+    return this.windows.some((w) => w.node === node && w.to === null && w.faultId !== BLIND);
+  }
+
+  /** Gauntlet lost its view of these nodes at `at` (a blind window per node, until blindEnd). */
+  blindStart(nodes: readonly string[], at: number): void {
+    for (const node of nodes) if (!this.windows.some((w) => w.node === node && w.faultId === BLIND && w.to === null)) this.windows.push({ node, faultId: BLIND, from: at, to: null });
+  }
+
+  blindEnd(at: number): void {
+    this.close(BLIND, at);
   }
 
   /** Forgets a fault that never landed. */
@@ -530,7 +546,10 @@ export class NodeDetector {
     // The span the first evidence covers, early failures included: a fault window it
     // overlaps (plus grace) caused it.
     const faultId = this.faults.find(this.node, start, Math.max(to, ...early.map((f) => f.endAt)));
-    if (faultId) {
+    if (faultId === BLIND) {
+      opened.cause = 'orchestrator';
+      opened.evidence.signals.push({ at, what: 'while Gauntlet had lost the Docker engine: counted as orchestrator blindness, not a node failure' });
+    } else if (faultId) {
       opened.faultId = faultId;
       opened.cause = `injected:${faultId}`;
     }
@@ -554,8 +573,9 @@ export class NodeDetector {
    * ever goes from spontaneous to injected, never back.
    */
   private deepen(ep: Episode, from: number, to: number, what: string, hard: boolean): void {
-    if (ep.faultId === null && ep.evidence.hard !== true) {
-      const faultId = this.faults.find(this.node, from, to);
+    if (ep.faultId === null && ep.cause === 'spontaneous' && ep.evidence.hard !== true) {
+      const found = this.faults.find(this.node, from, to);
+      const faultId = found === BLIND ? null : found;
       const injectedAt = faultId === null ? null : this.faults.openedAt(faultId);
       if (faultId !== null && injectedAt !== null && injectedAt >= ep.startedAt) {
         ep.faultId = faultId;

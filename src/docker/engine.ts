@@ -72,9 +72,24 @@ export function watchContainerEvents(
   containerIds: string[],
   onEvent: (e: ContainerEvent) => void,
   log: Logger,
-  options: { sinceMs?: number } = {},
+  options: {
+    sinceMs?: number;
+    /**
+     * The engine's event stream broke ('lost': Gauntlet no longer sees what Docker does) or
+     * opened again after that ('restored'), with when (epoch ms) and why.
+     */
+    onConnection?: (state: 'lost' | 'restored', at: number, why: string) => void;
+    /** The run's clock, for those times (default Date.now). */
+    now?: () => number;
+  } = {},
 ): EventWatch {
   let stopped = false;
+  let lost = false;
+  const connection = (state: 'lost' | 'restored', why: string): void => {
+    if (stopped || (state === 'lost') === lost) return;
+    lost = state === 'lost';
+    options.onConnection?.(state, (options.now ?? Date.now)(), why);
+  };
   let current: NodeJS.ReadableStream | null = null;
   // Docker's `since` has whole-second granularity: events earlier in that second are dropped
   // here by their exact time, so a run never sees what happened before it started.
@@ -99,6 +114,7 @@ export function watchContainerEvents(
       }
       current = stream;
       markReady();
+      connection('restored', 'the event stream is open again');
       attempt = 0; // a stream that opened resets the backoff
       let buffered = '';
       stream.on('data', (chunk: Buffer) => {
@@ -116,13 +132,18 @@ export function watchContainerEvents(
         reopened = true;
         reopen(attempt);
       };
-      stream.on('end', again);
+      stream.on('end', () => {
+        connection('lost', 'the engine ended the event stream');
+        again();
+      });
       stream.on('error', (err: Error) => {
         log.warn({ err: err.message }, 'docker event stream error');
+        connection('lost', `event stream error: ${err.message}`);
         again();
       });
     } catch (err) {
       log.warn({ err: (err as Error).message, attempt }, 'cannot open docker event stream; retrying');
+      connection('lost', `cannot open the event stream: ${(err as Error).message}`);
       reopen(attempt + 1);
     }
   };

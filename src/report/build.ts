@@ -48,7 +48,10 @@ export interface ReportJson {
     telemetry: Record<string, TelemetryStats>;
   }[];
   exposure_node_hours: number;
-  failures: { spontaneous: number; injected: number; recovery_failed: number; counted_for_mtbf: number };
+  /** orchestrator: episodes while Gauntlet had lost the Docker engine; not node failures. */
+  failures: { spontaneous: number; injected: number; orchestrator: number; recovery_failed: number; counted_for_mtbf: number };
+  /** Time Gauntlet could not see its container nodes (Docker engine lost), summed over nodes, ms: left out of exposure. */
+  orchestrator_blind_ms: number;
   mtbf: {
     point_hours: number | null;
     lower_bound_hours: number;
@@ -193,6 +196,10 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     loadWindows: store.loadWindows(runId),
     latencyWindows: store.latencyWindows(runId),
     outsideInjected: store.countOutsideInjected(runId, loadEnd),
+    blindSpans: store
+      .runEvents(runId)
+      .filter((e) => e.kind === 'orchestrator_blind_span' && e.detail)
+      .map((e) => JSON.parse(e.detail as string) as { from: number; to: number; nodes: string[] }),
   });
   const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
@@ -229,7 +236,8 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       telemetry: telemetryStats(store.telemetry(runId, n.name)),
     })),
     exposure_node_hours: r4(s.exposureNodeHours) as number,
-    failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
+    failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, orchestrator: s.failures.orchestrator, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
+    orchestrator_blind_ms: r4(s.blindMs) as number,
     mtbf: {
       point_hours: r4(s.mtbf.point_hours),
       lower_bound_hours: r4(s.mtbf.lower_bound_hours) as number,

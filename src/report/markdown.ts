@@ -18,6 +18,9 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(`| measure | value | how |`, `|---|---|---|`);
   out.push(`| exposure | ${h(r.exposure_node_hours)} (node-hours) | Σ nodes of time under load, minus injected failure episodes |`);
   out.push(`| failures | ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries | episodes; cause = injected when it starts in a fault's window (+${formatDuration(plan.detection.fault_grace)} grace) |`);
+  if (r.orchestrator_blind_ms > 0) {
+    out.push(`| orchestrator blindness | **${formatDuration(r.orchestrator_blind_ms)}** of node-time, ${r.failures.orchestrator} episodes | Gauntlet lost the Docker engine: that time is left out of exposure and what failed then is not counted as a node failure |`);
+  }
   out.push(
     `| MTBF lower bound | **≥ ${h(m.lower_bound_hours)} at ${conf}** | 2T/χ²(${conf}; 2r+2), r = ${r.failures.counted_for_mtbf} (spontaneous + failed recoveries) |`,
   );

@@ -429,6 +429,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
 
   // ---- Docker events and probes
   let watch: EventWatch | null = null;
+  /** Spans during which the Docker engine was lost (orchestrator blindness), per the container nodes. */
+  const blind: { from: number; to: number | null; nodes: string[] }[] = [];
   const byContainer = new Map(targets.filter((t) => t.containerId).map((t) => [t.containerId as string, t]));
   if (docker && byContainer.size > 0) {
     watch = watchContainerEvents(
@@ -461,7 +463,25 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         }
       }),
       log,
-      { sinceMs: started },
+      {
+        sinceMs: started,
+        now: () => clock.now(),
+        onConnection: guarded('docker connection', (state: 'lost' | 'restored', at: number, why: string) => {
+          const nodes = [...byContainer.values()].map((t) => t.node);
+          if (state === 'lost') {
+            faultWindows.blindStart(nodes, at);
+            blind.push({ from: at, to: null, nodes });
+            journal('orchestrator_blind', `lost the Docker engine (${why}): failures seen until it answers again are orchestrator blindness, not node failures, and the time is left out of exposure`);
+            log.error({ why }, 'lost the Docker engine: Gauntlet cannot see its containers');
+          } else {
+            faultWindows.blindEnd(at);
+            const span = blind.at(-1);
+            if (span && span.to === null) span.to = at;
+            journal('orchestrator_restored', `the Docker engine answers again${span ? ` after ${formatDuration(at - span.from)}` : ''}`);
+            log.warn('the Docker engine answers again');
+          }
+        }),
+      },
     );
     await watch.ready;
   }
@@ -642,6 +662,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
           // container gone: leave the end count empty
         }
       }
+    }
+    for (const span of blind) {
+      journal('orchestrator_blind_span', `blind from ${new Date(span.from).toISOString()} for ${formatDuration((span.to ?? loadEnd) - span.from)}${span.to === null ? ' (until the end of the load)' : ''}`, { from: span.from, to: span.to ?? loadEnd, nodes: span.nodes });
     }
     const baselines = degraded.baselines();
     journal(

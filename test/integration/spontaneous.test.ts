@@ -13,6 +13,7 @@ import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { describeDocker } from '../helpers/docker.js';
+import { watchLateness } from '../helpers/timing.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const NAMES = { crashy: 'gauntlet-it-spont-crash', hangy: 'gauntlet-it-spont-hang', faulted: 'gauntlet-it-spont-injected' } as const;
@@ -56,7 +57,10 @@ detection: { fault_grace: 3s }
 recovery_limit: 25s
 ready_timeout: 30s
 `);
-    const result = await runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    const clock = new RealClock();
+    const lateness = watchLateness(() => clock.now());
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    const late = lateness.stop();
     expect(result.status).toBe('completed');
     const run = store.getRun(result.runId);
     const loadEnd = run?.load_ended_at as number;
@@ -65,6 +69,7 @@ ready_timeout: 30s
       (await tailLogs(docker, name, 5000)).filter((l) => l.startsWith('TRUTH ')).map((l) => JSON.parse(l.slice(6)) as Truth);
 
     const lines: string[] = [];
+    const errors: number[] = [];
     for (const [node, name] of [['crashy', NAMES.crashy], ['hangy', NAMES.hangy]] as const) {
       // faults the run could see: after its start, early enough to be detected before its end
       const faults = (await truthOf(name)).filter((t) => t.event === 'fault' && t.at >= (run?.load_started_at as number) && t.at < loadEnd - 3000);
@@ -75,13 +80,27 @@ ready_timeout: 30s
       // each fault inside an episode, each episode holding a fault: found, and nothing invented
       const covers = (e: (typeof mine)[number], t: Truth): boolean => t.at >= e.started_at - 1500 && t.at <= (e.serving_again_at ?? loadEnd);
       for (const t of faults) expect(mine.some((e) => covers(e, t)), `${node}: fault at ${new Date(t.at).toISOString()} not found`).toBe(true);
-      const seenAll = (await truthOf(name)).filter((t) => t.event === 'fault');
+      const truth = await truthOf(name);
+      const seenAll = truth.filter((t) => t.event === 'fault');
       for (const e of mine) expect(seenAll.some((t) => covers(e, t)), `${node}: episode ${e.id} (${e.first_evidence}) has no fault in the truth`).toBe(true);
+      // Serving again against the node's own word: the first response it began after the fault.
+      for (const e of mine.filter((x) => x.serving_again_at !== null)) {
+        const fault = seenAll.filter((t) => covers(e, t)).at(-1) as Truth;
+        const served = truth.find((t) => t.event === 'served' && t.at > fault.at);
+        if (!served) continue;
+        const error = (e.serving_again_at as number) - served.at;
+        errors.push(error);
+        // this process may have been busy when the answer came: that much later is allowed
+        const busy = late.worst(served.at, e.serving_again_at as number);
+        lines.push(`${node} ${e.id.split('-').at(-1)}: serving again ${error.toFixed(1)} ms from the node's first response (loop late ≤ ${busy.toFixed(0)} ms)`);
+        expect(Math.abs(error), `${node}: serving again ${error.toFixed(1)} ms off the truth`).toBeLessThanOrEqual(100 + busy);
+      }
     }
     const faulted = episodes.filter((e) => e.node === 'faulted');
     const ledger = store.faults(result.runId);
     lines.push(`faulted: ${ledger.map((f) => `${f.kind} ${f.state}`).join(', ')}; episodes ${faulted.map((e) => e.cause).join(', ')}`);
     process.stderr.write(`spontaneous vs injected: ${lines.join(' | ')}\n`);
+    expect(errors.length).toBeGreaterThanOrEqual(1);
     expect(ledger.map((f) => f.state)).toEqual(['reverted', 'reverted']);
     expect(faulted).toHaveLength(2);
     expect(faulted.map((e) => e.fault_id).sort()).toEqual(ledger.map((f) => f.id).sort());

@@ -54,7 +54,7 @@ describe('summarizeRun', () => {
     });
     expect(s.perNodeExposureHours.a).toBeCloseTo(10 - 2000 / H - 1, 9);
     expect(s.perNodeExposureHours.b).toBe(10);
-    expect(s.failures).toEqual({ spontaneous: 1, injected: 2, recoveryFailed: 1, countedForMtbf: 2 });
+    expect(s.failures).toEqual({ spontaneous: 1, injected: 2, orchestrator: 0, recoveryFailed: 1, countedForMtbf: 2 });
     expect(s.mtbf.failures).toBe(2);
     expect(s.recovery.count).toBe(2);
     expect(s.recovery.max).toBe(3000);
@@ -114,5 +114,30 @@ describe('summarizeRun', () => {
       const a = availability([probe('a', true, 0), probe('a', false, 60_000)], [], ['a'], 1000, 61_000);
       expect(a.value).toBeCloseTo(0.5, 6);
     });
+  });
+
+  it('time without a view of the nodes (Docker engine lost) is left out of exposure once, and its episodes are not node failures', () => {
+    const s = summarizeRun({
+      loadStartedAt: 0,
+      loadEndedAt: 10 * H,
+      nodes: ['a', 'b'],
+      confidence: 0.8,
+      mtbfTargetHours: 1000,
+      episodes: [
+        // a went down with the engine and never came back within the limit
+        ep({ id: 'o1', node: 'a', cause: 'orchestrator', status: 'recovery_failed', started_at: 4 * H, detected_at: 4 * H + 10, serving_again_at: 6 * H }),
+      ],
+      blindSpans: [{ from: 4 * H, to: 5 * H, nodes: ['a', 'b'] }],
+      outsideInjected: null,
+      probes: [],
+      probeIntervalMs: 10_000,
+      states: [],
+      loadWindows: [],
+      latencyWindows: [],
+    });
+    expect(s.perNodeExposureHours.a).toBeCloseTo(8, 9); // 4 h–6 h out (the blind hour once, not twice)
+    expect(s.perNodeExposureHours.b).toBeCloseTo(9, 9);
+    expect(s.blindMs).toBe(2 * H);
+    expect(s.failures).toEqual({ spontaneous: 0, injected: 0, orchestrator: 1, recoveryFailed: 1, countedForMtbf: 0 });
   });
 });

@@ -401,3 +401,27 @@ describe('NodeDetector: attribution does not reach past the grace period', () =>
     expect([...episodes.values()][0]).toMatchObject({ cause: 'spontaneous' });
   });
 });
+
+describe('NodeDetector: orchestrator blindness', () => {
+  it('an episode that starts while Gauntlet has lost the Docker engine is orchestrator blindness, and no fault takes it over', () => {
+    const { episodes, windows, feed } = setup({ probeFailures: 2, grace: 1000 });
+    windows.blindStart(['node-a'], 5_000);
+    feed({ type: 'probe', kind: 'health', sentAt: 5_500, respondedAt: null, ok: false, timedOut: false, error: 'ECONNREFUSED' });
+    feed({ type: 'probe', kind: 'health', sentAt: 6_000, respondedAt: null, ok: false, timedOut: false, error: 'ECONNREFUSED' });
+    windows.open('node-a', 'kill', 6_500);
+    feed({ type: 'docker', action: 'die', at: 6_600, exitCode: 137 });
+    const ep = [...episodes.values()][0] as Episode;
+    expect(episodes.size).toBe(1);
+    expect(ep).toMatchObject({ cause: 'orchestrator', faultId: null });
+    expect(windows.openOn('node-a')).toBe(true); // the fault; blindness is not a fault window
+  });
+
+  it('after the engine is back (and the grace has passed) failures are judged on their own again', () => {
+    const { episodes, windows, feed } = setup({ grace: 1000 });
+    windows.blindStart(['node-a'], 1_000);
+    windows.blindEnd(2_000);
+    expect(windows.openOn('node-a')).toBe(false);
+    feed({ type: 'docker', action: 'die', at: 10_000, exitCode: 1 });
+    expect([...episodes.values()][0]?.cause).toBe('spontaneous');
+  });
+});
