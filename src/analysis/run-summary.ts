@@ -66,8 +66,9 @@ export interface RunSummary {
   recovery: Distribution & { detect: Distribution; restart: Distribution; ready: Distribution };
   /**
    * Time-weighted: each health probe stands for the time until the next one (at most one normal
-   * interval), so the fast pace during a fault does not weigh its failures more. A probe that
-   * failed while the node was busy (serving, health endpoint overwhelmed) counts as available.
+   * interval), so the fast pace during a fault does not weigh its failures more. It counts as
+   * available when answered 2xx within that slot, or when it failed while the node was busy
+   * (serving, health endpoint overwhelmed). `ok` counts the probes answered in time.
    */
   availability: { value: number | null; probes: number; ok: number; busy: number; perNode: Record<string, number | null> };
   requests: {
@@ -216,11 +217,14 @@ export function availability(probes: ProbeRow[], states: NodeStateRow[], nodes: 
     for (const [i, p] of mine.entries()) {
       const next = mine[i + 1]?.sent_at ?? endAt;
       const weight = Math.max(0, Math.min(next - p.sent_at, intervalMs));
-      const inBusy = !p.ok && spans.some(([from, to]) => p.sent_at >= from && p.sent_at < to);
+      // Answered within its own slot (before the next probe was due): the node answered then.
+      // A frozen node answers a probe it had queued the moment it thaws, late: that slot was down.
+      const inTime = p.ok && p.response_at !== null && p.response_at - p.sent_at <= Math.max(weight, 1);
+      const inBusy = !inTime && spans.some(([from, to]) => p.sent_at >= from && p.sent_at < to);
       nodeAll += weight;
-      if (p.ok || inBusy) nodeUp += weight;
+      if (inTime || inBusy) nodeUp += weight;
       count++;
-      if (p.ok) ok++;
+      if (inTime) ok++;
       else if (inBusy) busy++;
     }
     perNode[node] = nodeAll > 0 ? nodeUp / nodeAll : null;

@@ -93,6 +93,7 @@ function summaryLines(result: RunResult): string[] {
     `  recovery (${r.recovery.count}): p50 ${r.recovery.p50_ms ?? '—'} ms, p95 ${r.recovery.p95_ms ?? '—'} ms, max ${r.recovery.max_ms ?? '—'} ms${rec.length ? ` [${rec.join(', ')}]` : ''}`,
     `  faults: ${r.faults.filter((f) => f.injected_at !== null).length} injected${r.faults.some((f) => f.driver) ? ` (drivers: ${r.faults.filter((f) => f.driver).map((f) => `${f.kind}=${f.driver}`).join(', ')})` : ''}, ${r.faults.filter((f) => f.state === 'active' || f.state === 'injecting').length} not reverted` +
       (r.faults_not_run.length > 0 ? `; not run: ${r.faults_not_run.map((f) => `${f.kind} on ${f.node} (${f.reason})`).join('; ')}` : ''),
+    ...(r.service ? [`  service ${r.service.name}: client-visible outage per fault ${r.service.outages.map((o) => `${o.fault_kind}@${o.node} ${o.started_at === null ? 'none' : o.outage_ms === null ? 'not over' : `${o.outage_ms.toFixed(0)}ms`}`).join(', ') || '—'}; longest ${r.service.max_outage_ms === null ? '—' : `${r.service.max_outage_ms.toFixed(0)} ms`}`] : []),
     `  requests ${r.requests.total}, error rate ${r.requests.error_rate === null ? '—' : `${(r.requests.error_rate * 100).toFixed(2)}%`}; availability ${r.availability.value === null ? '—' : `${(r.availability.value * 100).toFixed(2)}%`}; ttft p50/p99 ${r.latency.ttft_p50_ms ?? '—'}/${r.latency.ttft_p99_ms ?? '—'} ms`,
     `report: ${join(result.reportDir, 'report.md')} (and report.json)`,
   ];

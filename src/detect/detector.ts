@@ -102,7 +102,11 @@ export const BLIND = 'orchestrator:blind';
 export class FaultWindows {
   private windows: { node: string; faultId: string; from: number; to: number | null }[] = [];
 
-  constructor(private readonly graceMs: number) {}
+  constructor(
+    private readonly graceMs: number,
+    /** Views that every node's faults reach (a service endpoint in front of them). */
+    private readonly overAll: ReadonlySet<string> = new Set(),
+  ) {}
 
   open(node: string, faultId: string, from: number): void {
     this.windows.push({ node, faultId, from, to: null });
@@ -145,7 +149,7 @@ export class FaultWindows {
     const slack = 100;
     let best: { faultId: string; from: number } | null = null;
     for (const w of this.windows) {
-      if (w.node !== node) continue;
+      if (w.node !== node && !(this.overAll.has(node) && w.faultId !== BLIND)) continue;
       const seenInside = to >= w.from - slack && (w.to === null || to <= w.to + this.graceMs);
       const inFlightAtInjection = from <= w.from && to >= w.from - slack;
       if (!seenInside && !inFlightAtInjection) continue;

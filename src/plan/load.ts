@@ -51,6 +51,7 @@ export function validatePlan(raw: unknown, source = 'plan', locate?: (path: read
     if (names.has(t.name)) add(['targets', i, 'name'], `got ${show(t.name)}; target names must be unique`);
     names.add(t.name);
   });
+  if (plan.service && names.has(plan.service.name)) add(['service', 'name'], `got ${show(plan.service.name)}; the service needs a name of its own, not a target's`);
   plan.faults.forEach((f, i) => {
     const injector = FAULTS[f.kind];
     if (!injector) {

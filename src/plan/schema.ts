@@ -196,12 +196,23 @@ const Safety = z.strictObject({
     .optional(),
 });
 
+/**
+ * A service endpoint in front of the nodes (a router, a load balancer): the load goes there, and
+ * each fault's client-visible outage — the failover time — is measured there, next to each
+ * node's own recovery (which the nodes' probes and Docker events still measure).
+ */
+const Service = z.strictObject({
+  name: name.default('service'),
+  endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+});
+
 export const PlanSchema = z.strictObject({
   name,
   description: z.string().optional(),
   duration: duration('duration', 1000, 7 * 86_400_000),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
   targets: z.array(Target).min(1, 'expected at least one target'),
+  service: Service.optional(),
   load: Load,
   faults: z.array(Fault).default([]),
   probes: Probes.default(Probes.parse({})),

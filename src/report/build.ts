@@ -1,6 +1,7 @@
 // Builds report.json's content from a run's rows: the machine-readable record of what was
 // measured and how. Reads the store, never writes it. Field names are documented in README.md.
-import { summarizeRun, type RunSummary } from '../analysis/run-summary.js';
+import { clientOutage, type ServiceRequest } from '../analysis/failover.js';
+import { availability, summarizeRun, type RunSummary } from '../analysis/run-summary.js';
 import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
@@ -140,6 +141,19 @@ export interface ReportJson {
   faults_not_run: { id: string; kind: string; node: string; state: string; reason: string }[];
   /** The run's journal: halts, skipped injections. */
   journal: { at: string; kind: string; message: string }[];
+  /**
+   * The service endpoint in front of the nodes (plan.service), when there is one: every
+   * client-visible outage there (from the first request it failed to the first response it
+   * began after), with the fault it overlaps — the failover time, next to the nodes' recovery.
+   */
+  service: {
+    name: string;
+    endpoint: string;
+    /** One per injected fault: failover measured at the service (null fields: no request failed). */
+    outages: { fault_id: string; fault_kind: string; node: string; started_at: string | null; outage_ms: number | null; failed_requests: number }[];
+    max_outage_ms: number | null;
+    availability: number | null;
+  } | null;
   episodes: {
     id: string;
     node: string;
@@ -323,6 +337,29 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       .filter((f) => f.state === 'skipped' || (f.state === 'failed' && f.injected_at === null))
       .map((f) => ({ id: f.id, kind: f.kind, node: f.node, state: f.state, reason: f.error ?? '' })),
     journal: store.runEvents(runId).map((e) => ({ at: iso(e.at) as string, kind: e.kind, message: e.message })),
+    service: plan.service
+      ? (() => {
+          const name = plan.service.name;
+          const rows = store.db
+            .prepare("SELECT sent_at, response_at, end_at, outcome FROM requests WHERE run_id = ? AND node = ? AND outcome != 'cancelled' ORDER BY sent_at")
+            .all(runId, name) as ServiceRequest[];
+          const list = store
+            .faults(runId)
+            .filter((f) => f.injected_at !== null)
+            .map((f) => {
+              const o = clientOutage(rows, f.injected_at as number, (f.reverted_at ?? loadEnd) + plan.detection.fault_grace);
+              return { fault_id: f.id, fault_kind: f.kind, node: f.node, started_at: o ? iso(o.startedAt) : null, outage_ms: o ? r1(o.outageMs) : null, failed_requests: o?.failed ?? 0 };
+            });
+          const measured = list.flatMap((o) => (o.outage_ms === null ? [] : [o.outage_ms]));
+          return {
+            name: plan.service.name,
+            endpoint: plan.service.endpoint,
+            outages: list,
+            max_outage_ms: measured.length ? Math.max(...measured) : null,
+            availability: r4(availability(store.probes(runId), store.nodeStates(runId), [plan.service.name], plan.probes.interval, loadEnd).value),
+          };
+        })()
+      : null,
     episodes: s.episodes.map((e) => ({
       id: e.id,
       node: e.node,

@@ -89,6 +89,16 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
       for (const [metric, t] of Object.entries(n.telemetry)) out.push(`| ${n.name} | ${metric} | ${t.samples} | ${fmt(metric, t.first)} → ${fmt(metric, t.last)} | ${fmt(metric, t.min)}–${fmt(metric, t.max)} |`);
     }
   }
+  if (r.service) {
+    const sv = r.service;
+    out.push('', `## Service endpoint ${sv.name} (${sv.endpoint})`, '');
+    out.push(
+      `The load went through it. Client-visible outage per fault: from the first request that failed there until the first response begun by a request sent after the last failing one — the failover time; the nodes' own recovery is under Episodes. Longest: ${sv.max_outage_ms === null ? '—' : `${sv.max_outage_ms.toFixed(0)} ms`}; availability of its health endpoint ${pct(sv.availability)}.`,
+      '',
+    );
+    out.push('| fault | client-visible outage | failed requests | from |', '|---|---|---|---|');
+    for (const o of sv.outages) out.push(`| ${o.fault_kind} on ${o.node} (${o.fault_id}) | ${o.started_at === null ? 'none' : o.outage_ms === null ? 'not over' : `${o.outage_ms.toFixed(0)} ms`} | ${o.failed_requests} | ${o.started_at ?? '—'} |`);
+  }
   out.push('', '## Faults (the ledger)', '');
   if (r.faults.length > 0) {
     const ms = (v: number | null): string => (v === null ? '—' : `${v.toFixed(0)} ms`);

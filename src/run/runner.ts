@@ -188,9 +188,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const named = entries.find((e) => e.model !== undefined)?.model;
   const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint);
   // Prompt files are read and checked here, before the run exists.
+  // With a service endpoint, the load goes there (the router spreads it over the nodes).
+  const service = plan.service ? { node: plan.service.name, endpoint: plan.service.endpoint } : null;
   const workload = buildWorkload(
     plan,
-    targets.map((t) => ({ node: t.node, endpoint: t.endpoint })),
+    service ? [service] : targets.map((t) => ({ node: t.node, endpoint: t.endpoint })),
     model,
     planSource,
   );
@@ -247,7 +249,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   log.info({ targets: targets.map((t) => `${t.node}=${t.endpoint}`), model }, 'run started');
 
   // ---- detection
-  const faultWindows = new FaultWindows(plan.detection.fault_grace);
+  const faultWindows = new FaultWindows(plan.detection.fault_grace, new Set(service ? [service.node] : []));
   const detectors = new Map<string, NodeDetector>();
   const probers = new Map<string, NodeProber>();
   const episodesSeen = new Set<string>();
@@ -299,6 +301,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     }
     // What the node looked like just before: its latest telemetry, taken once, at the opening.
     if (!episodesSeen.has(e.id) && telemetry && e.evidence.telemetry === undefined) e.evidence.telemetry = telemetry.snapshot(e.node);
+    // The service's detector gives its live state; its outages are measured per fault from the
+    // requests (report), and only the nodes' own episodes are failures or end a fault.
+    if (service && e.node === service.node) return;
     store.upsertEpisode(episodeRow(runId, e));
     episodesSeen.add(e.id);
     if (e.servingAgainAt !== null) lastServingAgainAt = Math.max(lastServingAgainAt ?? 0, e.servingAgainAt);
@@ -315,12 +320,14 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     // The probes' pace follows the state: fast while busy, down or recovering.
     probers.get(c.node)?.hurry();
   };
-  for (const t of targets) {
+  // The service's detector: any failed request there opens an outage (what a client saw).
+  const views = service ? [...targets.map((t) => ({ node: t.node, endpoint: t.endpoint, errorBurst: plan.detection.error_burst })), { ...service, errorBurst: 1 }] : targets.map((t) => ({ node: t.node, endpoint: t.endpoint, errorBurst: plan.detection.error_burst }));
+  for (const t of views) {
     detectors.set(
       t.node,
       new NodeDetector(
         t.node,
-        { probeFailures: plan.probes.failures, errorBurst: plan.detection.error_burst, recoveryLimitMs: plan.recovery_limit },
+        { probeFailures: plan.probes.failures, errorBurst: t.errorBurst, recoveryLimitMs: plan.recovery_limit },
         faultWindows,
         () => clock.now(),
         onEpisode,
@@ -358,7 +365,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       // Its failure is already being measured; a fault on top would blur what caused what.
       return `${t.node} is ${own.state} (episode open since ${new Date(own.openEpisode?.startedAt ?? clock.now()).toISOString()}): a fault on a failing node measures nothing and would blur attribution`;
     }
-    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && (d.state === 'up' || d.state === 'busy')).length;
+    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && d.node !== service?.node && (d.state === 'up' || d.state === 'busy' || d.state === 'degraded')).length;
     if (healthyOthers < plan.safety.min_healthy_nodes) {
       return `blast radius: only ${healthyOthers} other node(s) healthy (safety.min_healthy_nodes: ${plan.safety.min_healthy_nodes})`;
     }
@@ -389,6 +396,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       const injection = faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs, quietMs);
       // The fault's window is open now: the node's probes go to the fast pace from the injection.
       probers.get(t.node)?.hurry();
+      if (service) probers.get(service.node)?.hurry();
       const ok = await injection;
       if (ok) log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
       faultsDone++;
@@ -486,7 +494,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     await watch.ready;
   }
   const probes = probeDispatcher();
-  for (const t of targets) {
+  const faultedAnywhere = (): boolean => targets.some((t) => faultWindows.openOn(t.node));
+  for (const t of views) {
     const prober = new NodeProber(
       {
         endpoint: t.endpoint,
@@ -508,7 +517,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       (): ProbePace => {
         const state = (detectors.get(t.node) as NodeDetector).state;
         if (state === 'down' || state === 'recovering') return 'down';
-        return state === 'busy' || faultWindows.openOn(t.node) ? 'watch' : 'normal';
+        // the service is watched closely while any of its nodes is faulted
+        return state === 'busy' || faultWindows.openOn(t.node) || (t.node === service?.node && faultedAnywhere()) ? 'watch' : 'normal';
       },
     );
     probers.set(t.node, prober);

@@ -3,6 +3,7 @@
 import { BatchEngine, ShardGroup, forkShards } from './engine.js';
 import { parseSimArgs } from './options.js';
 import { createSimServer, type NodeState } from './server.js';
+import { createRouter } from './router.js';
 import { startSpontaneous } from './spontaneous.js';
 import { runWorker } from './worker.js';
 
@@ -27,6 +28,27 @@ function main(argv: string[]): void {
   const truth = (event: string, detail: Record<string, unknown> = {}): void => {
     process.stdout.write(`TRUTH ${JSON.stringify({ at: now(), event, pid: process.pid, ...detail })}\n`);
   };
+  if (opts.router) {
+    let backends: URL[];
+    try {
+      backends = opts.router.split(',').map((u) => new URL(u.trim()));
+    } catch (err) {
+      process.stderr.write(`gauntlet-sim: option --router: expected comma-separated http:// URLs, got "${opts.router}" (${(err as Error).message})\n`);
+      process.exit(2);
+    }
+    const router = createRouter({ backends, checkMs: opts.routerCheckMs, checkTimeoutMs: Math.max(50, Math.floor(opts.routerCheckMs * 0.8)) }, truth);
+    router.listen(opts.port, opts.host, () => {
+      truth('listening');
+      log(`router on ${opts.host}:${opts.port} over ${backends.map((b) => b.host).join(', ')} (health check every ${opts.routerCheckMs} ms)`);
+    });
+    const stop = (): void => {
+      router.close();
+      setTimeout(() => process.exit(0), 100).unref();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    return;
+  }
   const fatal = (reason: string): void => {
     truth('fatal', { reason });
     process.stderr.write(`${new Date().toISOString()} sim[${process.pid}] FATAL ${reason}; aborting\n`);

@@ -54,6 +54,10 @@ export interface SimOptions {
    * times out while every request still succeeds — and further requests queue (no 503).
    */
   httpThreads: number;
+  /** Router mode: comma-separated backend base URLs (empty: a model server). */
+  router: string;
+  /** Router mode: active health check period of each backend, ms. */
+  routerCheckMs: number;
   seed: number;
 }
 
@@ -88,6 +92,8 @@ export const DEFAULTS: SimOptions = {
   workerLoss: 'crash',
   degradedFactor: 2,
   httpThreads: 0,
+  router: '',
+  routerCheckMs: 250,
   seed: 1,
 };
 
@@ -113,6 +119,8 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--worker-loss': 'workerLoss',
   '--degraded-factor': 'degradedFactor',
   '--http-threads': 'httpThreads',
+  '--router': 'router',
+  '--router-check-ms': 'routerCheckMs',
   '--seed': 'seed',
 };
 
@@ -134,6 +142,7 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   spontaneousDurationMs: [1, 3_600_000, false],
   degradedFactor: [1, 1000, false],
   httpThreads: [0, 10_000, true],
+  routerCheckMs: [10, 600_000, true],
   seed: [0, 2 ** 32 - 1, true],
 };
 

@@ -127,4 +127,38 @@ probes: { interval: 1s, timeout: ${timeout}ms, failures: 2, fast_interval: ${fas
     expect((ep.serving_again_at as number) - continuedAt).toBeLessThanOrEqual(fast + late + 100);
     store.close();
   }, 90_000);
+
+  it('availability over 100 s with a 20 s freeze is 80 % ± 2 %: every scheduled probe counts, the fast pace does not weigh more', async () => {
+    const { proc, endpoint } = await startSim(['--gpus', '1', '--ttft-ms', '20', '--itl-ms', '10', '--jitter', '0']);
+    const store = openStore(join(dir, 'avail.db'));
+    const plan = parsePlanText(`
+name: availability
+duration: 100s
+targets: [{ name: frozen, endpoint: "${endpoint}" }]
+load: { rate: 2, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 4, timeout: 30s, model: sim-llama }
+probes: { interval: 1s, timeout: 2s, failures: 2, fast_interval: 200ms }
+recovery_limit: 60s
+`);
+    let frozenFor = 0;
+    const freezer = (async () => {
+      await clock.sleep(40_000);
+      const from = clock.now();
+      proc.kill('SIGSTOP');
+      await clock.sleep(20_000);
+      proc.kill('SIGCONT');
+      frozenFor = clock.now() - from;
+    })();
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: null, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    await freezer;
+    const { report } = buildReport(store, result.runId);
+    const run = store.getRun(result.runId);
+    const loadMs = (run?.load_ended_at as number) - (run?.load_started_at as number);
+    // the truth, from this test's own clock: the share of the load the process was not frozen
+    const truth = 1 - frozenFor / loadMs;
+    process.stderr.write(`availability: ${((report.availability.value ?? 0) * 100).toFixed(2)} % over ${report.availability.probes} health probes; truth ${(truth * 100).toFixed(2)} % (frozen ${frozenFor.toFixed(0)} ms of ${loadMs.toFixed(0)} ms)\n`);
+    expect(report.availability.value as number).toBeGreaterThanOrEqual(0.78);
+    expect(report.availability.value as number).toBeLessThanOrEqual(0.82);
+    expect(Math.abs((report.availability.value as number) - truth)).toBeLessThanOrEqual(0.02);
+    store.close();
+  }, 180_000);
 });

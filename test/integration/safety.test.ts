@@ -64,7 +64,7 @@ probes: { interval: 500ms, timeout: 500ms }
     const faults = store.faults(result.runId);
     expect(faults.map((f) => f.state)).toEqual(['reverted', 'skipped']);
     expect(faults[1]?.error).toMatch(/blast radius: 1 fault\(s\) already active \(safety.max_concurrent_faults: 1\)/);
-    expect(store.runEvents(result.runId).map((e) => e.kind)).toEqual(['fault_skipped']);
+    expect(store.runEvents(result.runId).map((e) => e.kind)).toEqual(['fault_skipped', 'baseline']); // the baseline the run judged 'degraded' by comes last
     expect((await docker.getContainer(NAME).inspect()).State.Paused).toBe(false);
 
     const r2 = await run(`

@@ -110,6 +110,12 @@ describe('summarizeRun', () => {
       expect(a).toMatchObject({ value: 0.75, probes: 4, ok: 1, busy: 2 });
     });
 
+    it('a probe answered 2xx only after the next one was due (a node thawing) does not count its slot', () => {
+      const late = { ...probe('a', true, 1000), response_at: 3500 };
+      const a = availability([probe('a', true, 0), late, probe('a', true, 2000), probe('a', true, 3000)], [], ['a'], 1000, 4000);
+      expect(a).toMatchObject({ value: 0.75, probes: 4, ok: 3 });
+    });
+
     it('a gap with no probes (the orchestrator was stopped) counts at most one interval', () => {
       const a = availability([probe('a', true, 0), probe('a', false, 60_000)], [], ['a'], 1000, 61_000);
       expect(a.value).toBeCloseTo(0.5, 6);

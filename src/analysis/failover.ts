@@ -1,0 +1,38 @@
+// Client-visible outage at a service endpoint (a router in front of the nodes) caused by one
+// fault: what the release criteria call failover time. Pure: the service's requests in, one
+// span out. With round-robin, requests that land on the dead node fail while the others
+// succeed, so "from the first failure to the next success" would measure the spacing of
+// requests, not the failover: the outage runs from the first failure until the first response
+// that began after the last failing request was sent — the router no longer sends anyone to
+// the dead node.
+import { isSuccess } from '../store/types.js';
+
+export interface ServiceRequest {
+  sent_at: number;
+  response_at: number | null;
+  end_at: number;
+  outcome: string;
+}
+
+export interface ClientOutage {
+  /** First evidence: a timeout's send, any other failure's end. */
+  startedAt: number;
+  /** The first response begun by a request sent after the last failing one; null: never. */
+  servingAgainAt: number | null;
+  outageMs: number | null;
+  failed: number;
+}
+
+/**
+ * The outage among requests sent in [from, to) (a fault's window plus grace, and those already
+ * in flight when it began: sent before `from` but failed after it). Null when none failed.
+ */
+export function clientOutage(requests: readonly ServiceRequest[], from: number, to: number): ClientOutage | null {
+  const failed = requests.filter((r) => r.outcome !== 'cancelled' && !isSuccess(r.outcome) && r.sent_at < to && (r.sent_at >= from || r.end_at >= from));
+  if (failed.length === 0) return null;
+  const startedAt = Math.min(...failed.map((r) => (r.outcome === 'timeout' ? Math.max(r.sent_at, from) : Math.max(r.end_at, from))));
+  const lastSent = Math.max(...failed.map((r) => r.sent_at));
+  const after = requests.filter((r) => isSuccess(r.outcome) && r.sent_at > lastSent && r.response_at !== null).map((r) => r.response_at as number);
+  const servingAgainAt = after.length > 0 ? Math.min(...after) : null;
+  return { startedAt, servingAgainAt, outageMs: servingAgainAt === null ? null : servingAgainAt - startedAt, failed: failed.length };
+}

@@ -1,0 +1,99 @@
+// A small router in front of several inference nodes, as a service endpoint would be (nginx,
+// Envoy, a Kubernetes Service with readiness checks): round-robin over the backends it believes
+// healthy, an active health check of each every --router-check-ms, a backend taken out at once
+// when a connection to it fails, and a request retried on the next backend when it failed
+// before any byte of the answer came back (a stream already under way cannot be retried: the
+// client sees it cut). Writes TRUTH lines for what the client saw: each request it could not
+// serve (client_error) and each backend it took out or put back.
+import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+
+export interface RouterOptions {
+  backends: URL[];
+  checkMs: number;
+  checkTimeoutMs: number;
+}
+
+interface Backend {
+  url: URL;
+  healthy: boolean;
+}
+
+export function createRouter(opts: RouterOptions, truth: (event: string, detail?: Record<string, unknown>) => void): Server {
+  const backends: Backend[] = opts.backends.map((url) => ({ url, healthy: true }));
+  let next = 0;
+  const mark = (b: Backend, healthy: boolean, why: string): void => {
+    if (b.healthy === healthy) return;
+    b.healthy = healthy;
+    truth(healthy ? 'backend_up' : 'backend_down', { backend: b.url.host, why });
+  };
+  const check = (b: Backend): void => {
+    const req = httpRequest(new URL('/health', b.url), { method: 'GET', timeout: opts.checkTimeoutMs, agent: false }, (res) => {
+      res.resume();
+      mark(b, res.statusCode === 200, `health check HTTP ${res.statusCode}`);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err) => mark(b, false, `health check: ${err.message}`));
+    req.end();
+  };
+  const timer = setInterval(() => backends.forEach(check), opts.checkMs);
+  timer.unref();
+
+  const pick = (tried: Set<Backend>): Backend | null => {
+    for (let i = 0; i < backends.length; i++) {
+      const b = backends[(next + i) % backends.length] as Backend;
+      if (b.healthy && !tried.has(b)) {
+        next = (next + i + 1) % backends.length;
+        return b;
+      }
+    }
+    return null;
+  };
+
+  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, tried: Set<Backend>): void => {
+    const b = pick(tried);
+    if (!b) {
+      truth('client_error', { path: req.url, why: 'no healthy backend' });
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 503, message: 'no healthy backend', type: 'unavailable_error' } }));
+      return;
+    }
+    tried.add(b);
+    let answered = false;
+    const up = httpRequest(new URL(req.url ?? '/', b.url), { method: req.method, headers: { ...req.headers, host: b.url.host }, agent: false }, (r) => {
+      answered = true;
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+      r.on('error', () => res.destroy());
+      r.on('aborted', () => {
+        truth('client_error', { path: req.url, why: `stream from ${b.url.host} cut` });
+        res.destroy();
+      });
+    });
+    up.on('error', (err) => {
+      if (answered) {
+        truth('client_error', { path: req.url, why: `stream from ${b.url.host} cut: ${err.message}` });
+        return void res.destroy();
+      }
+      // nothing came back yet: take the backend out and try the next one
+      mark(b, false, `request: ${err.message}`);
+      forward(req, body, res, tried);
+    });
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
+    up.end(body);
+  };
+
+  const server = createServer((req, res) => {
+    if (req.url === '/health') {
+      const any = backends.some((b) => b.healthy);
+      res.writeHead(any ? 200 : 503, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ status: any ? 'ok' : 'no healthy backend' }));
+    }
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => forward(req, Buffer.concat(parts), res, new Set()));
+  });
+  server.on('close', () => clearInterval(timer));
+  return server;
+}

@@ -1,0 +1,134 @@
+// Failover at a service endpoint: two simulator containers behind the simulator's router mode
+// (round-robin, health checks every 100 ms, a request retried elsewhere when its connection
+// fails before any answer). Load goes to the router; a crash of one node and a freeze of the
+// other are injected. The client-visible outage Gauntlet reports for each fault is compared
+// with an independent poller's: a fresh one-token request through the router every 20 ms,
+// judged by the same definition (from the first failure until a response begun after the last
+// failing send).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { clientOutage, type ServiceRequest } from '../../src/analysis/failover.js';
+import { dockerClient } from '../../src/docker/engine.js';
+import { ensureSimImage, removeContainers, simBundlePath, startSimContainer } from '../../src/docker/sim-image.js';
+import { silentLogger } from '../../src/log.js';
+import { parsePlanText } from '../../src/plan/load.js';
+import { buildReport } from '../../src/report/build.js';
+import { runPlan } from '../../src/run/runner.js';
+import { openStore } from '../../src/store/store.js';
+import { RealClock } from '../../src/util/clock.js';
+import { freePort } from '../../src/util/ports.js';
+import { describeDocker } from '../helpers/docker.js';
+import { watchLateness } from '../helpers/timing.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const NAMES = ['gauntlet-it-failover-a', 'gauntlet-it-failover-b'];
+
+describeDocker('failover through a service endpoint (real Docker, the simulator as router)', () => {
+  const docker = dockerClient();
+  const dir = tempDir();
+  const clock = new RealClock();
+  let router: ChildProcess | null = null;
+  let routerUrl = '';
+
+  beforeAll(async () => {
+    const image = await ensureSimImage(docker, silentLogger);
+    await removeContainers(docker, NAMES);
+    const ports = [await freePort(), await freePort()];
+    for (const [i, name] of NAMES.entries()) await startSimContainer(docker, image, { name, targetLabel: `it-failover-${i}`, gpus: 2, loadMs: 800, ttftMs: 20, itlMs: 10, hostPort: ports[i] as number });
+    const rport = await freePort();
+    router = spawn(process.execPath, [simBundlePath(), '--port', String(rport), '--router', ports.map((p) => `http://127.0.0.1:${p}`).join(','), '--router-check-ms', '100'], { stdio: 'ignore' });
+    routerUrl = `http://127.0.0.1:${rport}`;
+    for (let i = 0; i < 600; i++) {
+      const up = await request(`${routerUrl}/v1/models`, { reset: true }).then(
+        (r) => (r.body.dump(), r.statusCode === 200),
+        () => false,
+      );
+      if (up) return;
+      await clock.sleep(50);
+    }
+    throw new Error('router or nodes not serving within 30 s');
+  }, 120_000);
+
+  afterAll(async () => {
+    router?.kill('SIGKILL');
+    await removeContainers(docker, NAMES);
+  });
+
+  it("each fault's client-visible outage at the service agrees with an independent poller's within 100 ms", async () => {
+    const store = openStore(join(dir, 'f.db'));
+    const plan = parsePlanText(`
+name: failover
+duration: 14s
+targets: [{ name: a, container: ${NAMES[0]} }, { name: b, container: ${NAMES[1]} }]
+service: { name: router, endpoint: "${routerUrl}" }
+load: { rate: 20, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 8, timeout: 1500ms, model: sim-llama }
+faults:
+  - { kind: node-kill, target: a, at: 3s, params: { mode: crash } }
+  - { kind: hang, target: b, at: 9s, params: { duration: 2s } }
+probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
+detection: { fault_grace: 2s }
+recovery_limit: 20s
+`);
+    // the independent witness: a fresh one-token request through the router every 20 ms
+    const polls: ServiceRequest[] = [];
+    const stop = new AbortController();
+    const poller = (async () => {
+      const start = clock.now();
+      const inflight: Promise<void>[] = [];
+      for (let k = 0; k < 2000 && !stop.signal.aborted; k++) {
+        inflight.push(
+          (async () => {
+            const sent = clock.now();
+            let responded: number | null = null;
+            let outcome = 'ok';
+            try {
+              const r = await request(`${routerUrl}/v1/chat/completions`, { method: 'POST', reset: true, body: JSON.stringify({ model: 'sim-llama', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(1500) });
+              responded = clock.now();
+              await r.body.dump();
+              if (r.statusCode !== 200) outcome = 'http_error';
+            } catch (err) {
+              outcome = (err as Error).name === 'TimeoutError' ? 'timeout' : 'conn_error';
+            }
+            polls.push({ sent_at: sent, response_at: responded, end_at: clock.now(), outcome });
+          })(),
+        );
+        try {
+          await clock.sleep(start + (k + 1) * 20 - clock.now(), stop.signal);
+        } catch {
+          break;
+        }
+      }
+      await Promise.all(inflight);
+    })();
+    const lateness = watchLateness(() => clock.now());
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    stop.abort();
+    await poller;
+    const late = lateness.stop();
+    expect(result.status).toBe('completed');
+    const { report } = buildReport(store, result.runId);
+    const sv = report.service;
+    expect(sv).not.toBeNull();
+    const ledger = store.faults(result.runId);
+    expect(ledger.map((f) => f.state)).toEqual(['reverted', 'reverted']);
+    const lines: string[] = [];
+    for (const f of ledger) {
+      const mine = sv?.outages.find((o) => o.fault_id === f.id);
+      const truth = clientOutage(polls, f.injected_at as number, (f.reverted_at as number) + 2000);
+      const measured = mine?.outage_ms ?? 0;
+      const witnessed = truth?.outageMs ?? 0;
+      const busy = late.worst(f.injected_at as number, (f.reverted_at as number) + 2000);
+      lines.push(`${f.kind} on ${f.node}: Gauntlet ${measured.toFixed(0)} ms (${mine?.failed_requests ?? 0} failed), poller ${witnessed.toFixed(0)} ms (${truth?.failed ?? 0} failed), loop late ≤ ${busy.toFixed(0)} ms`);
+      expect(Math.abs(measured - witnessed), lines.at(-1)).toBeLessThanOrEqual(100 + busy);
+    }
+    // the nodes' own recovery is still measured, apart from the service's outage
+    const episodes = store.episodes(result.runId);
+    lines.push(`node episodes: ${episodes.map((e) => `${e.node} ${e.cause.split('-').at(-1)} ${((e.serving_again_at ?? 0) - e.started_at).toFixed(0)} ms`).join(', ')}`);
+    process.stderr.write(`failover: ${lines.join(' | ')}\n`);
+    expect(episodes.map((e) => e.node).sort()).toEqual(['a', 'b']);
+    for (const e of episodes) expect(e.cause).toMatch(/^injected:/);
+    store.close();
+  }, 120_000);
+});
