@@ -1,6 +1,8 @@
 // Turns observations of one node — Docker events, health and inference probes, request
 // outcomes — into failure episodes (DESIGN.md, Definitions). Pure: no I/O, time comes in with
-// each observation and from the injected `now` (for "detected at").
+// each observation and from the injected `now` (for "detected at"). For a stream, serving
+// means its first token: a server may send a stream's headers at once, before it can serve
+// (vLLM while warming up), so headers alone say only that it is listening.
 //
 // An episode starts at the first evidence: a `die`/`oom` event, the first of N consecutive
 // failed health probes, or the first of a burst of failed requests. It ends when the node is
@@ -51,7 +53,17 @@ export type Observation =
       status?: number | null;
       error?: string | null;
     }
-  | { type: 'request'; sentAt: number; respondedAt: number | null; endAt: number; outcome: Outcome; status?: number | null; error?: string | null }
+  | {
+      type: 'request';
+      sentAt: number;
+      respondedAt: number | null;
+      /** A stream's first content token: when it really served (its headers may come at once, before the server can). */
+      firstTokenAt?: number | null;
+      endAt: number;
+      outcome: Outcome;
+      status?: number | null;
+      error?: string | null;
+    }
   /** The node produced output at `at` (a token arrived on a stream still in flight). */
   | { type: 'alive'; at: number };
 
@@ -437,7 +449,7 @@ export class NodeDetector {
     this.judgeDegraded(o);
     if (isSuccess(o.outcome)) {
       this.alive(o.endAt);
-      this.servingAgain(o.sentAt, o.respondedAt ?? o.endAt, 'request succeeded');
+      this.servingAgain(o.sentAt, o.firstTokenAt ?? o.respondedAt ?? o.endAt, 'request succeeded');
       if (this.errorStreak && o.endAt >= this.errorStreak.first) this.errorStreak = null;
       // The node served at o.sentAt: failures before that are not the start of a later episode.
       this.recentFailures = this.recentFailures.filter((f) => f.at > o.sentAt);

@@ -150,7 +150,7 @@ export interface ReportJson {
     name: string;
     endpoint: string;
     /** One per injected fault: failover measured at the service (null fields: no request failed). */
-    outages: { fault_id: string; fault_kind: string; node: string; started_at: string | null; outage_ms: number | null; failed_requests: number }[];
+    outages: { fault_id: string; fault_kind: string; node: string; started_at: string | null; outage_ms: number | null; failed_requests: number; later_failures: number }[];
     max_outage_ms: number | null;
     availability: number | null;
   } | null;
@@ -348,7 +348,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
             .filter((f) => f.injected_at !== null)
             .map((f) => {
               const o = clientOutage(rows, f.injected_at as number, (f.reverted_at ?? loadEnd) + plan.detection.fault_grace);
-              return { fault_id: f.id, fault_kind: f.kind, node: f.node, started_at: o ? iso(o.startedAt) : null, outage_ms: o ? r1(o.outageMs) : null, failed_requests: o?.failed ?? 0 };
+              return { fault_id: f.id, fault_kind: f.kind, node: f.node, started_at: o ? iso(o.startedAt) : null, outage_ms: o ? r1(o.outageMs) : null, failed_requests: o?.failed ?? 0, later_failures: o?.laterFailures ?? 0 };
             });
           const measured = list.flatMap((o) => (o.outage_ms === null ? [] : [o.outage_ms]));
           return {

@@ -96,8 +96,8 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
       `The load went through it. Client-visible outage per fault: from the first request that failed there until the first response begun by a request sent after the last failing one — the failover time; the nodes' own recovery is under Episodes. Longest: ${sv.max_outage_ms === null ? '—' : `${sv.max_outage_ms.toFixed(0)} ms`}; availability of its health endpoint ${pct(sv.availability)}.`,
       '',
     );
-    out.push('| fault | client-visible outage | failed requests | from |', '|---|---|---|---|');
-    for (const o of sv.outages) out.push(`| ${o.fault_kind} on ${o.node} (${o.fault_id}) | ${o.started_at === null ? 'none' : o.outage_ms === null ? 'not over' : `${o.outage_ms.toFixed(0)} ms`} | ${o.failed_requests} | ${o.started_at ?? '—'} |`);
+    out.push('| fault | client-visible outage | failed requests | later failures in its window | from |', '|---|---|---|---|---|');
+    for (const o of sv.outages) out.push(`| ${o.fault_kind} on ${o.node} (${o.fault_id}) | ${o.started_at === null ? 'none' : o.outage_ms === null ? 'not over' : `${o.outage_ms.toFixed(0)} ms`} | ${o.failed_requests} | ${o.later_failures} | ${o.started_at ?? '—'} |`);
   }
   out.push('', '## Faults (the ledger)', '');
   if (r.faults.length > 0) {

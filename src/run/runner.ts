@@ -574,7 +574,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         error: r.error,
         });
       }
-      if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, respondedAt: r.respondedAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
+      if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, respondedAt: r.respondedAt, firstTokenAt: r.firstTokenAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
       if (r.ttftMs !== null && isSuccess(r.outcome) && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
     scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),

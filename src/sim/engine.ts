@@ -315,8 +315,12 @@ export class BatchEngine {
     this.kick();
   }
 
+  /** Until when the node is warming up (prefill and steps warmupFactor times slower). */
+  warmUntil = 0;
+
   private jittered(ms: number): number {
-    return this.opts.jitter > 0 ? ms * (1 + this.opts.jitter * (2 * this.rng.next() - 1)) : ms;
+    const warm = this.now() < this.warmUntil ? this.opts.warmupFactor : 1;
+    return (this.opts.jitter > 0 ? ms * (1 + this.opts.jitter * (2 * this.rng.next() - 1)) : ms) * warm;
   }
 
   private word(): string {

@@ -36,7 +36,7 @@ function main(argv: string[]): void {
       process.stderr.write(`gauntlet-sim: option --router: expected comma-separated http:// URLs, got "${opts.router}" (${(err as Error).message})\n`);
       process.exit(2);
     }
-    const router = createRouter({ backends, checkMs: opts.routerCheckMs, checkTimeoutMs: Math.max(50, Math.floor(opts.routerCheckMs * 0.8)) }, truth);
+    const router = createRouter({ backends, checkMs: opts.routerCheckMs, checkTimeoutMs: Math.max(1000, Math.floor(opts.routerCheckMs * 0.8)) }, truth);
     router.listen(opts.port, opts.host, () => {
       truth('listening');
       log(`router on ${opts.host}:${opts.port} over ${backends.map((b) => b.host).join(', ')} (health check every ${opts.routerCheckMs} ms)`);
@@ -67,7 +67,8 @@ function main(argv: string[]): void {
   void shards.ready.then(() => {
     state.ready = true;
     state.servePending = true;
-    truth('ready');
+    engine.warmUntil = now() + opts.warmupMs;
+    truth('ready', opts.warmupMs > 0 ? { warmup_ms: opts.warmupMs } : {});
     log(`model ${opts.model} loaded; ready`);
     startSpontaneous(opts, {
       now,

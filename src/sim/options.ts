@@ -54,6 +54,10 @@ export interface SimOptions {
    * times out while every request still succeeds — and further requests queue (no 503).
    */
   httpThreads: number;
+  /** After the model is loaded (and /health says ok), this long at the start serving slowly: warm-up (vLLM's graph capture, compilation). */
+  warmupMs: number;
+  /** How many times slower prefill and decode steps are during the warm-up. */
+  warmupFactor: number;
   /** Router mode: comma-separated backend base URLs (empty: a model server). */
   router: string;
   /** Router mode: active health check period of each backend, ms. */
@@ -64,10 +68,13 @@ export interface SimOptions {
 /**
  * Server profiles: option presets that make the simulator behave like a real engine.
  *   llamacpp — /health and completions share 6 HTTP threads (busy slots queue, no 503).
+ *   vllm     — /health says ok as soon as the model is loaded, but the first 3 s serve 10 times
+ *              slower (warm-up): healthy is not serving.
  */
 export const PROFILES: Record<string, Partial<SimOptions>> = {
   default: {},
   llamacpp: { httpThreads: 6 },
+  vllm: { warmupMs: 3000, warmupFactor: 10 },
 };
 
 export const DEFAULTS: SimOptions = {
@@ -92,6 +99,8 @@ export const DEFAULTS: SimOptions = {
   workerLoss: 'crash',
   degradedFactor: 2,
   httpThreads: 0,
+  warmupMs: 0,
+  warmupFactor: 10,
   router: '',
   routerCheckMs: 250,
   seed: 1,
@@ -119,6 +128,8 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--worker-loss': 'workerLoss',
   '--degraded-factor': 'degradedFactor',
   '--http-threads': 'httpThreads',
+  '--warmup-ms': 'warmupMs',
+  '--warmup-factor': 'warmupFactor',
   '--router': 'router',
   '--router-check-ms': 'routerCheckMs',
   '--seed': 'seed',
@@ -143,6 +154,8 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   degradedFactor: [1, 1000, false],
   httpThreads: [0, 10_000, true],
   routerCheckMs: [10, 600_000, true],
+  warmupMs: [0, 3_600_000, false],
+  warmupFactor: [1, 1000, false],
   seed: [0, 2 ** 32 - 1, true],
 };
 

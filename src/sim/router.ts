@@ -1,7 +1,9 @@
 // A small router in front of several inference nodes, as a service endpoint would be (nginx,
 // Envoy, a Kubernetes Service with readiness checks): round-robin over the backends it believes
-// healthy, an active health check of each every --router-check-ms, a backend taken out at once
-// when a connection to it fails, and a request retried on the next backend when it failed
+// healthy, an active health check of each every --router-check-ms (taken out after three failed
+// checks in a row, as load balancers' unhealthy thresholds do, so one slow answer on a busy
+// machine does not take a healthy backend out), a backend taken out at once when a connection
+// to it fails, and a request retried on the next backend when it failed
 // before any byte of the answer came back (a stream already under way cannot be retried: the
 // client sees it cut). Writes TRUTH lines for what the client saw: each request it could not
 // serve (client_error) and each backend it took out or put back.
@@ -16,23 +18,38 @@ export interface RouterOptions {
 interface Backend {
   url: URL;
   healthy: boolean;
+  failedChecks: number;
 }
 
+/** Failed health checks in a row that take a backend out. */
+const UNHEALTHY_THRESHOLD = 3;
+
 export function createRouter(opts: RouterOptions, truth: (event: string, detail?: Record<string, unknown>) => void): Server {
-  const backends: Backend[] = opts.backends.map((url) => ({ url, healthy: true }));
+  const backends: Backend[] = opts.backends.map((url) => ({ url, healthy: true, failedChecks: 0 }));
   let next = 0;
   const mark = (b: Backend, healthy: boolean, why: string): void => {
     if (b.healthy === healthy) return;
     b.healthy = healthy;
     truth(healthy ? 'backend_up' : 'backend_down', { backend: b.url.host, why });
   };
+  const checked = (b: Backend, ok: boolean, why: string): void => {
+    b.failedChecks = ok ? 0 : b.failedChecks + 1;
+    if (ok) mark(b, true, why);
+    else if (b.failedChecks >= UNHEALTHY_THRESHOLD) mark(b, false, why);
+  };
   const check = (b: Backend): void => {
+    let done = false;
+    const once = (ok: boolean, why: string): void => {
+      if (done) return;
+      done = true;
+      checked(b, ok, why);
+    };
     const req = httpRequest(new URL('/health', b.url), { method: 'GET', timeout: opts.checkTimeoutMs, agent: false }, (res) => {
       res.resume();
-      mark(b, res.statusCode === 200, `health check HTTP ${res.statusCode}`);
+      once(res.statusCode === 200, `health check HTTP ${res.statusCode}`);
     });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => mark(b, false, `health check: ${err.message}`));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${opts.checkTimeoutMs} ms`)));
+    req.on('error', (err) => once(false, `health check: ${err.message}`));
     req.end();
   };
   const timer = setInterval(() => backends.forEach(check), opts.checkMs);
@@ -75,6 +92,7 @@ export function createRouter(opts: RouterOptions, truth: (event: string, detail?
         return void res.destroy();
       }
       // nothing came back yet: take the backend out and try the next one
+      b.failedChecks = UNHEALTHY_THRESHOLD;
       mark(b, false, `request: ${err.message}`);
       forward(req, body, res, tried);
     });

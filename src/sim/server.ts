@@ -173,7 +173,6 @@ export function createSimServer(state: NodeState): Server {
     if (c.stream) {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.flushHeaders();
-      served();
     }
     const write = (chunk: unknown): void => {
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
@@ -188,6 +187,8 @@ export function createSimServer(state: NodeState): Server {
       maxTokens: c.maxTokens,
       onToken(token, _index, at) {
         produced++;
+        // a stream serves with its first token (its headers went out at once)
+        if (c.stream && produced === 1) served();
         state.counters.tokens++;
         if (c.stream) write({ id, object, created, model: c.model, choices: [choice(token, null)], sim_ts: at });
         else text += token;

@@ -64,7 +64,7 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     expect(report.requests.total).toBeGreaterThanOrEqual(38);
     expect(report.requests.error_rate).toBe(0);
     expect(report.latency.ttft_p50_ms).toBeGreaterThanOrEqual(19);
-    expect(report.failures).toEqual({ spontaneous: 0, injected: 0, recovery_failed: 0, counted_for_mtbf: 0 });
+    expect(report.failures).toEqual({ spontaneous: 0, injected: 0, orchestrator: 0, recovery_failed: 0, counted_for_mtbf: 0 });
     expect(report.mtbf.point_hours).toBeNull();
     expect(report.mtbf.lower_bound_hours).toBeGreaterThan(0);
 

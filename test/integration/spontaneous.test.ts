@@ -75,7 +75,7 @@ ready_timeout: 30s
       const faults = (await truthOf(name)).filter((t) => t.event === 'fault' && t.at >= (run?.load_started_at as number) && t.at < loadEnd - 3000);
       const mine = episodes.filter((e) => e.node === node);
       lines.push(`${node}: ${faults.length} spontaneous ${faults[0]?.kind ?? ''} faults in the truth, ${mine.length} episodes (${mine.map((e) => e.cause).join(', ')})`);
-      expect(faults.length).toBeGreaterThanOrEqual(1);
+      expect(faults.length, `${node}: the truth has no fault in the run (${(await truthOf(name)).map((t) => `${t.event}@${(t.at - (run?.load_started_at as number)).toFixed(0)}`).join(' ')})`).toBeGreaterThanOrEqual(1);
       for (const e of mine) expect(e.cause).toBe('spontaneous');
       // each fault inside an episode, each episode holding a fault: found, and nothing invented
       const covers = (e: (typeof mine)[number], t: Truth): boolean => t.at >= e.started_at - 1500 && t.at <= (e.serving_again_at ?? loadEnd);
