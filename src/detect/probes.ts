@@ -56,8 +56,12 @@ export function probeDispatcher(): Dispatcher {
   return new Agent({ pipelining: 0, headersTimeout: 0, bodyTimeout: 0 });
 }
 
-/** One health probe. `signal` aborts it early (the prober stopping); its timeout comes from the clock. */
-export function healthProbe(dispatcher: Dispatcher, endpoint: string, path: string, timeoutMs: number, clock: Clock, signal?: AbortSignal): Promise<ProbeResult> {
+/**
+ * One health probe. `stop` ends it early (the prober stopping) — a CancelScope, not an
+ * AbortSignal: a frozen node holds a dozen probes at once, and a listener each on one signal
+ * is what Node warns about. Its timeout comes from the clock.
+ */
+export function healthProbe(dispatcher: Dispatcher, endpoint: string, path: string, timeoutMs: number, clock: Clock, stop?: CancelScope): Promise<ProbeResult> {
   const sentAt = clock.now();
   const cancel = new CancelScope();
   let timedOut = false;
@@ -69,8 +73,7 @@ export function healthProbe(dispatcher: Dispatcher, endpoint: string, path: stri
     },
     () => undefined,
   );
-  const onStop = (): void => cancel.cancel();
-  signal?.addEventListener('abort', onStop, { once: true });
+  const offStop = stop?.onCancel(() => cancel.cancel()) ?? (() => undefined);
   return new Promise<ProbeResult>((resolve) => {
     let respondedAt: number | null = null;
     let status: number | null = null;
@@ -81,7 +84,7 @@ export function healthProbe(dispatcher: Dispatcher, endpoint: string, path: stri
       done = true;
       timer.abort();
       unregister();
-      signal?.removeEventListener('abort', onStop);
+      offStop();
       const ok = error === null && status !== null && status >= 200 && status < 300;
       resolve({
         kind: 'health',
@@ -220,7 +223,7 @@ export class NodeProber {
     const sentAt = this.clock.now();
     this.healthOutstanding.add(sentAt);
     this.track(
-      healthProbe(this.dispatcher, this.cfg.endpoint, this.cfg.healthPath, this.cfg.timeoutMs, this.clock, this.stopped.signal).then((r) => {
+      healthProbe(this.dispatcher, this.cfg.endpoint, this.cfg.healthPath, this.cfg.timeoutMs, this.clock, this.cancel).then((r) => {
         this.healthOutstanding.delete(sentAt);
         if (this.stopped.signal.aborted) return;
         this.lastHealthFailed = !r.ok;

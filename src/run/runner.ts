@@ -10,6 +10,7 @@ import { FaultWindows, NodeDetector, type Episode, type Observation, type StateC
 import { DegradedJudge } from '../detect/degraded.js';
 import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
+import { CancelScope } from '../load/request.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
@@ -118,12 +119,13 @@ function newRunId(plan: Plan, now: number): string {
 
 async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, signal: AbortSignal, log: Logger): Promise<void> {
   const dispatcher = probeDispatcher();
+  const stop = CancelScope.fromSignal(signal);
   const deadline = clock.now() + plan.ready_timeout;
   const pending = new Map(targets.map((t) => [t.node, 'not probed yet']));
   while (pending.size > 0) {
     for (const t of targets) {
       if (!pending.has(t.node)) continue;
-      const r = await healthProbe(dispatcher, t.endpoint, plan.probes.path, plan.probes.timeout, clock, signal);
+      const r = await healthProbe(dispatcher, t.endpoint, plan.probes.path, plan.probes.timeout, clock, stop);
       if (r.ok) pending.delete(t.node);
       else pending.set(t.node, r.error ?? `HTTP ${r.status}`);
     }
