@@ -19,6 +19,8 @@ export interface ServiceRequest {
 export interface ClientOutage {
   /** First evidence: a timeout's send, any other failure's end. */
   startedAt: number;
+  /** When the last failing request of the outage was sent: the service still failed then. */
+  lastFailedSentAt: number;
   /** The first response begun by a request sent after the last failing one; null: never. */
   servingAgainAt: number | null;
   outageMs: number | null;
@@ -48,5 +50,5 @@ export function clientOutage(requests: readonly ServiceRequest[], from: number, 
   const after = requests.filter((r) => isSuccess(r.outcome) && r.sent_at > lastSent && r.response_at !== null).map((r) => r.response_at as number);
   // a success that began before the first failure was seen: no client saw an outage longer than that
   const servingAgainAt = after.length > 0 ? Math.max(startedAt, Math.min(...after)) : null;
-  return { startedAt, servingAgainAt, outageMs: servingAgainAt === null ? null : servingAgainAt - startedAt, failed: failed.length, laterFailures: allFailed.length - failed.length };
+  return { startedAt, lastFailedSentAt: lastSent, servingAgainAt, outageMs: servingAgainAt === null ? null : servingAgainAt - startedAt, failed: failed.length, laterFailures: allFailed.length - failed.length };
 }

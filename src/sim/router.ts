@@ -1,6 +1,7 @@
 // A small router in front of several inference nodes, as a service endpoint would be (nginx,
-// Envoy, a Kubernetes Service with readiness checks): round-robin over the backends it believes
-// healthy, an active health check of each every --router-check-ms (taken out after three failed
+// Envoy, a Kubernetes Service with readiness checks): a seeded random choice among the backends
+// it believes healthy (like Envoy's random policy or kube-proxy: no round-robin pointer shared by
+// every client, which would make one client's requests decide where another's go), an active health check of each every --router-check-ms (taken out after three failed
 // checks in a row, as load balancers' unhealthy thresholds do, so one slow answer on a busy
 // machine does not take a healthy backend out), a backend taken out at once when a connection
 // to it fails, and a request retried on the next backend when it failed
@@ -8,11 +9,13 @@
 // client sees it cut). Writes TRUTH lines for what the client saw: each request it could not
 // serve (client_error) and each backend it took out or put back.
 import { request as httpRequest, type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { seededRandom } from '../util/random.js';
 
 export interface RouterOptions {
   backends: URL[];
   checkMs: number;
   checkTimeoutMs: number;
+  seed: number;
 }
 
 interface Backend {
@@ -26,7 +29,7 @@ const UNHEALTHY_THRESHOLD = 3;
 
 export function createRouter(opts: RouterOptions, truth: (event: string, detail?: Record<string, unknown>) => void): Server {
   const backends: Backend[] = opts.backends.map((url) => ({ url, healthy: true, failedChecks: 0 }));
-  let next = 0;
+  const rng = seededRandom(opts.seed);
   const mark = (b: Backend, healthy: boolean, why: string): void => {
     if (b.healthy === healthy) return;
     b.healthy = healthy;
@@ -56,14 +59,8 @@ export function createRouter(opts: RouterOptions, truth: (event: string, detail?
   timer.unref();
 
   const pick = (tried: Set<Backend>): Backend | null => {
-    for (let i = 0; i < backends.length; i++) {
-      const b = backends[(next + i) % backends.length] as Backend;
-      if (b.healthy && !tried.has(b)) {
-        next = (next + i + 1) % backends.length;
-        return b;
-      }
-    }
-    return null;
+    const candidates = backends.filter((b) => b.healthy && !tried.has(b));
+    return candidates[Math.floor(rng.next() * candidates.length)] ?? null;
   };
 
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, tried: Set<Backend>): void => {

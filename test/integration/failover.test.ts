@@ -2,8 +2,8 @@
 // (round-robin, health checks every 100 ms, a request retried elsewhere when its connection
 // fails before any answer). Load goes to the router; a crash of one node and a freeze of the
 // other are injected. The client-visible outage Gauntlet reports for each fault is compared
-// with an independent poller's: a fresh one-token request through the router every 20 ms,
-// judged by the same definition (from the first failure until a response begun after the last
+// with an independent poller's: every 20 ms a fresh request of the load's shape through the
+// router, judged by the same definition (from the first failure until a response begun after the last
 // failing send).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -71,7 +71,9 @@ probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
 detection: { fault_grace: 2s }
 recovery_limit: 20s
 `);
-    // the independent witness: a fresh one-token request through the router every 20 ms
+    // the independent witness: every 20 ms a fresh request through the router of the same shape
+    // as the load's (an 8-token stream, 1.5 s timeout), read with its own client code: ok when
+    // the stream ends with [DONE], serving from its first content chunk
     const polls: ServiceRequest[] = [];
     const stop = new AbortController();
     const poller = (async () => {
@@ -84,10 +86,20 @@ recovery_limit: 20s
             let responded: number | null = null;
             let outcome = 'ok';
             try {
-              const r = await request(`${routerUrl}/v1/chat/completions`, { method: 'POST', reset: true, body: JSON.stringify({ model: 'sim-llama', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(1500) });
-              responded = clock.now();
-              await r.body.dump();
+              const r = await request(`${routerUrl}/v1/chat/completions`, {
+                method: 'POST',
+                reset: true,
+                body: JSON.stringify({ model: 'sim-llama', messages: [{ role: 'user', content: 'x' }], max_tokens: 8, stream: true }),
+                headers: { 'content-type': 'application/json' },
+                signal: AbortSignal.timeout(1500),
+              });
+              let text = '';
+              for await (const chunk of r.body) {
+                text += (chunk as Buffer).toString('utf8');
+                if (responded === null && text.includes('"content"')) responded = clock.now();
+              }
               if (r.statusCode !== 200) outcome = 'http_error';
+              else if (!text.includes('[DONE]')) outcome = 'truncated';
             } catch (err) {
               outcome = (err as Error).name === 'TimeoutError' ? 'timeout' : 'conn_error';
             }
@@ -112,16 +124,23 @@ recovery_limit: 20s
     const sv = report.service;
     expect(sv).not.toBeNull();
     const ledger = store.faults(result.runId);
-    expect(ledger.map((f) => f.state)).toEqual(['reverted', 'reverted']);
+    expect(ledger.map((f) => f.state), JSON.stringify(ledger.map((f) => [f.kind, f.state, f.error]))).toEqual(['reverted', 'reverted']);
     const lines: string[] = [];
+    const rows = store.db.prepare("SELECT sent_at, response_at, end_at, outcome FROM requests WHERE run_id = ? AND node = 'router' AND outcome != 'cancelled'").all(result.runId) as ServiceRequest[];
     for (const f of ledger) {
+      const window = [f.injected_at as number, (f.reverted_at as number) + 2000] as const;
       const mine = sv?.outages.find((o) => o.fault_id === f.id);
-      const truth = clientOutage(polls, f.injected_at as number, (f.reverted_at as number) + 2000);
+      const own = clientOutage(rows, ...window);
+      const truth = clientOutage(polls, ...window);
       const measured = mine?.outage_ms ?? 0;
+      expect(measured).toBeCloseTo(own?.outageMs ?? 0, 1); // the report says what the rows say (rounded to 0.1 ms)
       const witnessed = truth?.outageMs ?? 0;
-      const busy = late.worst(f.injected_at as number, (f.reverted_at as number) + 2000);
-      lines.push(`${f.kind} on ${f.node}: Gauntlet ${measured.toFixed(0)} ms (${mine?.failed_requests ?? 0} failed), poller ${witnessed.toFixed(0)} ms (${truth?.failed ?? 0} failed), loop late ≤ ${busy.toFixed(0)} ms`);
-      expect(Math.abs(measured - witnessed), lines.at(-1)).toBeLessThanOrEqual(100 + busy);
+      const busy = late.worst(...window);
+      // Two samplers of one outage agree to within how finely each saw its end: between its
+      // last failing send and the first answer after it the router stopped failing.
+      const resolution = Math.max(own?.servingAgainAt != null ? own.servingAgainAt - own.lastFailedSentAt : 0, truth?.servingAgainAt != null ? truth.servingAgainAt - truth.lastFailedSentAt : 0);
+      lines.push(`${f.kind} on ${f.node}: Gauntlet ${measured.toFixed(0)} ms (${mine?.failed_requests ?? 0} failed), poller ${witnessed.toFixed(0)} ms (${truth?.failed ?? 0} failed), end seen to within ${resolution.toFixed(0)} ms, loop late ≤ ${busy.toFixed(0)} ms`);
+      expect(Math.abs(measured - witnessed), lines.at(-1)).toBeLessThanOrEqual(100 + busy + resolution);
     }
     // the nodes' own recovery is still measured, apart from the service's outage
     const episodes = store.episodes(result.runId);

@@ -9,11 +9,11 @@ describe('clientOutage', () => {
   it('round-robin over a dead node: runs from the first failure until a response begun after the last failing send, not until the next success', () => {
     // every other request lands on the dead node (from 1000) until the router takes it out (~1200)
     const reqs = [ok(900), ok(950), timeout(1000), ok(1050), timeout(1100), ok(1150), timeout(1200), ok(1250), ok(1300)];
-    expect(clientOutage(reqs, 1000, 5000)).toEqual({ startedAt: 1000, servingAgainAt: 1255, outageMs: 255, failed: 3, laterFailures: 0 });
+    expect(clientOutage(reqs, 1000, 5000)).toEqual({ startedAt: 1000, lastFailedSentAt: 1200, servingAgainAt: 1255, outageMs: 255, failed: 3, laterFailures: 0 });
   });
 
   it('a stream in flight when the fault began and cut by it counts from the cut', () => {
-    expect(clientOutage([cut(800, 1003), ok(1010)], 1000, 2000)).toEqual({ startedAt: 1003, servingAgainAt: 1015, outageMs: 12, failed: 1, laterFailures: 0 });
+    expect(clientOutage([cut(800, 1003), ok(1010)], 1000, 2000)).toEqual({ startedAt: 1003, lastFailedSentAt: 800, servingAgainAt: 1015, outageMs: 12, failed: 1, laterFailures: 0 });
   });
 
   it('no failure in the window: no outage; failures before it are not the fault’s', () => {
@@ -26,7 +26,7 @@ describe('clientOutage', () => {
 
   it('a lone failure seconds after the outage (a timeout on a busy machine) is not part of the failover', () => {
     const reqs = [ok(900), timeout(1000), ok(1050), timeout(1100), ok(1150), ok(1200), ok(2000), ok(3000), timeout(4000), ok(4100)];
-    expect(clientOutage(reqs, 1000, 6000)).toEqual({ startedAt: 1000, servingAgainAt: 1155, outageMs: 155, failed: 2, laterFailures: 1 });
+    expect(clientOutage(reqs, 1000, 6000)).toEqual({ startedAt: 1000, lastFailedSentAt: 1100, servingAgainAt: 1155, outageMs: 155, failed: 2, laterFailures: 1 });
   });
 
   it('a success that began before the first failure was seen: outage zero, never negative', () => {
