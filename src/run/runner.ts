@@ -363,7 +363,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const max = plan.safety.max_concurrent_faults;
     if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
     const own = detectors.get(t.node);
-    if (own && own.state !== 'up' && own.state !== 'busy') {
+    // busy and degraded nodes serve: faults go ahead (a slow node under test is still a node under test)
+    if (own && (own.state === 'down' || own.state === 'recovering')) {
       // Its failure is already being measured; a fault on top would blur what caused what.
       return `${t.node} is ${own.state} (episode open since ${new Date(own.openEpisode?.startedAt ?? clock.now()).toISOString()}): a fault on a failing node measures nothing and would blur attribution`;
     }
