@@ -62,7 +62,7 @@ export interface RunView {
   faultsDone: number;
   faultsTotal: number;
   activeFaults: number;
-  /** Every node is up with no open episode. */
+  /** No node has an open episode (busy and degraded nodes serve). */
   allUp: boolean;
   /** When the last episode closed (serving again), or null. */
   lastServingAgainAt: number | null;
@@ -600,7 +600,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
             faultsDone,
             faultsTotal: schedule.length,
             activeFaults: faults.activeCount,
-            allUp: [...detectors.values()].every((d) => d.state === 'up'),
+            allUp: [...detectors.values()].every((d) => d.openEpisode === null),
             lastServingAgainAt,
             now,
           };
