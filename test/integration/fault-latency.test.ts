@@ -147,18 +147,24 @@ describeDocker('latency fault through the proxy driver (real Docker)', () => {
     const pooledBefore = await completion(endpoint, keepAlive); // a connection established before the fault, kept open
 
     // A stream under way when the fault lands is not cut: its connection is left alone while busy.
-    const crossing = streamToEnd(endpoint, 200).catch((err: unknown) => ({ text: `failed: ${String(err)}`, ms: 0 }));
+    const t0 = performance.now();
+    const crossing = streamToEnd(endpoint, 200).catch((err: unknown) => ({ text: `failed: ${String(err)}`, ms: performance.now() - t0 }));
     await new Promise((r) => setTimeout(r, 200));
+    const injectedAt = performance.now();
     const f = await inject(target, { delay: `${DELAY}ms`, duration: '60s', driver: 'proxy' });
     expect(f.driver).toBe('proxy');
     const crossed = await crossing;
-    expect(crossed.text).toContain('data: [DONE]');
+    // It is left alone while busy. (1 s of tokens normally; on a saturated machine it can still be
+    // streaming when the 3 s grace ends, and then it is cut, as documented — never before.)
+    const graceMs = 3000;
+    const cutAfterGrace = !crossed.text.includes('data: [DONE]') && t0 + crossed.ms >= injectedAt + graceMs;
+    if (!cutAfterGrace) expect(crossed.text).toContain('data: [DONE]');
     const row = store.faults('it').at(-1);
     expect(row).toMatchObject({ kind: 'latency', state: 'active', driver: 'proxy' });
     const detail = JSON.parse(row?.detail ?? '{}') as Record<string, unknown>;
     expect(detail).toMatchObject({ port: 8000, upstream: '127.0.0.1:8000', helper: `gauntlet-fault-${f.id}` });
     // The keep-alive connection was reset between requests, none cut in the middle of one.
-    expect(detail).toMatchObject({ existing_reset_idle: 1, existing_cut_busy: 0 });
+    expect(detail).toMatchObject({ existing_reset_idle: 1, existing_cut_busy: cutAfterGrace ? 1 : 0 });
     expect(await listTaggedRules(await pid(), f.id)).toEqual([expect.objectContaining({ table: 'nat', spec: expect.stringMatching(/-A PREROUTING -p tcp -m tcp --dport 8000 .*-j REDIRECT --to-ports \d+/) })]);
     expect((await helpers(f.id)).map((h) => h.State)).toEqual(['running']);
 
