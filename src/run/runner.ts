@@ -301,11 +301,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       log.debug({ episode: e.id }, 'episode update after the run ended: dropped');
       return;
     }
-    // What the node looked like just before: its latest telemetry, taken once, at the opening.
-    if (!episodesSeen.has(e.id) && telemetry && e.evidence.telemetry === undefined) e.evidence.telemetry = telemetry.snapshot(e.node);
     // The service's detector gives its live state; its outages are measured per fault from the
     // requests (report), and only the nodes' own episodes are failures or end a fault.
     if (service && e.node === service.node) return;
+    // What the node looked like just before: its latest telemetry, taken once, at the opening.
+    if (!episodesSeen.has(e.id) && telemetry && e.evidence.telemetry === undefined) e.evidence.telemetry = telemetry.snapshot(e.node);
     store.upsertEpisode(episodeRow(runId, e));
     episodesSeen.add(e.id);
     if (e.servingAgainAt !== null) lastServingAgainAt = Math.max(lastServingAgainAt ?? 0, e.servingAgainAt);
@@ -323,7 +323,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     probers.get(c.node)?.hurry();
   };
   // The service's detector: any failed request there opens an outage (what a client saw).
-  const views = service ? [...targets.map((t) => ({ node: t.node, endpoint: t.endpoint, errorBurst: plan.detection.error_burst })), { ...service, errorBurst: 1 }] : targets.map((t) => ({ node: t.node, endpoint: t.endpoint, errorBurst: plan.detection.error_burst }));
+  const views = [...targets.map((t) => ({ node: t.node, endpoint: t.endpoint, errorBurst: plan.detection.error_burst })), ...(service ? [{ ...service, errorBurst: 1 }] : [])];
   for (const t of views) {
     detectors.set(
       t.node,
@@ -364,11 +364,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     if (max !== undefined && faults.activeCount >= max) return `blast radius: ${faults.activeCount} fault(s) already active (safety.max_concurrent_faults: ${max})`;
     const own = detectors.get(t.node);
     // busy and degraded nodes serve: faults go ahead (a slow node under test is still a node under test)
-    if (own && (own.state === 'down' || own.state === 'recovering')) {
+    if (own?.openEpisode) {
       // Its failure is already being measured; a fault on top would blur what caused what.
       return `${t.node} is ${own.state} (episode open since ${new Date(own.openEpisode?.startedAt ?? clock.now()).toISOString()}): a fault on a failing node measures nothing and would blur attribution`;
     }
-    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && d.node !== service?.node && (d.state === 'up' || d.state === 'busy' || d.state === 'degraded')).length;
+    const healthyOthers = [...detectors.values()].filter((d) => d.node !== t.node && d.node !== service?.node && d.openEpisode === null).length;
     if (healthyOthers < plan.safety.min_healthy_nodes) {
       return `blast radius: only ${healthyOthers} other node(s) healthy (safety.min_healthy_nodes: ${plan.safety.min_healthy_nodes})`;
     }
