@@ -10,7 +10,8 @@
 //   redirected; the proxy's own connection to 127.0.0.1:<port> is not. Per-chunk delay and
 //   jitter per direction, bandwidth cap, stall and reset — Toxiproxy's knobs. A redirect only
 //   applies to new connections, so established ones from outside (keep-alive pools) are reset
-//   (`ss -K`) once quiet, between requests, and those still busy after a grace are cut — unless
+//   (`ss -K`) once quiet, between requests (quiet 200 ms, or three times the longest pause the
+//   node's streams showed while watched, at most 1.5 s), those still busy after a grace cut — unless
 //   existing_connections is "keep": clients reconnect, through the proxy. The proxy stops
 //   delaying by itself after the duration (plus a margin), should Gauntlet die before reverting.
 // Revert: delete the qdisc; or turn new connections away from the proxy, let it drain, remove
@@ -326,14 +327,58 @@ export function parseSsInfo(out: string): EstablishedSocket[] {
 /**
  * Between requests, as far as TCP can tell (server side): nothing queued either way; the node
  * sent last (after the request came in, by more than an immediate header send: an answer took
- * its time) and has sent nothing for QUIET_MS (longer than a stream's gap between tokens).
+ * its time) and has sent nothing for quietMs (longer than a stream's gap between tokens).
  * A request being prefilled fails the second test (its last byte in is newer than, or as old as,
  * the headers sent at once); one being answered without streaming fails it too (nothing sent
  * since it came in). Unknown counts as busy.
  */
-export function quiet(s: EstablishedSocket): boolean {
+export function quiet(s: EstablishedSocket, quietMs = QUIET_MS): boolean {
   if (s.recvQ !== 0 || s.sendQ !== 0 || s.lastsnd === null || s.lastrcv === null) return false;
-  return s.lastsnd >= QUIET_MS && s.lastrcv - s.lastsnd >= ANSWERED_MS;
+  return s.lastsnd >= quietMs && s.lastrcv - s.lastsnd >= ANSWERED_MS;
+}
+
+/** A connection is watched at least this long before it may be reset: a stall already under way at first sight shows itself by ending. */
+const WATCH_MIN_MS = 300;
+/** Quiet must last this many times the longest gap between a response's sends seen on the node while watching… */
+const GAP_FACTOR = 3;
+/** …but never more than this (a stream silent this long is stalled; the grace cuts it anyway). */
+const QUIET_CAP_MS = 1_500;
+
+/**
+ * Decides, from successive `ss` snapshots of a node's established connections, which are between
+ * requests. A fixed quiet threshold is fooled by a starved node: its streams can pause longer
+ * than 200 ms between tokens, and a relay in front of it (docker-proxy) can still be delivering
+ * what it sent before the pause. So the threshold follows the node's own pace: a send on a
+ * connection with no new request since (lastsnd fell, lastrcv did not) ends a gap *within* a
+ * response, and quiet must last GAP_FACTOR times the longest such gap seen on any of the node's
+ * connections (a starved node is slow on all of them), at least QUIET_MS, at most QUIET_CAP_MS.
+ * A gap ended by a new request is the time between requests and says nothing about pace.
+ */
+export class QuietWatch {
+  private readonly seen = new Map<string, { firstAt: number; at: number; lastsnd: number | null; lastrcv: number | null }>();
+  /** The longest gap between a response's sends seen so far, ms (a lower bound: snapshots are apart). */
+  maxGapMs = 0;
+
+  /** The quiet a connection needs now. */
+  thresholdMs(): number {
+    return Math.min(QUIET_CAP_MS, Math.max(QUIET_MS, GAP_FACTOR * this.maxGapMs));
+  }
+
+  /** Takes a snapshot made at `now` (ms); returns the peers that are between requests. */
+  observe(now: number, socks: readonly EstablishedSocket[]): string[] {
+    for (const s of socks) {
+      const prev = this.seen.get(s.peer);
+      if (prev && prev.lastsnd !== null && s.lastsnd !== null) {
+        const elapsed = now - prev.at;
+        const sent = s.lastsnd < prev.lastsnd + elapsed - 5;
+        const received = prev.lastrcv !== null && s.lastrcv !== null && s.lastrcv < prev.lastrcv + elapsed - 5;
+        if (sent && !received) this.maxGapMs = Math.max(this.maxGapMs, prev.lastsnd);
+      }
+      this.seen.set(s.peer, { firstAt: prev?.firstAt ?? now, at: now, lastsnd: s.lastsnd, lastrcv: s.lastrcv });
+    }
+    const need = this.thresholdMs();
+    return socks.filter((s) => now - (this.seen.get(s.peer)?.firstAt ?? now) >= WATCH_MIN_MS && quiet(s, need)).map((s) => s.peer);
+  }
 }
 
 /** ss filter: the node's established connections on port from outside the namespace (server side). */
@@ -358,22 +403,23 @@ async function resetPeers(pid: number, port: number, peers: string[]): Promise<n
  * (keep-alive pools) would go on undelayed. Each is reset once it is quiet (between requests, so
  * the client just reconnects, through the proxy); those still busy after the grace are cut.
  */
-async function moveEstablished(pid: number, port: number, graceMs: number, ctx: FaultContext): Promise<{ idle: number; cut: number; note?: string }> {
+async function moveEstablished(pid: number, port: number, graceMs: number, ctx: FaultContext): Promise<{ idle: number; cut: number; quietMs?: number; note?: string }> {
   const deadline = ctx.clock.now() + graceMs;
+  const watch = new QuietWatch();
   let idle = 0;
   for (let i = 0; i <= Math.ceil(graceMs / QUIET_POLL_MS); i++) {
     const list = await inNetns(pid, 'ss', ['-t', '-n', '-i', '-H', ...outsideFilter(port)]);
-    if (list.code !== 0) return { idle, cut: 0, note: `ss failed (${list.stderr.trim() || `exit ${list.code}`}): established connections keep bypassing the proxy` };
+    if (list.code !== 0) return { idle, cut: 0, quietMs: watch.thresholdMs(), note: `ss failed (${list.stderr.trim() || `exit ${list.code}`}): established connections keep bypassing the proxy` };
     const socks = parseSsInfo(list.stdout);
-    if (socks.length === 0) return { idle, cut: 0 };
-    const ready = socks.filter(quiet).map((s) => s.peer);
+    if (socks.length === 0) return { idle, cut: 0, quietMs: watch.thresholdMs() };
+    const ready = watch.observe(ctx.clock.now(), socks);
     if (ready.length > 0) idle += await resetPeers(pid, port, ready);
     if (ctx.clock.now() >= deadline) break;
     await ctx.clock.sleep(QUIET_POLL_MS);
   }
   const rest = await inNetns(pid, 'ss', ['-K', '-t', '-n', '-H', ...outsideFilter(port)]);
   const cut = rest.code === 0 ? rest.stdout.split('\n').filter((l) => l.trim() !== '').length : 0;
-  return { idle, cut };
+  return { idle, cut, quietMs: watch.thresholdMs() };
 }
 
 export const latency: FaultInjector<Params> = {
@@ -536,6 +582,7 @@ export const latency: FaultInjector<Params> = {
         reset_probability: params.reset_probability ?? 0,
         existing_reset_idle: existing.idle,
         existing_cut_busy: existing.cut,
+        ...('quietMs' in existing && existing.quietMs !== undefined ? { existing_quiet_ms: existing.quietMs } : {}),
         ...(existing.note ? { note: existing.note } : {}),
       },
     };

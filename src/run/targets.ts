@@ -21,19 +21,32 @@ export function needsDocker(targets: readonly PlanTarget[]): boolean {
   return targets.some((t) => t.container !== undefined || t.label !== undefined);
 }
 
-/** The first published TCP port, as an http URL on the loopback address it is bound to. */
-export function endpointFromPorts(info: Docker.ContainerInspectInfo): string | null {
-  const ports = info.NetworkSettings?.Ports ?? {};
-  for (const [key, bindings] of Object.entries(ports)) {
+type PortMap = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null | undefined>;
+
+function firstTcpBinding(ports: PortMap | undefined): string | null {
+  for (const [key, bindings] of Object.entries(ports ?? {})) {
     if (!key.endsWith('/tcp') || !bindings) continue;
     for (const b of bindings) {
-      if (!b.HostPort) continue;
+      if (!b.HostPort) continue; // "" in HostConfig means "any free port": only the live state knows it
       const host = !b.HostIp || b.HostIp === '0.0.0.0' || b.HostIp === '::' ? '127.0.0.1' : b.HostIp;
       return `http://${host.includes(':') ? `[${host}]` : host}:${b.HostPort}`;
     }
   }
   return null;
 }
+
+/**
+ * The first published TCP port, as an http URL on the loopback address it is bound to. The live
+ * bindings (NetworkSettings.Ports) are empty while a container is restarting or stopped, so a
+ * fixed host port configured in HostConfig.PortBindings, which survives restarts, is the fallback.
+ */
+export function endpointFromPorts(info: Docker.ContainerInspectInfo): string | null {
+  return firstTcpBinding(info.NetworkSettings?.Ports as PortMap | undefined) ?? firstTcpBinding(info.HostConfig?.PortBindings as PortMap | undefined);
+}
+
+/** How long resolveTarget waits for a restarting container whose port only its live state knows. */
+export const RESTARTING_WAIT_MS = 15_000;
+const RESTARTING_POLL_MS = 250;
 
 export async function resolveTarget(t: PlanTarget, docker: Docker | null): Promise<ResolvedTarget> {
   if (!t.container && !t.label) {
@@ -55,7 +68,18 @@ export async function resolveTarget(t: PlanTarget, docker: Docker | null): Promi
     if (!info) throw new GauntletError('GAUNTLET_TARGET_NOT_FOUND', [t.name, `container with label ${TARGET_LABEL}=${t.label} disappeared`]);
   }
   const name = info.Name.replace(/^\//, '');
-  const endpoint = t.endpoint ?? endpointFromPorts(info);
+  let endpoint = t.endpoint ?? endpointFromPorts(info);
+  // A container Docker is restarting (restart policy, or a crash the plan is about to measure)
+  // shows no live ports and, with an ephemeral host port, no configured one either: wait a
+  // bounded time for it to run again rather than refusing a target that is about to be back.
+  const deadline = Date.now() + RESTARTING_WAIT_MS;
+  while (!endpoint && (info.State?.Restarting || info.State?.Status === 'restarting') && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, RESTARTING_POLL_MS));
+    const again = await inspectContainer(docker, info.Id);
+    if (!again) break;
+    info = again;
+    endpoint = endpointFromPorts(info);
+  }
   if (!endpoint) {
     throw new GauntletError('GAUNTLET_TARGET_NO_ENDPOINT', [t.name, `container ${name} publishes no TCP port; publish one (on 127.0.0.1) or give the target an endpoint`]);
   }

@@ -194,7 +194,7 @@ describeDocker('latency fault through the proxy driver (real Docker)', () => {
     process.stderr.write(
       `fault-latency ${DELAY} ms (proxy): e2e before ${fmt(before)}, during ${fmt(during)}, shift ${shift.toFixed(1)} ms; ` +
         `ttft before ${fmt(ttftBefore)}, during ${fmt(ttftDuring)}; keep-alive connection before ${pooledBefore.toFixed(1)} ms, during ${pooledDuring.toFixed(1)} ms; ` +
-        `established connections at injection: reset between requests ${String(detail.existing_reset_idle)}, cut ${String(detail.existing_cut_busy)}\n`,
+        `established connections at injection: reset between requests ${String(detail.existing_reset_idle)}, cut ${String(detail.existing_cut_busy)}, quiet needed ${String(detail.existing_quiet_ms)} ms\n`,
     );
     // Each delayed request takes at least the delay; the medians differ by the delay give or
     // take how much the same requests vary by themselves (the node's own noise, seen in the spread).

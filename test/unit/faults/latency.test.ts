@@ -1,7 +1,7 @@
 // latency without Docker: params, the driver choice on hosts with and without netem, the
 // commands it would run, reading a namespace's sockets from /proc, and the dry-run description.
 import { describe, expect, it } from 'vitest';
-import { chooseDriver, demuxLogs, existingGraceMs, latency, netemArgs, parseProcNetTcp, parseSsInfo, pickProxyPort, proxyArgs, proxyDurationMs, proxyEvents, quiet, upstreamFor } from '../../../faults/latency.js';
+import { chooseDriver, demuxLogs, existingGraceMs, latency, netemArgs, parseProcNetTcp, parseSsInfo, pickProxyPort, proxyArgs, proxyDurationMs, proxyEvents, quiet, QuietWatch, upstreamFor } from '../../../faults/latency.js';
 import type { FaultContext, HostCaps } from '../../../src/fault/types.js';
 import { silentLogger } from '../../../src/log.js';
 import { VirtualClock } from '../../../src/util/clock.js';
@@ -124,6 +124,33 @@ describe("the node's established connections (ss)", () => {
     expect(quiet(sock(800, 812))).toBe(false); // headers sent at once, prefill under way (or an unused connection)
     expect(quiet(sock(900, 300))).toBe(false); // a request in, nothing out since: being answered
     expect(quiet(sock(null, 900))).toBe(false);
+  });
+
+  it("the quiet needed follows the node's pace: a starved stream's long pause is not taken for the end of its answer", () => {
+    const sock = (peer: string, lastsnd: number, lastrcv: number) => ({ recvQ: 0, sendQ: 0, peer, lastsnd, lastrcv });
+    const w = new QuietWatch();
+    // At first sight an idle keep-alive connection (quiet 250 ms) and a stream paused 210 ms look alike: neither is reset yet.
+    expect(w.observe(0, [sock('idle', 250, 900), sock('stream', 210, 2000)])).toEqual([]);
+    // 150 ms on, the stream sent again with no new request: a 210+ ms gap within a response.
+    expect(w.observe(150, [sock('idle', 400, 1050), sock('stream', 2, 2150)])).toEqual([]);
+    expect(w.maxGapMs).toBe(210);
+    expect(w.thresholdMs()).toBe(630);
+    // Watched long enough: the idle one, quiet 650 ms ≥ 630, is reset; the stream paused 250 ms again is not.
+    expect(w.observe(400, [sock('idle', 650, 1300), sock('stream', 250, 2400)])).toEqual(['idle']);
+    // Quiet past three times its longest pause: between requests.
+    expect(w.observe(900, [sock('stream', 750, 2900)])).toEqual(['stream']);
+  });
+
+  it('a gap ended by a new request is the time between requests, not a pause within one; the cap bounds the quiet needed', () => {
+    const sock = (peer: string, lastsnd: number, lastrcv: number) => ({ recvQ: 0, sendQ: 0, peer, lastsnd, lastrcv });
+    const w = new QuietWatch();
+    w.observe(0, [sock('pool', 2000, 2100)]);
+    w.observe(100, [sock('pool', 1, 30)]); // a new request came in and was answered
+    expect(w.maxGapMs).toBe(0);
+    expect(w.thresholdMs()).toBe(200);
+    w.observe(200, [sock('s', 900, 5000)]);
+    w.observe(300, [sock('s', 1, 5100)]);
+    expect(w.thresholdMs()).toBe(1500);
   });
 
   it('the grace before busy ones are cut: a third of the fault, at most 3 s; none when kept', () => {
