@@ -20,13 +20,18 @@ export default function (): void {
     let protocolError = false;
     let streamError = false;
     let ttft: number | null = null;
+    let opened: number | null = null;
     // Gaps are reported only for a stream that ends well, as the builtin engine does.
     const gaps: number[] = [];
     const res = sse.open(
       `${endpoint}${req.path}`,
       { method: 'POST', body: req.body, headers: { 'Content-Type': 'application/json' }, tags: { node, mix: req.mix } },
       (client) => {
+        client.on('open', () => {
+          if (opened === null) opened = Date.now() - t0;
+        });
         client.on('event', (event) => {
+          if (opened === null) opened = Date.now() - t0;
           if (event.data === '[DONE]') {
             finished = true;
             client.close();
@@ -51,7 +56,15 @@ export default function (): void {
       },
     );
     const status = res && res.status ? res.status : 0;
-    const r: Result = { outcome: 'ok', status, e2eMs: Date.now() - t0, tokens: usage !== null ? usage : chunks, tokensSource: usage !== null ? 'usage' : 'chunks' };
+    const r: Result = {
+      outcome: 'ok',
+      status,
+      e2eMs: Date.now() - t0,
+      tokens: usage !== null ? usage : chunks,
+      tokensSource: usage !== null ? 'usage' : 'chunks',
+      responseMs: status !== 0 ? opened : null,
+      firstTokenMs: ttft,
+    };
     if (status === 0) r.outcome = 'conn_error';
     else if (status < 200 || status >= 300) r.outcome = 'http_error';
     else if (protocolError) r.outcome = 'protocol_error';

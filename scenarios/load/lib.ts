@@ -1,8 +1,9 @@
 // Shared by Gauntlet's k6 scenarios: the run's configuration (written by Gauntlet, read with
 // open() at init), the same request generator the builtin engine uses, and the metrics that
 // carry results back: gauntlet_request (one sample per attempt: value = e2e ms, tags = node,
-// mix, outcome, status, attempt, final — all low-cardinality), gauntlet_ttft, gauntlet_itl,
-// gauntlet_output_tokens. Bundled by esbuild for k6 v0.49+ (ES2017 inside ES modules).
+// mix, outcome, status, attempt, final — all low-cardinality; its metadata, which k6 does not
+// index, carries response_ms and first_token_ms: when the response began and its first token
+// came, ms after the send), gauntlet_ttft, gauntlet_itl, gauntlet_output_tokens. Bundled by esbuild for k6 v0.49+ (ES2017 inside ES modules).
 import exec from 'k6/execution';
 import { SharedArray } from 'k6/data';
 import { sleep } from 'k6';
@@ -58,6 +59,10 @@ export interface Result {
   e2eMs: number;
   tokens: number | null;
   tokensSource: 'usage' | 'chunks';
+  /** ms from the send to the response's start (status line), when one came. */
+  responseMs: number | null;
+  /** ms from the send to the first content token, when one came (even if the stream then failed). */
+  firstTokenMs: number | null;
 }
 
 /** Records one attempt; returns whether the client would retry it. */
@@ -65,7 +70,13 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
   const attempts = config.retry ? config.retry.attempts : 1;
   const retryable = r.outcome === 'http_error' ? r.status === 429 || r.status >= 500 : r.outcome !== 'ok';
   const final = r.outcome === 'ok' || !retryable || attempt >= attempts;
+  // Per-request times go in the sample's metadata: as tags they would make a time series each.
+  const md = exec.vu.metrics.metadata;
+  if (r.responseMs !== null) md.response_ms = String(r.responseMs);
+  if (r.firstTokenMs !== null) md.first_token_ms = String(r.firstTokenMs);
   requestMetric.add(r.e2eMs, { node, mix: req.mix, outcome: r.outcome, status: String(r.status), attempt: String(attempt), final: String(final) });
+  delete md.response_ms;
+  delete md.first_token_ms;
   if (r.outcome === 'ok' && r.tokens !== null && r.tokens > 0) tokenMetric.add(r.tokens, { node, source: r.tokensSource });
   return !final;
 }
@@ -143,7 +154,9 @@ export function bufferedAttempt(endpoint: string, req: BuiltRequest, node: strin
   });
   const t = res.timings;
   const e2eMs = t.blocked + t.connecting + t.tls_handshaking + t.duration;
-  const r: Result = { outcome: 'ok', status: res.status, e2eMs, tokens: null, tokensSource: 'usage' };
+  const ttfb = t.blocked + t.connecting + t.tls_handshaking + t.sending + t.waiting;
+  // k6/http buffers the body: the first byte is the closest it sees to the first token.
+  const r: Result = { outcome: 'ok', status: res.status, e2eMs, tokens: null, tokensSource: 'usage', responseMs: res.status !== 0 ? ttfb : null, firstTokenMs: null };
   if (res.status === 0) r.outcome = res.error_code === 1050 ? 'timeout' : 'conn_error';
   else if (res.status < 200 || res.status >= 300) r.outcome = 'http_error';
   else if (req.stream) {
@@ -152,7 +165,8 @@ export function bufferedAttempt(endpoint: string, req: BuiltRequest, node: strin
     else if (!s.finished) r.outcome = 'truncated';
     r.tokens = s.usage !== null ? s.usage : s.chunks;
     r.tokensSource = s.usage !== null ? 'usage' : 'chunks';
-    if (r.outcome === 'ok') ttftMetric.add(t.blocked + t.connecting + t.tls_handshaking + t.sending + t.waiting, { node, mix: req.mix });
+    if (s.chunks > 0) r.firstTokenMs = ttfb;
+    if (r.outcome === 'ok') ttftMetric.add(ttfb, { node, mix: req.mix });
   } else {
     try {
       const j = JSON.parse(String(res.body)) as { usage?: { completion_tokens?: number } };

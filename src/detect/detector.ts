@@ -180,7 +180,9 @@ export class FaultWindows {
  * Failed requests up to this long before an episode's first other evidence belong to it: a
  * client sees a stream cut at the instant of a crash, and Docker stamps `die` a little later.
  */
-export const EARLY_EVIDENCE_MS = 1000;
+export /** How many recent successes a detector keeps for events that arrive late. */
+const RECENT_SUCCESSES = 256;
+const EARLY_EVIDENCE_MS = 1000;
 
 const FAILURE_OUTCOMES = new Set<Outcome>(['conn_error', 'timeout', 'truncated', 'protocol_error', 'http_error']);
 const MAX_SIGNALS = 50;
@@ -217,6 +219,11 @@ export class NodeDetector {
   private errorStreak: { first: number; last: number; count: number; what: string } | null = null;
   /** Failed requests not (yet) part of an episode: when their failure was evidenced, and when it was seen. */
   private recentFailures: { at: number; endAt: number }[] = [];
+  /**
+   * Recent successes (bounded): when Docker's events arrive late — read back after the engine
+   * was lost — a container's restart can be learnt after the requests it then served.
+   */
+  private recentSuccesses: { sentAt: number; respondedAt: number; what: string }[] = [];
   private containerRunning = true;
   private seq = 0;
 
@@ -327,9 +334,18 @@ export class NodeDetector {
       case 'unpause':
         this.containerRunning = true;
         if (this.open && this.open.runningAgainAt === null && o.at >= this.open.startedAt) {
-          this.open.runningAgainAt = o.at;
-          this.signal(this.open, o.at, `container ${o.action === 'unpause' ? 'unpaused' : o.action === 'restart' ? 'restarted' : 'started'}`);
-          this.emit(this.open);
+          const ep = this.open;
+          ep.runningAgainAt = o.at;
+          this.signal(ep, o.at, `container ${o.action === 'unpause' ? 'unpaused' : o.action === 'restart' ? 'restarted' : 'started'}`);
+          this.emit(ep);
+          // Learnt late (events read back after the engine answered again): the node may have
+          // served since. A request sent after it ran again was served by it: the first such
+          // response start is when it served again.
+          const since = this.recentSuccesses.filter((x) => x.sentAt >= o.at && x.sentAt >= ep.startedAt);
+          if (since.length > 0) {
+            const first = since.reduce((a, b) => (b.respondedAt < a.respondedAt ? b : a));
+            this.servingAgain(first.sentAt, first.respondedAt, `${first.what} (before the container's start was known)`, false);
+          }
         }
         return;
       case 'pause':
@@ -490,7 +506,11 @@ export class NodeDetector {
   }
 
   /** A successful inference, sent at sentAt, whose response began at respondedAt: the node serves. */
-  private servingAgain(sentAt: number, respondedAt: number, what: string): void {
+  private servingAgain(sentAt: number, respondedAt: number, what: string, remember = true): void {
+    if (remember) {
+      this.recentSuccesses.push({ sentAt, respondedAt, what });
+      if (this.recentSuccesses.length > RECENT_SUCCESSES) this.recentSuccesses.shift();
+    }
     // Successes are reported in completion order: a one-token probe can finish before a
     // streamed request whose response began earlier. The earliest response start wins.
     const last = this.lastClosed;

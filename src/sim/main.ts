@@ -57,7 +57,7 @@ function main(argv: string[]): void {
   };
   const shards = new ShardGroup(opts, forkShards(__filename, opts), { fatal, warn: (message) => log(`WARN ${message}`) });
   const engine = new BatchEngine(opts, shards, now);
-  const state: NodeState = { ready: false, engine, group: shards, opts, now, counters: { requests: 0, tokens: 0, errors: 0 }, failUntil: 0, servePending: false, truth };
+  const state: NodeState = { ready: false, engine, group: shards, opts, now, counters: { requests: 0, tokens: 0, errors: 0, leakedBytes: 0 }, failUntil: 0, servePending: false, truth };
   const server = createSimServer(state);
   server.listen(opts.port, opts.host, () => {
     truth('listening');

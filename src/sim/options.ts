@@ -44,6 +44,13 @@ export interface SimOptions {
   spontaneousShape: number;
   /** How long a spontaneous hang or error burst lasts, ms. */
   spontaneousDurationMs: number;
+  /**
+   * Memory leak: each accepted completion request leaves this much host memory (KiB, touched)
+   * held for the life of the process, as a leaking API server does (0 = none). Under a container
+   * memory limit the node is eventually OOM-killed: a spontaneous failure that telemetry sees
+   * coming (container memory rising).
+   */
+  leakKbPerRequest: number;
   /** The node's reaction to losing one GPU worker. */
   workerLoss: WorkerLoss;
   /** With workerLoss=degraded: how many times longer each decode step takes. */
@@ -96,6 +103,7 @@ export const DEFAULTS: SimOptions = {
   spontaneousKind: 'crash',
   spontaneousShape: 1,
   spontaneousDurationMs: 5000,
+  leakKbPerRequest: 0,
   workerLoss: 'crash',
   degradedFactor: 2,
   httpThreads: 0,
@@ -125,6 +133,7 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--spontaneous-kind': 'spontaneousKind',
   '--spontaneous-shape': 'spontaneousShape',
   '--spontaneous-duration-ms': 'spontaneousDurationMs',
+  '--leak-kb-per-request': 'leakKbPerRequest',
   '--worker-loss': 'workerLoss',
   '--degraded-factor': 'degradedFactor',
   '--http-threads': 'httpThreads',
@@ -151,6 +160,7 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   spontaneousMtbfS: [0, 1e9, false],
   spontaneousShape: [0.1, 20, false],
   spontaneousDurationMs: [1, 3_600_000, false],
+  leakKbPerRequest: [0, 1_048_576, false],
   degradedFactor: [1, 1000, false],
   httpThreads: [0, 10_000, true],
   routerCheckMs: [10, 600_000, true],

@@ -13,7 +13,7 @@ export interface NodeState {
   group: { readonly condition: GroupCondition; readonly workersAlive: number };
   opts: SimOptions;
   now: () => number;
-  counters: { requests: number; tokens: number; errors: number };
+  counters: { requests: number; tokens: number; errors: number; leakedBytes: number };
   /** Until when completions fail with 500 (a spontaneous error burst); 0 = not failing. */
   failUntil: number;
   /** Set when the node becomes able to serve (ready, a fault over): the next response start is logged as ground truth. */
@@ -145,6 +145,23 @@ function gpuMemoryMib(state: NodeState, _gpu: number): number {
   return Math.round(state.opts.weightsMb + state.engine.kvTokensInUse / state.opts.gpus / 64);
 }
 
+/** Leak-mode memory, held for the life of the process. */
+const leaked: Buffer[] = [];
+/** A TRUTH line each time this much more is held. */
+const LEAK_TRUTH_STEP = 16 * 1024 * 1024;
+
+/** The leak mode's share of a request: memory allocated, written (so it is resident) and kept. */
+function leak(state: NodeState): void {
+  const bytes = Math.round(state.opts.leakKbPerRequest * 1024);
+  if (bytes <= 0) return;
+  leaked.push(Buffer.alloc(bytes, 0x5a)); // alloc with a fill touches every page
+  const before = state.counters.leakedBytes;
+  state.counters.leakedBytes += bytes;
+  if (Math.floor(state.counters.leakedBytes / LEAK_TRUTH_STEP) > Math.floor(before / LEAK_TRUTH_STEP)) {
+    state.truth('leak', { held_mib: Math.round(state.counters.leakedBytes / 1048576), rss_mib: Math.round(process.memoryUsage.rss() / 1048576) });
+  }
+}
+
 export function createSimServer(state: NodeState): Server {
   let nextId = 0;
   const threads = state.opts.httpThreads > 0 ? new HandlerThreads(state.opts.httpThreads) : null;
@@ -158,6 +175,7 @@ export function createSimServer(state: NodeState): Server {
       return sendError(res, 500, 'CUDA error: an illegal memory access was encountered', 'internal_error');
     }
     state.counters.requests++;
+    leak(state);
     const served = (): void => {
       if (!state.servePending) return;
       state.servePending = false;
@@ -257,6 +275,7 @@ export function createSimServer(state: NodeState): Server {
             `sim_requests_waiting ${state.engine.queued}`,
             `sim_requests_total ${state.counters.requests}`,
             `sim_generation_tokens_total ${state.counters.tokens}`,
+            `sim_leaked_bytes ${state.counters.leakedBytes}`,
             // vLLM's names, so Gauntlet's telemetry reads the simulator as it reads vLLM
             `vllm:num_requests_running{model_name="${state.opts.model}"} ${state.engine.running}`,
             `vllm:num_requests_waiting{model_name="${state.opts.model}"} ${state.engine.queued}`,

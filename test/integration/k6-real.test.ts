@@ -5,10 +5,13 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simBundlePath } from '../../src/docker/sim-image.js';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
+import { BuiltinEngine } from '../../src/load/builtin.js';
 import { K6Engine } from '../../src/load/k6/engine.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
+import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
+import { quantile } from '../helpers/timing.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
 const path = locateK6();
@@ -29,6 +32,54 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
     }
   });
   afterAll(() => sim?.kill('SIGKILL'));
+
+  it("each record says when its response began and its first token came (k6 sample metadata), so recovery is timed as with the builtin engine", async () => {
+    // A second simulator with a long, known time to first token: 150 ms, then 7 × 20 ms.
+    const port = await freePort();
+    const slow = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '150', '--itl-ms', '20', '--jitter', '0'], { stdio: 'ignore' });
+    try {
+      const at = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 200; i++) {
+        if (await request(`${at}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const workload = testWorkload({
+        targets: [{ node: 'n', endpoint: at }],
+        durationMs: 2000,
+        profile: { startRate: 4, stages: [] },
+        mix: [testMix({ name: 'streamed', model: 'sim-llama', maxTokens: { fixed: 8 } }), testMix({ name: 'plain', stream: false, model: 'sim-llama', maxTokens: { fixed: 8 } })],
+        defaultModel: 'sim-llama',
+      });
+      // Ground truth from the same simulator in the same run: the builtin engine's own times.
+      const truth: RequestRecord[] = [];
+      await new BuiltinEngine(new RealClock()).run(workload, new AbortController().signal, { record: (r) => truth.push(r) });
+      const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
+      const records: RequestRecord[] = [];
+      await engine.run(workload, new AbortController().signal, { record: (r) => records.push(r) });
+      const ok = records.filter((r) => r.outcome === 'ok');
+      expect(ok.length).toBeGreaterThan(3);
+      for (const r of ok) {
+        const line = JSON.stringify(r);
+        expect(r.respondedAt, line).not.toBeNull();
+        expect(r.respondedAt as number, line).toBeGreaterThanOrEqual(r.sentAt);
+        expect(r.respondedAt as number, line).toBeLessThanOrEqual(r.endAt);
+        if (r.mix !== 'streamed') continue;
+        expect(r.firstTokenAt, line).not.toBeNull();
+        expect(r.respondedAt as number, line).toBeLessThanOrEqual(r.firstTokenAt as number);
+        expect(r.firstTokenAt as number, line).toBeLessThanOrEqual(r.endAt);
+      }
+      // Where the first token falls in the stream agrees with the builtin engine's (k6 times in whole ms).
+      const firstMs = (rs: RequestRecord[]) => quantile(rs.filter((r) => r.outcome === 'ok' && r.mix === 'streamed').map((r) => (r.firstTokenAt as number) - r.sentAt), 0.5);
+      const restMs = (rs: RequestRecord[]) => quantile(rs.filter((r) => r.outcome === 'ok' && r.mix === 'streamed').map((r) => r.endAt - (r.firstTokenAt as number)), 0.5);
+      process.stderr.write(`k6-real first token: k6 p50 ${firstMs(ok).toFixed(1)} ms after the send, ${restMs(ok).toFixed(1)} ms before the end; builtin ${firstMs(truth).toFixed(1)} / ${restMs(truth).toFixed(1)} ms\n`);
+      expect(firstMs(ok)).toBeGreaterThanOrEqual(150 - 1);
+      expect(Math.abs(firstMs(ok) - firstMs(truth))).toBeLessThan(25);
+      expect(Math.abs(restMs(ok) - restMs(truth))).toBeLessThan(25);
+      expect(ok.some((r) => r.mix === 'streamed')).toBe(true);
+    } finally {
+      slow.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('runs the plan at the planned rate and reports every request', async () => {
     const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });

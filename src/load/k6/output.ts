@@ -12,7 +12,12 @@ import type { LoadSink } from '../types.js';
 const Tags = z.record(z.string(), z.string()).nullable();
 const Line = z.discriminatedUnion('type', [
   z.object({ type: z.literal('Metric'), metric: z.string(), data: z.object({ type: z.string() }).passthrough() }),
-  z.object({ type: z.literal('Point'), metric: z.string(), data: z.object({ time: z.string(), value: z.number(), tags: Tags }) }),
+  z.object({
+    type: z.literal('Point'),
+    metric: z.string(),
+    // metadata: k6's unindexed per-sample values (exec.vu.metrics.metadata), v0.45+.
+    data: z.object({ time: z.string(), value: z.number(), tags: Tags, metadata: z.record(z.string(), z.unknown()).optional() }),
+  }),
 ]);
 
 /** RFC 3339 with up to nanoseconds → epoch ms with the fraction kept. */
@@ -86,7 +91,7 @@ export class K6OutputParser {
     const time = parseK6Time(l.data.time);
     if (!Number.isFinite(time)) return this.problem(`data.time: not an RFC 3339 time: ${l.data.time}`);
     this.stats.points++;
-    this.point(l.metric, time, l.data.value, l.data.tags ?? {});
+    this.point(l.metric, time, l.data.value, l.data.tags ?? {}, l.data.metadata);
   }
 
   /** Call at the end of the stream: the last request's points are complete. */
@@ -107,7 +112,7 @@ export class K6OutputParser {
     return this.opts.nodes.length === 1 ? (this.opts.nodes[0] as string) : null;
   }
 
-  private point(metric: string, time: number, value: number, tags: Record<string, string>): void {
+  private point(metric: string, time: number, value: number, tags: Record<string, string>, metadata?: Record<string, unknown>): void {
     if (metric.startsWith('http_req')) {
       const key = `${time}|${JSON.stringify(tags)}`;
       if (this.group && this.group.key !== key) this.flushGroup();
@@ -128,17 +133,34 @@ export class K6OutputParser {
       if (metric.startsWith('gauntlet_') || TTFT_METRICS.has(metric) || ITL_METRICS.has(metric)) this.stats.unmapped++;
       return;
     }
-    if (metric === 'gauntlet_request' && this.opts.recordsFrom === 'gauntlet_request') return this.gauntletRecord(node, time, value, tags);
+    if (metric === 'gauntlet_request' && this.opts.recordsFrom === 'gauntlet_request') return this.gauntletRecord(node, time, value, tags, metadata);
     if (TTFT_METRICS.has(metric) && this.opts.ttftFrom === 'metric') return this.sink.sample?.(node, 'ttft', time, value);
     if (ITL_METRICS.has(metric)) return this.sink.sample?.(node, 'itl', time, value);
     if (TPOT_METRICS.has(metric)) return this.sink.sample?.(node, 'tpot', time, value);
     if (TOKEN_METRICS.has(metric) && value > 0) return this.sink.tokens?.(node, time, value, tags.source === 'usage' ? 'usage' : 'chunks');
   }
 
+  /**
+   * A time in a gauntlet_request sample's metadata (ms after the send, as text): null when
+   * absent; a malformed one is reported and dropped, the record kept.
+   */
+  private metaMs(metadata: Record<string, unknown> | undefined, key: string, e2e: number): number | null {
+    const v = metadata?.[key];
+    if (v === undefined) return null;
+    const ms = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+    if (!Number.isFinite(ms) || ms < 0 || ms > e2e + 1) {
+      this.problem(`gauntlet_request metadata.${key}: expected ms between 0 and the request's ${e2e} ms; got ${JSON.stringify(v)} (dropped, the request kept)`);
+      return null;
+    }
+    return ms;
+  }
+
   /** One request from Gauntlet's scenario: value = e2e ms, the script judged the outcome. */
-  private gauntletRecord(node: string, time: number, e2e: number, tags: Record<string, string>): void {
+  private gauntletRecord(node: string, time: number, e2e: number, tags: Record<string, string>, metadata?: Record<string, unknown>): void {
     const outcome = OUTCOMES.has(tags.outcome as Outcome) ? (tags.outcome as Outcome) : 'protocol_error';
     const status = tags.status && tags.status !== '0' ? Number(tags.status) : null;
+    const responseMs = this.metaMs(metadata, 'response_ms', e2e);
+    const firstTokenMs = this.metaMs(metadata, 'first_token_ms', e2e);
     this.emit({
       node,
       seq: ++this.seq,
@@ -149,8 +171,10 @@ export class K6OutputParser {
       e2e,
       outcome,
       status,
-      respondedAt: null,
+      respondedAt: responseMs !== null ? time - e2e + responseMs : null,
+      // ttft itself comes as gauntlet_ttft samples (counted once, there); the record keeps when.
       ttftMs: null,
+      firstTokenAt: firstTokenMs !== null ? time - e2e + firstTokenMs : null,
       error: tags.error ?? (OUTCOMES.has(tags.outcome as Outcome) ? null : `unknown outcome tag ${tags.outcome}`),
     });
   }
@@ -204,6 +228,8 @@ export class K6OutputParser {
     status: number | null;
     respondedAt: number | null;
     ttftMs: number | null;
+    /** When the first token came, if known apart from ttftMs. */
+    firstTokenAt?: number | null;
     error: string | null;
   }): void {
     this.stats.records++;
@@ -217,7 +243,7 @@ export class K6OutputParser {
       scheduledAt: sentAt,
       sentAt,
       respondedAt: r.respondedAt,
-      firstTokenAt: r.ttftMs !== null ? sentAt + r.ttftMs : null,
+      firstTokenAt: r.firstTokenAt ?? (r.ttftMs !== null ? sentAt + r.ttftMs : null),
       endAt: r.time,
       ttftMs: r.ttftMs,
       e2eMs: r.e2e,

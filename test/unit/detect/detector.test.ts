@@ -47,6 +47,20 @@ describe('NodeDetector on the real crash-and-restart event sequence', () => {
     expect(ep.requestsAffected).toBe(1);
   });
 
+  it('events read back late (after the engine was lost): serving again is the first request served after the restart, not when it was learnt', () => {
+    const { episodes, feed } = setup();
+    if (!die || !restart) throw new Error('fixture changed');
+    // While the engine was unreachable: the node served before the death, then (after it restarted) again.
+    feed(ok(die.at - 500, die.at - 480));
+    feed(ok(restart.at + 300, restart.at + 320));
+    feed(ok(restart.at + 200, restart.at + 240)); // completion order is not response order
+    // The engine answers again 5 s later; the events are read back, in order.
+    for (const e of events) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode }, restart.at + 5000);
+    const ep = [...episodes.values()][0] as Episode;
+    expect(ep).toMatchObject({ status: 'recovered', startedAt: die.at, runningAgainAt: restart.at, servingAgainAt: restart.at + 240, detectedAt: restart.at + 5000 });
+    expect(ep.evidence.signals.at(-1)?.what).toBe("request succeeded (before the container's start was known)");
+  });
+
   it('attributes the episode to a fault whose window holds its start', () => {
     const { episodes, windows, feed } = setup();
     if (!die) throw new Error('fixture changed');

@@ -190,5 +190,8 @@ describe('--worker-loss and --degraded-factor', () => {
     expect(parseSimArgs(['--worker-loss', 'hang', '--degraded-factor=3.5'])).toMatchObject({ workerLoss: 'hang', degradedFactor: 3.5 });
     expect(() => parseSimArgs(['--worker-loss', 'explode'])).toThrow('option --worker-loss: expected one of crash, hang, degraded, got "explode"');
     expect(() => parseSimArgs(['--degraded-factor', '0.5'])).toThrow('option --degraded-factor: expected a number in [1, 1000], got "0.5"');
+    expect(parseSimArgs(['--leak-kb-per-request', '512'])).toMatchObject({ leakKbPerRequest: 512 });
+    expect(parseSimArgs([])).toMatchObject({ leakKbPerRequest: 0 });
+    expect(() => parseSimArgs(['--leak-kb-per-request', '-1'])).toThrow('option --leak-kb-per-request: expected a number in [0, 1048576], got "-1"');
   });
 });

@@ -117,4 +117,36 @@ describe('k6 JSON output (real k6 v0.49 captures)', () => {
     ]);
     expect(samples).toEqual([{ node: 'node-a', metric: 'ttft', ms: 30 }]);
   });
+
+  it("gauntlet_request metadata (k6's unindexed per-sample values) says when the response began and the first token came", () => {
+    const pt = (time: string, value: number, metadata?: Record<string, unknown>): string =>
+      JSON.stringify({ type: 'Point', metric: 'gauntlet_request', data: { time, value, tags: { node: 'node-a', mix: 'chat', outcome: 'ok', status: '200', attempt: '1', final: 'true' }, ...(metadata ? { metadata } : {}) } });
+    const end = Date.parse('2026-11-22T05:00:01.000Z');
+    const { records, problems, samples } = parse(
+      [
+        pt('2026-11-22T05:00:01.000Z', 400, { response_ms: '12', first_token_ms: '150' }),
+        pt('2026-11-22T05:00:01.000Z', 400), // an older scenario: no metadata
+        pt('2026-11-22T05:00:01.000Z', 400, { response_ms: 'soon', first_token_ms: '900' }),
+      ],
+      { recordsFrom: 'gauntlet_request', ttftFrom: 'metric' },
+    );
+    expect(records.map((r) => [r.sentAt, r.respondedAt, r.firstTokenAt, r.endAt, r.ttftMs])).toEqual([
+      [end - 400, end - 400 + 12, end - 400 + 150, end, null], // ttft itself is counted from gauntlet_ttft, once
+      [end - 400, null, null, end, null],
+      [end - 400, null, null, end, null],
+    ]);
+    expect(samples).toEqual([]);
+    expect(problems).toEqual([
+      'k6 output line 3: gauntlet_request metadata.response_ms: expected ms between 0 and the request\'s 400 ms; got "soon" (dropped, the request kept)',
+      'k6 output line 3: gauntlet_request metadata.first_token_ms: expected ms between 0 and the request\'s 400 ms; got "900" (dropped, the request kept)',
+    ]);
+  });
+
+  it('a real k6 v0.49 writes metadata next to tags, and the parser reads it', () => {
+    // Captured from ../shared/bin/k6 (v0.49, xk6-sse) running exec.vu.metrics.metadata['rs'] = …; t.add(…).
+    const line = '{"metric":"gauntlet_request","type":"Point","data":{"time":"2026-12-02T03:02:34.971310255Z","value":102,"tags":{"group":"","node":"node-a","scenario":"default","outcome":"ok","status":"200"},"metadata":{"response_ms":"14.5"}}}';
+    const { records, problems } = parse([line], { recordsFrom: 'gauntlet_request', ttftFrom: 'metric' });
+    expect(problems).toEqual([]);
+    expect((records[0]?.respondedAt as number) - (records[0]?.sentAt as number)).toBeCloseTo(14.5, 3);
+  });
 });
