@@ -35,9 +35,14 @@ const WORDS =
 const CHARS_PER_TOKEN = 4;
 const CORPUS_CHARS = 1 << 18;
 
-let corpus: string | null = null;
-function getCorpus(): string {
-  if (corpus) return corpus;
+/** The text synthetic prompts are cut from: a string, or (in k6) chunks shared by every VU. */
+export interface CorpusSource {
+  readonly length: number;
+  slice(start: number, end: number): string;
+}
+
+/** Builds the seeded word corpus (~256 KiB). Costly in k6's interpreter (~0.3 s): build it once. */
+export function buildCorpus(): string {
   const rng = seededRandom(0x5eed);
   const parts: string[] = [];
   let n = 0;
@@ -46,14 +51,57 @@ function getCorpus(): string {
     parts.push(w);
     n += w.length + 1;
   }
-  return (corpus = parts.join(' '));
+  return parts.join(' ');
+}
+
+/** The corpus cut into pieces of `size` characters (the last one shorter). */
+export function splitCorpus(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+/**
+ * A corpus held as pieces of `size` characters, read piece by piece: in k6 the pieces live in a
+ * SharedArray (built once, one copy for all VUs), and a slice reads only the pieces it spans.
+ */
+export function chunkedCorpus(chunks: ArrayLike<string>, size: number): CorpusSource {
+  const n = chunks.length;
+  const length = n === 0 ? 0 : (n - 1) * size + (chunks[n - 1] as string).length;
+  return {
+    length,
+    slice(start: number, end: number): string {
+      const from = Math.max(0, start);
+      const to = Math.min(length, end);
+      if (to <= from) return '';
+      const first = Math.floor(from / size);
+      const last = Math.floor((to - 1) / size);
+      let text = '';
+      for (let i = first; i <= last; i++) text += chunks[i] as string;
+      return text.slice(from - first * size, to - first * size);
+    },
+  };
+}
+
+let corpus: CorpusSource | null = null;
+/** Where synthetic prompts come from from now on (k6's scenarios give the shared one). */
+export function useCorpus(source: CorpusSource): void {
+  corpus = source;
+}
+function getCorpus(): CorpusSource {
+  if (corpus) return corpus;
+  const text = buildCorpus();
+  return (corpus = { length: text.length, slice: (a, b) => text.slice(a, b) });
 }
 
 /** About `tokens` tokens of text, from a random place in the corpus. */
 export function syntheticPrompt(rng: Random, tokens: number): string {
   const c = getCorpus();
   const len = tokens * CHARS_PER_TOKEN;
-  if (len >= c.length) return c.repeat(Math.ceil(len / c.length) + 1).slice(0, len);
+  if (len >= c.length) {
+    const whole = c.slice(0, c.length);
+    return whole.repeat(Math.ceil(len / whole.length) + 1).slice(0, len);
+  }
   const start = Math.floor(rng.next() * (c.length - len));
   return c.slice(start, start + len);
 }

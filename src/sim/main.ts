@@ -7,6 +7,9 @@ import { createRouter } from './router.js';
 import { startSpontaneous } from './spontaneous.js';
 import { runWorker } from './worker.js';
 
+/** A timer this late (ms) means the process was frozen: logged as a TRUTH "stalled" line. */
+const STALL_MS = 1000;
+
 function log(message: string): void {
   process.stdout.write(`${new Date().toISOString()} sim[${process.pid}] ${message}\n`);
 }
@@ -59,6 +62,18 @@ function main(argv: string[]): void {
   const engine = new BatchEngine(opts, shards, now);
   const state: NodeState = { ready: false, engine, group: shards, opts, now, counters: { requests: 0, tokens: 0, errors: 0, leakedBytes: 0 }, failUntil: 0, servePending: false, truth };
   const server = createSimServer(state);
+  // A frozen process (docker pause, SIGSTOP) cannot tell it stopped, but its timers can: one
+  // that fires a second or more late says the whole process stood still until now. Ground truth
+  // for hangs injected from outside: the next response start is logged as serving again.
+  let tick = now();
+  setInterval(() => {
+    const t = now();
+    if (t - tick >= STALL_MS) {
+      truth('stalled', { from: tick, ms: Math.round(t - tick) });
+      if (state.ready) state.servePending = true;
+    }
+    tick = t;
+  }, 50).unref();
   server.listen(opts.port, opts.host, () => {
     truth('listening');
     log(`listening on ${opts.host}:${opts.port}; loading model ${opts.model} on ${opts.gpus} GPU(s) (shard pids ${shards.pids.join(',')}); on losing one: ${opts.workerLoss}`);

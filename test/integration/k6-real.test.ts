@@ -122,4 +122,49 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
     expect(plain.every((r) => r.outcome === 'ok'), JSON.stringify(plain.slice(0, 3))).toBe(true);
     expect(records.filter((r) => r.mix === 'streamed').every((r) => r.outcome === 'ok')).toBe(true);
   }, 60_000);
+
+  it('150 streams/s for 20 s: k6 records at least 97 % of the plan, ttft and ITL as builtin measures them on the same plan', async () => {
+    // A simulator of its own with room for the load (150/s × ~0.2 s in flight), no jitter.
+    const port = await freePort();
+    const node = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '60', '--itl-ms', '20', '--jitter', '0', '--max-batch', '512'], { stdio: 'ignore' });
+    try {
+      const at = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 200; i++) {
+        if (await request(`${at}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const workload = testWorkload({
+        targets: [{ node: 'n', endpoint: at }],
+        durationMs: 20_000,
+        profile: { startRate: 150, stages: [] },
+        mix: [testMix({ model: 'sim-llama', promptTokens: { fixed: 64 }, maxTokens: { fixed: 8 } })],
+        defaultModel: 'sim-llama',
+      });
+      const planned = 150 * 20;
+      const truth: RequestRecord[] = [];
+      await new BuiltinEngine(new RealClock()).run(workload, new AbortController().signal, { record: (r) => truth.push(r) });
+      const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
+      const records: RequestRecord[] = [];
+      const ttft: number[] = [];
+      const itl: number[] = [];
+      let missed = 0;
+      await engine.run(workload, new AbortController().signal, {
+        record: (r) => records.push(r),
+        scheduleMiss: (_n, _a, c) => (missed += c),
+        sample: (_n, metric, _a, ms) => (metric === 'ttft' ? ttft.push(ms) : metric === 'itl' ? itl.push(ms) : undefined),
+      });
+      const okK6 = records.filter((r) => r.outcome === 'ok').length;
+      const bTtft = truth.filter((r) => r.outcome === 'ok').map((r) => r.ttftMs as number);
+      const bItl = truth.filter((r) => r.outcome === 'ok').flatMap((r) => r.gaps);
+      const line =
+        `k6 at 150/s: planned ${planned}; k6 recorded ${records.length} (${okK6} ok), missed ${missed}; builtin recorded ${truth.length}; ` +
+        `ttft p50 k6 ${quantile(ttft, 0.5).toFixed(1)} vs builtin ${quantile(bTtft, 0.5).toFixed(1)} ms; itl p50 k6 ${quantile(itl, 0.5).toFixed(1)} vs builtin ${quantile(bItl, 0.5).toFixed(1)} ms`;
+      process.stderr.write(`${line}\n`);
+      expect(records.length, line).toBeGreaterThanOrEqual(0.97 * planned);
+      expect(Math.abs(quantile(ttft, 0.5) - quantile(bTtft, 0.5)), line).toBeLessThanOrEqual(0.05 * quantile(bTtft, 0.5));
+      expect(Math.abs(quantile(itl, 0.5) - quantile(bItl, 0.5)), line).toBeLessThanOrEqual(0.1 * quantile(bItl, 0.5));
+    } finally {
+      node.kill('SIGKILL');
+    }
+  }, 120_000);
 });
