@@ -17,8 +17,8 @@ export default function (): void {
     let chunks = 0;
     let finished = false;
     let usage: number | null = null;
-    let protocolError = false;
-    let streamError = false;
+    let protocolError: string | null = null;
+    let streamError: string | null = null;
     let ttft: number | null = null;
     let opened: number | null = null;
     // Gaps are reported only for a stream that ends well, as the builtin engine does.
@@ -38,7 +38,7 @@ export default function (): void {
             return;
           }
           const step = readChunk(event.data);
-          if (step.error) protocolError = true;
+          if (step.error && protocolError === null) protocolError = step.error;
           if (step.usage !== null) usage = step.usage;
           if (step.finished) finished = true;
           if (step.content) {
@@ -49,8 +49,8 @@ export default function (): void {
             chunks++;
           }
         });
-        client.on('error', () => {
-          streamError = true;
+        client.on('error', (e) => {
+          streamError = e.error();
           client.close();
         });
       },
@@ -64,11 +64,21 @@ export default function (): void {
       tokensSource: usage !== null ? 'usage' : 'chunks',
       responseMs: status !== 0 ? opened : null,
       firstTokenMs: ttft,
+      error: null,
     };
-    if (status === 0) r.outcome = 'conn_error';
-    else if (status < 200 || status >= 300) r.outcome = 'http_error';
-    else if (protocolError) r.outcome = 'protocol_error';
-    else if (!finished || streamError) r.outcome = 'truncated';
+    if (status === 0) {
+      r.outcome = 'conn_error';
+      r.error = streamError || (res && res.error) || 'no response';
+    } else if (status < 200 || status >= 300) {
+      r.outcome = 'http_error';
+      r.error = `HTTP ${status}`;
+    } else if (protocolError !== null) {
+      r.outcome = 'protocol_error';
+      r.error = protocolError;
+    } else if (!finished || streamError !== null) {
+      r.outcome = 'truncated';
+      r.error = streamError !== null ? `response cut off: ${streamError}` : `stream ended after ${chunks} content chunks without a finish reason or [DONE]`;
+    }
     if (r.outcome === 'ok' && ttft !== null) {
       ttftMetric.add(ttft, { node, mix: req.mix });
       for (const g of gaps) itlMetric.add(g, { node });

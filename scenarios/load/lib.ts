@@ -70,6 +70,8 @@ export interface Result {
   responseMs: number | null;
   /** ms from the send to the first content token, when one came (even if the stream then failed). */
   firstTokenMs: number | null;
+  /** What went wrong, as the builtin engine words it (null when ok). */
+  error: string | null;
 }
 
 /** Records one attempt; returns whether the client would retry it. */
@@ -78,12 +80,19 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
   const retryable = r.outcome === 'http_error' ? r.status === 429 || r.status >= 500 : r.outcome !== 'ok';
   const final = r.outcome === 'ok' || !retryable || attempt >= attempts;
   // Per-request times go in the sample's metadata: as tags they would make a time series each.
+  // gauntlet: "2" says the record carries ttft and tokens itself (the gauntlet_ttft, _tpot and
+  // _output_tokens samples are then for k6's own summary only, not counted again).
   const md = exec.vu.metrics.metadata;
+  md.gauntlet = '2';
   if (r.responseMs !== null) md.response_ms = String(r.responseMs);
   if (r.firstTokenMs !== null) md.first_token_ms = String(r.firstTokenMs);
+  if (r.outcome === 'ok' && r.tokens !== null) {
+    md.output_tokens = String(r.tokens);
+    md.tokens_source = r.tokensSource;
+  }
+  if (r.error !== null) md.error = r.error.slice(0, 300);
   requestMetric.add(r.e2eMs, { node, mix: req.mix, outcome: r.outcome, status: String(r.status), attempt: String(attempt), final: String(final) });
-  delete md.response_ms;
-  delete md.first_token_ms;
+  for (const k of ['gauntlet', 'response_ms', 'first_token_ms', 'output_tokens', 'tokens_source', 'error']) delete md[k];
   if (r.outcome === 'ok' && r.tokens !== null && r.tokens > 0) tokenMetric.add(r.tokens, { node, source: r.tokensSource });
   return !final;
 }
@@ -163,13 +172,22 @@ export function bufferedAttempt(endpoint: string, req: BuiltRequest, node: strin
   const e2eMs = t.blocked + t.connecting + t.tls_handshaking + t.duration;
   const ttfb = t.blocked + t.connecting + t.tls_handshaking + t.sending + t.waiting;
   // k6/http buffers the body: the first byte is the closest it sees to the first token.
-  const r: Result = { outcome: 'ok', status: res.status, e2eMs, tokens: null, tokensSource: 'usage', responseMs: res.status !== 0 ? ttfb : null, firstTokenMs: null };
-  if (res.status === 0) r.outcome = res.error_code === 1050 ? 'timeout' : 'conn_error';
-  else if (res.status < 200 || res.status >= 300) r.outcome = 'http_error';
-  else if (req.stream) {
+  const r: Result = { outcome: 'ok', status: res.status, e2eMs, tokens: null, tokensSource: 'usage', responseMs: res.status !== 0 ? ttfb : null, firstTokenMs: null, error: null };
+  if (res.status === 0) {
+    r.outcome = res.error_code === 1050 ? 'timeout' : 'conn_error';
+    r.error = res.error || `no response (k6 error code ${res.error_code})`;
+  } else if (res.status < 200 || res.status >= 300) {
+    r.outcome = 'http_error';
+    r.error = `HTTP ${res.status}: ${errorText(String(res.body || ''))}`;
+  } else if (req.stream) {
     const s = readSseBody(String(res.body || ''));
-    if (s.error) r.outcome = 'protocol_error';
-    else if (!s.finished) r.outcome = 'truncated';
+    if (s.error) {
+      r.outcome = 'protocol_error';
+      r.error = s.error;
+    } else if (!s.finished) {
+      r.outcome = 'truncated';
+      r.error = `stream ended after ${s.chunks} content chunks without a finish reason or [DONE]`;
+    }
     r.tokens = s.usage !== null ? s.usage : s.chunks;
     r.tokensSource = s.usage !== null ? 'usage' : 'chunks';
     if (s.chunks > 0) r.firstTokenMs = ttfb;
@@ -180,7 +198,20 @@ export function bufferedAttempt(endpoint: string, req: BuiltRequest, node: strin
       r.tokens = j.usage && typeof j.usage.completion_tokens === 'number' ? j.usage.completion_tokens : null;
     } catch (e) {
       r.outcome = 'protocol_error';
+      r.error = `response is not JSON: ${String(e)}`;
     }
   }
   return r;
+}
+
+/** An error body's message (OpenAI's { error: { message } }, or its text). */
+export function errorText(body: string): string {
+  try {
+    const j = JSON.parse(body) as { error?: { message?: string } | string; message?: string };
+    const m = typeof j.error === 'string' ? j.error : j.error && j.error.message ? j.error.message : j.message;
+    if (m) return m;
+  } catch (e) {
+    // not JSON: show the text
+  }
+  return body.slice(0, 200) || '(empty body)';
 }

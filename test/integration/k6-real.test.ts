@@ -167,4 +167,44 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
       node.kill('SIGKILL');
     }
   }, 120_000);
+
+  it('failed requests carry their error text (a refused connection, an HTTP error), as builtin records them', async () => {
+    // A port nothing listens on, and a simulator still loading its model (503 "Loading model").
+    const port = await freePort();
+    const loading = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '600000'], { stdio: 'ignore' });
+    try {
+      const at = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 200; i++) {
+        if (await request(`${at}/health`).then((r) => (r.body.dump(), r.statusCode === 503), () => false)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const refused = `http://127.0.0.1:${await freePort()}`;
+      const records: RequestRecord[] = [];
+      const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
+      await engine.run(
+        testWorkload({
+          targets: [{ node: 'gone', endpoint: refused }, { node: 'loading', endpoint: at }],
+          durationMs: 2000,
+          profile: { startRate: 6, stages: [] },
+          mix: [testMix({ name: 'streamed', model: 'sim-llama', maxTokens: { fixed: 4 } }), testMix({ name: 'plain', stream: false, model: 'sim-llama', maxTokens: { fixed: 4 } })],
+          defaultModel: 'sim-llama',
+        }),
+        new AbortController().signal,
+        { record: (r) => records.push(r) },
+      );
+      const by = (node: string, mix: string) => records.filter((r) => r.node === node && r.mix === mix);
+      const show = JSON.stringify(records.slice(0, 6).map((r) => [r.node, r.mix, r.outcome, r.status, r.error]));
+      for (const mix of ['streamed', 'plain']) {
+        expect(by('gone', mix).length, show).toBeGreaterThan(0);
+        for (const r of by('gone', mix)) expect([r.outcome, r.error], show).toEqual(['conn_error', expect.stringMatching(/connection refused/)]);
+        expect(by('loading', mix).length, show).toBeGreaterThan(0);
+        for (const r of by('loading', mix)) {
+          expect([r.outcome, r.status], show).toEqual(['http_error', 503]);
+          expect(r.error, show).toMatch(mix === 'plain' ? /^HTTP 503: Loading model/ : /^HTTP 503/);
+        }
+      }
+    } finally {
+      loading.kill('SIGKILL');
+    }
+  }, 60_000);
 });

@@ -65,6 +65,12 @@ export class K6OutputParser {
   readonly stats: K6ParseStats = { lines: 0, points: 0, malformed: 0, records: 0, scheduleMisses: 0, unmapped: 0 };
   private group: Group | null = null;
   private seq = 0;
+  /**
+   * Gauntlet's scenario v2 (metadata gauntlet: "2") carries ttft and tokens on each
+   * gauntlet_request: its gauntlet_ttft, _tpot and _output_tokens samples are then k6's summary
+   * only, not counted a second time.
+   */
+  private recordsCarry = false;
 
   constructor(
     private readonly opts: K6ParseOptions,
@@ -134,6 +140,7 @@ export class K6OutputParser {
       return;
     }
     if (metric === 'gauntlet_request' && this.opts.recordsFrom === 'gauntlet_request') return this.gauntletRecord(node, time, value, tags, metadata);
+    if (this.recordsCarry && (metric === 'gauntlet_ttft' || metric === 'gauntlet_tpot' || metric === 'gauntlet_output_tokens')) return;
     if (TTFT_METRICS.has(metric) && this.opts.ttftFrom === 'metric') return this.sink.sample?.(node, 'ttft', time, value);
     if (ITL_METRICS.has(metric)) return this.sink.sample?.(node, 'itl', time, value);
     if (TPOT_METRICS.has(metric)) return this.sink.sample?.(node, 'tpot', time, value);
@@ -161,6 +168,15 @@ export class K6OutputParser {
     const status = tags.status && tags.status !== '0' ? Number(tags.status) : null;
     const responseMs = this.metaMs(metadata, 'response_ms', e2e);
     const firstTokenMs = this.metaMs(metadata, 'first_token_ms', e2e);
+    const carries = metadata?.gauntlet === '2';
+    if (carries) this.recordsCarry = true;
+    let tokens: number | null = null;
+    if (carries && metadata?.output_tokens !== undefined) {
+      const n = Number(metadata.output_tokens);
+      if (Number.isInteger(n) && n >= 0) tokens = n;
+      else this.problem(`gauntlet_request metadata.output_tokens: expected a whole number; got ${JSON.stringify(metadata.output_tokens)} (dropped, the request kept)`);
+    }
+    const metaError = typeof metadata?.error === 'string' && metadata.error !== '' ? metadata.error : null;
     this.emit({
       node,
       seq: ++this.seq,
@@ -172,10 +188,11 @@ export class K6OutputParser {
       outcome,
       status,
       respondedAt: responseMs !== null ? time - e2e + responseMs : null,
-      // ttft itself comes as gauntlet_ttft samples (counted once, there); the record keeps when.
-      ttftMs: null,
+      // An older scenario sends ttft as gauntlet_ttft samples only (counted there); v2 on the record.
+      ttftMs: carries ? firstTokenMs : null,
       firstTokenAt: firstTokenMs !== null ? time - e2e + firstTokenMs : null,
-      error: tags.error ?? (OUTCOMES.has(tags.outcome as Outcome) ? null : `unknown outcome tag ${tags.outcome}`),
+      ...(carries ? { outputTokens: tokens, tokensSource: tokens !== null ? ((metadata?.tokens_source === 'usage' ? 'usage' : 'chunks') as 'usage' | 'chunks') : null } : {}),
+      error: metaError ?? tags.error ?? (OUTCOMES.has(tags.outcome as Outcome) ? null : `unknown outcome tag ${tags.outcome}`),
     });
   }
 
@@ -230,6 +247,8 @@ export class K6OutputParser {
     ttftMs: number | null;
     /** When the first token came, if known apart from ttftMs. */
     firstTokenAt?: number | null;
+    outputTokens?: number | null;
+    tokensSource?: 'usage' | 'chunks' | null;
     error: string | null;
   }): void {
     this.stats.records++;
@@ -251,8 +270,8 @@ export class K6OutputParser {
       queueDelayMs: null,
       outcome: r.outcome,
       status: r.status,
-      outputTokens: null,
-      tokensSource: null,
+      outputTokens: r.outputTokens ?? null,
+      tokensSource: r.tokensSource ?? null,
       chunks: 0,
       itlMaxMs: null,
       error: r.error,

@@ -149,4 +149,30 @@ describe('k6 JSON output (real k6 v0.49 captures)', () => {
     expect(problems).toEqual([]);
     expect((records[0]?.respondedAt as number) - (records[0]?.sentAt as number)).toBeCloseTo(14.5, 3);
   });
+
+  it('scenario v2 (metadata gauntlet: "2"): ttft, tokens and error text on the record, and its ttft/tpot/token samples not counted again', () => {
+    const req = (value: number, tags: Record<string, string>, metadata: Record<string, string>): string =>
+      JSON.stringify({ type: 'Point', metric: 'gauntlet_request', data: { time: '2026-11-22T05:00:01.000Z', value, tags: { node: 'node-a', mix: 'chat', attempt: '1', final: 'true', ...tags }, metadata } });
+    const sample = (metric: string, value: number): string => JSON.stringify({ type: 'Point', metric, data: { time: '2026-11-22T05:00:01.000Z', value, tags: { node: 'node-a', mix: 'chat' } } });
+    const { records, samples, tokens, problems } = parse(
+      [
+        req(300, { outcome: 'ok', status: '200' }, { gauntlet: '2', response_ms: '3', first_token_ms: '64', output_tokens: '8', tokens_source: 'usage' }),
+        sample('gauntlet_ttft', 64),
+        sample('gauntlet_tpot', 33),
+        sample('gauntlet_output_tokens', 8),
+        sample('gauntlet_itl', 20), // gaps are not on the record: still counted from here
+        req(2, { outcome: 'conn_error', status: '0' }, { gauntlet: '2', error: 'dial tcp 127.0.0.1:9: connect: connection refused' }),
+        req(90, { outcome: 'truncated', status: '200' }, { gauntlet: '2', response_ms: '2', first_token_ms: '60', error: 'response cut off: unexpected EOF', output_tokens: 'x' }),
+      ],
+      { recordsFrom: 'gauntlet_request', ttftFrom: 'metric' },
+    );
+    expect(records.map((r) => [r.outcome, r.ttftMs, r.outputTokens, r.tokensSource, r.error])).toEqual([
+      ['ok', 64, 8, 'usage', null],
+      ['conn_error', null, null, null, 'dial tcp 127.0.0.1:9: connect: connection refused'],
+      ['truncated', 60, null, null, 'response cut off: unexpected EOF'],
+    ]);
+    expect(samples).toEqual([{ node: 'node-a', metric: 'itl', ms: 20 }]);
+    expect(tokens).toBe(0);
+    expect(problems).toEqual(['k6 output line 7: gauntlet_request metadata.output_tokens: expected a whole number; got "x" (dropped, the request kept)']);
+  });
 });
