@@ -38,6 +38,8 @@ const CORPUS_PIECE = 4096;
 useCorpus(chunkedCorpus(new SharedArray('gauntlet-corpus', () => splitCorpus(buildCorpus(), CORPUS_PIECE)), CORPUS_PIECE));
 
 export const requestMetric = new Trend('gauntlet_request', true);
+/** One per iteration started: with dropped_iterations, every arrival k6 had due (the accounting's total). */
+export const plannedMetric = new Counter('gauntlet_planned');
 export const ttftMetric = new Trend('gauntlet_ttft', true);
 export const itlMetric = new Trend('gauntlet_itl', true);
 export const tpotMetric = new Trend('gauntlet_tpot', true);
@@ -103,6 +105,7 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
  */
 export function attemptRequest(attemptOnce: (endpoint: string, req: BuiltRequest, node: string) => Result): void {
   const { node, endpoint } = target();
+  plannedMetric.add(1, { node });
   const req = nextRequest(node);
   const attempts = config.retry ? config.retry.attempts : 1;
   for (let attempt = 1; attempt <= attempts; attempt++) {

@@ -88,6 +88,14 @@ export interface RunSummary {
     /** The client's view with its retry policy: the final attempt of each request. */
     client: { total: number; failed: number; errorRate: number | null; retries: number };
     scheduleMisses: number;
+    /**
+     * Every planned arrival accounted for: planned = sent + missed + interrupted + cancelled.
+     * sent: requests whose final outcome was recorded; missed: never sent (schedule misses);
+     * cancelled: sent, then abandoned (Ctrl-C); interrupted: the rest — started but never
+     * reported (k6 iterations cut at the end; builtin retries waiting at Ctrl-C). Null for runs
+     * recorded before the schedule's count was kept.
+     */
+    accounting: { planned: number; sent: number; missed: number; cancelled: number; interrupted: number } | null;
   };
   /** ttft, itl, tpot, e2e from actual sends; ttft_sched, e2e_sched from scheduled sends; queue_delay. */
   latency: Record<LatencyMetric, LatencySummary>;
@@ -195,6 +203,14 @@ export function summarizeRun(input: RunInput): RunSummary {
       outputTokens: sum((x) => x.output_tokens),
       client: { total: clientTotal, failed: clientFailed, errorRate: clientTotal ? clientFailed / clientTotal : null, retries: sum((x) => x.retries) },
       scheduleMisses: sum((x) => x.schedule_misses),
+      accounting: (() => {
+        const planned = sum((x) => x.planned);
+        if (planned === 0) return null;
+        const missed = sum((x) => x.schedule_misses);
+        const cancelled = sum((x) => x.cancelled);
+        // Can be negative when an engine sends more than it planned: shown, never clamped.
+        return { planned, sent: clientTotal, missed, cancelled, interrupted: planned - clientTotal - missed - cancelled };
+      })(),
     },
     latency,
     episodes,

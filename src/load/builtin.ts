@@ -210,6 +210,7 @@ export class BuiltinEngine implements LoadEngine {
           if (signal.aborted) break;
         }
         this.progress.scheduled++;
+        sink.planned?.(s.target.node, at, 1);
         const p = attemptLoop(s, s.factory.next(), at, ++seq);
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p)).catch(() => undefined);

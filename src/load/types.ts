@@ -52,6 +52,11 @@ export interface LoadSink {
   /** Arrivals the engine could not start on time and dropped (k6's dropped_iterations). */
   scheduleMiss?(node: string, at: number, count: number): void;
   /**
+   * Arrivals the schedule had due at `at`, whatever became of them (sent, missed, cut off by
+   * the end or by Ctrl-C): the total every arrival is accounted against.
+   */
+  planned?(node: string, at: number, count: number): void;
+  /**
    * A latency sample not joined to a record (k6 reports ttft and inter-token gaps as metric
    * samples of their own). Records that carry the same values must not also send them here.
    */

@@ -29,6 +29,8 @@ export interface LoadWindow {
   tokensFromUsage: number;
   tokensFromChunks: number;
   scheduleMisses: number;
+  /** Arrivals the schedule had due in this window (sent or not): the accounting's total. */
+  planned: number;
 }
 
 export interface LatencyWindow {
@@ -102,6 +104,7 @@ export class WindowAggregator {
           tokensFromUsage: 0,
           tokensFromChunks: 0,
           scheduleMisses: 0,
+          planned: 0,
         },
         hists: new Map(),
       };
@@ -155,6 +158,10 @@ export class WindowAggregator {
 
   scheduleMiss(node: string, at: number, count: number): void {
     this.get(node, at).load.scheduleMisses += count;
+  }
+
+  planned(node: string, at: number, count: number): void {
+    this.get(node, at).load.planned += count;
   }
 
   sample(node: string, metric: LatencyMetric, at: number, ms: number): void {
@@ -251,6 +258,7 @@ export function windowToRows(runId: string, l: LoadWindow, lat: LatencyWindow[])
       tokens_from_usage: l.tokensFromUsage,
       tokens_from_chunks: l.tokensFromChunks,
       schedule_misses: l.scheduleMisses,
+      planned: l.planned,
     },
     latency: lat.map((x) => ({
       run_id: runId,

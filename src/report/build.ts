@@ -94,6 +94,8 @@ export interface ReportJson {
     client: { requests: number; failed: number; error_rate: number | null; retries: number };
     /** Arrivals the engine could not start on time (k6's dropped_iterations). */
     schedule_misses: number;
+    /** planned = sent + missed + interrupted + cancelled (null: not recorded for this run). */
+    accounting: { planned: number; sent: number; missed: number; interrupted: number; cancelled: number } | null;
   };
   latency: {
     /** How ttft was taken: the first content chunk, or (k6 without SSE) only the first byte. */
@@ -292,6 +294,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       output_tokens_from: { usage: s.requests.tokensFromUsage, chunk_count: s.requests.tokensFromChunks },
       client: { requests: s.requests.client.total, failed: s.requests.client.failed, error_rate: r4(s.requests.client.errorRate), retries: s.requests.client.retries },
       schedule_misses: s.requests.scheduleMisses,
+      accounting: s.requests.accounting,
     },
     latency: {
       ttft_source: engine?.capabilities.ttft ?? null,

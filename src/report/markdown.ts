@@ -79,6 +79,12 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     );
   }
   if (r.requests.schedule_misses > 0) out.push('', `**${r.requests.schedule_misses} arrivals could not be started on time** (the engine dropped them): the offered load was lower than planned.`);
+  const a = r.requests.accounting;
+  if (a) {
+    out.push('', `Arrivals: ${a.planned} planned = ${a.sent} sent + ${a.missed} missed + ${a.interrupted} interrupted + ${a.cancelled} cancelled.`);
+    if (a.interrupted > 0) out.push(`**${a.interrupted} started but never reported** (cut off at the end of the load or by a stop): they are in no count above.`);
+    if (a.interrupted < 0) out.push(`**The engine sent ${-a.interrupted} more than it planned** (k6's arrival-rate executors can start one or two extra).`);
+  }
   out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
   const withTelemetry = r.nodes.filter((n) => Object.keys(n.telemetry).length > 0);

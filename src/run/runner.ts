@@ -581,6 +581,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       if (r.ttftMs !== null && isSuccess(r.outcome) && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
     scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
+    planned: guarded('planned arrival', (node: string, at: number, count: number): void => windows.planned(node, at, count)),
     sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
     tokens: guarded('token count', (node: string, at: number, count: number, source: 'usage' | 'chunks'): void => windows.tokens(node, at, count, source)),
     alive: guarded('sign of life', (node: string, at: number): void => observe(node, { type: 'alive', at })),

@@ -228,4 +228,9 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX telemetry_run ON telemetry(run_id, node, metric, at);
   `,
+  /* 5 */ `
+  -- Every planned arrival accounted for: how many the schedule had due in each window, sent or
+  -- not (planned = sent + missed + interrupted + cancelled). 0 for windows of older runs.
+  ALTER TABLE load_windows ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

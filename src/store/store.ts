@@ -187,8 +187,8 @@ export class Store {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO load_windows (run_id,node,window_start,part,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses)
-           VALUES (@run_id,@node,@window_start,@part,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses)`,
+          `INSERT INTO load_windows (run_id,node,window_start,part,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses,planned)
+           VALUES (@run_id,@node,@window_start,@part,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses,@planned)`,
         )
         .run(load);
       const ins = this.db.prepare(

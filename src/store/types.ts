@@ -178,6 +178,8 @@ export interface LoadWindowRow {
   tokens_from_usage: number;
   tokens_from_chunks: number;
   schedule_misses: number;
+  /** Arrivals due in the window (0 in runs from before schema 5: unknown). */
+  planned: number;
 }
 
 export interface LatencyWindowRow {

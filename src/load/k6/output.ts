@@ -71,6 +71,9 @@ export class K6OutputParser {
    * only, not counted a second time.
    */
   private recordsCarry = false;
+  /** Whether the scenario counts its started iterations (gauntlet_planned): only then is a planned total known. */
+  private plannedSeen = false;
+  private readonly missesBeforePlanned = new Map<string, { at: number; count: number }>();
 
   constructor(
     private readonly opts: K6ParseOptions,
@@ -103,6 +106,11 @@ export class K6OutputParser {
   /** Call at the end of the stream: the last request's points are complete. */
   end(): void {
     this.flushGroup();
+    // Gauntlet's own scenario counts what it started; if it started nothing, every arrival was missed.
+    if (this.opts.recordsFrom === 'gauntlet_request' && !this.plannedSeen) {
+      for (const [n, m] of this.missesBeforePlanned) this.sink.planned?.(n, m.at, m.count);
+      this.missesBeforePlanned.clear();
+    }
   }
 
   private problem(what: string): void {
@@ -129,10 +137,27 @@ export class K6OutputParser {
     this.flushGroup();
     const node = this.nodeOf(tags);
     if (metric === 'dropped_iterations') {
-      // Only the scenario tag says where the miss belongs.
+      // Only the scenario tag says where the miss belongs. A dropped arrival was planned too.
       if (!node) return void this.stats.unmapped++;
       this.stats.scheduleMisses += value;
       this.sink.scheduleMiss?.(node, time, value);
+      if (this.plannedSeen) this.sink.planned?.(node, time, value);
+      else {
+        const m = this.missesBeforePlanned.get(node);
+        if (m) m.count += value;
+        else this.missesBeforePlanned.set(node, { at: time, count: value });
+      }
+      return;
+    }
+    if (metric === 'gauntlet_planned') {
+      if (!node) return void this.stats.unmapped++;
+      if (!this.plannedSeen) {
+        // Misses before the first started iteration were not counted as planned yet.
+        this.plannedSeen = true;
+        for (const [n, m] of this.missesBeforePlanned) this.sink.planned?.(n, m.at, m.count);
+        this.missesBeforePlanned.clear();
+      }
+      this.sink.planned?.(node, time, value);
       return;
     }
     if (!node) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { availability, summarizeRun } from '../../../src/analysis/run-summary.js';
-import type { EpisodeRow, NodeStateRow, ProbeRow } from '../../../src/store/types.js';
+import type { LoadWindowRow, EpisodeRow, NodeStateRow, ProbeRow } from '../../../src/store/types.js';
 import { record, windowRows } from '../../helpers/records.js';
 
 const H = 3_600_000;
@@ -145,5 +145,23 @@ describe('summarizeRun', () => {
     expect(s.perNodeExposureHours.b).toBeCloseTo(9, 9);
     expect(s.blindMs).toBe(2 * H);
     expect(s.failures).toEqual({ spontaneous: 0, injected: 0, orchestrator: 1, recoveryFailed: 1, countedForMtbf: 0 });
+  });
+
+  it('accounts for every planned arrival: planned = sent + missed + interrupted + cancelled; unknown for older runs', () => {
+    const win = (over: Partial<LoadWindowRow>): LoadWindowRow => ({
+      run_id: 'r', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 0, ok: 0, failed: 0, cancelled: 0, retries: 0,
+      final_ok: 0, final_failed: 0, outcomes: '{}', output_tokens: 0, tokens_from_usage: 0, tokens_from_chunks: 0, schedule_misses: 0, planned: 0, ...over,
+    });
+    const base = { loadStartedAt: 0, loadEndedAt: 20_000, nodes: ['a'], confidence: 0.8, mtbfTargetHours: 1000, episodes: [], outsideInjected: null, probes: [], probeIntervalMs: 1000, states: [], latencyWindows: [] };
+    const s = summarizeRun({
+      ...base,
+      loadWindows: [
+        win({ planned: 100, attempts: 95, ok: 90, failed: 5, final_ok: 90, final_failed: 3, retries: 2, schedule_misses: 4 }),
+        win({ window_start: 10_000, planned: 50, attempts: 40, ok: 40, final_ok: 40, cancelled: 5 }),
+      ],
+    });
+    // 150 planned: 133 sent (final outcomes), 4 missed, 5 cancelled, 8 never reported.
+    expect(s.requests.accounting).toEqual({ planned: 150, sent: 133, missed: 4, cancelled: 5, interrupted: 8 });
+    expect(summarizeRun({ ...base, loadWindows: [win({ attempts: 3, ok: 3, final_ok: 3 })] }).requests.accounting).toBeNull();
   });
 });

@@ -100,7 +100,7 @@ describe('Store', () => {
     const s = openStore(join(dir, 'w.db'));
     s.createRun(runRow('r2'));
     expect(s.hasRequestRows('r2')).toBe(false);
-    const load = { run_id: 'r2', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0 };
+    const load = { run_id: 'r2', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0, planned: 3 };
     const lat = { run_id: 'r2', node: 'a', window_start: 0, part: 0, metric: 'ttft', count: 2, min_ms: 1, max_ms: 2, mean_ms: 1.5, p50_ms: 1, p90_ms: 2, p99_ms: 2, hist: 'HISTFAAAA' };
     s.addWindow(load, [lat]);
     expect(s.loadWindows('r2')).toEqual([load]);
