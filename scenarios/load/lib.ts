@@ -11,6 +11,7 @@ import http from 'k6/http';
 import { Counter, Trend } from 'k6/metrics';
 import type { Options } from 'k6/options';
 import { RequestFactory, buildCorpus, chunkedCorpus, splitCorpus, useCorpus, type BuiltRequest, type MixItem } from '../../src/load/prompts.js';
+import { RateCurve } from '../../src/load/schedule.js';
 import { deriveSeed, seededRandom } from '../../src/util/random.js';
 
 export interface ScenarioConfig {
@@ -77,7 +78,7 @@ export interface Result {
 }
 
 /** Records one attempt; returns whether the client would retry it. */
-export function report(node: string, req: BuiltRequest, r: Result, attempt: number): boolean {
+export function report(node: string, req: BuiltRequest, r: Result, attempt: number, queueMs: number | null = null): boolean {
   const attempts = config.retry ? config.retry.attempts : 1;
   const retryable = r.outcome === 'http_error' ? r.status === 429 || r.status >= 500 : r.outcome !== 'ok';
   const final = r.outcome === 'ok' || !retryable || attempt >= attempts;
@@ -93,10 +94,48 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
     md.tokens_source = r.tokensSource;
   }
   if (r.error !== null) md.error = r.error.slice(0, 300);
+  if (queueMs !== null) md.queue_ms = String(queueMs);
   requestMetric.add(r.e2eMs, { node, mix: req.mix, outcome: r.outcome, status: String(r.status), attempt: String(attempt), final: String(final) });
-  for (const k of ['gauntlet', 'response_ms', 'first_token_ms', 'output_tokens', 'tokens_source', 'error']) delete md[k];
+  for (const k of ['gauntlet', 'response_ms', 'first_token_ms', 'output_tokens', 'tokens_source', 'error', 'queue_ms']) delete md[k];
   if (r.outcome === 'ok' && r.tokens !== null && r.tokens > 0) tokenMetric.add(r.tokens, { node, source: r.tokensSource });
   return !final;
+}
+
+/** "1500ms" / "1000s" → ms (the forms Gauntlet writes into the options). */
+function ms(d: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(d);
+  if (!m) throw new Error(`unexpected duration ${d} in the Gauntlet config`);
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+}
+
+/** Per scenario: ms from its start at which iteration n (0-based, k6's iterationInTest) is due. */
+const dueOffsets: Record<string, (n: number) => number> = {};
+function dueOffset(name: string): (n: number) => number {
+  const known = dueOffsets[name];
+  if (known) return known;
+  const s = config.options.scenarios ? (config.options.scenarios as Record<string, { executor: string; timeUnit: string; rate?: number; startRate?: number; stages?: { duration: string; target: number }[] }>)[name] : undefined;
+  let f: (n: number) => number = () => Number.NaN;
+  if (s && s.executor === 'constant-arrival-rate' && s.rate) {
+    // k6 starts iteration 0 at once and then one every timeUnit / rate (checked on k6 v0.49).
+    const every = ms(s.timeUnit) / s.rate;
+    f = (n) => n * every;
+  } else if (s && s.executor === 'ramping-arrival-rate' && s.stages) {
+    // k6 starts iteration n when the rate's integral reaches n + 1 (checked on k6 v0.49).
+    const unit = ms(s.timeUnit) / 1000;
+    const curve = new RateCurve({ startRate: (s.startRate || 0) / unit, stages: s.stages.map((x) => ({ duration: ms(x.duration), target: x.target / unit })) });
+    f = (n) => curve.inverse(n + 1);
+  }
+  dueOffsets[name] = f;
+  return f;
+}
+
+/**
+ * How late k6 started this iteration against its own arrival schedule (ms): k6's queue delay.
+ * A generator that falls behind shows here first (and in dropped_iterations).
+ */
+function iterationLateness(): number | null {
+  const due = exec.scenario.startTime + dueOffset(exec.scenario.name)(exec.scenario.iterationInTest);
+  return Number.isFinite(due) ? Math.max(0, Date.now() - due) : null;
 }
 
 /**
@@ -106,11 +145,12 @@ export function report(node: string, req: BuiltRequest, r: Result, attempt: numb
 export function attemptRequest(attemptOnce: (endpoint: string, req: BuiltRequest, node: string) => Result): void {
   const { node, endpoint } = target();
   plannedMetric.add(1, { node });
+  const late = iterationLateness();
   const req = nextRequest(node);
   const attempts = config.retry ? config.retry.attempts : 1;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (attempt > 1) sleep(backoffSeconds(attempt));
-    if (!report(node, req, attemptOnce(endpoint, req, node), attempt)) return;
+    if (!report(node, req, attemptOnce(endpoint, req, node), attempt, attempt === 1 ? late : null)) return;
   }
 }
 

@@ -95,8 +95,18 @@ function summaryLines(result: RunResult): string[] {
       (r.faults_not_run.length > 0 ? `; not run: ${r.faults_not_run.map((f) => `${f.kind} on ${f.node} (${f.reason})`).join('; ')}` : ''),
     ...(r.service ? [`  service ${r.service.name}: client-visible outage per fault ${r.service.outages.map((o) => `${o.fault_kind}@${o.node} ${o.started_at === null ? 'none' : o.outage_ms === null ? 'not over' : `${o.outage_ms.toFixed(0)}ms`}`).join(', ') || '—'}; longest ${r.service.max_outage_ms === null ? '—' : `${r.service.max_outage_ms.toFixed(0)} ms`}`] : []),
     `  requests ${r.requests.total}, error rate ${r.requests.error_rate === null ? '—' : `${(r.requests.error_rate * 100).toFixed(2)}%`}; availability ${r.availability.value === null ? '—' : `${(r.availability.value * 100).toFixed(2)}%`}; ttft p50/p99 ${r.latency.ttft_p50_ms ?? '—'}/${r.latency.ttft_p99_ms ?? '—'} ms`,
+    r.generator.kept_up
+      ? `  load generator kept up (behind ${(r.generator.behind_share * 100).toFixed(1)}% of the load, limit ${(r.generator.limit_share * 100).toFixed(0)}%)`
+      : `  LOAD GENERATOR SATURATED: behind ${(r.generator.behind_share * 100).toFixed(1)}% of the load (limit ${(r.generator.limit_share * 100).toFixed(0)}%; first: ${r.generator.behind_windows[0]?.why.join('; ') ?? '—'}): latency there is the generator's, not the server's`,
     `report: ${join(result.reportDir, 'report.md')} (and report.json)`,
   ];
+}
+
+/** The run's exit code: 0 completed, 3 completed but the generator fell behind, 130 stopped, 1 failed. */
+function runExitCode(result: RunResult): number {
+  if (result.status !== 'completed') return result.status === 'aborted' ? 130 : 1;
+  const r = JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')) as ReportJson;
+  return r.generator.kept_up ? 0 : 3;
 }
 
 async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promise<number> {
@@ -124,7 +134,7 @@ async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promi
     });
     if (process.stderr.isTTY) err('');
     for (const l of summaryLines(result)) out(l);
-    return result.status === 'completed' ? 0 : result.status === 'aborted' ? 130 : 1;
+    return runExitCode(result);
   } finally {
     store.close();
   }

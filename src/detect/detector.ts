@@ -309,7 +309,34 @@ export class NodeDetector {
     this.emit(ep);
   }
 
+  /**
+   * The episode, already closed, that a late Docker event belongs to: events read back after the
+   * engine was lost can tell of a death the detector already saw from outside (as a hang or an
+   * error burst) and saw the end of (serving again). They complete that episode, not a new one.
+   */
+  private closedHolding(at: number): Episode | null {
+    const last = this.lastClosed;
+    if (this.open || !last || last.servingAgainAt === null) return null;
+    return at >= last.startedAt - EARLY_EVIDENCE_MS && at <= last.servingAgainAt ? last : null;
+  }
+
   private onDocker(o: Extract<Observation, { type: 'docker' }>): void {
+    const late = o.action === 'die' || o.action === 'oom' || o.action === 'start' || o.action === 'restart' ? this.closedHolding(o.at) : null;
+    if (late) {
+      if (o.action === 'die' || o.action === 'oom') {
+        if (o.at < late.startedAt) late.startedAt = o.at;
+        late.evidence.hard = true;
+        if (o.action === 'oom') late.evidence.oomKilled = true;
+        if (o.exitCode !== undefined) late.evidence.exitCode = o.exitCode;
+        this.signal(late, o.at, `${o.action === 'oom' ? 'container OOM-killed' : `container died (exit code ${o.exitCode ?? '?'})`} (learnt late)`);
+        this.judgeRecovery(late);
+      } else if (late.runningAgainAt === null && o.at >= late.startedAt) {
+        late.runningAgainAt = o.at;
+        this.signal(late, o.at, `container ${o.action === 'restart' ? 'restarted' : 'started'} (learnt late)`);
+      }
+      this.emit(late);
+      return;
+    }
     switch (o.action) {
       case 'oom': {
         const ep = this.ensureOpen(o.at, 'container OOM-killed', { hard: true });

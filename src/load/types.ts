@@ -93,4 +93,6 @@ export interface LoadEngine {
   readonly capabilities: EngineCapabilities;
   /** Resolves when the schedule has ended and every request has ended (or been cancelled). */
   run(workload: Workload, signal: AbortSignal, sink: LoadSink): Promise<void>;
+  /** The generator's own process while it runs, when it is not this one (k6). */
+  processId?(): number | null;
 }

@@ -100,6 +100,12 @@ const Load = z
     raw_requests: z.boolean().default(true),
     /** Aggregation window for histograms and counters. */
     window: duration('window', 1000, 3_600_000).default(10_000),
+    /**
+     * The largest share of the load's time the load generator may be behind (arrivals missed,
+     * sends late, its event loop stalled) before the run's numbers are not the server's: past
+     * it the run is reported as generator-saturated and `gauntlet run` exits 3.
+     */
+    generator_behind_limit: z.number().min(0).max(1).default(0.05),
     ...RequestShape,
     /** Weighted request kinds; instead of the single-kind fields above. */
     mix: z.array(MixEntry).min(1).optional(),

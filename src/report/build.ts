@@ -6,6 +6,7 @@ import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import { isSuccess, type Store } from '../store/store.js';
+import { GENERATOR_NODE, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../load/generator.js';
 import type { EngineCapabilities } from '../load/types.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
@@ -53,6 +54,23 @@ export interface ReportJson {
   failures: { spontaneous: number; injected: number; orchestrator: number; recovery_failed: number; counted_for_mtbf: number };
   /** Time Gauntlet could not see its container nodes (Docker engine lost), summed over nodes, ms: left out of exposure. */
   orchestrator_blind_ms: number;
+  /**
+   * Whether the load generator kept up. Windows where it was behind (arrivals not started,
+   * sends late, its event loop stalled) hold latency that is the generator's, not the server's;
+   * past limit_share of the load's time the run is generator-saturated (`gauntlet run` exits 3).
+   */
+  generator: {
+    kept_up: boolean;
+    behind_ms: number;
+    behind_share: number;
+    limit_share: number;
+    /** How the windows were judged. */
+    rules: string;
+    behind_windows: { from: string; to: string; why: string[] }[];
+    loop_lag_p99_max_ms: number | null;
+    k6_cpu_max_cores: number | null;
+    cores: number;
+  };
   mtbf: {
     point_hours: number | null;
     lower_bound_hours: number;
@@ -254,6 +272,33 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     exposure_node_hours: r4(s.exposureNodeHours) as number,
     failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, orchestrator: s.failures.orchestrator, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
     orchestrator_blind_ms: r4(s.blindMs) as number,
+    generator: (() => {
+      const limit = plan.load.generator_behind_limit ?? 0.05;
+      // With max_in_flight, waiting for a slot is the plan's own queue, not the generator's lateness.
+      const capped = plan.load.max_in_flight !== undefined;
+      const own = store.telemetry(runId, GENERATOR_NODE);
+      const g = judgeGenerator({
+        loadStartedAt: loadStart,
+        loadEndedAt: loadEnd,
+        windowMs: plan.load.window,
+        loadWindows: store.loadWindows(runId),
+        queueWindows: capped ? [] : store.latencyWindows(runId, 'queue_delay'),
+        telemetry: own,
+        limitShare: limit,
+      });
+      const lags = own.filter((t) => t.metric === 'loop_lag_p99_ms').map((t) => t.value);
+      return {
+        kept_up: g.keptUp,
+        behind_ms: r4(g.behindMs) as number,
+        behind_share: r4(g.behindShare) as number,
+        limit_share: limit,
+        rules: `a window is behind when an arrival in it was not started, ${capped ? '' : `its queue delay p99 (send − scheduled) is over ${QUEUE_DELAY_LIMIT_MS} ms, `}or Gauntlet's event loop lagged over ${LOOP_LAG_LIMIT_MS} ms (p99 over a second)${capped ? '; queue delay is not judged: with max_in_flight it holds the wait for a slot' : ''}`,
+        behind_windows: g.spans.slice(0, 50).map((x) => ({ from: new Date(x.from).toISOString(), to: new Date(x.to).toISOString(), why: x.why })),
+        loop_lag_p99_max_ms: lags.length > 0 ? (r4(Math.max(...lags)) as number) : null,
+        k6_cpu_max_cores: r4(g.k6CpuMaxCores),
+        cores: g.cores,
+      };
+    })(),
     mtbf: {
       point_hours: r4(s.mtbf.point_hours),
       lower_bound_hours: r4(s.mtbf.lower_bound_hours) as number,

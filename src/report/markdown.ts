@@ -14,6 +14,15 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(`# Gauntlet report — ${r.run.plan}`, '');
   out.push(`Run \`${r.run.id}\` · status **${r.run.status}** · ${r.run.started_at} → ${r.run.ended_at ?? '(not ended)'} · seed ${r.run.seed} · Gauntlet ${r.run.gauntlet_version ?? '?'} on ${r.run.host ?? '?'}`);
   if (r.run.error) out.push('', `> Run error: ${r.run.error}`);
+  const g = r.generator;
+  if (!g.kept_up) {
+    out.push(
+      '',
+      `> **Load generator saturated**: it was behind for ${(g.behind_share * 100).toFixed(1)}% of the load (limit ${(g.limit_share * 100).toFixed(0)}%). ` +
+        `Latency in those windows is the generator's, not the server's, and the offered load fell short. ${g.rules}.`,
+    );
+    for (const w of g.behind_windows.slice(0, 10)) out.push(`> - ${w.from} → ${w.to}: ${w.why.join('; ')}`);
+  }
   out.push('', '## Reliability', '');
   out.push(`| measure | value | how |`, `|---|---|---|`);
   out.push(`| exposure | ${h(r.exposure_node_hours)} (node-hours) | Σ nodes of time under load, minus injected failure episodes |`);
@@ -85,6 +94,10 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     if (a.interrupted > 0) out.push(`**${a.interrupted} started but never reported** (cut off at the end of the load or by a stop): they are in no count above.`);
     if (a.interrupted < 0) out.push(`**The engine sent ${-a.interrupted} more than it planned** (k6's arrival-rate executors can start one or two extra).`);
   }
+  out.push(
+    '',
+    `Load generator: ${g.kept_up ? 'kept up' : '**saturated**'} — behind ${(g.behind_share * 100).toFixed(1)}% of the load (limit ${(g.limit_share * 100).toFixed(0)}%); Gauntlet's event loop lag p99 at most ${g.loop_lag_p99_max_ms === null ? '—' : `${g.loop_lag_p99_max_ms.toFixed(0)} ms`}${g.k6_cpu_max_cores !== null ? `; k6 used up to ${g.k6_cpu_max_cores.toFixed(2)} of ${g.cores} cores` : ''}. Rule: ${g.rules}.`,
+  );
   out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
   const withTelemetry = r.nodes.filter((n) => Object.keys(n.telemetry).length > 0);

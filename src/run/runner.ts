@@ -17,6 +17,7 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { recordSkipped, revertLeftovers } from '../fault/ledger.js';
 import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
+import { GeneratorMonitor } from '../load/generator.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
@@ -641,12 +642,20 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   }), ctx.progressIntervalMs ?? 5000);
 
   const scheduled = faultLoop(loadStart, AbortSignal.any([stopFaults.signal, runSignal]));
+  // Whether the generator keeps up: this process's event-loop lag and k6's CPU, every second.
+  const generator = new GeneratorMonitor(
+    guarded('generator sample', (x) => store.addTelemetry({ run_id: runId, ...x })),
+    () => clock.now(),
+    () => ('processId' in engine && typeof engine.processId === 'function' ? engine.processId() : null),
+  );
+  generator.start();
   try {
     await engine.run(workload, runSignal, sink);
   } catch (err) {
     fail('load engine', err);
   } finally {
     stopFaults.abort();
+    generator.stop();
     clearInterval(progressTimer);
     if (untilTimer) clearInterval(untilTimer);
     const loadEnd = clock.now();

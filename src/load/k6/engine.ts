@@ -64,11 +64,18 @@ export class K6Engine implements LoadEngine {
       notes.push('xk6-sse has no request timeout: a hung stream holds its VU until k6 stops the scenario and is never recorded as a timeout; hangs show as schedule misses and in the probes.');
     }
     if (opts.arrival !== 'constant') notes.push(`k6's arrival-rate executors space arrivals evenly: the plan's ${opts.arrival} arrivals run as evenly spaced ones on k6.`);
-    notes.push('k6 starts each arrival on time or drops it (counted as a schedule miss); queue delay and latency from scheduled send are therefore not measured.');
+    if (own) notes.push("k6 starts each arrival or drops it (a schedule miss); Gauntlet's scenario measures how late it started each one against k6's own arrival schedule (queue delay), so latency from the scheduled send is measured too.");
+    else notes.push('k6 starts each arrival or drops it (a schedule miss); with your own scenario how late it started them is not measured (no queue delay, no latency from the scheduled send).');
     notes.push('Fault times count from when Gauntlet starts k6; k6 needs a moment (bundle, VU start-up) before its first request. Raw request rows from k6 number each attempt on its own (retries are not grouped).');
     if (opts.maxInFlight) notes.push(`max_in_flight maps to k6's maxVUs: arrivals over it are dropped (schedule misses), not queued.`);
     if (!own) notes.push(`Your own scenario ${opts.script}: records come from its http_req_* samples, so a stream cut mid-body that the SSE extension reports as 200 counts as ok; emit gauntlet_request (see scenarios/load/lib.ts) to report outcomes yourself.`);
-    this.capabilities = { ttft: binary.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: binary.sse, queueDelay: false, notes };
+    this.capabilities = { ttft: binary.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: binary.sse, queueDelay: own, notes };
+  }
+
+  private pid: number | null = null;
+
+  processId(): number | null {
+    return this.pid;
   }
 
   static async create(opts: K6EngineOptions): Promise<K6Engine> {
@@ -117,6 +124,8 @@ export class K6Engine implements LoadEngine {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
       });
+      this.pid = child.pid ?? null;
+      void exited0(child).then(() => (this.pid = null));
       const stderrTail: string[] = [];
       createInterface({ input: child.stderr }).on('line', (l) => {
         stderrTail.push(l);
@@ -177,4 +186,12 @@ export class K6Engine implements LoadEngine {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+}
+
+/** Resolves when the child has exited (or failed to start). */
+function exited0(child: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
 }

@@ -202,6 +202,12 @@ export class K6OutputParser {
       else this.problem(`gauntlet_request metadata.output_tokens: expected a whole number; got ${JSON.stringify(metadata.output_tokens)} (dropped, the request kept)`);
     }
     const metaError = typeof metadata?.error === 'string' && metadata.error !== '' ? metadata.error : null;
+    let queueMs: number | null = null;
+    if (metadata?.queue_ms !== undefined) {
+      const q = Number(metadata.queue_ms);
+      if (Number.isFinite(q) && q >= 0) queueMs = q;
+      else this.problem(`gauntlet_request metadata.queue_ms: expected ms ≥ 0; got ${JSON.stringify(metadata.queue_ms)} (dropped, the request kept)`);
+    }
     this.emit({
       node,
       seq: ++this.seq,
@@ -216,6 +222,7 @@ export class K6OutputParser {
       // An older scenario sends ttft as gauntlet_ttft samples only (counted there); v2 on the record.
       ttftMs: carries ? firstTokenMs : null,
       firstTokenAt: firstTokenMs !== null ? time - e2e + firstTokenMs : null,
+      queueDelayMs: queueMs,
       ...(carries ? { outputTokens: tokens, tokensSource: tokens !== null ? ((metadata?.tokens_source === 'usage' ? 'usage' : 'chunks') as 'usage' | 'chunks') : null } : {}),
       error: metaError ?? tags.error ?? (OUTCOMES.has(tags.outcome as Outcome) ? null : `unknown outcome tag ${tags.outcome}`),
     });
@@ -274,6 +281,8 @@ export class K6OutputParser {
     firstTokenAt?: number | null;
     outputTokens?: number | null;
     tokensSource?: 'usage' | 'chunks' | null;
+    /** How late k6 started the iteration against its arrival schedule (first attempts of Gauntlet's scenario). */
+    queueDelayMs?: number | null;
     error: string | null;
   }): void {
     this.stats.records++;
@@ -284,15 +293,16 @@ export class K6OutputParser {
       attempt: r.attempt,
       final: r.final,
       mix: r.mix,
-      scheduledAt: sentAt,
+      scheduledAt: sentAt - (r.queueDelayMs ?? 0),
       sentAt,
       respondedAt: r.respondedAt,
       firstTokenAt: r.firstTokenAt ?? (r.ttftMs !== null ? sentAt + r.ttftMs : null),
       endAt: r.time,
       ttftMs: r.ttftMs,
       e2eMs: r.e2e,
-      // k6 starts arrivals on time or drops them (schedule misses): it never queues.
-      queueDelayMs: null,
+      // k6 never queues an arrival (it starts it or drops it), but it can start it late: Gauntlet's
+      // scenario measures that against k6's own schedule; other scripts cannot say.
+      queueDelayMs: r.queueDelayMs ?? null,
       outcome: r.outcome,
       status: r.status,
       outputTokens: r.outputTokens ?? null,

@@ -61,6 +61,21 @@ describe('NodeDetector on the real crash-and-restart event sequence', () => {
     expect(ep.evidence.signals.at(-1)?.what).toBe("request succeeded (before the container's start was known)");
   });
 
+  it('a death learnt late, after the episode it caused was seen from outside and closed, completes that episode', () => {
+    const { episodes, feed } = setup({ burst: 3 });
+    if (!die || !restart) throw new Error('fixture changed');
+    // Blind: requests fail from the death on, then succeed once it serves again.
+    for (let i = 0; i < 3; i++) feed(fail(die.at + 10 + i * 20));
+    feed(ok(restart.at + 300, restart.at + 320));
+    expect([...episodes.values()]).toHaveLength(1);
+    // The engine answers again: its events are read back.
+    for (const e of events) feed({ type: 'docker', action: e.action, at: e.at, exitCode: e.exitCode }, restart.at + 5000);
+    const all = [...episodes.values()];
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ startedAt: die.at, runningAgainAt: restart.at, servingAgainAt: restart.at + 320, status: 'recovered' });
+    expect(all[0]?.evidence).toMatchObject({ hard: true, exitCode: 137 });
+  });
+
   it('attributes the episode to a fault whose window holds its start', () => {
     const { episodes, windows, feed } = setup();
     if (!die) throw new Error('fixture changed');

@@ -156,7 +156,7 @@ describe('k6 JSON output (real k6 v0.49 captures)', () => {
     const sample = (metric: string, value: number): string => JSON.stringify({ type: 'Point', metric, data: { time: '2026-11-22T05:00:01.000Z', value, tags: { node: 'node-a', mix: 'chat' } } });
     const { records, samples, tokens, problems } = parse(
       [
-        req(300, { outcome: 'ok', status: '200' }, { gauntlet: '2', response_ms: '3', first_token_ms: '64', output_tokens: '8', tokens_source: 'usage' }),
+        req(300, { outcome: 'ok', status: '200' }, { gauntlet: '2', response_ms: '3', first_token_ms: '64', output_tokens: '8', tokens_source: 'usage', queue_ms: '12' }),
         sample('gauntlet_ttft', 64),
         sample('gauntlet_tpot', 33),
         sample('gauntlet_output_tokens', 8),
@@ -173,6 +173,9 @@ describe('k6 JSON output (real k6 v0.49 captures)', () => {
     ]);
     expect(samples).toEqual([{ node: 'node-a', metric: 'itl', ms: 20 }]);
     expect(tokens).toBe(0);
+    // k6 started the first 12 ms late against its own schedule: queue delay, and the scheduled send before the actual one.
+    expect([records[0]?.queueDelayMs, (records[0]?.sentAt as number) - (records[0]?.scheduledAt as number)]).toEqual([12, 12]);
+    expect(records[1]?.queueDelayMs).toBeNull();
     expect(problems).toEqual(['k6 output line 7: gauntlet_request metadata.output_tokens: expected a whole number; got "x" (dropped, the request kept)']);
   });
 });

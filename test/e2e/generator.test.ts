@@ -1,0 +1,66 @@
+// A load generator that cannot keep up must be reported as saturated, not as a slow server:
+// `gauntlet run` with the real k6 at a rate far beyond what k6 can start on this machine (and
+// VUs capped, so arrivals are dropped) exits 3, and the report names the windows and why.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simBundlePath } from '../../src/docker/sim-image.js';
+import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
+import { freePort } from '../../src/util/ports.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const k6 = locateK6();
+const real = k6 !== null && (await probeK6(k6)).version.indexOf('fake') === -1 && !k6.includes('fake-k6');
+if (!real) process.stderr.write('\n*** SKIPPED generator.test.ts: no real k6 binary (set K6_BIN). ***\n\n');
+
+describe.runIf(real)('a saturated load generator (real k6)', () => {
+  const dir = tempDir();
+  let sim: ChildProcess;
+  let endpoint: string;
+  beforeAll(async () => {
+    const port = await freePort();
+    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '20', '--itl-ms', '400', '--jitter', '0', '--max-batch', '100000'], { stdio: 'ignore' });
+    endpoint = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 200; i++) {
+      if (await request(`${endpoint}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+  afterAll(() => sim?.kill('SIGKILL'));
+
+  it('is reported as generator-saturated (exit 3, the windows and why), not as server latency', async () => {
+    // 200 streams/s of 2 s each need ~400 VUs; max_in_flight gives k6 20: most arrivals cannot start.
+    const plan = join(dir, 'saturated.yaml');
+    writeFileSync(
+      plan,
+      `name: saturated\nduration: 6s\ntargets: [{ name: n, endpoint: "${endpoint}" }]\n` +
+        `load: { engine: k6, rate: 200, arrival: constant, max_in_flight: 20, api: chat, stream: true, max_tokens: 6, prompt_tokens: 8, model: sim-llama, window: 2s }\n` +
+        `probes: { interval: 1s }\n`,
+    );
+    const r = await runCli(['run', plan, '--db', join(dir, 'g.db'), '--reports', join(dir, 'reports')], { K6_BIN: k6 as string });
+    const id = /^run (\S+):/m.exec(r.stdout)?.[1] as string;
+    expect(id, r.stdout + r.stderr).toBeTruthy();
+    const report = JSON.parse(readFileSync(join(dir, 'reports', id, 'report.json'), 'utf8')) as {
+      run: { status: string };
+      generator: { kept_up: boolean; behind_share: number; behind_windows: { why: string[] }[] };
+      requests: { schedule_misses: number; accounting: { planned: number; sent: number; missed: number; interrupted: number; cancelled: number } | null };
+    };
+    process.stderr.write(`saturated k6: exit ${r.code}; generator ${JSON.stringify({ ...report.generator, behind_windows: report.generator.behind_windows.slice(0, 2) })}; accounting ${JSON.stringify(report.requests.accounting)}\n`);
+    expect(report.run.status).toBe('completed');
+    expect(report.generator.kept_up).toBe(false);
+    expect(report.generator.behind_share).toBeGreaterThan(0.5);
+    expect(report.generator.behind_windows[0]?.why.join(' ')).toMatch(/arrivals not started/);
+    expect(r.stdout).toMatch(/LOAD GENERATOR SATURATED: behind \d+\.\d% of the load/);
+    expect(r.code).toBe(3);
+    const md = readFileSync(join(dir, 'reports', id, 'report.md'), 'utf8');
+    expect(md).toContain('**Load generator saturated**');
+    // Every arrival accounted for, the dropped ones included.
+    const a = report.requests.accounting;
+    expect(a).not.toBeNull();
+    expect(a?.missed).toBeGreaterThan(400);
+    expect((a?.sent ?? 0) + (a?.missed ?? 0) + (a?.interrupted ?? 0) + (a?.cancelled ?? 0)).toBe(a?.planned);
+  }, 90_000);
+});
