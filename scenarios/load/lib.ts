@@ -108,12 +108,19 @@ function ms(d: string): number {
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
+/**
+ * The arrival schedules, copied at init: k6 takes the exported options over and the VUs then
+ * find `options.scenarios` gone (seen on k6 v0.49).
+ */
+type Schedule = { executor: string; timeUnit: string; rate?: number; startRate?: number; stages?: { duration: string; target: number }[] };
+const schedules: Record<string, Schedule> = JSON.parse(JSON.stringify(config.options.scenarios || {})) as Record<string, Schedule>;
+
 /** Per scenario: ms from its start at which iteration n (0-based, k6's iterationInTest) is due. */
 const dueOffsets: Record<string, (n: number) => number> = {};
 function dueOffset(name: string): (n: number) => number {
   const known = dueOffsets[name];
   if (known) return known;
-  const s = config.options.scenarios ? (config.options.scenarios as Record<string, { executor: string; timeUnit: string; rate?: number; startRate?: number; stages?: { duration: string; target: number }[] }>)[name] : undefined;
+  const s = schedules[name];
   let f: (n: number) => number = () => Number.NaN;
   if (s && s.executor === 'constant-arrival-rate' && s.rate) {
     // k6 starts iteration 0 at once and then one every timeUnit / rate (checked on k6 v0.49).

@@ -15,7 +15,7 @@ import type { LatencyWindowRow, LoadWindowRow, TelemetryRow } from '../store/typ
 export const GENERATOR_NODE = '_gauntlet';
 
 /** A window is behind when its queue delay p99 is over this (ms)… */
-export const QUEUE_DELAY_LIMIT_MS = 50;
+export const QUEUE_DELAY_LIMIT_MS = 100;
 /** …or this process's event loop lagged more than this at p99 in it (ms)… */
 export const LOOP_LAG_LIMIT_MS = 100;
 /** …or any arrival in it was not started (a schedule miss). */

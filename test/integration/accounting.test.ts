@@ -110,6 +110,9 @@ describe('accounting: planned = sent + missed + interrupted + cancelled, with a 
       } else {
         // k6 drops the iterations in flight at a stop without a word: they are the interrupted ones.
         expect(interrupted, line).toBeLessThanOrEqual(60);
+        // Live progress counts iterations as they start, and what started but never ended is in flight.
+        expect(engine.progress.scheduled, line).toBe(t.planned - t.missed);
+        expect(engine.progress.inFlight, line).toBe(interrupted);
       }
     }, 60_000);
   }

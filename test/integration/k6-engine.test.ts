@@ -60,8 +60,11 @@ describe('finding and probing k6', () => {
   it('says what it can measure: without SSE, ttft is time to first byte and there are no inter-token gaps', async () => {
     process.env.K6_BIN = FAKE;
     const engine = await K6Engine.create({ script: null, arrival: 'poisson', maxInFlight: 10, log: silentLogger });
-    expect(engine.capabilities).toMatchObject({ ttft: 'time_to_first_byte', itl: false, queueDelay: false });
-    expect(engine.capabilities.notes.join(' ')).toMatch(/poisson arrivals run as evenly spaced ones on k6.*max_in_flight maps to k6's maxVUs/s);
+    // Gauntlet's scenario times each iteration's start against k6's schedule: queue delay is measured.
+    expect(engine.capabilities).toMatchObject({ ttft: 'time_to_first_byte', itl: false, queueDelay: true });
+    expect(engine.capabilities.notes.join(' ')).toMatch(/poisson arrivals run as evenly spaced ones on k6.*measures how late it started each one.*max_in_flight maps to k6's maxVUs/s);
+    const theirs = await K6Engine.create({ script: 'mine.js', arrival: 'constant', maxInFlight: null, log: silentLogger });
+    expect(theirs.capabilities.queueDelay).toBe(false);
   });
 
   it('no k6 at all is a clear error', async () => {

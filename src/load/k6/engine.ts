@@ -101,14 +101,35 @@ export class K6Engine implements LoadEngine {
       const own = this.opts.script === null;
       const scenarioNode = Object.fromEntries(Object.entries(config.targets).map(([k, v]) => [k, v.node]));
       let problems = 0;
+      // Live progress. Gauntlet's scenario says when each iteration starts (gauntlet_planned, of
+      // which dropped_iterations were never started): scheduled counts starts and in flight is
+      // started − finished. Other scripts: scheduled counts first attempts as they end.
+      let starts = 0;
+      let finished = 0;
+      let startsKnown = false;
       const counting: LoadSink = {
         ...sink,
         record: (r) => {
           this.progress.done++;
-          if (r.attempt === 1) this.progress.scheduled++;
+          if (r.final) finished++;
+          if (!startsKnown && r.attempt === 1) this.progress.scheduled++;
           if (r.outcome === 'ok') this.progress.ok++;
           else if (r.outcome !== 'cancelled') this.progress.failed++;
+          if (startsKnown) this.progress.inFlight = Math.max(0, starts - finished);
           sink.record(r);
+        },
+        planned: (node, at, count) => {
+          startsKnown = true;
+          starts += count;
+          this.progress.scheduled = starts;
+          this.progress.inFlight = Math.max(0, starts - finished);
+          sink.planned?.(node, at, count);
+        },
+        scheduleMiss: (node, at, count) => {
+          // A dropped arrival is also reported as planned: it was due, never started.
+          starts -= count;
+          this.progress.scheduled = Math.max(0, starts);
+          sink.scheduleMiss?.(node, at, count);
         },
       };
       const parser = new K6OutputParser(
