@@ -6,7 +6,7 @@
 // Revert: unpause — only the incarnation we froze; a container restarted meanwhile has no
 // freeze left to undo.
 import { z } from 'zod';
-import { GauntletError } from '../src/errors.js';
+import { GauntletError, errorMessage } from '../src/errors.js';
 import type { FaultContext, FaultInjector } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
 import { durationParam } from './params.js';
@@ -20,6 +20,10 @@ function requireDocker(ctx: FaultContext) {
   if (!ctx.docker) throw new Error('hang needs the Docker engine');
   return ctx.docker;
 }
+
+/** How many times inject asks Docker to pause before the fault counts as failed, and how far apart. */
+const FREEZE_ATTEMPTS = 4;
+const FREEZE_RETRY_MS = 250;
 
 export const hang: FaultInjector<Params> = {
   kind: 'hang',
@@ -43,9 +47,21 @@ export const hang: FaultInjector<Params> = {
   },
 
   async inject(_target, params, undo, ctx) {
-    const at = ctx.clock.now();
-    await requireDocker(ctx).getContainer(undo.containerId as string).pause();
-    return { at, detail: { paused: undo.containerName, for_ms: params.duration } };
+    const container = requireDocker(ctx).getContainer(undo.containerId as string);
+    // runc gives up on the cgroup freezer when the processes do not all stop in time ("unable to
+    // freeze"), which a host with every core busy can cause; it leaves them thawed. Try again a
+    // few times before the fault counts as failed.
+    for (let attempt = 1; ; attempt++) {
+      const at = ctx.clock.now();
+      try {
+        await container.pause();
+        return { at, detail: { paused: undo.containerName, for_ms: params.duration, ...(attempt > 1 ? { pause_attempts: attempt } : {}) } };
+      } catch (err) {
+        if (attempt >= FREEZE_ATTEMPTS || !/unable to freeze/i.test(errorMessage(err))) throw err;
+        ctx.log.warn({ node: undo.containerName, attempt, err: errorMessage(err) }, 'the cgroup freezer did not freeze the container in time; trying again');
+        await ctx.clock.sleep(FREEZE_RETRY_MS);
+      }
+    }
   },
 
   async revert(undo, ctx) {

@@ -1,15 +1,12 @@
 // A load generator that cannot keep up must be reported as saturated, not as a slow server:
 // `gauntlet run` with the real k6 at a rate far beyond what k6 can start on this machine (and
 // VUs capped, so arrivals are dropped) exits 3, and the report names the windows and why.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simBundlePath } from '../../src/docker/sim-image.js';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
-import { freePort } from '../../src/util/ports.js';
 import { runCli } from '../helpers/cli.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const k6 = locateK6();
@@ -18,18 +15,13 @@ if (!real) process.stderr.write('\n*** SKIPPED generator.test.ts: no real k6 bin
 
 describe.runIf(real)('a saturated load generator (real k6)', () => {
   const dir = tempDir();
-  let sim: ChildProcess;
+  let sim: SimProcess;
   let endpoint: string;
   beforeAll(async () => {
-    const port = await freePort();
-    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '20', '--itl-ms', '400', '--jitter', '0', '--max-batch', '100000'], { stdio: 'ignore' });
-    endpoint = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      if (await request(`${endpoint}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    sim = await startSimProcess(['--gpus', '1', '--load-ms', '0', '--ttft-ms', '20', '--itl-ms', '400', '--jitter', '0', '--max-batch', '100000']);
+    endpoint = sim.endpoint;
   });
-  afterAll(() => sim?.kill('SIGKILL'));
+  afterAll(() => sim?.kill());
 
   it('is reported as generator-saturated (exit 3, the windows and why), not as server latency', async () => {
     // 200 streams/s of 2 s each need ~400 VUs; max_in_flight gives k6 20: most arrivals cannot start.

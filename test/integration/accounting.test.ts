@@ -2,17 +2,14 @@
 // planned = sent + missed + interrupted + cancelled, where planned is what the engine had due
 // (builtin: each arrival it took from the schedule; k6: each iteration it started, plus
 // dropped_iterations) and the rest comes from the records. Against a simulator process.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simBundlePath } from '../../src/docker/sim-image.js';
 import { BuiltinEngine } from '../../src/load/builtin.js';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { K6Engine } from '../../src/load/k6/engine.js';
 import type { LoadEngine, LoadSink } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
 import { RealClock } from '../../src/util/clock.js';
-import { freePort } from '../../src/util/ports.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
 const k6Path = locateK6();
@@ -45,18 +42,13 @@ function tallySink(stopAt: () => number): { sink: LoadSink; t: Tally } {
 }
 
 describe('accounting: planned = sent + missed + interrupted + cancelled, with a stop half-way', () => {
-  let sim: ChildProcess;
+  let sim: SimProcess;
   let endpoint: string;
   beforeAll(async () => {
-    const port = await freePort();
-    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '60', '--itl-ms', '40', '--jitter', '0'], { stdio: 'ignore' });
-    endpoint = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      if (await request(`${endpoint}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    sim = await startSimProcess(['--gpus', '1', '--load-ms', '0', '--ttft-ms', '60', '--itl-ms', '40', '--jitter', '0']);
+    endpoint = sim.endpoint;
   });
-  afterAll(() => sim?.kill('SIGKILL'));
+  afterAll(() => sim?.kill());
 
   const engines: [string, () => Promise<LoadEngine>, boolean][] = [
     ['builtin', async () => new BuiltinEngine(new RealClock()), true],

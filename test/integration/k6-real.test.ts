@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/log.js';
 import { QUEUE_DELAY_LIMIT_MS } from '../../src/load/generator.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
+import { startSimProcess } from '../helpers/sim-process.js';
 import { quantile } from '../helpers/timing.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
@@ -36,14 +37,9 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
 
   it("each record says when its response began and its first token came (k6 sample metadata), so recovery is timed as with the builtin engine", async () => {
     // A second simulator with a long, known time to first token: 150 ms, then 7 × 20 ms.
-    const port = await freePort();
-    const slow = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '150', '--itl-ms', '20', '--jitter', '0'], { stdio: 'ignore' });
+    const slow = await startSimProcess(['--gpus', '1', '--load-ms', '0', '--ttft-ms', '150', '--itl-ms', '20', '--jitter', '0']);
     try {
-      const at = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 200; i++) {
-        if (await request(`${at}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const at = slow.endpoint;
       const workload = testWorkload({
         targets: [{ node: 'n', endpoint: at }],
         durationMs: 2000,
@@ -78,7 +74,7 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
       expect(Math.abs(restMs(ok) - restMs(truth))).toBeLessThan(25);
       expect(ok.some((r) => r.mix === 'streamed')).toBe(true);
     } finally {
-      slow.kill('SIGKILL');
+      slow.kill();
     }
   }, 60_000);
 
@@ -125,15 +121,12 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
   }, 60_000);
 
   it('150 streams/s for 20 s: k6 records at least 97 % of the plan, ttft and ITL as builtin measures them on the same plan', async () => {
-    // A simulator of its own with room for the load (150/s × ~0.2 s in flight), no jitter.
-    const port = await freePort();
-    const node = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '60', '--itl-ms', '20', '--jitter', '0', '--max-batch', '512'], { stdio: 'ignore' });
+    // A simulator of its own with room for the load (150/s × ~0.35 s in flight), no jitter.
+    // ttft 200 ms, as a loaded server's; k6 adds its own 1–5 ms to each first token (its JS
+    // event loop; whole-ms Date.now()), which is over 5 % of a 64 ms ttft but not of a real one.
+    const node = await startSimProcess(['--gpus', '1', '--load-ms', '0', '--ttft-ms', '200', '--itl-ms', '20', '--jitter', '0', '--max-batch', '1024']);
     try {
-      const at = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 200; i++) {
-        if (await request(`${at}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false)) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const at = node.endpoint;
       const workload = testWorkload({
         targets: [{ node: 'n', endpoint: at }],
         durationMs: 20_000,
@@ -177,20 +170,15 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
       expect(Math.abs(quantile(ttft, 0.5) - quantile(bTtft, 0.5)), line).toBeLessThanOrEqual(0.05 * quantile(bTtft, 0.5));
       expect(Math.abs(quantile(itl, 0.5) - quantile(bItl, 0.5)), line).toBeLessThanOrEqual(0.1 * quantile(bItl, 0.5));
     } finally {
-      node.kill('SIGKILL');
+      node.kill();
     }
   }, 120_000);
 
   it('failed requests carry their error text (a refused connection, an HTTP error), as builtin records them', async () => {
     // A port nothing listens on, and a simulator still loading its model (503 "Loading model").
-    const port = await freePort();
-    const loading = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '1', '--load-ms', '600000'], { stdio: 'ignore' });
+    const loading = await startSimProcess(['--gpus', '1', '--load-ms', '600000'], 503);
     try {
-      const at = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 200; i++) {
-        if (await request(`${at}/health`).then((r) => (r.body.dump(), r.statusCode === 503), () => false)) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const at = loading.endpoint;
       const refused = `http://127.0.0.1:${await freePort()}`;
       const records: RequestRecord[] = [];
       const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
@@ -217,7 +205,7 @@ describe.runIf(real)('k6 engine with a real k6 binary', () => {
         }
       }
     } finally {
-      loading.kill('SIGKILL');
+      loading.kill();
     }
   }, 60_000);
 });
