@@ -1,7 +1,7 @@
 // Docker-dependent tests: with CI=true a missing engine is a failure; elsewhere the suite
 // says loudly that it skipped them.
 import { describe, it } from 'vitest';
-import { dockerClient } from '../../src/docker/engine.js';
+import { dockerClient, tailLogs, type Docker } from '../../src/docker/engine.js';
 
 async function probe(): Promise<{ ok: boolean; reason: string }> {
   try {
@@ -29,4 +29,16 @@ export function describeDocker(name: string, fn: () => void): void {
   }
   process.stderr.write(`\n*** SKIPPED "${name}": no Docker engine (${docker.reason}). Start one (bash scripts/ensure-docker.sh) or run with CI=true to make this a failure. ***\n\n`);
   describe.skip(name, fn);
+}
+
+/** One ground-truth line the simulator wrote to its log (`TRUTH {json}`). */
+export interface TruthLine {
+  at: number;
+  event: string;
+  [k: string]: unknown;
+}
+
+/** The simulator container's ground truth: its TRUTH lines among the last `lines` of its log. */
+export async function readTruth(d: Docker, container: string, lines = 5000): Promise<TruthLine[]> {
+  return (await tailLogs(d, container, lines)).filter((l) => l.startsWith('TRUTH ')).map((l) => JSON.parse(l.slice(6)) as TruthLine);
 }

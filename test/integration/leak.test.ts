@@ -4,7 +4,7 @@
 // the node's recovery is checked against its own ground truth (TRUTH lines).
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { dockerClient, tailLogs } from '../../src/docker/engine.js';
+import { dockerClient } from '../../src/docker/engine.js';
 import { ensureSimImage, removeContainers, startSimContainer } from '../../src/docker/sim-image.js';
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
@@ -12,7 +12,7 @@ import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
-import { describeDocker } from '../helpers/docker.js';
+import { describeDocker, readTruth } from '../helpers/docker.js';
 import { watchLateness } from '../helpers/timing.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -59,7 +59,7 @@ ready_timeout: 30s
     const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
     const late = lateness.stop();
     expect(result.status).toBe('completed');
-    const truth = (await tailLogs(docker, NAME, 5000)).filter((l) => l.startsWith('TRUTH ')).map((l) => JSON.parse(l.slice(6)) as { at: number; event: string; held_mib?: number });
+    const truth = await readTruth(docker, NAME);
     const episodes = store.episodes(result.runId);
     const info = await docker.getContainer(NAME).inspect();
     const oom = episodes.filter((e) => (JSON.parse(e.evidence) as { oomKilled?: boolean }).oomKilled === true);

@@ -7,7 +7,7 @@
 // 2.5 s hangs were sometimes over before they could be told from a pause.
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { dockerClient, tailLogs } from '../../src/docker/engine.js';
+import { dockerClient } from '../../src/docker/engine.js';
 import { ensureSimImage, removeContainers, startSimContainer } from '../../src/docker/sim-image.js';
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
@@ -15,7 +15,7 @@ import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
-import { describeDocker } from '../helpers/docker.js';
+import { describeDocker, readTruth } from '../helpers/docker.js';
 import { watchLateness } from '../helpers/timing.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -69,7 +69,7 @@ ready_timeout: 30s
     const loadEnd = run?.load_ended_at as number;
     const episodes = store.episodes(result.runId);
     const truthOf = async (name: string): Promise<Truth[]> =>
-      (await tailLogs(docker, name, 5000)).filter((l) => l.startsWith('TRUTH ')).map((l) => JSON.parse(l.slice(6)) as Truth);
+      (await readTruth(docker, name)) as unknown as Truth[];
 
     const lines: string[] = [];
     const errors: number[] = [];

@@ -4,7 +4,7 @@
 // the node's own ground truth says.
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { dockerClient, tailLogs } from '../../src/docker/engine.js';
+import { dockerClient } from '../../src/docker/engine.js';
 import { ensureSimImage, removeContainers, startSimContainer } from '../../src/docker/sim-image.js';
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
@@ -12,7 +12,7 @@ import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
-import { describeDocker } from '../helpers/docker.js';
+import { describeDocker, readTruth } from '../helpers/docker.js';
 import { watchLateness } from '../helpers/timing.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -49,7 +49,7 @@ ready_timeout: 30s
     const [ep] = store.episodes(result.runId);
     expect(ep).toBeDefined();
     if (!ep) return;
-    const truth = (await tailLogs(docker, NAME, 2000)).filter((l) => l.startsWith('TRUTH ')).map((l) => JSON.parse(l.slice(6)) as { at: number; event: string });
+    const truth = await readTruth(docker, NAME, 2000);
     const ready = truth.find((t) => t.event === 'ready' && t.at > ep.started_at) as { at: number };
     const served = truth.find((t) => t.event === 'served' && t.at > ep.started_at) as { at: number };
     const busy = late.worst(ready.at, ep.serving_again_at as number);
