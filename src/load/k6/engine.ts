@@ -146,7 +146,6 @@ export class K6Engine implements LoadEngine {
         env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
       });
       this.pid = child.pid ?? null;
-      void exited0(child).then(() => (this.pid = null));
       const stderrTail: string[] = [];
       createInterface({ input: child.stderr }).on('line', (l) => {
         stderrTail.push(l);
@@ -158,6 +157,7 @@ export class K6Engine implements LoadEngine {
         child.once('error', (err) => resolve([null, null, err]));
         child.once('close', (code, sig) => resolve([code, sig, null]));
       });
+      void exited.then(() => (this.pid = null));
 
       let opened = false;
       let readError: Error | null = null;
@@ -209,10 +209,3 @@ export class K6Engine implements LoadEngine {
   }
 }
 
-/** Resolves when the child has exited (or failed to start). */
-function exited0(child: import('node:child_process').ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
-  });
-}
