@@ -119,6 +119,7 @@ export class BuiltinEngine implements LoadEngine {
     const jitter = seededRandom(deriveSeed(w.seed, 'retry-jitter'));
     const start = this.clock.now();
     const end = start + w.durationMs;
+    sink.started?.(start);
     const inFlight = new Set<Promise<void>>();
     const cancel = CancelScope.fromSignal(signal);
     let seq = 0;
@@ -222,6 +223,7 @@ export class BuiltinEngine implements LoadEngine {
       // Normal end: in-flight requests finish on their own (bounded by the timeout), unless the
       // run is aborted meanwhile (the scope follows the signal). Aborted: cancelled and recorded.
       await Promise.allSettled([...inFlight]);
+      sink.ended?.(this.clock.now());
     }
   }
 }

@@ -48,6 +48,14 @@ export interface RequestRecord extends ResponseTiming {
 }
 
 export interface LoadSink {
+  /**
+   * The load began: when the first arrival was due (epoch ms), called once before anything
+   * else. The builtin engine begins at once; k6 needs a moment (bundle, VU start-up) first, so
+   * fault times, windows and exposure count from here, not from when the engine was started.
+   */
+  started?(at: number): void;
+  /** The load is over: when its last request ended or its last arrival was due (epoch ms). */
+  ended?(at: number): void;
   record(r: RequestRecord): void;
   /** Arrivals the engine could not start on time and dropped (k6's dropped_iterations). */
   scheduleMiss?(node: string, at: number, count: number): void;

@@ -71,11 +71,19 @@ export class WindowAggregator {
 
   constructor(
     readonly windowMs: number,
-    private readonly origin: number,
+    private origin: number,
     private readonly emit: (load: LoadWindow, latency: LatencyWindow[]) => void,
     /** False when the engine cannot know scheduled send times (k6): no "from scheduled" views then. */
     private readonly scheduleKnown = true,
   ) {}
+
+  /**
+   * Moves the windows' origin to when the load really began (k6 starts a moment after it is
+   * launched). Only before anything was recorded: windows already open keep their bounds.
+   */
+  rebase(origin: number): void {
+    if (this.open.size === 0 && this.closedParts.size === 0) this.origin = origin;
+  }
 
   private windowStart(t: number): number {
     return this.origin + Math.floor((t - this.origin) / this.windowMs) * this.windowMs;

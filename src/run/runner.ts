@@ -375,9 +375,16 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     }
     return null;
   };
-  const faultLoop = async (loadStart: number, stop: AbortSignal): Promise<void> => {
+  const faultLoop = async (began: Promise<number>, stop: AbortSignal): Promise<void> => {
+    // Fault times count from the load's first arrival, not from when the engine was launched.
+    const loadStart = await new Promise<number | null>((resolve) => {
+      if (stop.aborted) return resolve(null);
+      stop.addEventListener('abort', () => resolve(null), { once: true });
+      void began.then(resolve);
+    });
     for (const [i, occ] of schedule.entries()) {
       try {
+        if (loadStart === null) throw new Error('stopped before the load began');
         await clock.sleep(loadStart + occ.offsetMs - clock.now(), stop);
       } catch {
         // Stopped. After a halt, what was still to come is recorded as skipped.
@@ -533,8 +540,15 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   telemetry?.start();
 
   // ---- load
-  const loadStart = clock.now();
-  const degraded = new DegradedJudge(loadStart + plan.detection.baseline);
+  // The load's clock starts when the engine's first arrival is due (sink.started): at once for
+  // the builtin engine, a moment after launch for k6. Until then loadStart is the launch time.
+  const launchedAt = clock.now();
+  let loadStart = launchedAt;
+  let loadBegan = false;
+  let loadEndedAt: number | null = null;
+  let markBegan: (at: number) => void = () => undefined;
+  const began = new Promise<number>((resolve) => (markBegan = resolve));
+  const degraded = new DegradedJudge(Number.POSITIVE_INFINITY);
   const windows = new WindowAggregator(
     plan.load.window,
     loadStart,
@@ -545,8 +559,28 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     engine.capabilities.queueDelay,
   );
   let windowTtft: number[] = [];
+  const begin = (at: number): void => {
+    if (loadBegan) return;
+    loadBegan = true;
+    loadStart = at;
+    windows.rebase(at);
+    degraded.close(at + plan.detection.baseline);
+    store.updateRun(runId, { load_started_at: at });
+    const lag = at - launchedAt;
+    journal(
+      'load_started',
+      `${engine.name} began the load ${formatDuration(Math.max(0, lag))} after Gauntlet launched it: fault times, windows and exposure count from its first arrival`,
+      { launched_at: launchedAt, began_at: at, lag_ms: lag },
+    );
+    markBegan(at);
+  };
   const sink = {
+    started: guarded('load start', (at: number): void => begin(at)),
+    ended: guarded('load end', (at: number): void => {
+      loadEndedAt = at;
+    }),
     record: guarded('request record', (raw: RequestRecord): void => {
+      begin(raw.scheduledAt);
       const outcome = degraded.judge(raw);
       const r = outcome === raw.outcome ? raw : { ...raw, outcome };
       windows.record(r);
@@ -581,8 +615,14 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       if (r.outcome !== 'cancelled') observe(r.node, { type: 'request', sentAt: r.sentAt, respondedAt: r.respondedAt, firstTokenAt: r.firstTokenAt, endAt: r.endAt, outcome: r.outcome, status: r.status, error: r.error });
       if (r.ttftMs !== null && isSuccess(r.outcome) && windowTtft.length < 100_000) windowTtft.push(r.ttftMs);
     }),
-    scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => windows.scheduleMiss(node, at, count)),
-    planned: guarded('planned arrival', (node: string, at: number, count: number): void => windows.planned(node, at, count)),
+    scheduleMiss: guarded('schedule miss', (node: string, at: number, count: number): void => {
+      begin(at);
+      windows.scheduleMiss(node, at, count);
+    }),
+    planned: guarded('planned arrival', (node: string, at: number, count: number): void => {
+      begin(at);
+      windows.planned(node, at, count);
+    }),
     sample: guarded('latency sample', (node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
     tokens: guarded('token count', (node: string, at: number, count: number, source: 'usage' | 'chunks'): void => windows.tokens(node, at, count, source)),
     alive: guarded('sign of life', (node: string, at: number): void => observe(node, { type: 'alive', at })),
@@ -598,7 +638,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
           const now = clock.now();
           for (const d of detectors.values()) d.tick(now);
           const view: RunView = {
-            elapsedMs: now - loadStart,
+            elapsedMs: Math.max(0, now - loadStart),
             faultsDone,
             faultsTotal: schedule.length,
             activeFaults: faults.activeCount,
@@ -623,9 +663,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const p = engine.progress;
     ctx.onProgress({
       runId,
-      elapsedMs: now - loadStart,
+      elapsedMs: Math.max(0, now - loadStart),
       durationMs: plan.duration,
-      plannedRate: curve.rate(now - loadStart),
+      plannedRate: loadBegan ? curve.rate(now - loadStart) : 0,
       achievedRate: ((p.scheduled - lastProgress.scheduled) * 1000) / Math.max(1, now - lastProgress.at),
       inFlight: p.inFlight,
       ok: p.ok,
@@ -641,7 +681,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     lastProgress = { at: now, scheduled: p.scheduled };
   }), ctx.progressIntervalMs ?? 5000);
 
-  const scheduled = faultLoop(loadStart, AbortSignal.any([stopFaults.signal, runSignal]));
+  const scheduled = faultLoop(began, AbortSignal.any([stopFaults.signal, runSignal]));
   // Whether the generator keeps up: this process's event-loop lag and k6's CPU, every second.
   const generator = new GeneratorMonitor(
     guarded('generator sample', (x) => store.addTelemetry({ run_id: runId, ...x })),
@@ -658,7 +698,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     generator.stop();
     clearInterval(progressTimer);
     if (untilTimer) clearInterval(untilTimer);
-    const loadEnd = clock.now();
+    // The load ended with its last request (k6 takes a moment to exit after it); a load that
+    // never began has no length.
+    const loadEnd = loadBegan ? Math.max(loadStart, Math.min(clock.now(), loadEndedAt ?? clock.now())) : loadStart;
     if (failure.signal.aborted) status = 'failed';
     else if (signal.aborted) status = 'aborted';
     // An injection under way lands before the reverts start; nothing is injected after.

@@ -36,7 +36,9 @@ describe.runIf(real)('a saturated load generator (real k6)', () => {
     const id = /^run (\S+):/m.exec(r.stdout)?.[1] as string;
     expect(id, r.stdout + r.stderr).toBeTruthy();
     const report = JSON.parse(readFileSync(join(dir, 'reports', id, 'report.json'), 'utf8')) as {
-      run: { status: string };
+      run: { status: string; started_at: string; load_started_at: string; load_ended_at: string };
+      exposure_node_hours: number;
+      journal: { kind: string; message: string }[];
       generator: { kept_up: boolean; behind_share: number; behind_windows: { why: string[] }[] };
       requests: { schedule_misses: number; accounting: { planned: number; sent: number; missed: number; interrupted: number; cancelled: number } | null };
     };
@@ -54,5 +56,15 @@ describe.runIf(real)('a saturated load generator (real k6)', () => {
     expect(a).not.toBeNull();
     expect(a?.missed).toBeGreaterThan(400);
     expect((a?.sent ?? 0) + (a?.missed ?? 0) + (a?.interrupted ?? 0) + (a?.cancelled ?? 0)).toBe(a?.planned);
+    // The load's clock starts at k6's first arrival, not when Gauntlet launched k6 (bundle, VU
+    // start-up), and ends with its last request: exposure is the plan's 6 s, not 6 s + k6's start.
+    const began = report.journal.find((j) => j.kind === 'load_started');
+    expect(began?.message, JSON.stringify(report.journal)).toMatch(/^k6 began the load .* after Gauntlet launched it/);
+    const loadStart = Date.parse(report.run.load_started_at);
+    const loadEnd = Date.parse(report.run.load_ended_at);
+    expect(loadStart - Date.parse(report.run.started_at)).toBeGreaterThan(100); // readiness, then k6's own start
+    expect(loadEnd - loadStart, JSON.stringify(report.run)).toBeGreaterThan(5_500);
+    expect(loadEnd - loadStart, JSON.stringify(report.run)).toBeLessThan(6_000 + 2_000 + 500); // + the longest stream (2 s) still ending
+    expect(report.exposure_node_hours * 3_600_000).toBeCloseTo(loadEnd - loadStart, -2);
   }, 90_000);
 });

@@ -66,7 +66,7 @@ export class K6Engine implements LoadEngine {
     if (opts.arrival !== 'constant') notes.push(`k6's arrival-rate executors space arrivals evenly: the plan's ${opts.arrival} arrivals run as evenly spaced ones on k6.`);
     if (own) notes.push("k6 starts each arrival or drops it (a schedule miss); Gauntlet's scenario measures how late it started each one against k6's own arrival schedule (queue delay), so latency from the scheduled send is measured too.");
     else notes.push('k6 starts each arrival or drops it (a schedule miss); with your own scenario how late it started them is not measured (no queue delay, no latency from the scheduled send).');
-    notes.push('Fault times count from when Gauntlet starts k6; k6 needs a moment (bundle, VU start-up) before its first request. Raw request rows from k6 number each attempt on its own (retries are not grouped).');
+    notes.push("k6 needs a moment (bundle, VU start-up) before its first arrival: fault times, windows and exposure count from that first arrival (its gauntlet_planned point) to the last request's end, not from when Gauntlet launched k6. Raw request rows from k6 number each attempt on its own (retries are not grouped).");
     if (opts.maxInFlight) notes.push(`max_in_flight maps to k6's maxVUs: arrivals over it are dropped (schedule misses), not queued.`);
     if (!own) notes.push(`Your own scenario ${opts.script}: records come from its http_req_* samples, so a stream cut mid-body that the SSE extension reports as 200 counts as ok; emit gauntlet_request (see scenarios/load/lib.ts) to report outcomes yourself.`);
     this.capabilities = { ttft: binary.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: binary.sse, queueDelay: own, notes };

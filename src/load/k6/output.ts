@@ -74,6 +74,9 @@ export class K6OutputParser {
   /** Whether the scenario counts its started iterations (gauntlet_planned): only then is a planned total known. */
   private plannedSeen = false;
   private readonly missesBeforePlanned = new Map<string, { at: number; count: number }>();
+  /** When the load began (the first arrival started or dropped) and its last sign (epoch ms). */
+  private firstAt: number | null = null;
+  private lastAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly opts: K6ParseOptions,
@@ -106,11 +109,25 @@ export class K6OutputParser {
   /** Call at the end of the stream: the last request's points are complete. */
   end(): void {
     this.flushGroup();
+    if (this.firstAt !== null) this.sink.ended?.(this.lastAt);
     // Gauntlet's own scenario counts what it started; if it started nothing, every arrival was missed.
     if (this.opts.recordsFrom === 'gauntlet_request' && !this.plannedSeen) {
       for (const [n, m] of this.missesBeforePlanned) this.sink.planned?.(n, m.at, m.count);
       this.missesBeforePlanned.clear();
     }
+  }
+
+  /**
+   * The load's span as the samples show it: it began with the first arrival k6 started (its
+   * gauntlet_planned point, at the iteration's start) or dropped, or, for a script that counts
+   * no arrivals, the first request's send; it lasts until the last request ended.
+   */
+  private began(first: number, last: number): void {
+    if (this.firstAt === null) {
+      this.firstAt = first;
+      this.sink.started?.(first);
+    }
+    if (last > this.lastAt) this.lastAt = last;
   }
 
   private problem(what: string): void {
@@ -139,6 +156,7 @@ export class K6OutputParser {
     if (metric === 'dropped_iterations') {
       // Only the scenario tag says where the miss belongs. A dropped arrival was planned too.
       if (!node) return void this.stats.unmapped++;
+      this.began(time, time);
       this.stats.scheduleMisses += value;
       this.sink.scheduleMiss?.(node, time, value);
       if (this.plannedSeen) this.sink.planned?.(node, time, value);
@@ -151,6 +169,7 @@ export class K6OutputParser {
     }
     if (metric === 'gauntlet_planned') {
       if (!node) return void this.stats.unmapped++;
+      this.began(time, time);
       if (!this.plannedSeen) {
         // Misses before the first started iteration were not counted as planned yet.
         this.plannedSeen = true;
@@ -287,6 +306,7 @@ export class K6OutputParser {
   }): void {
     this.stats.records++;
     const sentAt = r.time - r.e2e;
+    this.began(sentAt - (r.queueDelayMs ?? 0), r.time);
     this.sink.record({
       node: r.node,
       seq: r.seq,

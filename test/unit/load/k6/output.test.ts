@@ -11,10 +11,15 @@ function parse(lines: string[], opts: Partial<K6ParseOptions> = {}) {
   const misses: number[] = [];
   let tokens = 0;
   const problems: string[] = [];
+  /** The sink's calls in order, by name (the load's span: started first, ended last). */
+  const calls: [string, number][] = [];
   const p = new K6OutputParser(
     { nodes: ['node-a'], scenarioNode: {}, recordsFrom: 'http_reqs', ttftFrom: 'ttfb', ...opts },
     {
-      record: (r) => records.push(r),
+      started: (at) => calls.push(['started', at]),
+      ended: (at) => calls.push(['ended', at]),
+      planned: (_n, at) => calls.push(['planned', at]),
+      record: (r) => (records.push(r), calls.push(['record', r.endAt])),
       scheduleMiss: (_n, _at, c) => misses.push(c),
       sample: (node, metric, _at, ms) => samples.push({ node, metric, ms }),
       tokens: (_n, _at, c) => (tokens += c),
@@ -23,7 +28,7 @@ function parse(lines: string[], opts: Partial<K6ParseOptions> = {}) {
   );
   for (const l of lines) p.line(l);
   p.end();
-  return { records, samples, misses, tokens, problems, stats: p.stats };
+  return { records, samples, misses, tokens, problems, calls, stats: p.stats };
 }
 
 const count = (rs: RequestRecord[]): Record<string, number> => rs.reduce<Record<string, number>>((a, r) => ((a[r.outcome] = (a[r.outcome] ?? 0) + 1), a), {});
@@ -177,5 +182,29 @@ describe('k6 JSON output (real k6 v0.49 captures)', () => {
     expect([records[0]?.queueDelayMs, (records[0]?.sentAt as number) - (records[0]?.scheduledAt as number)]).toEqual([12, 12]);
     expect(records[1]?.queueDelayMs).toBeNull();
     expect(problems).toEqual(['k6 output line 7: gauntlet_request metadata.output_tokens: expected a whole number; got "x" (dropped, the request kept)']);
+  });
+
+  it("the load's span: it begins with k6's first arrival (not when k6 was launched) and ends with its last request", () => {
+    const at = (ms: number): string => new Date(Date.parse('2026-11-22T05:00:00.000Z') + ms).toISOString();
+    const planned = (ms: number): string => JSON.stringify({ type: 'Point', metric: 'gauntlet_planned', data: { time: at(ms), value: 1, tags: { node: 'node-a', scenario: 'node-a' } } });
+    const dropped = (ms: number): string => JSON.stringify({ type: 'Point', metric: 'dropped_iterations', data: { time: at(ms), value: 1, tags: { scenario: 'node-a' } } });
+    const req = (ms: number, e2e: number): string =>
+      JSON.stringify({ type: 'Point', metric: 'gauntlet_request', data: { time: at(ms), value: e2e, tags: { node: 'node-a', outcome: 'ok', status: '200' }, metadata: { gauntlet: '2', queue_ms: '2' } } });
+    const vus = JSON.stringify({ type: 'Point', metric: 'vus', data: { time: at(-900), value: 1, tags: {} } });
+    const t0 = Date.parse(at(0));
+    // k6's vus gauge runs from before the scenario starts: it is not the load.
+    const own = parse([vus, planned(0), planned(100), req(300, 280), dropped(200), req(900, 500), vus], { recordsFrom: 'gauntlet_request', ttftFrom: 'metric' });
+    expect(own.calls[0]).toEqual(['started', t0]);
+    expect(own.calls.filter((c) => c[0] === 'started')).toHaveLength(1);
+    expect(own.calls.at(-1)).toEqual(['ended', t0 + 900]);
+    // A script that counts no arrivals: the load begins with the first request's send.
+    const theirs = parse(real('chat-nonstream.out.jsonl'));
+    const first = Math.min(...theirs.records.map((r) => r.sentAt));
+    expect(theirs.calls[0]?.[0]).toBe('started');
+    expect(theirs.calls[0]?.[1]).toBeCloseTo(theirs.records[0]?.sentAt as number, 6);
+    expect(theirs.calls[0]?.[1] as number).toBeLessThan(first + 50); // records come as they end, not strictly by send
+    expect(theirs.calls.at(-1)).toEqual(['ended', Math.max(...theirs.records.map((r) => r.endAt))]);
+    // Nothing at all: no span.
+    expect(parse([vus]).calls).toEqual([]);
   });
 });
