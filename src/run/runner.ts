@@ -562,6 +562,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const begin = (at: number): void => {
     if (loadBegan) return;
     loadBegan = true;
+    // (never before the launch: a replayed or skewed first time must not stretch the load back)
+    at = Math.max(at, launchedAt);
     loadStart = at;
     windows.rebase(at);
     degraded.close(at + plan.detection.baseline);

@@ -1,5 +1,5 @@
 // The CLI without Docker: plan checks, run listing, report rewriting, clear errors.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -103,7 +103,9 @@ describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded ou
     const fake = new URL('../fixtures/fake-k6/k6', import.meta.url).pathname;
     const replay = new URL('../fixtures/k6/gauntlet-scenario.out.jsonl', import.meta.url).pathname;
     const run = await runCli(['run', plan, '--db', db, '--reports', reports], { K6_BIN: fake, FAKE_K6_REPLAY: replay, FAKE_K6_PACE_MS: '20' });
-    expect(run.code, run.stderr).toBe(0);
+    // The recording has 2 dropped arrivals in its ~2 s: the generator was behind (exit 3).
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stdout).toMatch(/LOAD GENERATOR SATURATED: .*2 arrivals not started/);
     const id = /^run (\S+): completed/m.exec(run.stdout)?.[1] as string;
     const report = JSON.parse(readFileSync(join(reports, id, 'report.json'), 'utf8'));
     expect(report.run.engine.name).toBe('k6');
@@ -119,4 +121,46 @@ describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded ou
     expect(md).toContain('the first byte of the body (approximation: no SSE support)');
     expect(md).toContain('2 arrivals could not be started on time');
   }, 30_000);
+});
+
+describe('paths a user mistypes: a clear error, exit 2, nothing created', () => {
+  const base = tempDir();
+  const aFile = join(base, 'a-file');
+  writeFileSync(aFile, 'not a folder\n');
+
+  it('a reports folder the file system refuses (/proc) fails at once, before the run starts', async () => {
+    // Node's recursive mkdir spun for minutes on /proc/nope; one mkdir per level fails at once.
+    const r = await runCli(['run', 'scenarios/demo.yaml', '--db', join(base, 'g.db'), '--reports', '/proc/nope']);
+    expect([r.code, r.stderr.trim()]).toEqual([2, 'error GAUNTLET_PATH_UNUSABLE: reports folder /proc/nope: cannot create /proc/nope: the file system does not let a folder be created there']);
+    expect(existsSync(join(base, 'g.db'))).toBe(false);
+    const rep = await runCli(['report', 'x', '--db', db, '--reports', join(aFile, 'reports')]);
+    expect([rep.code, rep.stderr.trim()]).toEqual([2, `error GAUNTLET_PATH_UNUSABLE: reports folder ${join(aFile, 'reports')}: ${aFile} is a file, not a folder`]);
+  });
+
+  it('a database path under a file, or at a folder, is named as such (not EEXIST)', async () => {
+    const r = await runCli(['run', 'scenarios/demo.yaml', '--db', join(aFile, 'x.db'), '--reports', join(base, 'r')]);
+    expect([r.code, r.stderr.trim()]).toEqual([2, `error GAUNTLET_PATH_UNUSABLE: database folder ${aFile}: is a file, not a folder`]);
+    const f = await runCli(['runs', '--db', base]);
+    expect([f.code, f.stderr.trim()]).toEqual([2, `error GAUNTLET_PATH_UNUSABLE: database ${base}: is a folder; give the database file, e.g. .gauntlet/gauntlet.db`]);
+  });
+
+  it('read-only commands never create a database: a mistyped path, an empty file and a foreign file are refused and left as they were', async () => {
+    const typo = join(base, 'typo', 'g.db');
+    for (const args of [['runs', '--db', typo], ['report', 'some-run', '--db', typo, '--reports', join(base, 'r2')]]) {
+      const r = await runCli(args);
+      expect([r.code, r.stderr.trim()]).toEqual([2, `error GAUNTLET_STORE_MISSING: no database at ${typo}: nothing has been recorded there (a mistyped --db or GAUNTLET_DB?); nothing was created`]);
+    }
+    expect(existsSync(join(base, 'typo'))).toBe(false);
+    expect(existsSync(join(base, 'r2'))).toBe(false);
+    const empty = join(base, 'empty.db');
+    writeFileSync(empty, '');
+    const e = await runCli(['runs', '--db', empty]);
+    expect([e.code, e.stderr.trim()]).toEqual([2, `error GAUNTLET_STORE_FOREIGN: database ${empty}: the file is empty, not a Gauntlet database; nothing was changed`]);
+    expect(statSync(empty).size).toBe(0);
+    const text = join(base, 'notes.db');
+    writeFileSync(text, 'hello\n');
+    expect((await runCli(['runs', '--db', text])).stderr).toContain('not a SQLite database');
+    expect(readFileSync(text, 'utf8')).toBe('hello\n');
+    expect(readdirSync(base).sort()).toEqual(['a-file', 'empty.db', 'notes.db']);
+  });
 });
