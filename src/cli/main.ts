@@ -1,7 +1,7 @@
 // The gauntlet command line. Thin: every command calls the same services a daemon would.
 // Exit codes: 0 done, 1 run failed or error, 2 bad input, 130 interrupted.
 import { Command, CommanderError } from 'commander';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { runDemo } from '../demo.js';
 import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js';
@@ -21,6 +21,7 @@ import { formatDuration } from '../util/duration.js';
 import { writeReports } from '../report/write.js';
 import type { ReportJson } from '../report/build.js';
 import { VERSION } from '../version.js';
+import { checkDir, ensureDir } from '../util/fs.js';
 
 interface Common {
   db: string;
@@ -32,13 +33,32 @@ const out = (s: string): void => void process.stdout.write(`${s}\n`);
 const err = (s: string): void => void process.stderr.write(`${s}\n`);
 
 function logger(dbPath: string, verbose: boolean): Logger {
-  mkdirSync(dirname(dbPath), { recursive: true });
+  ensureDir(dirname(dbPath), 'database folder');
   const level = process.env.GAUNTLET_LOG_LEVEL ?? (verbose ? 'info' : 'warn');
   return createRunLogger(level, join(dirname(dbPath), 'gauntlet.log'));
 }
 
 function openDb(path: string): Store {
   return openStore(path);
+}
+
+/** Commands that only read: a mistyped path is an error, never a new database. */
+function openExistingDb(path: string): Store {
+  return openStore(path, { mustExist: true });
+}
+
+/**
+ * The paths a run writes, checked before any work starts (a run must not find out at its end,
+ * hours later, that it cannot write its report): both checked before either is created.
+ */
+function checkPaths(o: Common): void {
+  checkDir(o.reports, 'reports folder');
+  checkDir(dirname(resolve(o.db)), 'database folder');
+  ensureDir(o.reports, 'reports folder');
+}
+
+function checkReportsDir(dir: string): void {
+  ensureDir(dir, 'reports folder');
 }
 
 /** First Ctrl-C / SIGTERM: stop gracefully (revert, report). Second: exit now. */
@@ -115,6 +135,7 @@ async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promi
     for (const l of await dryRunPlan(plan, { docker: dockerClient(), log: createLogger({ level: 'warn' }), clock: new RealClock() })) out(l);
     return 0;
   }
+  checkPaths(o);
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
   const ac = interruptible();
@@ -141,6 +162,7 @@ async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promi
 }
 
 async function cmdDemo(o: Common & { keep?: boolean }): Promise<number> {
+  checkPaths(o);
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
   const ac = interruptible();
@@ -191,6 +213,7 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
     out(`the drill ends by itself once the fault is over and the node has served for ${formatDuration(options.settleMs)}`);
     return 0;
   }
+  checkPaths(o);
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
   const ac = interruptible();
@@ -216,7 +239,7 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
 }
 
 function cmdRuns(o: Common & { json?: boolean }): number {
-  const store = openDb(o.db);
+  const store = openExistingDb(o.db);
   try {
     const runs = store.listRuns(100);
     if (o.json) {
@@ -239,7 +262,8 @@ function cmdRuns(o: Common & { json?: boolean }): number {
 }
 
 function cmdReport(runId: string, o: Common): number {
-  const store = openDb(o.db);
+  const store = openExistingDb(o.db);
+  checkReportsDir(o.reports);
   try {
     const dir = writeReports(store, runId, o.reports);
     out(`report: ${join(dir, 'report.md')} (and report.json)`);

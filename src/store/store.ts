@@ -3,9 +3,10 @@
 // ledger, runs and episodes are written at once, so a crash loses at most a quarter-second
 // of samples and never a fault's undo record.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { GauntletError } from '../errors.js';
+import { ensureDir, pathProblem } from '../util/fs.js';
 import { MIGRATIONS } from './migrations.js';
 import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRow } from './types.js';
 
@@ -49,15 +50,30 @@ export class Store {
   private readonly telemetryWriter: BatchWriter<TelemetryRow>;
   private closed = false;
 
-  constructor(readonly path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  constructor(
+    readonly path: string,
+    /** For commands that only read (runs, report): never create a database, and refuse a file that is not one. */
+    opts: { mustExist?: boolean } = {},
+  ) {
+    if (path !== ':memory:') {
+      if (opts.mustExist) checkExisting(path);
+      else {
+        ensureDir(dirname(path), 'database folder');
+        if (isDirectory(path)) throw new GauntletError('GAUNTLET_PATH_UNUSABLE', ['database', path, 'is a folder; give a file path, e.g. .gauntlet/gauntlet.db']);
+      }
+    }
     try {
-      this.db = new Database(path);
+      this.db = new Database(path, opts.mustExist ? { fileMustExist: true } : {});
+      if (opts.mustExist) {
+        const known = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+        if (!known) throw new GauntletError('GAUNTLET_STORE_FOREIGN', [path, "a SQLite database, but not Gauntlet's (it has no schema_migrations table); nothing was changed"]);
+      }
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('busy_timeout = 5000');
       this.migrate();
     } catch (err) {
+      (this as { db?: Db }).db?.close();
       if (err instanceof GauntletError) throw err;
       throw new GauntletError('GAUNTLET_STORE_SCHEMA', [path, (err as Error).message], { cause: err });
     }
@@ -309,6 +325,37 @@ export class Store {
   }
 }
 
-export function openStore(path: string): Store {
-  return new Store(path);
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** An existing Gauntlet database, or a clear error; the file is only read. */
+function checkExisting(path: string): void {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw new GauntletError('GAUNTLET_PATH_UNUSABLE', ['database', path, 'is a folder; give the database file, e.g. .gauntlet/gauntlet.db']);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof GauntletError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new GauntletError('GAUNTLET_STORE_MISSING', [path, 'nothing has been recorded there (a mistyped --db or GAUNTLET_DB?); nothing was created']);
+    throw new GauntletError('GAUNTLET_PATH_UNUSABLE', ['database', path, pathProblem(err)], { cause: err });
+  }
+  if (size === 0) throw new GauntletError('GAUNTLET_STORE_FOREIGN', [path, 'the file is empty, not a Gauntlet database; nothing was changed']);
+  const head = Buffer.alloc(16);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, head, 0, 16, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (head.toString('latin1') !== 'SQLite format 3\u0000') throw new GauntletError('GAUNTLET_STORE_FOREIGN', [path, 'not a SQLite database (its first bytes say otherwise); nothing was changed']);
+}
+
+export function openStore(path: string, opts: { mustExist?: boolean } = {}): Store {
+  return new Store(path, opts);
 }
