@@ -5,6 +5,7 @@
 export const ERRORS = {
   GAUNTLET_PLAN_INVALID: { status: 400, message: 'plan %s is invalid:\n%s' },
   GAUNTLET_PLAN_UNREADABLE: { status: 400, message: 'cannot read plan %s: %s' },
+  GAUNTLET_ENV_INVALID: { status: 400, message: 'environment variable %s: %s' },
   GAUNTLET_PLAN_YAML: { status: 400, message: 'plan %s is not valid YAML: %s' },
   GAUNTLET_TARGET_NOT_FOUND: { status: 404, message: 'target %s: %s' },
   GAUNTLET_TARGET_AMBIGUOUS: { status: 409, message: 'target %s: %s' },

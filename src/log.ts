@@ -1,13 +1,24 @@
 // The one root logger. Components take child loggers bound to {runId, node, fault}.
 // Logs are JSON lines on stderr, and for runs also in a log file beside the database.
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { GauntletError } from './errors.js';
 
 export type { Logger };
 
 const REDACT = ['token', 'authorization', '*.token', '*.authorization', 'headers.authorization'];
 
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** GAUNTLET_LOG_LEVEL, checked: a level pino does not know is an error, not silently ignored. */
+export function envLogLevel(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const v = env.GAUNTLET_LOG_LEVEL;
+  if (v === undefined || v === '') return undefined;
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new GauntletError('GAUNTLET_ENV_INVALID', ['GAUNTLET_LOG_LEVEL', `got ${JSON.stringify(v)}; expected one of ${LOG_LEVELS.join(', ')}`]);
+  return v;
+}
+
 export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
-  const level = options.level ?? process.env.GAUNTLET_LOG_LEVEL ?? 'info';
+  const level = options.level ?? envLogLevel() ?? 'info';
   return pino(
     { level, base: undefined, redact: { paths: REDACT, censor: '[redacted]' } },
     options.destination ?? pino.destination({ fd: 2, sync: false }),

@@ -9,7 +9,7 @@ import { dockerClient, requireDocker } from '../docker/engine.js';
 import { ensureSimImage } from '../docker/sim-image.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
-import { createLogger, createRunLogger, type Logger } from '../log.js';
+import { createLogger, createRunLogger, envLogLevel, type Logger } from '../log.js';
 import { loadPlanFile } from '../plan/load.js';
 import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
 import { dryRunPlan } from '../run/dry-run.js';
@@ -34,7 +34,7 @@ const err = (s: string): void => void process.stderr.write(`${s}\n`);
 
 function logger(dbPath: string, verbose: boolean): Logger {
   ensureDir(dirname(dbPath), 'database folder');
-  const level = process.env.GAUNTLET_LOG_LEVEL ?? (verbose ? 'info' : 'warn');
+  const level = envLogLevel() ?? (verbose ? 'info' : 'warn');
   return createRunLogger(level, join(dirname(dbPath), 'gauntlet.log'));
 }
 
@@ -378,6 +378,7 @@ export function buildCli(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    envLogLevel(); // a bad GAUNTLET_LOG_LEVEL is refused by every command, before anything starts
     await buildCli().parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

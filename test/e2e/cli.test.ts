@@ -27,6 +27,11 @@ describe('gauntlet check', () => {
     expect(r.stderr).toContain('fault-target-missing.yaml:10: faults[0].target: got "node-c"');
   });
 
+  it('refuses a GAUNTLET_LOG_LEVEL it does not know, naming the levels it does', async () => {
+    const r = await runCli(['check', 'scenarios/demo.yaml'], { GAUNTLET_LOG_LEVEL: 'bogus' });
+    expect([r.code, r.stderr.trim()]).toEqual([2, 'error GAUNTLET_ENV_INVALID: environment variable GAUNTLET_LOG_LEVEL: got "bogus"; expected one of fatal, error, warn, info, debug, trace, silent']);
+  });
+
   it('refuses an unknown command or option with exit code 2', async () => {
     expect((await runCli(['explode'])).code).toBe(2);
     expect((await runCli(['runs', '--colour'])).code).toBe(2);
