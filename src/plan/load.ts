@@ -33,6 +33,115 @@ function issueText(issue: z.core.$ZodIssue): string {
   return `${got}${msg}`;
 }
 
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0] as number;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j] as number;
+      d[j] = Math.min((d[j] as number) + 1, (d[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length] as number;
+}
+
+/** The keys an object schema allows at `path` (through arrays, optionals, defaults, unions, pipes). */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let nodes: z.ZodType[] = [schema];
+  const expand = (n: z.ZodType): z.ZodType[] => {
+    const def = (n as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
+    switch (def.type) {
+      case 'optional':
+      case 'default':
+      case 'nullable':
+      case 'prefault':
+      case 'readonly':
+        return expand(def.innerType as z.ZodType);
+      case 'pipe':
+        return expand(def.in as z.ZodType);
+      case 'union':
+        return (def.options as z.ZodType[]).flatMap(expand);
+      default:
+        return [n];
+    }
+  };
+  for (const step of path) {
+    const next: z.ZodType[] = [];
+    for (const n of nodes.flatMap(expand)) {
+      const def = (n as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
+      if (def.type === 'object' && typeof step === 'string') {
+        const child = (def.shape as Record<string, z.ZodType>)[step];
+        if (child) next.push(child);
+      } else if (def.type === 'array' && typeof step === 'number') next.push(def.element as z.ZodType);
+      else if (def.type === 'record') next.push(def.valueType as z.ZodType);
+    }
+    nodes = next;
+  }
+  const keys = new Set<string>();
+  for (const n of nodes.flatMap(expand)) {
+    const def = (n as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
+    if (def.type === 'object') for (const k of Object.keys(def.shape as object)) keys.add(k);
+  }
+  return [...keys];
+}
+
+/** "did you mean …" for a key that is close to an allowed one. */
+function suggestion(key: string, allowed: string[]): string {
+  let best: string | null = null;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const k of allowed) {
+    const d = distance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  const near = best !== null && (bestD <= Math.max(1, Math.floor(key.length / 3)) || best.startsWith(key) || key.startsWith(best));
+  return near ? `; did you mean ${JSON.stringify(best)}?` : allowed.length > 0 ? `; expected one of ${allowed.join(', ')}` : '';
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Checks across fields, on the plan as written (so they are reported together with the schema's
+ * problems, not only once those are fixed): unique target names, the service's name, each
+ * fault's kind, target and parameters. Needs only what it checks to be well-formed.
+ */
+function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): void {
+  if (!isObject(raw)) return;
+  const targets = Array.isArray(raw.targets) ? raw.targets.filter(isObject) : [];
+  const names = new Set<string>();
+  (Array.isArray(raw.targets) ? raw.targets : []).forEach((t: unknown, i: number) => {
+    if (!isObject(t) || typeof t.name !== 'string') return;
+    if (names.has(t.name)) add(['targets', i, 'name'], `got ${show(t.name)}; target names must be unique`);
+    names.add(t.name);
+  });
+  if (isObject(raw.service) && typeof raw.service.name === 'string' && names.has(raw.service.name)) {
+    add(['service', 'name'], `got ${show(raw.service.name)}; the service needs a name of its own, not a target's`);
+  }
+  (Array.isArray(raw.faults) ? raw.faults : []).forEach((f: unknown, i: number) => {
+    if (!isObject(f)) return;
+    if (typeof f.kind === 'string') {
+      const injector = FAULTS[f.kind];
+      if (!injector) add(['faults', i, 'kind'], `got ${show(f.kind)}${suggestion(f.kind, faultKinds())}`);
+      else {
+        const p = injector.params.safeParse(f.params ?? {}, { reportInput: true });
+        if (!p.success) for (const issue of p.error.issues) add(['faults', i, 'params', ...issue.path], issueText(issue));
+        const target = typeof f.target === 'string' ? targets.find((t) => t.name === f.target) : undefined;
+        if (typeof f.target === 'string' && target && injector.needsContainer && !target.container && !target.label) {
+          add(['faults', i, 'target'], `${f.kind} needs a container target, but ${show(f.target)} is a bare endpoint (give it container: or label:)`);
+        }
+      }
+    }
+    if (typeof f.target === 'string' && names.size > 0 && !names.has(f.target)) {
+      add(['faults', i, 'target'], `got ${show(f.target)}; expected one of the plan's targets (${[...names].join(', ')})`);
+    }
+  });
+}
+
 /** Validates a parsed plan object; throws GAUNTLET_PLAN_INVALID listing every problem. */
 export function validatePlan(raw: unknown, source = 'plan', locate?: (path: readonly PropertyKey[]) => number | undefined): Plan {
   const problems: PlanProblem[] = [];
@@ -42,35 +151,39 @@ export function validatePlan(raw: unknown, source = 'plan', locate?: (path: read
   };
   const r = PlanSchema.safeParse(raw, { reportInput: true });
   if (!r.success) {
-    for (const issue of r.error.issues) add(issue.path, issueText(issue));
-    throw planError(source, problems);
+    for (const issue of r.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        // Each unknown key at its own line, with the key it was probably meant to be.
+        const allowed = keysAt(PlanSchema, issue.path);
+        for (const key of issue.keys) add([...issue.path, key], `unknown key${suggestion(key, allowed)}`);
+      } else add(issue.path, issueText(issue));
+    }
   }
+  crossCheck(raw, add);
+  if (!r.success || problems.length > 0) throw planError(source, dedupe(problems));
   const plan = r.data;
-  const names = new Set<string>();
-  plan.targets.forEach((t, i) => {
-    if (names.has(t.name)) add(['targets', i, 'name'], `got ${show(t.name)}; target names must be unique`);
-    names.add(t.name);
-  });
-  if (plan.service && names.has(plan.service.name)) add(['service', 'name'], `got ${show(plan.service.name)}; the service needs a name of its own, not a target's`);
   plan.faults.forEach((f, i) => {
     const injector = FAULTS[f.kind];
-    if (!injector) {
-      add(['faults', i, 'kind'], `got ${show(f.kind)}; expected one of ${faultKinds().join(', ')}`);
-      return;
-    }
-    const target = plan.targets.find((t) => t.name === f.target);
-    if (!target) add(['faults', i, 'target'], `got ${show(f.target)}; expected one of the plan's targets (${[...names].join(', ')})`);
-    else if (injector.needsContainer && !target.container && !target.label) {
-      add(['faults', i, 'target'], `${f.kind} needs a container target, but ${show(f.target)} is a bare endpoint (give it container: or label:)`);
-    }
+    if (!injector) return;
     const at = f.at ?? f.start ?? f.every ?? 0;
     if (at >= plan.duration) add(['faults', i, f.at !== undefined ? 'at' : 'start'], `fault at ${at / 1000}s never happens: the plan lasts ${plan.duration / 1000}s`);
     const p = injector.params.safeParse(f.params, { reportInput: true });
-    if (!p.success) for (const issue of p.error.issues) add(['faults', i, 'params', ...issue.path], issueText(issue));
-    else f.params = p.data as Record<string, unknown>;
+    if (p.success) f.params = p.data as Record<string, unknown>;
   });
   if (problems.length > 0) throw planError(source, problems);
   return plan;
+}
+
+/** One line per problem, in the order of the file. */
+function dedupe(problems: PlanProblem[]): PlanProblem[] {
+  const seen = new Set<string>();
+  const out = problems.filter((p) => {
+    const k = `${p.path}|${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  return out.map((p, i) => ({ p, i })).sort((a, b) => (a.p.line ?? Number.MAX_SAFE_INTEGER) - (b.p.line ?? Number.MAX_SAFE_INTEGER) || a.i - b.i).map((x) => x.p);
 }
 
 function planError(source: string, problems: PlanProblem[]): GauntletError {
@@ -80,7 +193,7 @@ function planError(source: string, problems: PlanProblem[]): GauntletError {
 
 function locator(doc: Document, lc: LineCounter): (path: readonly PropertyKey[]) => number | undefined {
   return (path) => {
-    // The deepest node that exists along the path: an unknown key points at its parent.
+    // The deepest node that exists along the path (an unknown key's own line: its value node).
     for (let n = path.length; n >= 0; n--) {
       const node = doc.getIn(path.slice(0, n) as unknown[], true);
       if (isNode(node) && node.range) return lc.linePos(node.range[0]).line;

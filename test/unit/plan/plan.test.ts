@@ -57,8 +57,46 @@ describe('bad plans are refused before anything runs, naming line, field, value 
     expect(e.message).toContain('bad-duration.yaml:2: duration: got "10 minutes"; expected duration as a duration like "500ms", "90s", "3m" or "72h"');
   });
 
-  it('an unknown key', () => {
-    expect(planError('unknown-key.yaml').message).toMatch(/unknown-key\.yaml:7: load: Unrecognized key: "burst_factor"/);
+  it('an unknown key, at its own line, with the keys that would do', () => {
+    expect(planError('unknown-key.yaml').message).toContain('unknown-key.yaml:8: load.burst_factor: unknown key; expected one of engine, script, rate,');
+  });
+
+  it('a misspelt key: did you mean, at every level', () => {
+    const e = (text: string): string => {
+      try {
+        parsePlanText(text, 'p.yaml');
+      } catch (err) {
+        if (isGauntletError(err)) return err.message;
+      }
+      throw new Error('accepted');
+    };
+    const m = e('name: p\nduration: 30s\ntargets:\n  - name: a\n    endpont: http://127.0.0.1:1\nload:\n  rat: 2\nprobs: {}\n');
+    expect(m).toContain('p.yaml:5: targets[0].endpont: unknown key; did you mean "endpoint"?');
+    expect(m).toContain('p.yaml:7: load.rat: unknown key; did you mean "rate"?');
+    expect(m).toContain('p.yaml:8: probs: unknown key; did you mean "probes"?');
+    expect(e('name: p\nduration: 30s\ntargets: [{ name: a, container: c }]\nload: { rate: 1 }\nfaults: [{ kind: node-kil, target: a, at: 1s }]\n')).toContain(
+      'p.yaml:5: faults[0].kind: got "node-kil"; did you mean "node-kill"?',
+    );
+  });
+
+  it('problems across fields are listed with the schema problems, in one go, in file order', () => {
+    let message = '';
+    try {
+      parsePlanText('name: p\nduration: 10 minutes\ntargets: [{ name: a, container: c }]\nload: { rate: -1 }\nfaults:\n  - { kind: node-kill, target: b, at: 1s }\n', 'p.yaml');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    const lines = message.split('\n').slice(1);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toContain('p.yaml:2: duration: got "10 minutes"');
+    expect(lines[1]).toContain('p.yaml:4: load.rate: got -1');
+    expect(lines[2]).toContain('p.yaml:6: faults[0].target: got "b"; expected one of the plan\'s targets (a)');
+  });
+
+  it('a certification longer than a week is a plan (1000 h MTBF at 90 % takes 2303 node-hours); over a year is a typo', () => {
+    const plan = (d: string): string => `name: p\nduration: ${d}\ntargets: [{ name: a, endpoint: "http://127.0.0.1:1" }]\nload: { rate: 1 }\n`;
+    expect(parsePlanText(plan('300h')).duration).toBe(300 * 3_600_000);
+    expect(() => parsePlanText(plan('9000h'), 'p.yaml')).toThrow(/p\.yaml:2: duration: got "9000h"; expected duration between 1s and 8760h/);
   });
 
   it('a fault aimed at a target the plan does not have', () => {
