@@ -5,7 +5,11 @@
 //   - how late it sent against its schedule (queue delay: builtin, and k6 through Gauntlet's
 //     scenario, which times each iteration's start against k6's own arrival schedule);
 //   - this process's event-loop lag (it runs the builtin engine and reads k6's output), sampled
-//     every second as telemetry of the pseudo-node "_gauntlet", with the k6 process's CPU.
+//     every second as telemetry of the pseudo-node "_gauntlet", with the k6 process's CPU;
+//   - k6 using most of the CPU it may use: its VUs then handle SSE events late and back to back,
+//     so ttft reads high and ITL collapses before any arrival starts late (bench/RESULTS.md:
+//     pinned to one core, k6 at 250/s used 0.81 of it and read ttft 27 % high, at 300/s 0.92
+//     and 110 % high, with queue delay p99 still under 100 ms).
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -18,6 +22,8 @@ export const GENERATOR_NODE = '_gauntlet';
 export const QUEUE_DELAY_LIMIT_MS = 100;
 /** …or this process's event loop lagged more than this at p99 in it (ms)… */
 export const LOOP_LAG_LIMIT_MS = 100;
+/** …or k6 used at least this share of the CPU it may use (its affinity), on average in it… */
+export const K6_CPU_SHARE_LIMIT = 0.8;
 /** …or any arrival in it was not started (a schedule miss). */
 
 /** CPU time of a process (user + system), seconds, from /proc; null where there is no /proc. */
@@ -33,11 +39,27 @@ export function processCpuSeconds(pid: number): number | null {
   }
 }
 
+/** How many cores a process may run on (its affinity, Cpus_allowed_list); null where there is no /proc. */
+export function processAllowedCores(pid: number): number | null {
+  try {
+    const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (!m) return null;
+    let n = 0;
+    for (const part of (m[1] as string).split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      n += b === undefined ? 1 : (b as number) - (a as number) + 1;
+    }
+    return n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Samples this process's event-loop lag, and a child process's CPU, every interval. */
 export class GeneratorMonitor {
   private readonly h: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   private timer: NodeJS.Timeout | null = null;
-  private last: { at: number; cpu: number | null } | null = null;
+  private last: { at: number; cpu: number | null; pid: number | null; allowed: number | null } | null = null;
 
   constructor(
     private readonly emit: (r: Omit<TelemetryRow, 'run_id'>) => void,
@@ -63,10 +85,13 @@ export class GeneratorMonitor {
     this.h.reset();
     const pid = this.childPid();
     const cpu = pid !== null ? processCpuSeconds(pid) : null;
-    if (cpu !== null && this.last?.cpu != null && at > this.last.at) {
-      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_cores', value: (cpu - this.last.cpu) / ((at - this.last.at) / 1000) });
+    if (cpu !== null && this.last?.cpu != null && this.last.pid === pid && at > this.last.at) {
+      const cores = (cpu - this.last.cpu) / ((at - this.last.at) / 1000);
+      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_cores', value: cores });
+      const allowed = Math.min(cpus().length, this.last.allowed ?? cpus().length);
+      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_share', value: cores / allowed });
     }
-    this.last = { at, cpu };
+    this.last = { at, cpu, pid, allowed: pid !== null ? (this.last?.pid === pid ? this.last.allowed : processAllowedCores(pid)) : null };
   }
 
   stop(): void {
@@ -123,6 +148,20 @@ export function judgeGenerator(input: {
     if (t.metric === 'loop_lag_p99_ms' && t.value > LOOP_LAG_LIMIT_MS && t.at >= input.loadStartedAt && t.at <= input.loadEndedAt + 1000) {
       mark(startOf(Math.min(t.at, input.loadEndedAt - 1)), `Gauntlet's event loop lagged ${t.value.toFixed(0)} ms (p99 over a second)`);
     }
+  }
+  // k6's CPU share, averaged per window.
+  const share = new Map<number, { sum: number; n: number }>();
+  for (const t of input.telemetry) {
+    if (t.metric !== 'k6_cpu_share' || t.at < input.loadStartedAt || t.at > input.loadEndedAt + 1000) continue;
+    const start = startOf(Math.min(t.at, input.loadEndedAt - 1));
+    const a = share.get(start) ?? { sum: 0, n: 0 };
+    a.sum += t.value;
+    a.n++;
+    share.set(start, a);
+  }
+  for (const [start, a] of share) {
+    const mean = a.sum / a.n;
+    if (mean >= K6_CPU_SHARE_LIMIT) mark(start, `k6 used ${(mean * 100).toFixed(0)} % of the CPU it may use: it handles stream events late (ttft reads high)`);
   }
   const duration = Math.max(1, input.loadEndedAt - input.loadStartedAt);
   const spans: BehindSpan[] = [...why.entries()]

@@ -6,7 +6,7 @@ import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import { isSuccess, type Store } from '../store/store.js';
-import { GENERATOR_NODE, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../load/generator.js';
+import { GENERATOR_NODE, K6_CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../load/generator.js';
 import type { EngineCapabilities } from '../load/types.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
@@ -208,6 +208,16 @@ function faultEffect(store: Store, runId: string, node: string, from: number | n
   return { before: part(rows.filter((r) => r.sent_at < from)), during: part(rows.filter((r) => r.sent_at >= from)) };
 }
 
+/** The rules the generator verdict applies, in words (report.json generator.rules). */
+function behindRules(capped: boolean, k6: boolean): string {
+  const rules = ['an arrival in it was not started'];
+  if (!capped) rules.push(`its queue delay p99 (send − scheduled) is over ${QUEUE_DELAY_LIMIT_MS} ms`);
+  rules.push(`Gauntlet's event loop lagged over ${LOOP_LAG_LIMIT_MS} ms (p99 over a second)`);
+  if (k6) rules.push(`k6 used ${K6_CPU_SHARE_LIMIT * 100} % or more of the CPU it may use (on average in the window)`);
+  const last = rules.pop() as string;
+  return `a window is behind when ${rules.join(', ')}, or ${last}${capped ? '; queue delay is not judged: with max_in_flight it holds the wait for a slot' : ''}`;
+}
+
 export function buildReport(store: Store, runId: string): { report: ReportJson; summary: RunSummary; plan: Plan } {
   const run = store.getRun(runId);
   if (!run) throw new GauntletError('GAUNTLET_RUN_NOT_FOUND', [runId, store.path]);
@@ -292,7 +302,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
         behind_ms: r4(g.behindMs) as number,
         behind_share: r4(g.behindShare) as number,
         limit_share: limit,
-        rules: `a window is behind when an arrival in it was not started, ${capped ? '' : `its queue delay p99 (send − scheduled) is over ${QUEUE_DELAY_LIMIT_MS} ms, `}or Gauntlet's event loop lagged over ${LOOP_LAG_LIMIT_MS} ms (p99 over a second)${capped ? '; queue delay is not judged: with max_in_flight it holds the wait for a slot' : ''}`,
+        rules: behindRules(capped, engine?.name === 'k6'),
         behind_windows: g.spans.slice(0, 50).map((x) => ({ from: new Date(x.from).toISOString(), to: new Date(x.to).toISOString(), why: x.why })),
         loop_lag_p99_max_ms: lags.length > 0 ? (r4(Math.max(...lags)) as number) : null,
         k6_cpu_max_cores: r4(g.k6CpuMaxCores),

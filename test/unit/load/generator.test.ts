@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GENERATOR_NODE, judgeGenerator, processCpuSeconds } from '../../../src/load/generator.js';
+import { availableParallelism } from 'node:os';
+import { GENERATOR_NODE, judgeGenerator, processAllowedCores, processCpuSeconds } from '../../../src/load/generator.js';
 import type { LatencyWindowRow, LoadWindowRow, TelemetryRow } from '../../../src/store/types.js';
 
 const load = (node: string, start: number, misses = 0): LoadWindowRow => ({
@@ -10,6 +11,7 @@ const queue = (node: string, start: number, p99: number): LatencyWindowRow => ({
   run_id: 'r', node, window_start: start, part: 0, metric: 'queue_delay', count: 10, min_ms: 0, max_ms: p99, mean_ms: p99 / 2, p50_ms: 1, p90_ms: p99, p99_ms: p99, hist: '',
 });
 const lag = (at: number, ms: number): TelemetryRow => ({ run_id: 'r', node: GENERATOR_NODE, at, metric: 'loop_lag_p99_ms', value: ms });
+const k6Share = (at: number, share: number): TelemetryRow => ({ run_id: 'r', node: GENERATOR_NODE, at, metric: 'k6_cpu_share', value: share });
 
 describe('judging whether the load generator kept up', () => {
   const base = { loadStartedAt: 0, loadEndedAt: 100_000, windowMs: 10_000, limitShare: 0.05 };
@@ -33,6 +35,12 @@ describe('judging whether the load generator kept up', () => {
     expect(g).toMatchObject({ behindMs: 30_000, behindShare: 0.3, keptUp: false });
   });
 
+  it('k6 using most of the CPU it may use marks its window, on the average of the window (one busy second does not)', () => {
+    const busy = [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000].map((t) => k6Share(10_000 + t, 0.9));
+    const g = judgeGenerator({ ...base, loadWindows: [], queueWindows: [], telemetry: [...busy, k6Share(31_000, 1), k6Share(32_000, 0.2), k6Share(33_000, 0.2)] });
+    expect(g.spans.map((s) => [s.from, s.why])).toEqual([[10_000, ['k6 used 90 % of the CPU it may use: it handles stream events late (ttft reads high)']]]);
+  });
+
   it('a last, partial window counts only its part of the load', () => {
     const g = judgeGenerator({ ...base, loadEndedAt: 95_000, loadWindows: [load('a', 90_000, 1)], queueWindows: [], telemetry: [], limitShare: 0.06 });
     expect(g.behindMs).toBe(5000);
@@ -47,5 +55,10 @@ describe('judging whether the load generator kept up', () => {
     expect(x).toBeGreaterThan(0);
     expect(processCpuSeconds(process.pid) as number).toBeGreaterThan(a as number);
     expect(processCpuSeconds(2 ** 22 + 12345)).toBeNull();
+  });
+
+  it("reads how many cores a process may use from its affinity", () => {
+    expect(processAllowedCores(process.pid)).toBe(availableParallelism()); // libuv reads the same affinity
+    expect(processAllowedCores(2 ** 22 + 12345)).toBeNull();
   });
 });
