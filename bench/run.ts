@@ -7,13 +7,12 @@
 //     reports vs the gaps the server stamped, and first-chunk delivery delay.
 //  3. Plain non-streamed requests: the builtin engine's open-loop capacity vs autocannon's
 //     closed-loop throughput, side by side, with peak memory.
-//  4. k6, when a k6 binary is present (K6_BIN or PATH): not implemented as a benchmark yet.
+// k6 against builtin, side by side on the same simulator, is bench/engines.ts (npm run bench:engines).
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { locateK6 } from '../src/load/k6/binary.js';
 import { packageRoot } from '../src/util/paths.js';
 
 const run = promisify(execFile);
@@ -62,7 +61,6 @@ try {
   results.json_ladder = plain.steps;
   results.json_capacity = plain.capacity;
   results.autocannon = [await client(['--mode', 'autocannon', '--connections', '50']), await client(['--mode', 'autocannon', '--connections', '200'])];
-  results.k6 = locateK6() ? 'k6 found, but a k6 benchmark is not implemented yet' : 'not measured: no k6 binary (K6_BIN or PATH)';
 } finally {
   server.kill('SIGTERM');
 }

@@ -31,7 +31,7 @@ await Promise.all([
     }),
   build({
     ...common,
-    entryPoints: ['bench/stream-server.ts', 'bench/client.ts', 'bench/run.ts', 'bench/detection.ts'],
+    entryPoints: ['bench/stream-server.ts', 'bench/client.ts', 'bench/run.ts', 'bench/detection.ts', 'bench/engines.ts', 'bench/engine-client.ts'],
     outdir: 'dist/bench',
     format: 'esm',
     packages: 'external',

@@ -1,0 +1,159 @@
+// One run of one load engine (builtin or k6) at one rate against the simulator, in its own
+// process (bench/engines.ts pins it to one core; a k6 child inherits the pinning). Prints one
+// JSON line: what was planned, sent, missed and interrupted; queue delay, ttft and ITL; and the
+// CPU and peak RSS of the engine (for k6: k6 itself plus the Gauntlet process reading its
+// output), with the simulator's CPU over the same span, so a result the simulator limited shows.
+//
+// CPU is measured over the load's steady state (from the warm-up's end to the schedule's end),
+// read from /proc at those two moments, so k6's start-up (VU init) is not counted as load.
+import { readFileSync } from 'node:fs';
+import { BuiltinEngine } from '../src/load/builtin.js';
+import { K6Engine } from '../src/load/k6/engine.js';
+import type { LoadEngine, RequestRecord } from '../src/load/types.js';
+import { newHistogram, recordMs } from '../src/load/windows.js';
+import type { Workload } from '../src/load/workload.js';
+import { silentLogger } from '../src/log.js';
+import { RealClock } from '../src/util/clock.js';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i] as string, process.argv[i + 1] as string);
+const engineName = args.get('--engine') ?? 'builtin';
+const endpoint = args.get('--url') ?? 'http://127.0.0.1:18932';
+const rate = Number(args.get('--rate') ?? 100);
+const seconds = Number(args.get('--seconds') ?? 10);
+const warmupS = Number(args.get('--warmup') ?? 2);
+const simPid = args.has('--sim-pid') ? Number(args.get('--sim-pid')) : null;
+const tokens = Number(args.get('--tokens') ?? 8);
+
+const TICKS = 100; // USER_HZ on Linux
+/** utime + stime of a process, in seconds; null once it is gone. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / TICKS;
+  } catch {
+    return null;
+  }
+}
+/** A process's peak resident set (VmHWM), MB; null once it is gone. */
+function peakRssMb(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+const workload: Workload = {
+  targets: [{ node: 'bench', endpoint }],
+  durationMs: seconds * 1000,
+  seed: 1,
+  arrival: 'constant',
+  burstiness: 1,
+  profile: { startRate: rate, stages: [] },
+  maxInFlight: null,
+  mix: [{ name: 'bench', weight: 1, api: 'chat', stream: true, model: 'sim-llama', promptTokens: { fixed: 64 }, maxTokens: { fixed: tokens }, prompts: null, promptsFile: null, timeoutMs: 30_000 }],
+  retry: null,
+  defaultModel: 'sim-llama',
+};
+
+const clock = new RealClock();
+const engine: LoadEngine = engineName === 'k6' ? await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }) : new BuiltinEngine(clock);
+const k6Pid = (): number | null => (engine instanceof K6Engine ? engine.processId() : null);
+
+const qd = newHistogram();
+const ttft = newHistogram();
+const itl = newHistogram();
+let planned = 0;
+let missed = 0;
+let sent = 0;
+let ok = 0;
+let cancelled = 0;
+let k6PeakMb = 0;
+let startedAt: number | null = null;
+let measureFrom = Number.POSITIVE_INFINITY;
+const marks: { at: number; self: number; k6: number | null; sim: number | null }[] = [];
+const mark = (): void => {
+  const u = process.cpuUsage();
+  const pid = k6Pid();
+  marks.push({ at: clock.now(), self: (u.user + u.system) / 1e6, k6: pid !== null ? cpuSeconds(pid) : null, sim: simPid !== null ? cpuSeconds(simPid) : null });
+};
+const timers: NodeJS.Timeout[] = [];
+const sampler = setInterval(() => {
+  const pid = k6Pid();
+  if (pid !== null) k6PeakMb = Math.max(k6PeakMb, peakRssMb(pid) ?? 0);
+}, 250);
+
+const launchedAt = clock.now();
+await engine.run(workload, new AbortController().signal, {
+  started: (at) => {
+    startedAt = at;
+    measureFrom = at + warmupS * 1000;
+    // The steady state: from the warm-up's end to just before the schedule's end.
+    timers.push(setTimeout(mark, Math.max(0, measureFrom - clock.now())));
+    timers.push(setTimeout(mark, Math.max(0, at + seconds * 1000 - 100 - clock.now())));
+  },
+  planned: (_n, _at, c) => (planned += c),
+  scheduleMiss: (_n, _at, c) => (missed += c),
+  sample: (_n, metric, at, ms) => {
+    if (at < measureFrom) return;
+    if (metric === 'ttft') recordMs(ttft, ms);
+    else if (metric === 'itl') recordMs(itl, ms);
+  },
+  record: (r: RequestRecord) => {
+    if (r.outcome === 'cancelled') return void cancelled++;
+    if (!r.final) return;
+    sent++;
+    if (r.outcome === 'ok') ok++;
+    if (r.scheduledAt < measureFrom) return;
+    if (r.queueDelayMs !== null) recordMs(qd, Math.max(0.001, r.queueDelayMs));
+    if (r.outcome !== 'ok') return;
+    if (r.ttftMs !== null) recordMs(ttft, r.ttftMs);
+    for (const g of r.gaps) recordMs(itl, g);
+  },
+});
+clearInterval(sampler);
+for (const t of timers) clearTimeout(t);
+
+const p = (h: ReturnType<typeof newHistogram>, q: number): number | null => (h.totalCount ? Math.round(h.getValueAtPercentile(q)) / 1000 : null);
+const [a, b] = marks;
+const span = a && b ? (b.at - a.at) / 1000 : null;
+const cores = (x: number | null | undefined, y: number | null | undefined): number | null => (span && x != null && y != null ? (y - x) / span : null);
+const selfCores = cores(a?.self, b?.self);
+const k6Cores = cores(a?.k6, b?.k6);
+const selfPeakMb = process.resourceUsage().maxRSS / 1024;
+const engineCores = selfCores !== null ? selfCores + (k6Cores ?? 0) : null;
+const engineRssMb = selfPeakMb + k6PeakMb;
+process.stdout.write(
+  `${JSON.stringify({
+    engine: engineName,
+    rate,
+    seconds,
+    warmup_s: warmupS,
+    start_lag_ms: startedAt !== null ? Math.round(startedAt - launchedAt) : null,
+    planned,
+    sent,
+    ok,
+    failed: sent - ok,
+    missed,
+    cancelled,
+    interrupted: planned - sent - missed - cancelled,
+    queue_delay_p50_ms: p(qd, 50),
+    queue_delay_p99_ms: p(qd, 99),
+    ttft_p50_ms: p(ttft, 50),
+    ttft_p99_ms: p(ttft, 99),
+    itl_p50_ms: p(itl, 50),
+    itl_p99_ms: p(itl, 99),
+    measured_s: span,
+    cpu_cores: engineCores,
+    cpu_cores_gauntlet: selfCores,
+    cpu_cores_k6: k6Cores,
+    sim_cpu_cores: cores(a?.sim, b?.sim),
+    rss_peak_mb: engineRssMb,
+    rss_peak_gauntlet_mb: selfPeakMb,
+    rss_peak_k6_mb: engineName === 'k6' ? k6PeakMb : null,
+  })}\n`,
+);
+process.exit(0);

@@ -1,0 +1,135 @@
+// Builtin vs k6, side by side in one run on the same simulator (npm run bench:engines).
+// The simulator runs pinned to core 1, each engine run pinned to core 0 (taskset; the k6 child
+// inherits it, and Go sizes GOMAXPROCS from it), so "one core" is one core for the whole engine:
+// for k6, k6 itself and the Gauntlet process reading its output.
+//
+// Each engine steps its rate up until it no longer holds it:
+//   builtin — queue delay (actual − scheduled send) p99 < 5 ms after the warm-up, nothing failed;
+//   k6      — no missed arrivals (dropped_iterations), nothing failed or interrupted.
+// A step where the simulator used over 90 % of its core is flagged: past that the server, not
+// the engine, may be the limit. Writes bench/out/engines-<time>.json and prints the table.
+import { execFile, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { request } from 'undici';
+import { simBundlePath } from '../src/docker/sim-image.js';
+import { locateK6, probeK6 } from '../src/load/k6/binary.js';
+import { packageRoot } from '../src/util/paths.js';
+
+const run = promisify(execFile);
+const root = packageRoot();
+const PORT = Number(process.env.BENCH_PORT ?? 18932);
+const url = `http://127.0.0.1:${PORT}`;
+const seconds = Number(process.env.BENCH_SECONDS ?? 12);
+const tokens = 8;
+const ladders: Record<string, number[]> = {
+  builtin: (process.env.BENCH_BUILTIN_RATES ?? '200,400,600,800,900,1000,1100,1200,1400,1600,2000').split(',').map(Number),
+  k6: (process.env.BENCH_K6_RATES ?? '50,100,150,200,250,300,350,400,500,600').split(',').map(Number),
+};
+
+type Result = Record<string, number | string | null>;
+
+async function client(engine: string, rate: number, simPid: number): Promise<Result> {
+  const argv = ['-c', '0', process.execPath, join(root, 'dist/bench/engine-client.js'), '--engine', engine, '--url', url, '--rate', String(rate), '--seconds', String(seconds), '--tokens', String(tokens), '--sim-pid', String(simPid)];
+  const { stdout } = await run('taskset', argv, { maxBuffer: 1 << 20, timeout: 300_000, env: process.env });
+  const r = JSON.parse(stdout.trim().split('\n').at(-1) as string) as Result;
+  process.stderr.write(`${JSON.stringify(r)}\n`);
+  return r;
+}
+
+function holds(r: Result): boolean {
+  const n = (k: string): number => Number(r[k] ?? Number.NaN);
+  if (n('failed') !== 0 || n('sent') < 0.97 * Number(r.rate) * seconds) return false;
+  if (r.engine === 'builtin') return n('queue_delay_p99_ms') < 5 && n('missed') === 0;
+  return n('missed') === 0 && n('interrupted') === 0;
+}
+
+const sim = spawn('taskset', ['-c', '1', process.execPath, simBundlePath(), '--port', String(PORT), '--gpus', '1', '--load-ms', '0', '--ttft-ms', '50', '--itl-ms', '10', '--jitter', '0', '--max-batch', '100000'], { stdio: 'ignore' });
+const simPid = sim.pid as number; // taskset execs the simulator: the same pid
+try {
+  let up = false;
+  for (let i = 0; i < 200 && !up; i++) {
+    up = await request(`${url}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false);
+    if (!up) await new Promise((r) => setTimeout(r, 50));
+  }
+  if (!up) throw new Error(`the simulator did not answer ${url}/health within 10 s`);
+  const k6 = locateK6();
+  const results: Record<string, unknown> = {
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, k6: k6 ? (await probeK6(k6)).version : null },
+    seconds,
+    workload: `streamed chat, 64 prompt tokens, ${tokens} output tokens; simulator ttft 50 ms, ITL 10 ms, no jitter`,
+  };
+  const summary: Record<string, { capacity: number; at: Result | null; steps: Result[] }> = {};
+  for (const engine of ['builtin', 'k6']) {
+    if (engine === 'k6' && !k6) {
+      results.k6 = 'not measured: no k6 binary (K6_BIN or PATH)';
+      continue;
+    }
+    const steps: Result[] = [];
+    let capacity = 0;
+    let at: Result | null = null;
+    for (const rate of ladders[engine] as number[]) {
+      const r = await client(engine, rate, simPid);
+      r.holds = holds(r) ? 'yes' : 'no';
+      r.sim_limited = Number(r.sim_cpu_cores ?? 0) > 0.9 ? 'yes' : 'no';
+      steps.push(r);
+      if (r.holds !== 'yes') break;
+      capacity = rate;
+      at = r;
+    }
+    summary[engine] = { capacity, at, steps };
+  }
+  results.engines = summary;
+
+  // Whether the numbers still hold: ttft p50 within 5 % and ITL p50 within 10 % of what the
+  // builtin engine measured at its lowest rate on the same simulator (the simulator's timings are
+  // fixed, so that is the truth the same run can give).
+  const truth = summary.builtin?.steps[0] ?? null;
+  const accurate = (r: Result): boolean =>
+    truth !== null &&
+    Math.abs(Number(r.ttft_p50_ms) - Number(truth.ttft_p50_ms)) <= 0.05 * Number(truth.ttft_p50_ms) &&
+    Math.abs(Number(r.itl_p50_ms) - Number(truth.itl_p50_ms)) <= 0.1 * Number(truth.itl_p50_ms);
+  const rowsFor: { label: string; engine: string; capacity: number; at: Result | null }[] = [];
+  for (const [engine, s] of Object.entries(summary)) {
+    rowsFor.push({ label: engine === 'builtin' ? 'builtin (queue delay p99 < 5 ms)' : 'k6 (no missed arrivals)', engine, capacity: s.capacity, at: s.at });
+    for (const r of s.steps) r.numbers_hold = accurate(r) ? 'yes' : 'no';
+    if (engine === 'k6') {
+      let best: Result | null = null;
+      for (const r of s.steps) {
+        if (r.holds !== 'yes' || r.numbers_hold !== 'yes') break;
+        best = r;
+      }
+      rowsFor.push({ label: 'k6 (and ttft, ITL p50 as builtin measures them)', engine, capacity: best ? Number(best.rate) : 0, at: best });
+    }
+  }
+  results.truth = truth ? { ttft_p50_ms: truth.ttft_p50_ms, itl_p50_ms: truth.itl_p50_ms, from: `builtin at ${truth.rate}/s` } : null;
+
+  // The table: the highest rate held, and what it cost, per 1000 streams/s.
+  const fix = (x: unknown, d: number): string => (typeof x === 'number' ? x.toFixed(d) : '—');
+  const rows = rowsFor.map(({ label, capacity, at: a }) => {
+    const per = (x: unknown): string => (a && typeof x === 'number' && capacity > 0 ? ((x * 1000) / capacity).toFixed(2) : '—');
+    return `| ${label} | ${capacity} | ${a ? `${fix(a.queue_delay_p50_ms, 1)} / ${fix(a.queue_delay_p99_ms, 1)}` : '—'} | ${fix(a?.ttft_p50_ms, 1)} | ${fix(a?.itl_p50_ms, 1)} | ${fix(a?.cpu_cores, 2)} | ${per(a?.cpu_cores)} | ${fix(a?.rss_peak_mb, 0)} | ${per(a?.rss_peak_mb)} | ${fix(a?.sim_cpu_cores, 2)} |`;
+  });
+  const table = [
+    `| engine (criterion) | streams/s held | queue delay p50 / p99 ms | ttft p50 ms | ITL p50 ms | CPU (cores) | CPU cores per 1000/s | peak RSS MB | RSS MB per 1000/s | simulator CPU (cores) |`,
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    `Truth: ${truth ? `ttft p50 ${fix(truth.ttft_p50_ms, 1)} ms, ITL p50 ${fix(truth.itl_p50_ms, 1)} ms (builtin at ${truth.rate}/s)` : 'none'}.`,
+    '',
+    '| engine | rate | sent | missed | queue p99 ms | ttft p50 ms | ITL p50 ms | CPU cores | RSS MB | held | numbers hold |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    ...Object.entries(summary).flatMap(([engine, s]) =>
+      s.steps.map((r) => `| ${engine} | ${r.rate} | ${r.sent} | ${r.missed} | ${fix(r.queue_delay_p99_ms, 1)} | ${fix(r.ttft_p50_ms, 1)} | ${fix(r.itl_p50_ms, 1)} | ${fix(r.cpu_cores, 2)} | ${fix(r.rss_peak_mb, 0)} | ${r.holds} | ${r.numbers_hold} |`),
+    ),
+  ].join('\n');
+  mkdirSync(join(root, 'bench', 'out'), { recursive: true });
+  const file = join(root, 'bench', 'out', `engines-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  results.table = table;
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${table}\n\nwritten: ${file}\n`);
+} finally {
+  sim.kill('SIGKILL');
+}
