@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers. If none does and we are root on Debian/Ubuntu, installs
-# docker.io from the distribution's packages (no registry needed) and starts dockerd in the
-# background. Waits at most 120 s for `docker info`. Used by `npm run demo` and .ci/run.
+# docker.io from the distribution's packages (no registry needed) and starts dockerd in a
+# session of its own. Waits at most 120 s for `docker info`. Used by `npm run demo` and .ci/run.
 set -euo pipefail
 
 log() { printf 'ensure-docker: %s\n' "$*" >&2; }
@@ -30,8 +30,10 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 
 if ! pgrep -x dockerd >/dev/null 2>&1; then
-  log "starting dockerd (log: /var/log/gauntlet-dockerd.log)"
-  nohup dockerd >/var/log/gauntlet-dockerd.log 2>&1 &
+  log "starting dockerd in a session of its own (log: /var/log/gauntlet-dockerd.log)"
+  # Its own session and process group (setsid -f): it must outlive the shell, job or CI step
+  # that started it (a dockerd in the caller's group died with it, in the middle of a later run).
+  setsid -f dockerd >/var/log/gauntlet-dockerd.log 2>&1 </dev/null
 fi
 
 for _ in $(seq 1 120); do

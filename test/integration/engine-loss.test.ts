@@ -7,7 +7,6 @@
 // events it missed are read back, so the restart is counted.
 import { mkdtempSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -20,7 +19,7 @@ import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { describeDocker } from '../helpers/docker.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir, testTmp } from '../helpers/tmp.js';
 
 const NAME = 'gauntlet-it-engine-loss';
 const ENGINE = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
@@ -61,7 +60,7 @@ class Relay {
 describeDocker('the Docker engine lost mid-run (real engine behind a relay that is cut)', () => {
   const docker = dockerClient();
   const dir = tempDir();
-  const relay = new Relay(join(mkdtempSync(join(tmpdir(), 'gauntlet-relay-')), 'docker.sock'));
+  const relay = new Relay(join(mkdtempSync(join(testTmp(), 'gauntlet-relay-')), 'docker.sock'));
 
   beforeAll(async () => {
     const image = await ensureSimImage(docker, silentLogger);
