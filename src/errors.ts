@@ -16,6 +16,7 @@ export const ERRORS = {
   GAUNTLET_FAULT_INJECT: { status: 500, message: 'injecting %s into %s failed: %s' },
   GAUNTLET_FAULT_REVERT: { status: 500, message: 'reverting fault %s failed: %s' },
   GAUNTLET_STORE_SCHEMA: { status: 500, message: 'database %s: %s' },
+  GAUNTLET_STORE_WRITE: { status: 500, message: 'writing %s to the database failed: %s' },
   GAUNTLET_STORE_MISSING: { status: 404, message: 'no database at %s: %s' },
   GAUNTLET_STORE_FOREIGN: { status: 400, message: 'database %s: %s' },
   GAUNTLET_PATH_UNUSABLE: { status: 400, message: '%s %s: %s' },

@@ -30,9 +30,19 @@ export function createLogger(options: { level?: string; destination?: Destinatio
  * everything from info up in `file`.
  */
 export function createRunLogger(stderrLevel: string, file: string): Logger {
+  // A log file that cannot be written (a full disk) must not take the run down with it: the
+  // error is said once on stderr and the file dropped; stderr goes on.
+  const toFile = pino.destination({ dest: file, mkdir: true, sync: false });
+  let fileFailed = false;
+  toFile.on('error', (err: Error) => {
+    if (fileFailed) return;
+    fileFailed = true;
+    process.stderr.write(`gauntlet: the log file ${file} cannot be written (${err.message}); logging to stderr only\n`);
+  });
+  const fileStream = { write: (line: string): void => void (fileFailed || toFile.write(line)) };
   const streams = pino.multistream([
     { level: stderrLevel as pino.Level, stream: pino.destination({ fd: 2, sync: true }) },
-    { level: 'info', stream: pino.destination({ dest: file, mkdir: true, sync: false }) },
+    { level: 'info', stream: fileStream },
   ]);
   return createLogger({ level: 'debug', destination: streams });
 }

@@ -7,6 +7,7 @@ import { runDemo } from '../demo.js';
 import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js';
 import { dockerClient, requireDocker } from '../docker/engine.js';
 import { ensureSimImage } from '../docker/sim-image.js';
+import { dockerTimeoutMs } from '../docker/deadline.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
 import { createLogger, createRunLogger, envLogLevel, type Logger } from '../log.js';
@@ -102,8 +103,17 @@ function progressPrinter(): (p: RunProgress) => void {
   };
 }
 
+function readReport(result: RunResult): ReportJson | null {
+  try {
+    return JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')) as ReportJson;
+  } catch {
+    return null;
+  }
+}
+
 function summaryLines(result: RunResult): string[] {
-  const r = JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')) as ReportJson;
+  const r = readReport(result);
+  if (!r) return [`run ${result.runId}: ${result.status}${result.error ? ` (${result.error})` : ''}`, `no report: it could not be written to ${result.reportDir} (see the log)`];
   const conf = `${Math.round(r.mtbf.confidence * 100)}%`;
   const rec = r.episodes.filter((e) => e.recovery_ms !== null).map((e) => `${e.node} ${(e.recovery_ms as number).toFixed(0)}ms`);
   return [
@@ -125,7 +135,8 @@ function summaryLines(result: RunResult): string[] {
 /** The run's exit code: 0 completed, 3 completed but the generator fell behind, 130 stopped, 1 failed. */
 function runExitCode(result: RunResult): number {
   if (result.status !== 'completed') return result.status === 'aborted' ? 130 : 1;
-  const r = JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')) as ReportJson;
+  const r = readReport(result);
+  if (!r) return 1;
   return r.generator.kept_up ? 0 : 3;
 }
 
@@ -379,6 +390,7 @@ export function buildCli(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     envLogLevel(); // a bad GAUNTLET_LOG_LEVEL is refused by every command, before anything starts
+    dockerTimeoutMs();
     await buildCli().parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

@@ -1,6 +1,7 @@
 // The Docker Engine API, through dockerode: connection check, container lookup, a resumable
 // event stream, and log tails. Nothing here runs a shell or the docker CLI.
 import Docker from 'dockerode';
+import { withDeadlines } from './deadline.js';
 import { GauntletError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseDockerEvent, type ContainerEvent } from './events.js';
@@ -8,8 +9,9 @@ import { parseDockerEvent, type ContainerEvent } from './events.js';
 export type { Docker };
 
 export function dockerClient(): Docker {
-  // dockerode honours DOCKER_HOST / DOCKER_CERT_PATH; default is /var/run/docker.sock.
-  return new Docker();
+  // dockerode honours DOCKER_HOST / DOCKER_CERT_PATH; default is /var/run/docker.sock. Every
+  // call that does not stream has a deadline (src/docker/deadline.ts).
+  return withDeadlines(new Docker());
 }
 
 function where(): string {
@@ -59,6 +61,8 @@ function demux(buf: Buffer): string {
 
 /** The longest wait between attempts to reopen a broken event stream. */
 export const RECONNECT_MAX_MS = 1000;
+/** How long one attempt to open the event stream may wait for the engine's answer. */
+export const EVENTS_OPEN_TIMEOUT_MS = 5000;
 
 export interface EventWatch {
   stop(): void;
@@ -84,6 +88,8 @@ export function watchContainerEvents(
     onConnection?: (state: 'lost' | 'restored', at: number, why: string) => void;
     /** The run's clock, for those times (default Date.now). */
     now?: () => number;
+    /** How long one attempt to open the stream may wait (default EVENTS_OPEN_TIMEOUT_MS). */
+    openTimeoutMs?: number;
   } = {},
 ): EventWatch {
   let stopped = false;
@@ -107,10 +113,24 @@ export function watchContainerEvents(
     if (stopped) return;
     try {
       const since = lastNano > 0 ? Math.floor(lastNano / 1e9) : undefined;
-      const stream = await docker.getEvents({
-        ...(since !== undefined ? { since } : {}),
-        filters: { type: ['container'], container: containerIds },
-      });
+      // An engine that accepts the connection and never answers: give up on this try after
+      // OPEN_TIMEOUT_MS (the signal is left alone once the stream is open; it would cut it).
+      const ac = new AbortController();
+      const openMs = options.openTimeoutMs ?? EVENTS_OPEN_TIMEOUT_MS;
+      const deadline = setTimeout(() => ac.abort(new Error(`no answer within ${openMs / 1000} s`)), openMs);
+      deadline.unref();
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await docker.getEvents({
+          ...(since !== undefined ? { since } : {}),
+          filters: { type: ['container'], container: containerIds },
+          abortSignal: ac.signal,
+        } as Parameters<Docker['getEvents']>[0]);
+      } catch (err) {
+        throw ac.signal.aborted ? new Error(`the Docker engine did not open its event stream within ${openMs / 1000} s`, { cause: err }) : err;
+      } finally {
+        clearTimeout(deadline);
+      }
       if (stopped) {
         (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
         return;

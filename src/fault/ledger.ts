@@ -38,7 +38,7 @@ export async function injectFault(
   try {
     undo = await injector.prepare(target, params, ctx);
   } catch (err) {
-    store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}`, container_id: target.containerId }));
+    note(log, () => store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}`, container_id: target.containerId })));
     throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
   }
   store.insertFault(row(id, runId, injector.kind, target.node, params, undo, 'injecting', plannedAt, { container_id: target.containerId }));
@@ -48,22 +48,25 @@ export async function injectFault(
     const landed = await injector.inject(target, params, undo, ctx);
     injectedAt = landed.at;
     driver = landed.driver ?? null;
-    store.updateFault(id, { state: 'active', injected_at: injectedAt, detail: JSON.stringify(landed.detail), driver });
+    // It is in place: a ledger that cannot say so now still holds it as 'injecting', which the
+    // next start reverts; this run holds it as active either way.
+    note(log, () => store.updateFault(id, { state: 'active', injected_at: injectedAt, detail: JSON.stringify(landed.detail), driver }));
     log.info({ detail: landed.detail, driver }, 'fault injected');
   } catch (err) {
     // Whatever part of it may have landed is undone before reporting the failure.
+    let revertNote: string;
     try {
-      const revertNote = (await injector.revert(undo, ctx)).action;
-      store.updateFault(id, { state: 'failed', error: errorMessage(err), revert_action: revertNote, reverted_at: ctx.clock.now() });
+      revertNote = (await injector.revert(undo, ctx)).action;
     } catch (revertErr) {
       // Part of it may still be in place and the undo did not go through: the row stays
       // 'injecting', so the run retries it and the next start reverts it from the ledger.
-      store.updateFault(id, { error: `injection failed: ${errorMessage(err)}; undo failed too: ${errorMessage(revertErr)}` });
+      note(log, () => store.updateFault(id, { error: `injection failed: ${errorMessage(err)}; undo failed too: ${errorMessage(revertErr)}` }));
       throw new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, `${errorMessage(err)}; undoing it failed too (${errorMessage(revertErr)}): left in the ledger to revert`], {
         cause: err,
         details: { undoFailed: true },
       });
     }
+    note(log, () => store.updateFault(id, { state: 'failed', error: errorMessage(err), revert_action: revertNote, reverted_at: ctx.clock.now() }));
     throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
   }
 
@@ -85,16 +88,31 @@ export async function injectFault(
   };
 }
 
-async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id: string, undo: UndoRecord, ctx: FaultContext, note = ''): Promise<string> {
+async function revertRecorded(store: Store, injector: FaultInjector<unknown>, id: string, undo: UndoRecord, ctx: FaultContext, prefix = ''): Promise<string> {
+  let out: { action: string; result?: unknown };
   try {
-    const { action, result } = await injector.revert(undo, { ...ctx, faultId: id });
-    store.updateFault(id, { state: 'reverted', reverted_at: ctx.clock.now(), revert_action: note + action, ...(result ? { result: JSON.stringify(result) } : {}) });
-    ctx.log.info({ fault: id, action }, 'fault reverted');
-    return action;
+    out = await injector.revert(undo, { ...ctx, faultId: id });
   } catch (err) {
     // The row stays 'active': the next start tries again.
-    store.updateFault(id, { error: `revert: ${errorMessage(err)}` });
+    note(ctx.log, () => store.updateFault(id, { error: `revert: ${errorMessage(err)}` }));
     throw new GauntletError('GAUNTLET_FAULT_REVERT', [id, errorMessage(err)], { cause: err });
+  }
+  // Reverted. A ledger that cannot record it (a full disk) keeps the row active, and the next
+  // start reverts it again (reverts are idempotent); the revert itself is not retried.
+  note(ctx.log, () => store.updateFault(id, { state: 'reverted', reverted_at: ctx.clock.now(), revert_action: prefix + out.action, ...(out.result ? { result: JSON.stringify(out.result) } : {}) }));
+  ctx.log.info({ fault: id, action: out.action }, 'fault reverted');
+  return out.action;
+}
+
+/**
+ * A ledger write after the target was touched: if the store fails (it has told the run), the
+ * fault's handling goes on; the ledger then errs on the side of reverting again at the next start.
+ */
+function note(log: FaultContext['log'], write: () => void): void {
+  try {
+    write();
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'the fault ledger could not record this step; the next start reverts from what it holds');
   }
 }
 

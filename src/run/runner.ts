@@ -3,7 +3,7 @@
 // to the detectors, writes everything to the store, and at the end — normal, aborted or
 // failed — reverts every fault and writes the report.
 import { hostname } from 'node:os';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { request } from 'undici';
 import { FAULTS } from '../../faults/index.js';
 import { FaultWindows, NodeDetector, type Episode, type Observation, type StateChange } from '../detect/detector.js';
@@ -172,6 +172,9 @@ function episodeRow(runId: string, e: Episode): EpisodeRow {
   };
 }
 
+/** How long the run waits for the Docker event stream to open before it goes on without it. */
+const EVENTS_READY_WAIT_MS = 15_000;
+
 export async function runPlan(plan: Plan, planSource: string | null, ctx: RunContext): Promise<RunResult> {
   const { store, clock, signal } = ctx;
   const docker = needsDocker(plan.targets) ? ctx.docker : null;
@@ -283,6 +286,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       }
     };
   const faults = new FaultSupervisor(store, runId, faultCtx, faultWindows, log);
+  // A write that fails (a full disk, an I/O error) fails the run through the same path.
+  store.onError = (err, what) => fail(`store (writing ${what})`, err);
 
   // ---- telemetry
   const telemetry =
@@ -502,7 +507,10 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         }),
       },
     );
-    await watch.ready;
+    // Bounded: an engine that does not open its event stream is said (and counted as blind
+    // time by the watch itself), not waited for forever; the stream keeps trying meanwhile.
+    const opened = await Promise.race([watch.ready.then(() => true), clock.sleep(EVENTS_READY_WAIT_MS, signal).then(() => false, () => false)]);
+    if (!opened) log.warn(`the Docker engine has not opened its event stream within ${formatDuration(EVENTS_READY_WAIT_MS)}: the run goes on, container events are seen once it does`);
   }
   const probes = probeDispatcher();
   const faultedAnywhere = (): boolean => targets.some((t) => faultWindows.openOn(t.node));
@@ -569,7 +577,8 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     degraded.close(at + plan.detection.baseline);
     store.updateRun(runId, { load_started_at: at });
     const lag = at - launchedAt;
-    journal(
+    // Said when the engine took a while to begin (k6: VU start-up); the builtin engine begins at once.
+    if (lag >= 100) journal(
       'load_started',
       `${engine.name} began the load ${formatDuration(Math.max(0, lag))} after Gauntlet launched it: fault times, windows and exposure count from its first arrival`,
       { launched_at: launchedAt, began_at: at, lag_ms: lag },
@@ -741,11 +750,26 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         : 'no baseline: too few successful requests before the first fault; nothing judged degraded',
       baselines,
     );
-    store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError });
-    store.flush();
+    // The run's status is decided last: a failure found while finishing (the store, a revert) counts.
+    if (failure.signal.aborted) status = 'failed';
+    if (!store.flush()) log.error({ pending: store.pendingRows }, 'some rows could not be written');
+    try {
+      store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError });
+    } catch (err) {
+      log.error({ err: errorMessage(err) }, 'the run\'s end could not be recorded in the database');
+    }
+    store.onError = null;
+    if (store.lostRows > 0) log.error({ lost: store.lostRows }, 'rows lost to failed database writes');
     finished = true;
   }
-  const reportDir = writeReports(store, runId, ctx.reportsDir);
+  let reportDir = join(ctx.reportsDir, runId);
+  try {
+    reportDir = writeReports(store, runId, ctx.reportsDir);
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'the report could not be written');
+    runError ??= `writing the report: ${errorMessage(err)}`;
+    status = 'failed';
+  }
   log.info({ status, reportDir }, 'run ended');
   return { runId, status, reportDir, error: runError };
 }

@@ -3,9 +3,9 @@
 // ledger, runs and episodes are written at once, so a crash loses at most a quarter-second
 // of samples and never a fault's undo record.
 import Database from 'better-sqlite3';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { GauntletError } from '../errors.js';
+import { GauntletError, errorMessage } from '../errors.js';
 import { ensureDir, pathProblem } from '../util/fs.js';
 import { MIGRATIONS } from './migrations.js';
 import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRow } from './types.js';
@@ -14,6 +14,11 @@ export * from './types.js';
 
 type Db = Database.Database;
 
+/** Rows a failing writer keeps for its next try, at most; older ones beyond are counted as lost. */
+const MAX_PENDING = 100_000;
+/** Load windows a failing store keeps for its next try (a window per node every 10 s: over a day). */
+const MAX_PENDING_WINDOWS = 20_000;
+
 class BatchWriter<T> {
   private rows: T[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -21,27 +26,56 @@ class BatchWriter<T> {
   constructor(
     private readonly db: Db,
     private readonly insert: (row: T) => void,
+    /** A failed flush: the rows stay for the next one (bounded), and the store is told. */
+    private readonly onError: (err: unknown, lost: number) => void,
     private readonly maxRows = 500,
     private readonly maxDelayMs = 250,
   ) {}
 
   push(row: T): void {
     this.rows.push(row);
-    if (this.rows.length >= this.maxRows) this.flush();
+    if (this.rows.length >= this.maxRows && this.rows.length % this.maxRows === 0) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
   }
 
-  flush(): void {
+  get pending(): number {
+    return this.rows.length;
+  }
+
+  /** Writes what is buffered in one transaction. Never throws: a failure goes to onError and the rows are kept. */
+  flush(): boolean {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.rows.length === 0) return;
+    if (this.rows.length === 0) return true;
     const rows = this.rows;
-    this.rows = [];
-    this.db.transaction(() => {
-      for (const r of rows) this.insert(r);
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const r of rows) this.insert(r);
+      })();
+      // Only once they are on disk (rows pushed meanwhile stay).
+      this.rows = this.rows.slice(rows.length);
+      return true;
+    } catch (err) {
+      // A disk problem: kept for the next try (bounded). Anything else would fail again: dropped.
+      const lost = transient(err) ? Math.max(0, this.rows.length - MAX_PENDING) : rows.length;
+      if (lost > 0) this.rows = this.rows.slice(lost);
+      this.onError(err, lost);
+      return false;
+    }
   }
 }
+
+/**
+ * Errors of the disk or the file system (full, I/O, locked, read-only): rows are kept for a
+ * later try. Anything else (a constraint broken: a bug) is told and thrown to the caller.
+ */
+function transient(err: unknown): boolean {
+  const code = String((err as { code?: unknown }).code ?? '');
+  return /^SQLITE_(FULL|IOERR|BUSY|LOCKED|READONLY|CANTOPEN|PROTOCOL)/.test(code);
+}
+
+/** Space kept in reserve next to a database file: released when the disk fills, so the run can still record how it ended. */
+const RESERVE_BYTES = 4 * 1024 * 1024;
 
 export class Store {
   readonly db: Db;
@@ -49,6 +83,19 @@ export class Store {
   private readonly probeWriter: BatchWriter<ProbeRow>;
   private readonly telemetryWriter: BatchWriter<TelemetryRow>;
   private closed = false;
+  private readonly statements = new Map<string, Database.Statement>();
+  /**
+   * Told of every failed write (a full disk, an I/O error): the run fails through its normal
+   * path. Sample writes do not throw (batched rows are kept and tried again); the fault ledger
+   * and the run's own row do, after telling.
+   */
+  onError: ((err: unknown, what: string) => void) | null = null;
+  /** Rows given up on after failed writes (kept rows beyond MAX_PENDING, samples written while failing). */
+  lostRows = 0;
+  private readonly reservePath: string | null;
+  private reserveReleased = false;
+  private readonly pendingWindows: { load: LoadWindowRow; latency: LatencyWindowRow[] }[] = [];
+  private readonly pendingEpisodes = new Map<string, EpisodeRow>();
 
   constructor(
     readonly path: string,
@@ -84,10 +131,73 @@ export class Store {
     const insProbe = this.db.prepare(
       `INSERT INTO probes (run_id,node,kind,sent_at,response_at,latency_ms,ok,status,error) VALUES (@run_id,@node,@kind,@sent_at,@response_at,@latency_ms,@ok,@status,@error)`,
     );
-    this.requestWriter = new BatchWriter(this.db, (r) => insReq.run({ ...r, final: r.final ? 1 : 0 }));
-    this.probeWriter = new BatchWriter(this.db, (r) => insProbe.run({ ...r, ok: r.ok ? 1 : 0 }));
+    const batchError = (what: string) => (err: unknown, lost: number): void => {
+      this.lostRows += lost;
+      this.failed(what, err);
+    };
+    this.requestWriter = new BatchWriter(this.db, (r) => insReq.run({ ...r, final: r.final ? 1 : 0 }), batchError('request rows'));
+    this.probeWriter = new BatchWriter(this.db, (r) => insProbe.run({ ...r, ok: r.ok ? 1 : 0 }), batchError('probe rows'));
     const insTelemetry = this.db.prepare('INSERT INTO telemetry (run_id, node, at, metric, value) VALUES (@run_id, @node, @at, @metric, @value)');
-    this.telemetryWriter = new BatchWriter(this.db, (r) => insTelemetry.run(r));
+    this.telemetryWriter = new BatchWriter(this.db, (r) => insTelemetry.run(r), batchError('telemetry rows'));
+    this.reservePath = path !== ':memory:' && !opts.mustExist ? `${path}.reserve` : null;
+    this.keepReserve();
+  }
+
+  /** A prepared statement, prepared once. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
+  /** Makes sure the reserve file is there (best effort: a disk already full just has none). */
+  private keepReserve(): void {
+    if (!this.reservePath) return;
+    try {
+      if (existsSync(this.reservePath) && statSync(this.reservePath).size >= RESERVE_BYTES) return;
+      writeFileSync(this.reservePath, Buffer.alloc(RESERVE_BYTES));
+    } catch {
+      try {
+        rmSync(this.reservePath, { force: true });
+      } catch {
+        // nothing to keep
+      }
+    }
+  }
+
+  /** A write failed: on a full disk the reserve is released (the run's end still gets written), and the listener told. */
+  private failed(what: string, err: unknown): void {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'SQLITE_FULL' && this.reservePath && !this.reserveReleased) {
+      this.reserveReleased = true;
+      try {
+        rmSync(this.reservePath, { force: true });
+      } catch {
+        // could not free it: the next writes fail too, and say so
+      }
+    }
+    this.onError?.(err, what);
+  }
+
+  /** A write that must not be lost quietly (the run's row, the fault ledger): told, then thrown. */
+  private critical<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      this.failed(what, err);
+      throw new GauntletError('GAUNTLET_STORE_WRITE', [what, errorMessage(err)], { cause: err });
+    }
+  }
+
+  /** A sample written at once (a state change, a journal line): on failure told and counted, not thrown. */
+  private sample(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.lostRows++;
+      this.failed(what, err);
+      if (!transient(err)) throw err;
+    }
   }
 
   private migrate(): void {
@@ -107,19 +217,17 @@ export class Store {
 
   // ---- runs and nodes
   createRun(run: RunRow): void {
-    this.db
-      .prepare(
+    this.critical('the run', () => this.stmt(
         `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version,engine)
          VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version,@engine)`,
-      )
-      .run(run);
+      ).run(run));
   }
 
   /** UPDATE table SET <the given columns> WHERE id = ?. Column names come from our own types. */
   private updateById(table: 'runs' | 'faults', id: string, fields: Record<string, unknown>): void {
     const keys = Object.keys(fields);
     if (keys.length === 0) return;
-    this.db.prepare(`UPDATE ${table} SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id });
+    this.critical(table === 'runs' ? 'the run' : 'the fault ledger', () => this.stmt(`UPDATE ${table} SET ${keys.map((k) => `${k} = @${k}`).join(', ')} WHERE id = @id`).run({ ...fields, id }));
   }
 
   updateRun(id: string, fields: Partial<Omit<RunRow, 'id'>>): void {
@@ -135,16 +243,16 @@ export class Store {
   }
 
   addNode(node: NodeRow): void {
-    this.db
-      .prepare(
+    this.critical('the run', () =>
+      this.stmt(
         `INSERT INTO nodes (run_id,name,endpoint,container_id,container_name,image,restart_count_start,restart_count_end)
          VALUES (@run_id,@name,@endpoint,@container_id,@container_name,@image,@restart_count_start,@restart_count_end)`,
-      )
-      .run(node);
+      ).run(node),
+    );
   }
 
   updateNode(runId: string, name: string, fields: Partial<Pick<NodeRow, 'restart_count_end'>>): void {
-    this.db.prepare('UPDATE nodes SET restart_count_end = @restart_count_end WHERE run_id = @run_id AND name = @name').run({ ...fields, run_id: runId, name });
+    this.sample('a node row', () => void this.stmt('UPDATE nodes SET restart_count_end = @restart_count_end WHERE run_id = @run_id AND name = @name').run({ ...fields, run_id: runId, name }));
   }
 
   nodes(runId: string): NodeRow[] {
@@ -161,9 +269,7 @@ export class Store {
   }
 
   addDockerEvent(e: DockerEventRow): void {
-    this.db
-      .prepare('INSERT INTO docker_events (run_id,node,container_id,at,action,exit_code,attributes) VALUES (@run_id,@node,@container_id,@at,@action,@exit_code,@attributes)')
-      .run(e);
+    this.sample('a Docker event', () => void this.stmt('INSERT INTO docker_events (run_id,node,container_id,at,action,exit_code,attributes) VALUES (@run_id,@node,@container_id,@at,@action,@exit_code,@attributes)').run(e));
   }
 
   requests(runId: string): RequestRow[] {
@@ -200,19 +306,38 @@ export class Store {
 
   /** One closed window: its counters and its latency histograms, in one transaction. */
   addWindow(load: LoadWindowRow, latency: LatencyWindowRow[]): void {
-    this.db.transaction(() => {
-      this.db
-        .prepare(
+    if (!this.writeWindow(load, latency, true)) {
+      // Kept for the next flush: a window holds minutes of histograms that nothing else has.
+      this.pendingWindows.push({ load, latency });
+      if (this.pendingWindows.length > MAX_PENDING_WINDOWS) {
+        this.pendingWindows.shift();
+        this.lostRows++;
+      }
+    }
+  }
+
+  /** False when the disk failed it (try again later); a broken constraint is thrown when `raise`, else dropped. */
+  private writeWindow(load: LoadWindowRow, latency: LatencyWindowRow[], raise = false): boolean {
+    try {
+      this.db.transaction(() => {
+        this.stmt(
           `INSERT INTO load_windows (run_id,node,window_start,part,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses,planned)
            VALUES (@run_id,@node,@window_start,@part,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses,@planned)`,
-        )
-        .run(load);
-      const ins = this.db.prepare(
-        `INSERT INTO latency_windows (run_id,node,window_start,part,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
-         VALUES (@run_id,@node,@window_start,@part,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
-      );
-      for (const l of latency) ins.run(l);
-    })();
+        ).run(load);
+        const ins = this.stmt(
+          `INSERT INTO latency_windows (run_id,node,window_start,part,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
+           VALUES (@run_id,@node,@window_start,@part,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
+        );
+        for (const l of latency) ins.run(l);
+      })();
+      return true;
+    } catch (err) {
+      this.failed('a load window', err);
+      if (transient(err)) return false;
+      this.lostRows++;
+      if (raise) throw err;
+      return true;
+    }
   }
 
   loadWindows(runId: string): LoadWindowRow[] {
@@ -238,12 +363,10 @@ export class Store {
 
   // ---- the fault ledger (synchronous: it must be on disk before the target is touched)
   insertFault(f: FaultRow): void {
-    this.db
-      .prepare(
+    this.critical('the fault ledger', () => this.stmt(
         `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner,driver,result,container_id)
          VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error,@owner,@driver,@result,@container_id)`,
-      )
-      .run({ driver: null, result: null, container_id: null, ...f });
+      ).run({ driver: null, result: null, container_id: null, ...f }));
   }
 
   updateFault(id: string, fields: Partial<Omit<FaultRow, 'id'>>): void {
@@ -265,7 +388,7 @@ export class Store {
 
   // ---- the run's journal
   addRunEvent(e: RunEventRow): void {
-    this.db.prepare('INSERT INTO run_events (run_id, at, kind, message, detail) VALUES (@run_id, @at, @kind, @message, @detail)').run(e);
+    this.sample('a journal line', () => void this.stmt('INSERT INTO run_events (run_id, at, kind, message, detail) VALUES (@run_id, @at, @kind, @message, @detail)').run(e));
   }
 
   runEvents(runId: string): RunEventRow[] {
@@ -286,7 +409,7 @@ export class Store {
 
   // ---- node states
   addNodeState(r: NodeStateRow): void {
-    this.db.prepare('INSERT INTO node_states (run_id, node, at, detected_at, state, reason) VALUES (@run_id, @node, @at, @detected_at, @state, @reason)').run(r);
+    this.sample('a node state', () => void this.stmt('INSERT INTO node_states (run_id, node, at, detected_at, state, reason) VALUES (@run_id, @node, @at, @detected_at, @state, @reason)').run(r));
   }
 
   nodeStates(runId: string): NodeStateRow[] {
@@ -295,31 +418,53 @@ export class Store {
 
   // ---- episodes
   upsertEpisode(e: EpisodeRow): void {
-    this.db
-      .prepare(
+    if (!this.writeEpisode(e)) this.pendingEpisodes.set(e.id, e); // the latest of each, for the next flush
+  }
+
+  private writeEpisode(e: EpisodeRow): boolean {
+    try {
+      this.stmt(
         `INSERT INTO episodes (id,run_id,node,status,cause,fault_id,started_at,detected_at,running_again_at,ready_at,serving_again_at,first_evidence,evidence,requests_affected)
          VALUES (@id,@run_id,@node,@status,@cause,@fault_id,@started_at,@detected_at,@running_again_at,@ready_at,@serving_again_at,@first_evidence,@evidence,@requests_affected)
          ON CONFLICT(id) DO UPDATE SET status=excluded.status, cause=excluded.cause, fault_id=excluded.fault_id, started_at=excluded.started_at,
            detected_at=excluded.detected_at, running_again_at=excluded.running_again_at, ready_at=excluded.ready_at,
            serving_again_at=excluded.serving_again_at, evidence=excluded.evidence, requests_affected=excluded.requests_affected`,
-      )
-      .run(e);
+      ).run(e);
+      return true;
+    } catch (err) {
+      this.failed('an episode', err);
+      if (transient(err)) return false;
+      throw err;
+    }
   }
+
 
   episodes(runId: string): EpisodeRow[] {
     return this.db.prepare('SELECT * FROM episodes WHERE run_id = ? ORDER BY started_at').all(runId) as EpisodeRow[];
   }
 
-  flush(): void {
-    if (this.closed) return;
-    this.requestWriter.flush();
-    this.probeWriter.flush();
-    this.telemetryWriter.flush();
+  /** Writes everything buffered, and what earlier failed writes kept; true when nothing is left. Never throws. */
+  flush(): boolean {
+    if (this.closed) return true;
+    for (const [id, e] of [...this.pendingEpisodes]) if (this.writeEpisode(e)) this.pendingEpisodes.delete(id);
+    while (this.pendingWindows.length > 0) {
+      const w = this.pendingWindows[0] as { load: LoadWindowRow; latency: LatencyWindowRow[] };
+      if (!this.writeWindow(w.load, w.latency)) break;
+      this.pendingWindows.shift();
+    }
+    const ok = [this.requestWriter.flush(), this.probeWriter.flush(), this.telemetryWriter.flush()].every(Boolean);
+    return ok && this.pendingEpisodes.size === 0 && this.pendingWindows.length === 0;
+  }
+
+  /** Rows still waiting for a write that failed. */
+  get pendingRows(): number {
+    return this.requestWriter.pending + this.probeWriter.pending + this.telemetryWriter.pending + this.pendingEpisodes.size + this.pendingWindows.length;
   }
 
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.lostRows += this.pendingRows;
     this.closed = true;
     this.db.close();
   }

@@ -100,8 +100,8 @@ ${faults.map((f, i) => `  - { kind: ${f.kind}, target: node, at: ${10 + i * 20}s
     expect(drill.code, drill.stderr).toBe(0);
     expect(drill.stdout).toMatch(/pause container gauntlet-e2e-dryrun/);
     expect(await snapshot()).toEqual(before);
-    // Nothing recorded either: no run, no ledger row.
+    // Nothing recorded either: not even a database was created.
     const runs = await runCli(['runs', '--db', db]);
-    expect(runs.stdout).toContain('no runs');
+    expect(runs.stderr).toContain(`error GAUNTLET_STORE_MISSING: no database at ${db}`);
   }, 60_000);
 });

@@ -6,7 +6,6 @@
 // node failure; the blind time is left out of exposure; and once the engine answers again the
 // events it missed are read back, so the restart is counted.
 import { mkdtempSync } from 'node:fs';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -19,43 +18,10 @@ import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { describeDocker } from '../helpers/docker.js';
+import { Relay } from '../helpers/relay.js';
 import { tempDir, testTmp } from '../helpers/tmp.js';
 
 const NAME = 'gauntlet-it-engine-loss';
-const ENGINE = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
-
-/** A Unix-socket relay to the engine that can be cut (connections dropped, socket removed) and restored. */
-class Relay {
-  private server: Server | null = null;
-  private readonly open = new Set<Socket>();
-  constructor(readonly path: string) {}
-
-  async up(): Promise<void> {
-    const server = createServer((client) => {
-      const engine = createConnection(ENGINE);
-      this.open.add(client).add(engine);
-      const drop = (): void => {
-        client.destroy();
-        engine.destroy();
-        this.open.delete(client);
-        this.open.delete(engine);
-      };
-      client.on('error', drop).on('close', drop);
-      engine.on('error', drop).on('close', drop);
-      client.pipe(engine).pipe(client);
-    });
-    await new Promise<void>((res, rej) => server.once('error', rej).listen(this.path, () => res()));
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    for (const sock of this.open) sock.destroy();
-    this.open.clear();
-    if (s) await new Promise<void>((res) => s.close(() => res()));
-  }
-}
 
 describeDocker('the Docker engine lost mid-run (real engine behind a relay that is cut)', () => {
   const docker = dockerClient();

@@ -152,3 +152,67 @@ describe('Store', () => {
     s.close();
   });
 });
+
+describe('Store when writes fail (a full disk: SQLite max_page_count stands in for it)', () => {
+  const fullAt = (s: ReturnType<typeof openStore>): void => {
+    s.db.pragma(`max_page_count = ${s.db.pragma('page_count', { simple: true }) as number}`);
+  };
+  const roomy = (s: ReturnType<typeof openStore>): void => void s.db.pragma('max_page_count = 1073741823');
+
+  it('keeps batched rows it could not write and writes them once it can; says so, never throws from a sample', () => {
+    const s = openStore(join(dir, 'full-batch.db'));
+    const errors: string[] = [];
+    s.onError = (err, what) => errors.push(`${what}: ${(err as { code?: string }).code}`);
+    s.createRun(runRow('r'));
+    s.flush();
+    fullAt(s);
+    for (let i = 0; i < 2000; i++) s.addRequest(req('r', i)); // flushes every 500 rows: fails, keeps them
+    expect(s.flush()).toBe(false);
+    s.addNodeState({ run_id: 'r', node: 'a', at: 1, detected_at: 1, state: 'down', reason: 'x'.repeat(5000) }); // a sample: counted as lost, not thrown
+    expect(errors[0]).toBe('request rows: SQLITE_FULL');
+    expect(errors).toContain('a node state: SQLITE_FULL');
+    expect(s.pendingRows).toBe(2000);
+    roomy(s);
+    expect(s.flush()).toBe(true);
+    expect(s.requests('r')).toHaveLength(2000);
+    expect(s.lostRows).toBe(1); // the node state
+    s.close();
+  });
+
+  it("the run's own row and the fault ledger throw GAUNTLET_STORE_WRITE after telling; the reserve next to the file is released on a full disk", async () => {
+    const { existsSync, statSync } = await import('node:fs');
+    const path = join(dir, 'full-critical.db');
+    const s = openStore(path);
+    expect(statSync(`${path}.reserve`).size).toBe(4 * 1024 * 1024);
+    const told: string[] = [];
+    s.onError = (_err, what) => told.push(what);
+    fullAt(s);
+    expect(() => s.createRun(runRow('big'.repeat(3000)))).toThrow('writing the run to the database failed: SQLITE_FULL: database or disk is full');
+    try {
+      s.createRun(runRow('x'.repeat(9000)));
+    } catch (err) {
+      expect((err as { code?: string }).code).toBe('GAUNTLET_STORE_WRITE');
+    }
+    expect(told[0]).toBe('the run');
+    expect(existsSync(`${path}.reserve`)).toBe(false);
+    roomy(s);
+    s.close();
+    // Reopened with room again, the reserve is back.
+    openStore(path).close();
+    expect(existsSync(`${path}.reserve`)).toBe(true);
+  });
+
+  it('windows and episodes that could not be written are kept and written at the next flush', () => {
+    const s = openStore(join(dir, 'full-windows.db'));
+    s.createRun(runRow('w'));
+    fullAt(s);
+    const win = { run_id: 'w', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 1, ok: 1, failed: 0, cancelled: 0, retries: 0, final_ok: 1, final_failed: 0, outcomes: '{"ok":1}', output_tokens: 3, tokens_from_usage: 3, tokens_from_chunks: 0, schedule_misses: 0, planned: 1 };
+    const pad = 'x'.repeat(5000); // room for a row in a page already there would hide the failure
+    for (let i = 0; i < 5; i++) s.addWindow({ ...win, window_start: i * 10_000, outcomes: `{"ok":1,"pad":"${pad}"}` }, []);
+    expect(s.pendingRows).toBeGreaterThan(0);
+    roomy(s);
+    expect(s.flush()).toBe(true);
+    expect(s.loadWindows('w')).toHaveLength(5);
+    s.close();
+  });
+});
