@@ -8,6 +8,7 @@ import { BuiltinEngine } from '../src/load/builtin.js';
 import type { RequestRecord } from '../src/load/types.js';
 import { newHistogram, recordMs } from '../src/load/windows.js';
 import { RealClock } from '../src/util/clock.js';
+import { benchWorkload } from './workload.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i] as string, process.argv[i + 1] as string);
@@ -70,18 +71,7 @@ if (mode === 'autocannon') {
   const engine = new BuiltinEngine(clock, undefined, stream ? 't' : null);
   const measureFrom = clock.now() + warmupS * 1000;
   await engine.run(
-    {
-      targets: [{ node: 'bench', endpoint: url }],
-      durationMs: seconds * 1000,
-      seed: 1,
-      arrival: 'constant',
-      burstiness: 1,
-      profile: { startRate: rate, stages: [] },
-      maxInFlight: null,
-      mix: [{ name: 'bench', weight: 1, api: 'chat', stream, model: 'm', promptTokens: { fixed: 8 }, maxTokens: { fixed: 64 }, prompts: null, promptsFile: null, timeoutMs: 30_000 }],
-      retry: null,
-      defaultModel: 'm',
-    },
+    benchWorkload({ endpoint: url, rate, seconds, stream, model: 'm', promptTokens: 8, maxTokens: 64 }),
     new AbortController().signal,
     {
       record: (r: RequestRecord) => {

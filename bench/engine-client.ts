@@ -11,9 +11,10 @@ import { BuiltinEngine } from '../src/load/builtin.js';
 import { K6Engine } from '../src/load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../src/load/types.js';
 import { newHistogram, recordMs } from '../src/load/windows.js';
-import type { Workload } from '../src/load/workload.js';
 import { silentLogger } from '../src/log.js';
 import { RealClock } from '../src/util/clock.js';
+import { processCpuSeconds } from '../src/load/generator.js';
+import { benchWorkload } from './workload.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i] as string, process.argv[i + 1] as string);
@@ -25,17 +26,6 @@ const warmupS = Number(args.get('--warmup') ?? 2);
 const simPid = args.has('--sim-pid') ? Number(args.get('--sim-pid')) : null;
 const tokens = Number(args.get('--tokens') ?? 8);
 
-const TICKS = 100; // USER_HZ on Linux
-/** utime + stime of a process, in seconds; null once it is gone. */
-function cpuSeconds(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS;
-  } catch {
-    return null;
-  }
-}
 /** A process's peak resident set (VmHWM), MB; null once it is gone. */
 function peakRssMb(pid: number): number | null {
   try {
@@ -46,18 +36,7 @@ function peakRssMb(pid: number): number | null {
   }
 }
 
-const workload: Workload = {
-  targets: [{ node: 'bench', endpoint }],
-  durationMs: seconds * 1000,
-  seed: 1,
-  arrival: 'constant',
-  burstiness: 1,
-  profile: { startRate: rate, stages: [] },
-  maxInFlight: null,
-  mix: [{ name: 'bench', weight: 1, api: 'chat', stream: true, model: 'sim-llama', promptTokens: { fixed: 64 }, maxTokens: { fixed: tokens }, prompts: null, promptsFile: null, timeoutMs: 30_000 }],
-  retry: null,
-  defaultModel: 'sim-llama',
-};
+const workload = benchWorkload({ endpoint, rate, seconds, stream: true, model: 'sim-llama', promptTokens: 64, maxTokens: tokens });
 
 const clock = new RealClock();
 const engine: LoadEngine = engineName === 'k6' ? await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }) : new BuiltinEngine(clock);
@@ -78,7 +57,7 @@ const marks: { at: number; self: number; k6: number | null; sim: number | null }
 const mark = (): void => {
   const u = process.cpuUsage();
   const pid = k6Pid();
-  marks.push({ at: clock.now(), self: (u.user + u.system) / 1e6, k6: pid !== null ? cpuSeconds(pid) : null, sim: simPid !== null ? cpuSeconds(simPid) : null });
+  marks.push({ at: clock.now(), self: (u.user + u.system) / 1e6, k6: pid !== null ? processCpuSeconds(pid) : null, sim: simPid !== null ? processCpuSeconds(simPid) : null });
 };
 const timers: NodeJS.Timeout[] = [];
 const sampler = setInterval(() => {

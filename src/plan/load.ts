@@ -110,8 +110,10 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
  * problems, not only once those are fixed): unique target names, the service's name, each
  * fault's kind, target and parameters. Needs only what it checks to be well-formed.
  */
-function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): void {
-  if (!isObject(raw)) return;
+function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): Map<number, Record<string, unknown>> {
+  /** Each fault's parameters as its kind's schema parsed them (defaults filled in), by index. */
+  const parsed = new Map<number, Record<string, unknown>>();
+  if (!isObject(raw)) return parsed;
   const targets = Array.isArray(raw.targets) ? raw.targets.filter(isObject) : [];
   const names = new Set<string>();
   (Array.isArray(raw.targets) ? raw.targets : []).forEach((t: unknown, i: number) => {
@@ -130,6 +132,7 @@ function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: s
       else {
         const p = injector.params.safeParse(f.params ?? {}, { reportInput: true });
         if (!p.success) for (const issue of p.error.issues) add(['faults', i, 'params', ...issue.path], issueText(issue));
+        else parsed.set(i, p.data as Record<string, unknown>);
         const target = typeof f.target === 'string' ? targets.find((t) => t.name === f.target) : undefined;
         if (typeof f.target === 'string' && target && injector.needsContainer && !target.container && !target.label) {
           add(['faults', i, 'target'], `${f.kind} needs a container target, but ${show(f.target)} is a bare endpoint (give it container: or label:)`);
@@ -140,6 +143,7 @@ function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: s
       add(['faults', i, 'target'], `got ${show(f.target)}; expected one of the plan's targets (${[...names].join(', ')})`);
     }
   });
+  return parsed;
 }
 
 /** Validates a parsed plan object; throws GAUNTLET_PLAN_INVALID listing every problem. */
@@ -159,7 +163,7 @@ export function validatePlan(raw: unknown, source = 'plan', locate?: (path: read
       } else add(issue.path, issueText(issue));
     }
   }
-  crossCheck(raw, add);
+  const params = crossCheck(raw, add);
   if (!r.success || problems.length > 0) throw planError(source, dedupe(problems));
   const plan = r.data;
   plan.faults.forEach((f, i) => {
@@ -167,8 +171,7 @@ export function validatePlan(raw: unknown, source = 'plan', locate?: (path: read
     if (!injector) return;
     const at = f.at ?? f.start ?? f.every ?? 0;
     if (at >= plan.duration) add(['faults', i, f.at !== undefined ? 'at' : 'start'], `fault at ${at / 1000}s never happens: the plan lasts ${plan.duration / 1000}s`);
-    const p = injector.params.safeParse(f.params, { reportInput: true });
-    if (p.success) f.params = p.data as Record<string, unknown>;
+    f.params = params.get(i) ?? f.params;
   });
   if (problems.length > 0) throw planError(source, problems);
   return plan;
