@@ -6,7 +6,7 @@ import autocannon from 'autocannon';
 import { request } from 'undici';
 import { BuiltinEngine } from '../src/load/builtin.js';
 import type { RequestRecord } from '../src/load/types.js';
-import { newHistogram, recordMs } from '../src/load/windows.js';
+import { newHistogram, recordMs } from '../src/analysis/histogram.js';
 import { RealClock } from '../src/util/clock.js';
 import { benchWorkload } from './workload.js';
 

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { BuiltinEngine } from '../src/load/builtin.js';
 import { K6Engine } from '../src/load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../src/load/types.js';
-import { newHistogram, recordMs } from '../src/load/windows.js';
+import { newHistogram, recordMs } from '../src/analysis/histogram.js';
 import { silentLogger } from '../src/log.js';
 import { RealClock } from '../src/util/clock.js';
 import { processCpuSeconds } from '../src/load/generator.js';

@@ -3,7 +3,7 @@
 // spontaneous failures and failed recoveries only; injected faults measure recovery.
 // Request counts and latency come from the per-window counters and histograms (always kept);
 // per-request rows, when the run kept them, add the error rate outside injected episodes.
-import { LATENCY_METRICS, mergeHistograms, type LatencyMetric } from '../load/windows.js';
+import { LATENCY_METRICS, mergeHistograms, type LatencyMetric } from './histogram.js';
 import type { EpisodeRow, LatencyWindowRow, LoadWindowRow, NodeStateRow, ProbeRow } from '../store/types.js';
 import { estimateMtbf, type MtbfEstimate } from './mtbf.js';
 import { distribution, wilsonInterval, type Distribution } from './stats.js';

@@ -238,7 +238,7 @@ export class NodeProber {
       sendCompletion(
         this.dispatcher,
         { origin: this.cfg.endpoint, path: apiPath(this.cfg.api), body: this.inferenceBody, stream: false, timeoutMs: this.cfg.canaryTimeoutMs, cancel: this.cancel, reset: true },
-        () => this.clock.now(),
+        this.clock,
       ).then((r) => {
         this.canariesInFlight--;
         if (this.stopped.signal.aborted || r.outcome === 'cancelled') return;

@@ -198,7 +198,7 @@ export class TelemetryCollector {
   private async scrape(t: TelemetryTarget): Promise<void> {
     try {
       const at = this.clock.now();
-      const res = await request(new URL(this.cfg.metricsPath as string, t.endpoint), { signal: AbortSignal.timeout(this.cfg.timeoutMs), reset: true });
+      const res = await request(new URL(this.cfg.metricsPath as string, t.endpoint), { signal: this.clock.deadline(this.cfg.timeoutMs), reset: true });
       if (res.statusCode !== 200) {
         await res.body.dump();
         if (res.statusCode === 404) this.complainOnce(`${t.node}:metrics`, `${t.node} has no ${this.cfg.metricsPath} (HTTP 404): no server metrics for it`);

@@ -3,7 +3,7 @@
 // in-flight cap per target (the wait shows up as queue delay), and client retries (every
 // attempt is recorded; the final one is the client's view). Always available.
 import { Agent, type Dispatcher } from 'undici';
-import type { Outcome } from '../store/types.js';
+import type { Outcome } from './outcome.js';
 import type { Clock } from '../util/clock.js';
 import { deriveSeed, seededRandom } from '../util/random.js';
 import { RequestFactory, type BuiltRequest } from './prompts.js';
@@ -39,7 +39,10 @@ export class Slots {
   private readonly waiting = new Set<(g: Grant) => void>();
   private closed = false;
 
-  constructor(n: number) {
+  constructor(
+    n: number,
+    private readonly clock: Clock,
+  ) {
     this.free = n;
   }
 
@@ -51,11 +54,11 @@ export class Slots {
     }
     return new Promise((resolve) => {
       const grant = (g: Grant): void => {
-        clearTimeout(timer);
+        cancel();
         this.waiting.delete(grant);
         resolve(g);
       };
-      const timer = setTimeout(() => grant('timeout'), timeoutMs);
+      const cancel = this.clock.after(timeoutMs, () => grant('timeout'));
       this.waiting.add(grant);
     });
   }
@@ -76,14 +79,15 @@ export class Slots {
 /** How often, at most, a node's signs of life reach the detector. */
 const ALIVE_EVERY_MS = 200;
 
-const sleep = (ms: number, scope: CancelScope): Promise<boolean> =>
+/** Waits ms on the clock; false when the scope was cancelled first. */
+const sleep = (clock: Clock, ms: number, scope: CancelScope): Promise<boolean> =>
   new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const cancel = clock.after(ms, () => {
       off();
       resolve(true);
-    }, ms);
+    });
     const off = scope.onCancel(() => {
-      clearTimeout(timer);
+      cancel();
       resolve(false);
     });
   });
@@ -114,7 +118,7 @@ export class BuiltinEngine implements LoadEngine {
         lastAlive = at;
         sink.alive?.(target.node, at);
       };
-      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node), slots: perTargetCap ? new Slots(perTargetCap) : null, onData };
+      return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node), slots: perTargetCap ? new Slots(perTargetCap, this.clock) : null, onData };
     });
     const jitter = seededRandom(deriveSeed(w.seed, 'retry-jitter'));
     const start = this.clock.now();
@@ -128,7 +132,7 @@ export class BuiltinEngine implements LoadEngine {
       const target: LoadTarget = s.target;
       const attempts = w.retry?.attempts ?? 1;
       for (let attempt = 1; attempt <= attempts; attempt++) {
-        if (attempt > 1 && !(await sleep(backoffMs(w.retry as RetryPolicy, attempt, jitter.next()), cancel))) return;
+        if (attempt > 1 && !(await sleep(this.clock, backoffMs(w.retry as RetryPolicy, attempt, jitter.next()), cancel))) return;
         if (s.slots) {
           const waitFrom = this.clock.now();
           const g = await s.slots.acquire(req.timeoutMs);
@@ -156,7 +160,7 @@ export class BuiltinEngine implements LoadEngine {
           r = await sendCompletion(
             this.dispatcher,
             { origin: target.endpoint, path: req.path, body: req.body, stream: req.stream, timeoutMs: req.timeoutMs, cancel, keepGaps: true, onData: s.onData, ...(this.stampKey ? { stampKey: this.stampKey } : {}) },
-            () => this.clock.now(),
+            this.clock,
           );
         } finally {
           this.progress.inFlight--;

@@ -2,7 +2,8 @@
 // (onRequestStart → onResponseStart → onResponseData… → onResponseEnd | onResponseError)
 // without buffering streamed bodies. Used by the builtin engine and by inference probes.
 import type { Dispatcher } from 'undici';
-import type { Outcome } from '../store/types.js';
+import type { Clock } from '../util/clock.js';
+import type { Outcome } from './outcome.js';
 import type { ResponseTiming } from './types.js';
 import { OpenAiStreamReader } from './openai-stream.js';
 
@@ -80,7 +81,8 @@ class CancelledError extends Error {
   override name = 'CancelledError';
 }
 
-export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, now: () => number): Promise<CompletionResult> {
+export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, clock: Pick<Clock, 'now' | 'after'>): Promise<CompletionResult> {
+  const now = (): number => clock.now();
   return new Promise((resolve) => {
     const sentAt = now();
     const reader = req.stream ? new OpenAiStreamReader(req.keepGaps ?? false, req.stampKey ?? null) : null;
@@ -97,7 +99,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
     const finish = (outcome: Outcome, error: string | null, extra: Partial<CompletionResult> = {}): void => {
       if (finished) return;
       finished = true;
-      clearTimeout(timer);
+      cancelTimer();
       unregister();
       const s = reader?.summary;
       const gaps = s?.gaps ?? [];
@@ -126,7 +128,7 @@ export function sendCompletion(dispatcher: Dispatcher, req: CompletionRequest, n
       if (controller && !controller.aborted) controller.abort(reason);
       else finish(reason instanceof TimeoutError ? 'timeout' : 'cancelled', reason.message);
     };
-    const timer = setTimeout(() => abort(new TimeoutError(`no complete response within ${req.timeoutMs} ms`)), req.timeoutMs);
+    const cancelTimer = clock.after(req.timeoutMs, () => abort(new TimeoutError(`no complete response within ${req.timeoutMs} ms`)));
     let unregister: () => void = () => undefined;
     if (req.cancel?.cancelled) return abort(new CancelledError('cancelled: the run is stopping'));
     if (req.cancel) unregister = req.cancel.onCancel(() => abort(new CancelledError('cancelled: the run is stopping')));

@@ -1,6 +1,6 @@
 // The load-engine contract: an engine runs a workload until its signal aborts or the
 // duration ends, and hands one record per request attempt to the sink as each one ends.
-import type { Outcome } from '../store/types.js';
+import type { Outcome } from './outcome.js';
 import type { Workload } from './workload.js';
 
 export interface LoadTarget {

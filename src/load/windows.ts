@@ -1,13 +1,14 @@
 // Bounded memory however long the run: each finished request attempt goes into the window
 // (10 s by default, by its end time) of its node — HDR histograms per latency metric and
 // counters — and each window is handed on (to SQLite) once it is over. Memory holds only the
-// windows still open.
-import * as hdr from 'hdr-histogram-js';
-import { isSuccess, type LatencyWindowRow, type LoadWindowRow } from '../store/types.js';
+// windows still open, and each node's rollup: the windows of the current hour (of plan time)
+// merged, handed on with the first window of the next hour, so a report reads one row per
+// node and hour instead of every window.
+import { type Histogram, type LatencyMetric, newHistogram, recordMs, summarizeHistogram } from '../analysis/histogram.js';
+import { isSuccess } from './outcome.js';
 import type { RequestRecord } from './types.js';
 
-export const LATENCY_METRICS = ['ttft', 'ttft_sched', 'itl', 'tpot', 'e2e', 'e2e_sched', 'queue_delay'] as const;
-export type LatencyMetric = (typeof LATENCY_METRICS)[number];
+export { LATENCY_METRICS, type LatencyMetric } from '../analysis/histogram.js';
 
 export interface LoadWindow {
   node: string;
@@ -49,40 +50,73 @@ export interface LatencyWindow {
   hist: string;
 }
 
-const US_MAX = 3_600_000_000; // one hour in µs
-
-export function newHistogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: US_MAX, numberOfSignificantValueDigits: 3, bitBucketSize: 32, useWebAssembly: false });
+/** Merged windows of one node over one rollup span (an hour of plan time). */
+export interface Rollup {
+  /** windowStart: the span's start; windowMs: its length; part > 0: windows that came after it was handed on. */
+  load: LoadWindow;
+  latency: LatencyWindow[];
+  /** Window parts merged into it. */
+  windows: number;
+  /** The start of the latest window merged. */
+  lastWindow: number;
 }
 
-export function recordMs(h: hdr.Histogram, ms: number): void {
-  h.recordValue(Math.min(US_MAX, Math.max(1, Math.round(ms * 1000))));
+/** What the aggregator hands on: a closed window, the rollups finished with it, or both. */
+export interface Closed {
+  window: { load: LoadWindow; latency: LatencyWindow[] } | null;
+  rollups: Rollup[];
 }
 
 interface Open {
   load: LoadWindow;
-  hists: Map<LatencyMetric, hdr.Histogram>;
+  hists: Map<LatencyMetric, Histogram>;
+  /** Sum of each metric's samples (ms): the mean, without walking the histogram (slow in hdr-histogram-js). */
+  sums: Map<LatencyMetric, number>;
+}
+
+interface OpenRollup extends Open {
+  windows: number;
+  lastWindow: number;
+}
+
+function emptyLoad(node: string, windowStart: number, part: number, windowMs: number): LoadWindow {
+  return { node, windowStart, part, windowMs, attempts: 0, ok: 0, failed: 0, cancelled: 0, retries: 0, finalOk: 0, finalFailed: 0, outcomes: {}, outputTokens: 0, tokensFromUsage: 0, tokensFromChunks: 0, scheduleMisses: 0, planned: 0 };
+}
+
+const COUNTERS = ['attempts', 'ok', 'failed', 'cancelled', 'retries', 'finalOk', 'finalFailed', 'outputTokens', 'tokensFromUsage', 'tokensFromChunks', 'scheduleMisses', 'planned'] as const;
+
+function latencyOf(o: Open): LatencyWindow[] {
+  return [...o.hists].map(([metric, h]) => ({ node: o.load.node, windowStart: o.load.windowStart, part: o.load.part, metric, ...summarizeHistogram(h, o.sums.get(metric) ?? 0) }));
 }
 
 export class WindowAggregator {
   private readonly open = new Map<string, Open>();
   /** How many parts of each recently closed window were handed on (so a late sample makes the next part). */
   private readonly closedParts = new Map<string, { start: number; parts: number }>();
+  /** Each node's rollup of the current span. */
+  private readonly rollups = new Map<string, OpenRollup>();
+  /** How many parts of each recent rollup span were handed on. */
+  private readonly rolledParts = new Map<string, { start: number; parts: number }>();
+  readonly rollupMs: number;
 
   constructor(
     readonly windowMs: number,
     private origin: number,
-    private readonly emit: (load: LoadWindow, latency: LatencyWindow[]) => void,
+    private readonly emit: (closed: Closed) => void,
     /** False when the engine cannot know scheduled send times (k6): no "from scheduled" views then. */
     private readonly scheduleKnown = true,
-  ) {}
+    /** The rollup span: an hour of plan time by default; a whole number of windows. */
+    rollupMs = 3_600_000,
+  ) {
+    this.rollupMs = Math.max(1, Math.round(rollupMs / windowMs)) * windowMs;
+  }
 
   /**
    * Moves the windows' origin to when the load really began (k6 starts a moment after it is
    * launched). Only before anything was recorded: windows already open keep their bounds.
    */
   rebase(origin: number): void {
-    if (this.open.size === 0 && this.closedParts.size === 0) this.origin = origin;
+    if (this.open.size === 0 && this.closedParts.size === 0 && this.rollups.size === 0) this.origin = origin;
   }
 
   private windowStart(t: number): number {
@@ -94,28 +128,7 @@ export class WindowAggregator {
     const key = `${node}\u0000${start}`;
     let w = this.open.get(key);
     if (!w) {
-      w = {
-        load: {
-          node,
-          windowStart: start,
-          part: this.closedParts.get(key)?.parts ?? 0,
-          windowMs: this.windowMs,
-          attempts: 0,
-          ok: 0,
-          failed: 0,
-          cancelled: 0,
-          retries: 0,
-          finalOk: 0,
-          finalFailed: 0,
-          outcomes: {},
-          outputTokens: 0,
-          tokensFromUsage: 0,
-          tokensFromChunks: 0,
-          scheduleMisses: 0,
-          planned: 0,
-        },
-        hists: new Map(),
-      };
+      w = { load: emptyLoad(node, start, this.closedParts.get(key)?.parts ?? 0, this.windowMs), hists: new Map(), sums: new Map() };
       this.open.set(key, w);
     }
     return w;
@@ -125,6 +138,7 @@ export class WindowAggregator {
     if (ms === null || !Number.isFinite(ms)) return;
     let h = w.hists.get(metric);
     if (!h) w.hists.set(metric, (h = newHistogram()));
+    w.sums.set(metric, (w.sums.get(metric) ?? 0) + ms);
     recordMs(h, ms);
   }
 
@@ -193,11 +207,14 @@ export class WindowAggregator {
     }
   }
 
-  /** Hands on every open window (at the end of the run). */
+  /** Hands on every open window and every rollup (at the end of the run). */
   flush(): void {
     const all = [...this.open.values()].sort((a, b) => a.load.windowStart - b.load.windowStart);
     this.open.clear();
     for (const w of all) this.close(w);
+    const rest = [...this.rollups.values()].map((r) => this.finish(r));
+    this.rollups.clear();
+    if (rest.length > 0) this.emit({ window: null, rollups: rest });
   }
 
   private close(w: Open): void {
@@ -205,83 +222,63 @@ export class WindowAggregator {
     this.closedParts.set(key, { start: w.load.windowStart, parts: w.load.part + 1 });
     // Remember closed windows for an hour of run time: later than that nothing arrives.
     for (const [k, v] of this.closedParts) if (v.start < w.load.windowStart - 3_600_000) this.closedParts.delete(k);
-    const latency: LatencyWindow[] = [];
-    for (const [metric, h] of w.hists) {
-      latency.push({
-        node: w.load.node,
-        windowStart: w.load.windowStart,
-        part: w.load.part,
-        metric,
-        count: h.totalCount,
-        minMs: h.minNonZeroValue / 1000,
-        maxMs: h.maxValue / 1000,
-        meanMs: h.mean / 1000,
-        p50Ms: h.getValueAtPercentile(50) / 1000,
-        p90Ms: h.getValueAtPercentile(90) / 1000,
-        p99Ms: h.getValueAtPercentile(99) / 1000,
-        hist: hdr.encodeIntoCompressedBase64(h),
-      });
-      h.destroy();
+    const latency = latencyOf(w);
+    const rollups = this.rollUp(w);
+    for (const h of w.hists.values()) h.destroy();
+    this.emit({ window: { load: w.load, latency }, rollups });
+  }
+
+  private spanStart(t: number): number {
+    return this.origin + Math.floor((t - this.origin) / this.rollupMs) * this.rollupMs;
+  }
+
+  /**
+   * Merges a closed window into its node's rollup; returns the rollups it finished. A late part
+   * of a span already handed on becomes a rollup part of its own, handed on with it.
+   */
+  private rollUp(w: Open): Rollup[] {
+    const node = w.load.node;
+    const span = this.spanStart(w.load.windowStart);
+    let r = this.rollups.get(node);
+    if (r?.load.windowStart === span) {
+      this.merge(r, w);
+      return [];
     }
-    this.emit(w.load, latency);
+    const late = (r !== undefined && span < r.load.windowStart) || this.rolledParts.has(`${node}\u0000${span}`);
+    if (late) {
+      const part = this.newRollup(node, span);
+      this.merge(part, w);
+      return [this.finish(part)];
+    }
+    const out = r ? [this.finish(r)] : [];
+    r = this.newRollup(node, span);
+    this.rollups.set(node, r);
+    this.merge(r, w);
+    return out;
   }
-}
 
-/** Merges encoded histograms and reads percentiles (ms). */
-export function mergeHistograms(encoded: readonly string[]): { count: number; percentile(p: number): number | null; max: number | null; mean: number | null } {
-  const total = newHistogram();
-  for (const e of encoded) {
-    const h = hdr.decodeFromCompressedBase64(e, 32, false);
-    total.add(h);
-    h.destroy();
+  private newRollup(node: string, span: number): OpenRollup {
+    return { load: emptyLoad(node, span, this.rolledParts.get(`${node}\u0000${span}`)?.parts ?? 0, this.rollupMs), hists: new Map(), sums: new Map(), windows: 0, lastWindow: span };
   }
-  const count = total.totalCount;
-  const result = {
-    count,
-    percentile: (p: number) => (count === 0 ? null : total.getValueAtPercentile(p) / 1000),
-    max: count === 0 ? null : total.maxValue / 1000,
-    mean: count === 0 ? null : total.mean / 1000,
-  };
-  return result;
-}
 
-/** A closed window as the store's rows. */
-export function windowToRows(runId: string, l: LoadWindow, lat: LatencyWindow[]): { load: LoadWindowRow; latency: LatencyWindowRow[] } {
-  return {
-    load: {
-      run_id: runId,
-      node: l.node,
-      window_start: l.windowStart,
-      part: l.part,
-      window_ms: l.windowMs,
-      attempts: l.attempts,
-      ok: l.ok,
-      failed: l.failed,
-      cancelled: l.cancelled,
-      retries: l.retries,
-      final_ok: l.finalOk,
-      final_failed: l.finalFailed,
-      outcomes: JSON.stringify(l.outcomes),
-      output_tokens: l.outputTokens,
-      tokens_from_usage: l.tokensFromUsage,
-      tokens_from_chunks: l.tokensFromChunks,
-      schedule_misses: l.scheduleMisses,
-      planned: l.planned,
-    },
-    latency: lat.map((x) => ({
-      run_id: runId,
-      node: x.node,
-      window_start: x.windowStart,
-      part: x.part,
-      metric: x.metric,
-      count: x.count,
-      min_ms: x.minMs,
-      max_ms: x.maxMs,
-      mean_ms: x.meanMs,
-      p50_ms: x.p50Ms,
-      p90_ms: x.p90Ms,
-      p99_ms: x.p99Ms,
-      hist: x.hist,
-    })),
-  };
+  private merge(r: OpenRollup, w: Open): void {
+    for (const c of COUNTERS) r.load[c] += w.load[c];
+    for (const [k, v] of Object.entries(w.load.outcomes)) r.load.outcomes[k] = (r.load.outcomes[k] ?? 0) + v;
+    for (const [metric, h] of w.hists) {
+      let t = r.hists.get(metric);
+      if (!t) r.hists.set(metric, (t = newHistogram()));
+      t.add(h);
+      r.sums.set(metric, (r.sums.get(metric) ?? 0) + (w.sums.get(metric) ?? 0));
+    }
+    r.windows++;
+    r.lastWindow = Math.max(r.lastWindow, w.load.windowStart);
+  }
+
+  private finish(r: OpenRollup): Rollup {
+    this.rolledParts.set(`${r.load.node}\u0000${r.load.windowStart}`, { start: r.load.windowStart, parts: r.load.part + 1 });
+    for (const [k, v] of this.rolledParts) if (v.start < r.load.windowStart - Math.max(2 * this.rollupMs, 3_600_000)) this.rolledParts.delete(k);
+    const latency = latencyOf(r);
+    for (const h of r.hists.values()) h.destroy();
+    return { load: r.load, latency, windows: r.windows, lastWindow: r.lastWindow };
+  }
 }

@@ -6,7 +6,7 @@ import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import { isSuccess, type Store } from '../store/store.js';
-import { GENERATOR_NODE, K6_CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../load/generator.js';
+import { GENERATOR_NODE, K6_CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../analysis/generator.js';
 import type { EngineCapabilities } from '../load/types.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
@@ -237,8 +237,8 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     probes: store.probes(runId),
     probeIntervalMs: plan.probes.interval,
     states: store.nodeStates(runId),
-    loadWindows: store.loadWindows(runId),
-    latencyWindows: store.latencyWindows(runId),
+    loadWindows: store.loadTotals(runId),
+    latencyWindows: store.latencyTotals(runId),
     outsideInjected: store.countOutsideInjected(runId, loadEnd),
     blindSpans: store
       .runEvents(runId)
@@ -277,7 +277,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       restarts: n.container_id === null ? null : dockerEvents.filter((e) => e.node === n.name && e.action === 'start').length,
       exposure_hours: r4(s.perNodeExposureHours[n.name] ?? 0) as number,
       availability: r4(s.availability.perNode[n.name] ?? null),
-      telemetry: telemetryStats(store.telemetry(runId, n.name)),
+      telemetry: Object.fromEntries(store.telemetrySummary(runId, n.name).map(({ metric, ...t }) => [metric, t])),
     })),
     exposure_node_hours: r4(s.exposureNodeHours) as number,
     failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, orchestrator: s.failures.orchestrator, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
@@ -286,17 +286,17 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       const limit = plan.load.generator_behind_limit ?? 0.05;
       // With max_in_flight, waiting for a slot is the plan's own queue, not the generator's lateness.
       const capped = plan.load.max_in_flight !== undefined;
-      const own = store.telemetry(runId, GENERATOR_NODE);
-      const g = judgeGenerator({
+      const signals = store.generatorSignals(runId, {
+        node: GENERATOR_NODE,
         loadStartedAt: loadStart,
         loadEndedAt: loadEnd,
         windowMs: plan.load.window,
-        loadWindows: store.loadWindows(runId),
-        queueWindows: capped ? [] : store.latencyWindows(runId, 'queue_delay'),
-        telemetry: own,
-        limitShare: limit,
+        queueLimitMs: QUEUE_DELAY_LIMIT_MS,
+        lagLimitMs: LOOP_LAG_LIMIT_MS,
+        shareLimit: K6_CPU_SHARE_LIMIT,
       });
-      const lags = own.filter((t) => t.metric === 'loop_lag_p99_ms').map((t) => t.value);
+      const g = judgeGenerator({ loadStartedAt: loadStart, loadEndedAt: loadEnd, windowMs: plan.load.window, ...signals, queueWindows: capped ? [] : signals.queueWindows, limitShare: limit });
+      const lagMax = store.telemetryMax(runId, GENERATOR_NODE, 'loop_lag_p99_ms');
       return {
         kept_up: g.keptUp,
         behind_ms: r4(g.behindMs) as number,
@@ -304,7 +304,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
         limit_share: limit,
         rules: behindRules(capped, engine?.name === 'k6'),
         behind_windows: g.spans.slice(0, 50).map((x) => ({ from: new Date(x.from).toISOString(), to: new Date(x.to).toISOString(), why: x.why })),
-        loop_lag_p99_max_ms: lags.length > 0 ? (r4(Math.max(...lags)) as number) : null,
+        loop_lag_p99_max_ms: r4(lagMax),
         k6_cpu_max_cores: r4(g.k6CpuMaxCores),
         cores: g.cores,
       };

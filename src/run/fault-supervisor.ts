@@ -2,6 +2,7 @@
 // up (an instant fault when the node serves again or the recovery limit passes; a held fault
 // after its duration), retries a revert that failed, and at the end reverts everything —
 // waiting for any injection or revert still under way, so none lands after the end.
+import type { Cancel } from '../util/clock.js';
 import type { Episode } from '../detect/detector.js';
 import { FaultWindows } from '../detect/detector.js';
 import { errorMessage } from '../errors.js';
@@ -13,10 +14,10 @@ import type { Store } from '../store/store.js';
 interface Held {
   fault: ActiveFault;
   instant: boolean;
-  timer: NodeJS.Timeout | null;
+  timer: Cancel | null;
   /** An episode has been attributed to it. */
   episode: boolean;
-  quiet: NodeJS.Timeout | null;
+  quiet: Cancel | null;
 }
 
 export class FaultSupervisor {
@@ -51,12 +52,12 @@ export class FaultSupervisor {
           this.active.set(id, held);
           this.schedule(id, holdMs);
           if (held.instant && quietMs !== undefined && quietMs < holdMs) {
-            held.quiet = setTimeout(() => {
+            held.quiet = this.ctx.clock.after(quietMs, () => {
               if (!held.episode && this.active.get(id) === held) {
                 this.log.info({ fault: id }, `no episode ${quietMs} ms after an instant fault: the node kept serving; reverting`);
                 void this.revert(id);
               }
-            }, quietMs);
+            });
           }
           return true;
         } catch (err) {
@@ -94,8 +95,8 @@ export class FaultSupervisor {
     const held = this.active.get(id);
     if (!held) return Promise.resolve();
     this.active.delete(id);
-    if (held.timer) clearTimeout(held.timer);
-    if (held.quiet) clearTimeout(held.quiet);
+    held.timer?.();
+    held.quiet?.();
     held.quiet = null;
     return this.track(
       held.fault.revert().then(
@@ -127,7 +128,7 @@ export class FaultSupervisor {
   private schedule(id: string, ms: number): void {
     const held = this.active.get(id);
     if (!held) return;
-    held.timer = setTimeout(() => void this.revert(id), ms);
+    held.timer = this.ctx.clock.after(ms, () => void this.revert(id));
   }
 
   private track<T>(p: Promise<T>): Promise<T> {

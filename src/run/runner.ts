@@ -2,6 +2,8 @@
 // the load, fires the faults on schedule, feeds Docker events, probes and request outcomes
 // to the detectors, writes everything to the store, and at the end — normal, aborted or
 // failed — reverts every fault and writes the report.
+import { randomBytes } from 'node:crypto';
+import type { Random } from '../util/random.js';
 import { hostname } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { request } from 'undici';
@@ -17,11 +19,12 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { recordSkipped, revertLeftovers } from '../fault/ledger.js';
 import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
+import { GENERATOR_NODE } from '../analysis/generator.js';
 import { GeneratorMonitor } from '../load/generator.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
-import { WindowAggregator, windowToRows, type LatencyWindow, type LoadWindow } from '../load/windows.js';
+import { WindowAggregator } from '../load/windows.js';
 import { buildWorkload, peakRate, type MixItem } from '../load/workload.js';
 import { expectedLatencyMs } from '../load/k6/config.js';
 import { openFilesLimit } from '../util/proc.js';
@@ -30,7 +33,7 @@ import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
 import { isSuccess, type EpisodeRow, type RunStatus, type Store } from '../store/store.js';
 import { percentileSorted } from '../analysis/stats.js';
-import type { Clock } from '../util/clock.js';
+import { type Clock, every } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
 import { FaultSupervisor } from './fault-supervisor.js';
 import { needsDocker, resolveTarget, type ResolvedTarget } from './targets.js';
@@ -51,6 +54,8 @@ export interface RunContext {
   progressIntervalMs?: number;
   engine?: LoadEngine;
   runId?: string;
+  /** Where the run id's suffix comes from (default: the OS's randomness; tests pass a seeded one). */
+  random?: Random;
   /**
    * Ends the run early, as completed, once this returns true (checked every 250 ms): a drill
    * ends when its fault is over and the node serves again.
@@ -113,9 +118,14 @@ export function faultSchedule(plan: Plan): Occurrence[] {
   return out.sort((a, b) => a.offsetMs - b.offsetMs);
 }
 
-function newRunId(plan: Plan, now: number): string {
+function newRunId(plan: Plan, now: number, random: Random): string {
   const d = new Date(now).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${plan.name}-${d}-${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
+  return `${plan.name}-${d}-${Math.floor(random.next() * 0x10000).toString(16).padStart(4, '0')}`;
+}
+
+/** Randomness from the OS, for what must differ between runs of the same plan (run ids). */
+export function osRandom(): Random {
+  return { next: () => randomBytes(4).readUInt32BE(0) / 0x1_0000_0000 };
 }
 
 async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, signal: AbortSignal, log: Logger): Promise<void> {
@@ -141,9 +151,9 @@ async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, si
   }
 }
 
-async function discoverModel(endpoint: string): Promise<string> {
+async function discoverModel(endpoint: string, clock: Clock): Promise<string> {
   try {
-    const res = await request(new URL('/v1/models', endpoint), { signal: AbortSignal.timeout(5000) });
+    const res = await request(new URL('/v1/models', endpoint), { signal: clock.deadline(5000) });
     const body = (await res.body.json()) as { data?: { id?: unknown }[] };
     const id = body.data?.[0]?.id;
     if (res.statusCode === 200 && typeof id === 'string') return id;
@@ -184,7 +194,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   }
   const faultCtx: FaultContext = { docker, log: ctx.log, clock };
 
-  const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker)));
+  const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker, clock)));
   // Faults an earlier, killed Gauntlet left behind are undone before anything else touches
   // the targets: the ledger first, then anything still carrying Gauntlet's mark.
   const targetContainers = targets.flatMap((t) => (t.containerId ? [t.containerId] : []));
@@ -192,7 +202,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   await waitReady(targets, plan, clock, signal, ctx.log);
   const entries = plan.load.mix ?? [plan.load];
   const named = entries.find((e) => e.model !== undefined)?.model;
-  const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint);
+  const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint, clock);
   // Prompt files are read and checked here, before the run exists.
   // With a service endpoint, the load goes there (the router spreads it over the nodes).
   const service = plan.service ? { node: plan.service.name, endpoint: plan.service.endpoint } : null;
@@ -220,7 +230,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
         })
       : new BuiltinEngine(clock));
 
-  const runId = ctx.runId ?? newRunId(plan, clock.now());
+  const runId = ctx.runId ?? newRunId(plan, clock.now(), ctx.random ?? osRandom());
   const log = ctx.log.child({ runId });
   const started = clock.now();
   store.createRun({
@@ -560,10 +570,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const windows = new WindowAggregator(
     plan.load.window,
     loadStart,
-    (l: LoadWindow, lat: LatencyWindow[]) => {
-      const rows = windowToRows(runId, l, lat);
-      store.addWindow(rows.load, rows.latency);
-    },
+    (closed) => store.addWindow(runId, closed),
     engine.capabilities.queueDelay,
   );
   let windowTtft: number[] = [];
@@ -644,7 +651,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const finish = new AbortController();
   const runSignal = AbortSignal.any([signal, failure.signal, finish.signal]);
   const untilTimer = ctx.until
-    ? setInterval(
+    ? every(
+        clock,
+        250,
         guarded('until', () => {
           const now = clock.now();
           for (const d of detectors.values()) d.tick(now);
@@ -659,12 +668,11 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
           };
           if (ctx.until?.(view)) finish.abort(new Error('done'));
         }),
-        250,
       )
     : null;
   store.updateRun(runId, { load_started_at: loadStart });
   let lastProgress = { at: loadStart, scheduled: 0 };
-  const progressTimer = setInterval(guarded('progress', () => {
+  const progressTimer = every(clock, ctx.progressIntervalMs ?? 5000, guarded('progress', () => {
     const now = clock.now();
     for (const d of detectors.values()) d.tick(now);
     windows.tick(now);
@@ -690,8 +698,22 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     });
     windowTtft = [];
     lastProgress = { at: now, scheduled: p.scheduled };
-  }), ctx.progressIntervalMs ?? 5000);
+  }));
 
+  // Once per plan-hour (the rollup span): the write-ahead log folded in and truncated, and this
+  // process's memory and the database's size recorded, so every run says how both grew.
+  const housekeeping = every(
+    clock,
+    windows.rollupMs,
+    guarded('housekeeping', () => {
+      const at = clock.now();
+      const cp = store.checkpoint();
+      if (!cp.ok) log.warn({ walPages: cp.walPages }, 'the database checkpoint did not complete; SQLite retries it as the log grows');
+      const size = store.sizeBytes();
+      if (size !== null) store.addTelemetry({ run_id: runId, node: GENERATOR_NODE, at, metric: 'db_bytes', value: size });
+      store.addTelemetry({ run_id: runId, node: GENERATOR_NODE, at, metric: 'rss_bytes', value: process.memoryUsage.rss() });
+    }),
+  );
   const scheduled = faultLoop(began, AbortSignal.any([stopFaults.signal, runSignal]));
   // Whether the generator keeps up: this process's event-loop lag and k6's CPU, every second.
   const generator = new GeneratorMonitor(
@@ -707,8 +729,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   } finally {
     stopFaults.abort();
     generator.stop();
-    clearInterval(progressTimer);
-    if (untilTimer) clearInterval(untilTimer);
+    progressTimer();
+    untilTimer?.();
+    housekeeping();
     // The load ended with its last request (k6 takes a moment to exit after it); a load that
     // never began has no length.
     const loadEnd = loadBegan ? Math.max(loadStart, Math.min(clock.now(), loadEndedAt ?? clock.now())) : loadStart;

@@ -1,6 +1,7 @@
 // Resolves a plan's targets to nodes: a container (by name, or by the label
 // gauntlet.target=<value>) and an endpoint, or a bare endpoint. Gauntlet touches only the
 // containers resolved here.
+import { type Clock, RealClock } from '../util/clock.js';
 import { GauntletError } from '../errors.js';
 import type { Docker } from '../docker/engine.js';
 import { inspectContainer } from '../docker/engine.js';
@@ -48,7 +49,7 @@ export function endpointFromPorts(info: Docker.ContainerInspectInfo): string | n
 export const RESTARTING_WAIT_MS = 15_000;
 const RESTARTING_POLL_MS = 250;
 
-export async function resolveTarget(t: PlanTarget, docker: Docker | null): Promise<ResolvedTarget> {
+export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock: Clock = new RealClock()): Promise<ResolvedTarget> {
   if (!t.container && !t.label) {
     return { node: t.name, endpoint: t.endpoint as string, containerId: null, containerName: null, image: null, restartCount: null };
   }
@@ -72,9 +73,9 @@ export async function resolveTarget(t: PlanTarget, docker: Docker | null): Promi
   // A container Docker is restarting (restart policy, or a crash the plan is about to measure)
   // shows no live ports and, with an ephemeral host port, no configured one either: wait a
   // bounded time for it to run again rather than refusing a target that is about to be back.
-  const deadline = Date.now() + RESTARTING_WAIT_MS;
-  while (!endpoint && (info.State?.Restarting || info.State?.Status === 'restarting') && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, RESTARTING_POLL_MS));
+  const deadline = clock.now() + RESTARTING_WAIT_MS;
+  while (!endpoint && (info.State?.Restarting || info.State?.Status === 'restarting') && clock.now() < deadline) {
+    await clock.sleep(RESTARTING_POLL_MS);
     const again = await inspectContainer(docker, info.Id);
     if (!again) break;
     info = again;

@@ -233,4 +233,49 @@ export const MIGRATIONS: readonly string[] = [
   -- not (planned = sent + missed + interrupted + cancelled). 0 for windows of older runs.
   ALTER TABLE load_windows ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;
   `,
+  /* 6 */ `
+  -- Hourly rollups (an hour of plan time per node): the windows of the hour merged, written in
+  -- the same transaction as the window that closed the hour, so a report reads one row per node
+  -- and hour. last_window: the latest window merged — windows after the node's last rollup (a
+  -- run that crashed mid-hour) are read from load_windows. part > 0: windows that came late.
+  CREATE TABLE load_rollups (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    span_start    REAL NOT NULL,
+    part          INTEGER NOT NULL,
+    span_ms       REAL NOT NULL,
+    windows       INTEGER NOT NULL,
+    last_window   REAL NOT NULL,
+    attempts      INTEGER NOT NULL,
+    ok            INTEGER NOT NULL,
+    failed        INTEGER NOT NULL,
+    cancelled     INTEGER NOT NULL,
+    retries       INTEGER NOT NULL,
+    final_ok      INTEGER NOT NULL,
+    final_failed  INTEGER NOT NULL,
+    outcomes      TEXT NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    tokens_from_usage  INTEGER NOT NULL,
+    tokens_from_chunks INTEGER NOT NULL,
+    schedule_misses INTEGER NOT NULL,
+    planned       INTEGER NOT NULL,
+    PRIMARY KEY (run_id, node, span_start, part)
+  );
+  CREATE TABLE latency_rollups (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    span_start    REAL NOT NULL,
+    part          INTEGER NOT NULL,
+    metric        TEXT NOT NULL,
+    count         INTEGER NOT NULL,
+    min_ms        REAL NOT NULL,
+    max_ms        REAL NOT NULL,
+    mean_ms       REAL NOT NULL,
+    p50_ms        REAL NOT NULL,
+    p90_ms        REAL NOT NULL,
+    p99_ms        REAL NOT NULL,
+    hist          TEXT NOT NULL,
+    PRIMARY KEY (run_id, node, span_start, part, metric)
+  );
+  `,
 ];

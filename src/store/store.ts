@@ -7,6 +7,7 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeFileS
 import { dirname } from 'node:path';
 import { GauntletError, errorMessage } from '../errors.js';
 import { ensureDir, pathProblem } from '../util/fs.js';
+import type { Closed, LatencyWindow, LoadWindow } from '../load/windows.js';
 import { MIGRATIONS } from './migrations.js';
 import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRow } from './types.js';
 
@@ -94,8 +95,11 @@ export class Store {
   lostRows = 0;
   private readonly reservePath: string | null;
   private reserveReleased = false;
-  private readonly pendingWindows: { load: LoadWindowRow; latency: LatencyWindowRow[] }[] = [];
+  private readonly pendingWindows: { runId: string; closed: Closed }[] = [];
   private readonly pendingEpisodes = new Map<string, EpisodeRow>();
+  /** What was last written of each episode (its state and times), to tell a count-only change. */
+  private readonly episodeKeys = new Map<string, string>();
+  private episodeTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly path: string,
@@ -304,11 +308,14 @@ export class Store {
     return this.db.prepare('SELECT 1 FROM requests WHERE run_id = ? LIMIT 1').get(runId) !== undefined;
   }
 
-  /** One closed window: its counters and its latency histograms, in one transaction. */
-  addWindow(load: LoadWindowRow, latency: LatencyWindowRow[]): void {
-    if (!this.writeWindow(load, latency, true)) {
+  /**
+   * One closed window (counters and latency histograms) with the rollups it finished, in one
+   * transaction: a rollup never exists without the windows it covers, nor they without it.
+   */
+  addWindow(runId: string, closed: Closed): void {
+    if (!this.writeWindow(runId, closed, true)) {
       // Kept for the next flush: a window holds minutes of histograms that nothing else has.
-      this.pendingWindows.push({ load, latency });
+      this.pendingWindows.push({ runId, closed });
       if (this.pendingWindows.length > MAX_PENDING_WINDOWS) {
         this.pendingWindows.shift();
         this.lostRows++;
@@ -317,18 +324,32 @@ export class Store {
   }
 
   /** False when the disk failed it (try again later); a broken constraint is thrown when `raise`, else dropped. */
-  private writeWindow(load: LoadWindowRow, latency: LatencyWindowRow[], raise = false): boolean {
+  private writeWindow(runId: string, closed: Closed, raise = false): boolean {
     try {
       this.db.transaction(() => {
-        this.stmt(
-          `INSERT INTO load_windows (run_id,node,window_start,part,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses,planned)
-           VALUES (@run_id,@node,@window_start,@part,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses,@planned)`,
-        ).run(load);
-        const ins = this.stmt(
-          `INSERT INTO latency_windows (run_id,node,window_start,part,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
-           VALUES (@run_id,@node,@window_start,@part,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
-        );
-        for (const l of latency) ins.run(l);
+        if (closed.window) {
+          this.stmt(
+            `INSERT INTO load_windows (run_id,node,window_start,part,window_ms,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses,planned)
+             VALUES (@run_id,@node,@window_start,@part,@window_ms,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses,@planned)`,
+          ).run(loadRow(runId, closed.window.load));
+          const ins = this.stmt(
+            `INSERT INTO latency_windows (run_id,node,window_start,part,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
+             VALUES (@run_id,@node,@window_start,@part,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
+          );
+          for (const l of closed.window.latency) ins.run(latencyRow(runId, l));
+        }
+        for (const r of closed.rollups) {
+          const load = loadRow(runId, r.load);
+          this.stmt(
+            `INSERT INTO load_rollups (run_id,node,span_start,part,span_ms,windows,last_window,attempts,ok,failed,cancelled,retries,final_ok,final_failed,outcomes,output_tokens,tokens_from_usage,tokens_from_chunks,schedule_misses,planned)
+             VALUES (@run_id,@node,@window_start,@part,@window_ms,@windows,@last_window,@attempts,@ok,@failed,@cancelled,@retries,@final_ok,@final_failed,@outcomes,@output_tokens,@tokens_from_usage,@tokens_from_chunks,@schedule_misses,@planned)`,
+          ).run({ ...load, windows: r.windows, last_window: r.lastWindow });
+          const ins = this.stmt(
+            `INSERT INTO latency_rollups (run_id,node,span_start,part,metric,count,min_ms,max_ms,mean_ms,p50_ms,p90_ms,p99_ms,hist)
+             VALUES (@run_id,@node,@window_start,@part,@metric,@count,@min_ms,@max_ms,@mean_ms,@p50_ms,@p90_ms,@p99_ms,@hist)`,
+          );
+          for (const l of r.latency) ins.run(latencyRow(runId, l));
+        }
       })();
       return true;
     } catch (err) {
@@ -338,6 +359,84 @@ export class Store {
       if (raise) throw err;
       return true;
     }
+  }
+
+  /**
+   * The run's counters for a report: its hourly rollups (window_start = the hour's start,
+   * window_ms = its length) and, per node, the windows after its last rollup — O(hours × nodes)
+   * rows however long the run, and nothing lost when a run ended without its last rollup.
+   */
+  loadTotals(runId: string): LoadWindowRow[] {
+    return this.db
+      .prepare(
+        `SELECT run_id, node, span_start AS window_start, part, span_ms AS window_ms, attempts, ok, failed, cancelled, retries, final_ok, final_failed, outcomes, output_tokens, tokens_from_usage, tokens_from_chunks, schedule_misses, planned
+           FROM load_rollups WHERE run_id = @run
+         UNION ALL
+         SELECT w.* FROM load_windows w WHERE w.run_id = @run
+           AND w.window_start > COALESCE((SELECT MAX(last_window) FROM load_rollups r WHERE r.run_id = w.run_id AND r.node = w.node), -1e300)
+         ORDER BY window_start, node, part`,
+      )
+      .all({ run: runId }) as LoadWindowRow[];
+  }
+
+  /** The run's latency histograms for a report, as loadTotals reads its counters. */
+  latencyTotals(runId: string, metric?: string): LatencyWindowRow[] {
+    const m = metric === undefined ? '' : 'AND metric = @metric';
+    return this.db
+      .prepare(
+        `SELECT run_id, node, span_start AS window_start, part, metric, count, min_ms, max_ms, mean_ms, p50_ms, p90_ms, p99_ms, hist
+           FROM latency_rollups WHERE run_id = @run ${m}
+         UNION ALL
+         SELECT w.* FROM latency_windows w WHERE w.run_id = @run ${m.replace('metric', 'w.metric')}
+           AND w.window_start > COALESCE((SELECT MAX(last_window) FROM load_rollups r WHERE r.run_id = w.run_id AND r.node = w.node), -1e300)
+         ORDER BY window_start, node`,
+      )
+      .all(metric === undefined ? { run: runId } : { run: runId, metric }) as LatencyWindowRow[];
+  }
+
+  /**
+   * What the generator verdict needs, and only the windows where something showed: schedule
+   * misses, queue delay p99 over `queueLimitMs`, loop lag over `lagLimitMs`, and k6's CPU share
+   * averaged per window (windows at or over `shareLimit`), with the most cores k6 used.
+   */
+  generatorSignals(
+    runId: string,
+    o: { node: string; loadStartedAt: number; loadEndedAt: number; windowMs: number; queueLimitMs: number; lagLimitMs: number; shareLimit: number },
+  ): { loadWindows: LoadWindowRow[]; queueWindows: LatencyWindowRow[]; telemetry: TelemetryRow[] } {
+    this.flush();
+    const loadWindows = this.db.prepare('SELECT * FROM load_windows WHERE run_id = ? AND schedule_misses > 0 ORDER BY window_start').all(runId) as LoadWindowRow[];
+    const queueWindows = this.db.prepare("SELECT * FROM latency_windows WHERE run_id = ? AND metric = 'queue_delay' AND p99_ms > ? ORDER BY window_start").all(runId, o.queueLimitMs) as LatencyWindowRow[];
+    const p = { run: runId, node: o.node, t0: o.loadStartedAt, t1: o.loadEndedAt, w: o.windowMs };
+    const lag = this.db.prepare("SELECT * FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'loop_lag_p99_ms' AND value > @limit ORDER BY at").all({ run: runId, node: o.node, limit: o.lagLimitMs }) as TelemetryRow[];
+    // one row per window holding its mean share (the verdict averages per window: the same mean)
+    const share = this.db
+      .prepare(
+        `SELECT @run AS run_id, @node AS node, @t0 + CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) * @w AS at, 'k6_cpu_share' AS metric, AVG(value) AS value
+           FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'k6_cpu_share' AND at >= @t0 AND at <= @t1 + 1000
+          GROUP BY CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) HAVING AVG(value) >= @limit`,
+      )
+      .all({ ...p, limit: o.shareLimit }) as TelemetryRow[];
+    const cores = this.db.prepare("SELECT run_id, node, MAX(at) AS at, metric, MAX(value) AS value FROM telemetry WHERE run_id = ? AND node = ? AND metric = 'k6_cpu_cores' GROUP BY metric").all(runId, o.node) as TelemetryRow[];
+    return { loadWindows, queueWindows, telemetry: [...lag, ...share, ...cores] };
+  }
+
+  /** The highest of a telemetry metric (null: no sample). */
+  telemetryMax(runId: string, node: string, metric: string): number | null {
+    this.flush();
+    return (this.db.prepare('SELECT MAX(value) AS v FROM telemetry WHERE run_id = ? AND node = ? AND metric = ?').get(runId, node, metric) as { v: number | null }).v;
+  }
+
+  /** Per metric of one node: samples, first, last, min, max — computed by SQLite, not from every row. */
+  telemetrySummary(runId: string, node: string): { metric: string; samples: number; first: number; last: number; min: number; max: number }[] {
+    this.flush();
+    return this.db
+      .prepare(
+        `SELECT metric, COUNT(*) AS samples, MIN(value) AS min, MAX(value) AS max,
+                (SELECT value FROM telemetry f WHERE f.run_id = t.run_id AND f.node = t.node AND f.metric = t.metric ORDER BY at ASC LIMIT 1) AS first,
+                (SELECT value FROM telemetry l WHERE l.run_id = t.run_id AND l.node = t.node AND l.metric = t.metric ORDER BY at DESC LIMIT 1) AS last
+           FROM telemetry t WHERE run_id = ? AND node = ? GROUP BY metric ORDER BY metric`,
+      )
+      .all(runId, node) as { metric: string; samples: number; first: number; last: number; min: number; max: number }[];
   }
 
   loadWindows(runId: string): LoadWindowRow[] {
@@ -417,8 +516,39 @@ export class Store {
   }
 
   // ---- episodes
+  /**
+   * An episode, new or changed. Its opening and every change of state or timestamp are written
+   * at once (what a crash must not lose); a change of only its counts and evidence (each
+   * affected request adds one) waits for the next batch, a quarter-second at most, so a burst of
+   * failed requests does not make one write each on the event loop that times the load.
+   */
   upsertEpisode(e: EpisodeRow): void {
-    if (!this.writeEpisode(e)) this.pendingEpisodes.set(e.id, e); // the latest of each, for the next flush
+    const key = `${e.status}|${e.cause}|${e.fault_id}|${e.started_at}|${e.detected_at}|${e.running_again_at}|${e.ready_at}|${e.serving_again_at}`;
+    if (this.episodeKeys.get(e.id) === key && !this.closed) {
+      this.pendingEpisodes.set(e.id, e);
+      this.episodeTimer ??= setTimeout(() => {
+        this.episodeTimer = null;
+        this.flushEpisodes();
+      }, 250);
+      this.episodeTimer.unref();
+      return;
+    }
+    this.pendingEpisodes.delete(e.id);
+    if (this.writeEpisode(e)) this.episodeKeys.set(e.id, key);
+    else this.pendingEpisodes.set(e.id, e); // the latest of each, for the next flush
+  }
+
+  /** Never throws: a row SQLite refuses for good is dropped (and counted) after the store was told. */
+  private flushEpisodes(): void {
+    if (this.closed) return;
+    for (const [id, e] of [...this.pendingEpisodes]) {
+      try {
+        if (this.writeEpisode(e)) this.pendingEpisodes.delete(id);
+      } catch {
+        this.pendingEpisodes.delete(id);
+        this.lostRows++;
+      }
+    }
   }
 
   private writeEpisode(e: EpisodeRow): boolean {
@@ -440,16 +570,17 @@ export class Store {
 
 
   episodes(runId: string): EpisodeRow[] {
+    this.flushEpisodes();
     return this.db.prepare('SELECT * FROM episodes WHERE run_id = ? ORDER BY started_at').all(runId) as EpisodeRow[];
   }
 
   /** Writes everything buffered, and what earlier failed writes kept; true when nothing is left. Never throws. */
   flush(): boolean {
     if (this.closed) return true;
-    for (const [id, e] of [...this.pendingEpisodes]) if (this.writeEpisode(e)) this.pendingEpisodes.delete(id);
+    this.flushEpisodes();
     while (this.pendingWindows.length > 0) {
-      const w = this.pendingWindows[0] as { load: LoadWindowRow; latency: LatencyWindowRow[] };
-      if (!this.writeWindow(w.load, w.latency)) break;
+      const w = this.pendingWindows[0] as { runId: string; closed: Closed };
+      if (!this.writeWindow(w.runId, w.closed)) break;
       this.pendingWindows.shift();
     }
     const ok = [this.requestWriter.flush(), this.probeWriter.flush(), this.telemetryWriter.flush()].every(Boolean);
@@ -461,10 +592,40 @@ export class Store {
     return this.requestWriter.pending + this.probeWriter.pending + this.telemetryWriter.pending + this.pendingEpisodes.size + this.pendingWindows.length;
   }
 
+  /**
+   * Folds the write-ahead log into the database and truncates it (SQLite checkpoints on its own
+   * as the log grows, but never shrinks the file): done once per plan-hour by the run. Never throws.
+   */
+  checkpoint(): { ok: boolean; walPages: number } {
+    if (this.closed) return { ok: false, walPages: 0 };
+    try {
+      const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+      return { ok: (r[0]?.busy ?? 1) === 0, walPages: r[0]?.log ?? 0 };
+    } catch {
+      // an I/O error here shows in the next write, which fails the run the normal way
+      return { ok: false, walPages: 0 };
+    }
+  }
+
+  /** Bytes on disk: the database and its write-ahead log (null: in memory or unreadable). */
+  sizeBytes(): number | null {
+    if (this.path === ':memory:') return null;
+    let total = 0;
+    for (const f of [this.path, `${this.path}-wal`]) {
+      try {
+        total += statSync(f).size;
+      } catch {
+        // no log right after a truncating checkpoint
+      }
+    }
+    return total;
+  }
+
   close(): void {
     if (this.closed) return;
     this.flush();
     this.lostRows += this.pendingRows;
+    if (this.episodeTimer) clearTimeout(this.episodeTimer);
     this.closed = true;
     this.db.close();
   }
@@ -503,4 +664,32 @@ function checkExisting(path: string): void {
 
 export function openStore(path: string, opts: { mustExist?: boolean } = {}): Store {
   return new Store(path, opts);
+}
+
+/** A window's (or a rollup's) counters as a load_windows row. */
+export function loadRow(runId: string, l: LoadWindow): LoadWindowRow {
+  return {
+    run_id: runId,
+    node: l.node,
+    window_start: l.windowStart,
+    part: l.part,
+    window_ms: l.windowMs,
+    attempts: l.attempts,
+    ok: l.ok,
+    failed: l.failed,
+    cancelled: l.cancelled,
+    retries: l.retries,
+    final_ok: l.finalOk,
+    final_failed: l.finalFailed,
+    outcomes: JSON.stringify(l.outcomes),
+    output_tokens: l.outputTokens,
+    tokens_from_usage: l.tokensFromUsage,
+    tokens_from_chunks: l.tokensFromChunks,
+    schedule_misses: l.scheduleMisses,
+    planned: l.planned,
+  };
+}
+
+export function latencyRow(runId: string, x: LatencyWindow): LatencyWindowRow {
+  return { run_id: runId, node: x.node, window_start: x.windowStart, part: x.part, metric: x.metric, count: x.count, min_ms: x.minMs, max_ms: x.maxMs, mean_ms: x.meanMs, p50_ms: x.p50Ms, p90_ms: x.p90Ms, p99_ms: x.p99Ms, hist: x.hist };
 }

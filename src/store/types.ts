@@ -32,13 +32,8 @@ export interface NodeRow {
   restart_count_end: number | null;
 }
 
-/** ok | degraded | http_error | conn_error | timeout | truncated | protocol_error | cancelled (see README). */
-export type Outcome = 'ok' | 'degraded' | 'http_error' | 'conn_error' | 'timeout' | 'truncated' | 'protocol_error' | 'cancelled';
-
-/** A success: `ok`, or `degraded` (ok, but slower than twice the run's baseline e2e p50). */
-export function isSuccess(o: Outcome | string): boolean {
-  return o === 'ok' || o === 'degraded';
-}
+export { isSuccess, type Outcome } from '../load/outcome.js';
+import type { Outcome } from '../load/outcome.js';
 
 export interface RequestRow {
   run_id: string;

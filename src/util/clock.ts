@@ -1,13 +1,51 @@
-// Time, injected. Everything that stamps or waits takes a Clock, so tests can run on a
-// virtual clock and the real one can be swapped without touching the callers.
+// Time, injected. Everything that stamps, waits, times out or schedules takes a Clock, so a
+// long plan can run on a virtual clock in tests and the real one can be swapped without
+// touching the callers. Nothing outside this file calls setTimeout or AbortSignal.timeout for
+// plan time. Real timers stay only where they bound real machinery whatever the plan's clock:
+// the Docker API's deadlines and event-stream reconnects, the k6 process's kill grace, the
+// store's write batching, the event-loop monitor (it measures this process), the CLI's display.
+
+/** Cancels a timer; safe to call more than once, and after it fired. */
+export type Cancel = () => void;
 
 export interface Clock {
   /** Wall-clock epoch milliseconds with sub-millisecond resolution. */
   now(): number;
   /** Resolves after ms, or rejects with the signal's reason when it aborts first. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /** Calls fn once after ms (the real clock's timer does not keep the process alive when `unref`). */
+  after(ms: number, fn: () => void, opts?: { unref?: boolean }): Cancel;
+  /** A signal that aborts with a TimeoutError after ms (AbortSignal.timeout on this clock). */
+  deadline(ms: number): AbortSignal;
   /** How many plan-seconds pass per wall second (1 for real time). */
   readonly timeScale: number;
+}
+
+function timeoutError(ms: number): Error {
+  const e = new Error(`The operation was aborted due to timeout (${ms} ms)`);
+  e.name = 'TimeoutError';
+  return e;
+}
+
+function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      cancel();
+      reject(signal?.reason);
+    };
+    const cancel = clock.after(ms, () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function deadlineOn(clock: Clock, ms: number): AbortSignal {
+  const ac = new AbortController();
+  clock.after(ms, () => ac.abort(timeoutError(ms)), { unref: true });
+  return ac.signal;
 }
 
 /**
@@ -23,26 +61,26 @@ export class RealClock implements Clock {
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, Math.max(0, ms));
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return sleepOn(this, ms, signal);
+  }
+
+  after(ms: number, fn: () => void, opts: { unref?: boolean } = {}): Cancel {
+    const t = setTimeout(fn, Math.max(0, ms));
+    if (opts.unref) t.unref();
+    return () => clearTimeout(t);
+  }
+
+  deadline(ms: number): AbortSignal {
+    return AbortSignal.timeout(Math.max(0, ms));
   }
 }
 
-/** A clock that moves only when told to; sleepers wake in time order as it advances. */
+/** A clock that moves only when told to; timers fire in time order as it advances. */
 export class VirtualClock implements Clock {
   readonly timeScale: number;
   private t: number;
-  private sleepers: { until: number; resolve: () => void }[] = [];
+  private seq = 0;
+  private timers: { until: number; seq: number; fn: () => void }[] = [];
 
   constructor(start = 0, timeScale = Number.POSITIVE_INFINITY) {
     this.t = start;
@@ -54,33 +92,64 @@ export class VirtualClock implements Clock {
   }
 
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const entry = { until: this.t + Math.max(0, ms), resolve };
-      this.sleepers.push(entry);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          this.sleepers = this.sleepers.filter((s) => s !== entry);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
-    });
+    return sleepOn(this, ms, signal);
   }
 
-  /** Moves time forward, waking sleepers in order and letting their continuations run. */
+  after(ms: number, fn: () => void): Cancel {
+    const entry = { until: this.t + Math.max(0, ms), seq: this.seq++, fn };
+    this.timers.push(entry);
+    return () => {
+      this.timers = this.timers.filter((x) => x !== entry);
+    };
+  }
+
+  deadline(ms: number): AbortSignal {
+    return deadlineOn(this, ms);
+  }
+
+  /** Timers waiting. */
+  get pending(): number {
+    return this.timers.length;
+  }
+
+  /** The time the next timer is due (null: none). */
+  nextDue(): number | null {
+    return this.timers.reduce<number | null>((m, x) => (m === null || x.until < m ? x.until : m), null);
+  }
+
+  /** Moves time forward, firing timers in order and letting their continuations run. */
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;
     for (;;) {
-      this.sleepers.sort((a, b) => a.until - b.until);
-      const next = this.sleepers[0];
+      this.timers.sort((a, b) => a.until - b.until || a.seq - b.seq);
+      const next = this.timers[0];
       if (!next || next.until > end) break;
-      this.sleepers.shift();
-      this.t = next.until;
-      next.resolve();
+      this.timers.shift();
+      this.t = Math.max(this.t, next.until);
+      next.fn();
       await new Promise<void>((r) => setImmediate(r));
     }
     this.t = end;
   }
+}
+
+/** Calls fn every ms on the clock until cancelled (the next call is set when one returns). */
+export function every(clock: Clock, ms: number, fn: () => void): Cancel {
+  let cancelled = false;
+  let cancel: Cancel = () => undefined;
+  const arm = (): void => {
+    cancel = clock.after(ms, () => {
+      if (cancelled) return;
+      try {
+        fn();
+      } finally {
+        if (!cancelled) arm();
+      }
+    });
+  };
+  arm();
+  return () => {
+    cancelled = true;
+    cancel();
+  };
 }

@@ -1,6 +1,7 @@
 // Building request records and window rows for analysis tests.
 import type { RequestRecord } from '../../src/load/types.js';
-import { WindowAggregator, windowToRows, type LatencyWindow, type LoadWindow } from '../../src/load/windows.js';
+import { WindowAggregator } from '../../src/load/windows.js';
+import { latencyRow, loadRow } from '../../src/store/store.js';
 import type { LatencyWindowRow, LoadWindowRow } from '../../src/store/types.js';
 
 export function record(over: Partial<RequestRecord> & Pick<RequestRecord, 'node' | 'sentAt'>): RequestRecord {
@@ -34,16 +35,34 @@ export function record(over: Partial<RequestRecord> & Pick<RequestRecord, 'node'
   return { ...base, ...over };
 }
 
-/** Runs records through the real aggregator and returns the rows it would store. */
-export function windowRows(records: RequestRecord[], windowMs = 10_000, origin = 0): { loadWindows: LoadWindowRow[]; latencyWindows: LatencyWindowRow[] } {
+/** Runs records through the real aggregator and returns the rows it would store (windows, and hourly rollups). */
+export function windowRows(
+  records: RequestRecord[],
+  windowMs = 10_000,
+  origin = 0,
+  rollupMs = 3_600_000,
+): { loadWindows: LoadWindowRow[]; latencyWindows: LatencyWindowRow[]; loadRollups: (LoadWindowRow & { windows: number; last_window: number })[]; latencyRollups: LatencyWindowRow[] } {
   const loadWindows: LoadWindowRow[] = [];
   const latencyWindows: LatencyWindowRow[] = [];
-  const agg = new WindowAggregator(windowMs, origin, (l: LoadWindow, lat: LatencyWindow[]) => {
-    const rows = windowToRows('r', l, lat);
-    loadWindows.push(rows.load);
-    latencyWindows.push(...rows.latency);
-  });
+  const loadRollups: (LoadWindowRow & { windows: number; last_window: number })[] = [];
+  const latencyRollups: LatencyWindowRow[] = [];
+  const agg = new WindowAggregator(
+    windowMs,
+    origin,
+    (c) => {
+      if (c.window) {
+        loadWindows.push(loadRow('r', c.window.load));
+        latencyWindows.push(...c.window.latency.map((l) => latencyRow('r', l)));
+      }
+      for (const r of c.rollups) {
+        loadRollups.push({ ...loadRow('r', r.load), windows: r.windows, last_window: r.lastWindow });
+        latencyRollups.push(...r.latency.map((l) => latencyRow('r', l)));
+      }
+    },
+    true,
+    rollupMs,
+  );
   for (const r of records) agg.record(r);
   agg.flush();
-  return { loadWindows, latencyWindows };
+  return { loadWindows, latencyWindows, loadRollups, latencyRollups };
 }

@@ -9,7 +9,7 @@ import { BuiltinEngine } from '../../src/load/builtin.js';
 import { K6Engine } from '../../src/load/k6/engine.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
-import { QUEUE_DELAY_LIMIT_MS } from '../../src/load/generator.js';
+import { QUEUE_DELAY_LIMIT_MS } from '../../src/analysis/generator.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { startSimProcess } from '../helpers/sim-process.js';

@@ -7,9 +7,11 @@ import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelScope, sendCompletion, type CompletionRequest } from '../../src/load/request.js';
 import { freePort } from '../../src/util/ports.js';
+import { RealClock } from '../../src/util/clock.js';
 
 const real = (name: string): Buffer => readFileSync(new URL(`../fixtures/real/sse/${name}`, import.meta.url));
 const now = (): number => performance.timeOrigin + performance.now();
+const clock = new RealClock();
 const dispatcher = new Agent({ connections: null, headersTimeout: 0, bodyTimeout: 0 });
 let server: Server;
 let origin: string;
@@ -95,7 +97,7 @@ afterAll(async () => {
 });
 
 const send = (path: string, over: Partial<CompletionRequest> = {}) =>
-  sendCompletion(dispatcher, { origin, path, body: '{}', stream: true, timeoutMs: 5000, keepGaps: true, ...over }, now);
+  sendCompletion(dispatcher, { origin, path, body: '{}', stream: true, timeoutMs: 5000, keepGaps: true, ...over }, clock);
 
 describe('sendCompletion outcomes', () => {
   it('a complete stream is ok; ttft is the first content chunk, not the headers; tokens from usage', async () => {
@@ -153,7 +155,7 @@ describe('sendCompletion outcomes', () => {
 
   it('a refused connection is conn_error', async () => {
     const port = await freePort();
-    const r = await sendCompletion(dispatcher, { origin: `http://127.0.0.1:${port}`, path: '/', body: '{}', stream: true, timeoutMs: 2000 }, now);
+    const r = await sendCompletion(dispatcher, { origin: `http://127.0.0.1:${port}`, path: '/', body: '{}', stream: true, timeoutMs: 2000 }, clock);
     expect(r.outcome).toBe('conn_error');
     expect(r.error).toMatch(/ECONNREFUSED/);
   });

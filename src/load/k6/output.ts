@@ -6,7 +6,7 @@
 //   script that checks finish_reason (Gauntlet's own, which emits gauntlet_request) sees it;
 // - dropped_iterations are arrivals k6 could not start: schedule misses.
 import { z } from 'zod';
-import type { Outcome } from '../../store/types.js';
+import type { Outcome } from '../outcome.js';
 import type { LoadSink } from '../types.js';
 
 const Tags = z.record(z.string(), z.string()).nullable();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { availableParallelism } from 'node:os';
-import { GENERATOR_NODE, judgeGenerator, processAllowedCores, processCpuSeconds } from '../../../src/load/generator.js';
+import { GENERATOR_NODE, judgeGenerator } from '../../../src/analysis/generator.js';
+import { processAllowedCores, processCpuSeconds } from '../../../src/load/generator.js';
 import type { LatencyWindowRow, LoadWindowRow, TelemetryRow } from '../../../src/store/types.js';
 
 const load = (node: string, start: number, misses = 0): LoadWindowRow => ({

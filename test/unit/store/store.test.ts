@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../../src/store/migrations.js';
 import { openStore, type RequestRow, type RunRow } from '../../../src/store/store.js';
+import { mergeHistograms } from '../../../src/analysis/histogram.js';
+import { WindowAggregator } from '../../../src/load/windows.js';
+import { record } from '../../helpers/records.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const dir = tempDir();
@@ -100,14 +103,14 @@ describe('Store', () => {
     const s = openStore(join(dir, 'w.db'));
     s.createRun(runRow('r2'));
     expect(s.hasRequestRows('r2')).toBe(false);
-    const load = { run_id: 'r2', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0, planned: 3 };
-    const lat = { run_id: 'r2', node: 'a', window_start: 0, part: 0, metric: 'ttft', count: 2, min_ms: 1, max_ms: 2, mean_ms: 1.5, p50_ms: 1, p90_ms: 2, p99_ms: 2, hist: 'HISTFAAAA' };
-    s.addWindow(load, [lat]);
-    expect(s.loadWindows('r2')).toEqual([load]);
-    expect(s.latencyWindows('r2', 'ttft')).toEqual([lat]);
+    const load = { node: 'a', windowStart: 0, part: 0, windowMs: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, finalOk: 2, finalFailed: 1, outcomes: { ok: 2, timeout: 1 }, outputTokens: 32, tokensFromUsage: 2, tokensFromChunks: 0, scheduleMisses: 0, planned: 3 };
+    const lat = { node: 'a', windowStart: 0, part: 0, metric: 'ttft' as const, count: 2, minMs: 1, maxMs: 2, meanMs: 1.5, p50Ms: 1, p90Ms: 2, p99Ms: 2, hist: 'HISTFAAAA' };
+    s.addWindow('r2', { window: { load, latency: [lat] }, rollups: [] });
+    expect(s.loadWindows('r2')).toEqual([{ run_id: 'r2', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 3, ok: 2, failed: 1, cancelled: 0, retries: 0, final_ok: 2, final_failed: 1, outcomes: '{"ok":2,"timeout":1}', output_tokens: 32, tokens_from_usage: 2, tokens_from_chunks: 0, schedule_misses: 0, planned: 3 }]);
+    expect(s.latencyWindows('r2', 'ttft')).toEqual([{ run_id: 'r2', node: 'a', window_start: 0, part: 0, metric: 'ttft', count: 2, min_ms: 1, max_ms: 2, mean_ms: 1.5, p50_ms: 1, p90_ms: 2, p99_ms: 2, hist: 'HISTFAAAA' }]);
     expect(s.latencyWindows('r2', 'itl')).toEqual([]);
-    expect(() => s.addWindow(load, [])).toThrow(/UNIQUE/);
-    s.addWindow({ ...load, part: 1, attempts: 1 }, [{ ...lat, part: 1 }]); // a late part of the same window
+    expect(() => s.addWindow('r2', { window: { load, latency: [] }, rollups: [] })).toThrow(/UNIQUE/);
+    s.addWindow('r2', { window: { load: { ...load, part: 1, attempts: 1 }, latency: [{ ...lat, part: 1 }] }, rollups: [] }); // a late part of the same window
     expect(s.loadWindows('r2').map((w) => [w.part, w.attempts])).toEqual([[0, 3], [1, 1]]);
     s.addRequest(req('r2', 1));
     expect(s.hasRequestRows('r2')).toBe(true);
@@ -149,6 +152,70 @@ describe('Store', () => {
     s.upsertEpisode(ep);
     s.upsertEpisode({ ...ep, status: 'recovered', serving_again_at: 2000, requests_affected: 4 });
     expect(s.episodes('r')).toEqual([{ ...ep, status: 'recovered', serving_again_at: 2000, requests_affected: 4 }]);
+    s.close();
+  });
+
+  it('writes an episode at once when it opens or changes state; a count-only change waits for the batch, and is never lost', () => {
+    const path = join(dir, 'd-batch.db');
+    const s = openStore(path);
+    const ep = { id: 'e2', run_id: 'r', node: 'a', status: 'open' as const, cause: 'spontaneous', fault_id: null, started_at: 10, detected_at: 11, running_again_at: null, ready_at: null, serving_again_at: null, first_evidence: 'die', evidence: '{}', requests_affected: 0 };
+    const onDisk = (): unknown[] => s.db.prepare('SELECT status, requests_affected FROM episodes WHERE id = ?').all('e2');
+    s.upsertEpisode(ep);
+    expect(onDisk()).toEqual([{ status: 'open', requests_affected: 0 }]);
+    for (let i = 1; i <= 50; i++) s.upsertEpisode({ ...ep, requests_affected: i });
+    expect(onDisk()).toEqual([{ status: 'open', requests_affected: 0 }]); // batched
+    s.upsertEpisode({ ...ep, requests_affected: 51, running_again_at: 500 }); // a change of state: at once, with the count
+    expect(onDisk()).toEqual([{ status: 'open', requests_affected: 51 }]);
+    s.upsertEpisode({ ...ep, requests_affected: 52, running_again_at: 500 });
+    s.close(); // closing writes what waits
+    const again = openStore(path);
+    expect(again.episodes('r').map((e) => e.requests_affected)).toEqual([52]);
+    again.close();
+  });
+});
+
+describe('Store totals for reports (hourly rollups, and the windows after the last one)', () => {
+  const feed = (s: ReturnType<typeof openStore>, runId: string, untilMs: number, flush: boolean): number[] => {
+    const agg = new WindowAggregator(10_000, 0, (c) => s.addWindow(runId, c), true, 60_000);
+    const ttfts: number[] = [];
+    for (let t = 0; t < untilMs; t += 250) {
+      for (const node of ['a', 'b']) {
+        const ttft = 20 + ((t / 250) % 97);
+        ttfts.push(ttft);
+        agg.record(record({ node, seq: t, sentAt: t, ttftMs: ttft, firstTokenAt: t + ttft, endAt: t + ttft + 5 }));
+      }
+      agg.tick(t);
+    }
+    if (flush) agg.flush();
+    return ttfts;
+  };
+
+  it('reads one row per node and span, with the same totals as every window', () => {
+    const s = openStore(join(dir, 'totals.db'));
+    s.createRun(runRow('t'));
+    const ttfts = feed(s, 't', 300_000, true);
+    const totals = s.loadTotals('t');
+    expect(totals.length).toBe(10); // 5 spans of 60 s × 2 nodes
+    expect(totals.reduce((a, w) => a + w.ok, 0)).toBe(ttfts.length);
+    const all = s.loadWindows('t');
+    expect(all.length).toBe(60);
+    const merged = mergeHistograms(s.latencyTotals('t', 'ttft').map((l) => l.hist));
+    const direct = mergeHistograms(s.latencyWindows('t', 'ttft').map((l) => l.hist));
+    expect(merged.count).toBe(ttfts.length);
+    for (const p of [50, 90, 99]) expect(merged.percentile(p)).toBe(direct.percentile(p));
+    s.close();
+  });
+
+  it('a run that ended without its last rollups (a crash) still counts every window written', () => {
+    const s = openStore(join(dir, 'totals-crash.db'));
+    s.createRun(runRow('c'));
+    feed(s, 'c', 150_000, false); // never flushed: the span at 120 s has no rollup, and the last windows are still open
+    const windows = s.loadWindows('c');
+    const totals = s.loadTotals('c');
+    expect(totals.reduce((a, w) => a + w.ok, 0)).toBe(windows.reduce((a, w) => a + w.ok, 0));
+    expect(totals.filter((w) => w.window_ms === 60_000).length).toBe(4); // spans at 0 and 60 s for a and b
+    expect(totals.filter((w) => w.window_ms === 10_000).every((w) => w.window_start >= 120_000)).toBe(true);
+    expect(s.latencyTotals('c', 'ttft').reduce((a, l) => a + l.count, 0)).toBe(s.latencyWindows('c', 'ttft').reduce((a, l) => a + l.count, 0));
     s.close();
   });
 });
@@ -206,9 +273,9 @@ describe('Store when writes fail (a full disk: SQLite max_page_count stands in f
     const s = openStore(join(dir, 'full-windows.db'));
     s.createRun(runRow('w'));
     fullAt(s);
-    const win = { run_id: 'w', node: 'a', window_start: 0, part: 0, window_ms: 10_000, attempts: 1, ok: 1, failed: 0, cancelled: 0, retries: 0, final_ok: 1, final_failed: 0, outcomes: '{"ok":1}', output_tokens: 3, tokens_from_usage: 3, tokens_from_chunks: 0, schedule_misses: 0, planned: 1 };
+    const win = { node: 'a', windowStart: 0, part: 0, windowMs: 10_000, attempts: 1, ok: 1, failed: 0, cancelled: 0, retries: 0, finalOk: 1, finalFailed: 0, outcomes: { ok: 1 }, outputTokens: 3, tokensFromUsage: 3, tokensFromChunks: 0, scheduleMisses: 0, planned: 1 };
     const pad = 'x'.repeat(5000); // room for a row in a page already there would hide the failure
-    for (let i = 0; i < 5; i++) s.addWindow({ ...win, window_start: i * 10_000, outcomes: `{"ok":1,"pad":"${pad}"}` }, []);
+    for (let i = 0; i < 5; i++) s.addWindow('w', { window: { load: { ...win, windowStart: i * 10_000, outcomes: { ok: 1, [pad]: 1 } }, latency: [] }, rollups: [] });
     expect(s.pendingRows).toBeGreaterThan(0);
     roomy(s);
     expect(s.flush()).toBe(true);

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../../src/util/clock.js';
+
+describe('VirtualClock', () => {
+  it('fires timers in time order (ties in the order set), only when time reaches them', async () => {
+    const c = new VirtualClock(1000);
+    const fired: string[] = [];
+    c.after(50, () => fired.push(`b@${c.now()}`));
+    c.after(10, () => fired.push(`a@${c.now()}`));
+    c.after(50, () => fired.push(`c@${c.now()}`));
+    await c.advance(40);
+    expect(fired).toEqual(['a@1010']);
+    await c.advance(10);
+    expect(fired).toEqual(['a@1010', 'b@1050', 'c@1050']);
+    expect(c.now()).toBe(1050);
+  });
+
+  it('a cancelled timer never fires; sleep rejects with the signal reason when aborted', async () => {
+    const c = new VirtualClock(0);
+    let fired = false;
+    const cancel = c.after(10, () => (fired = true));
+    cancel();
+    await c.advance(20);
+    expect(fired).toBe(false);
+    const ac = new AbortController();
+    const slept = c.sleep(100, ac.signal);
+    ac.abort(new Error('stop'));
+    await expect(slept).rejects.toThrow('stop');
+    expect(c.pending).toBe(0);
+  });
+
+  it('deadline aborts with a TimeoutError at plan time, not wall time', async () => {
+    const c = new VirtualClock(0);
+    const s = c.deadline(3_600_000);
+    await c.advance(3_599_999);
+    expect(s.aborted).toBe(false);
+    await c.advance(1);
+    expect(s.aborted).toBe(true);
+    expect((s.reason as Error).name).toBe('TimeoutError');
+  });
+
+  it('timers set by a firing timer, within the advance, fire in the same advance', async () => {
+    const c = new VirtualClock(0);
+    const at: number[] = [];
+    const tick = (): void => {
+      at.push(c.now());
+      if (at.length < 5) c.after(100, tick);
+    };
+    c.after(100, tick);
+    await c.advance(1000);
+    expect(at).toEqual([100, 200, 300, 400, 500]);
+    expect(c.nextDue()).toBeNull();
+  });
+});
