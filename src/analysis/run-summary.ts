@@ -15,7 +15,8 @@ export interface RunInput {
   confidence: number;
   mtbfTargetHours: number;
   episodes: EpisodeRow[];
-  probes: ProbeRow[];
+  /** Health probes as rows, or already reduced (store.probeSlots: a long run's report). */
+  probes: ProbeRow[] | { slots: ProbeSlots[] };
   /** The plan's normal health-probe period: the most time one probe stands for. */
   probeIntervalMs: number;
   /** Node state changes (busy spans count as available). */
@@ -156,7 +157,8 @@ export function summarizeRun(input: RunInput): RunSummary {
   }));
   const recovered = episodes.filter((e) => e.recoveryMs !== null);
 
-  const avail = availability(input.probes, input.states, input.nodes, input.probeIntervalMs, t1);
+  const slots = 'slots' in input.probes ? input.probes.slots : probeSlots(input.probes, input.nodes, input.probeIntervalMs, t1);
+  const avail = availabilityFromSlots(slots, input.states);
 
   const w = input.loadWindows;
   const sum = (f: (x: LoadWindowRow) => number): number => w.reduce((a, x) => a + f(x), 0);
@@ -217,35 +219,69 @@ export function summarizeRun(input: RunInput): RunSummary {
   };
 }
 
-/** Availability from health probes, time-weighted, busy counted as available (see RunSummary). */
-export function availability(probes: ProbeRow[], states: NodeStateRow[], nodes: string[], intervalMs: number, endAt: number): RunSummary['availability'] {
-  let upTime = 0;
-  let allTime = 0;
-  let count = 0;
-  let ok = 0;
-  let busy = 0;
-  const perNode: Record<string, number | null> = {};
-  for (const node of nodes) {
+/**
+ * Health probes of one node reduced to what availability needs: the time they stand for (each
+ * probe until the next, at most one interval), the part answered in time, and the probes that
+ * were not (with their weight), which count as available only inside a busy span. The store
+ * computes the same in SQL (store.probeSlots) so a long run's report does not load every probe.
+ */
+export interface ProbeSlots {
+  node: string;
+  allMs: number;
+  inTimeMs: number;
+  count: number;
+  inTime: number;
+  late: { sent_at: number; weight: number }[];
+}
+
+/** ProbeSlots from probe rows (in time order per node: sent_at, then as recorded). */
+export function probeSlots(probes: ProbeRow[], nodes: string[], intervalMs: number, endAt: number): ProbeSlots[] {
+  return nodes.map((node) => {
     const mine = probes.filter((p) => p.node === node && p.kind === 'health').sort((a, b) => a.sent_at - b.sent_at);
-    const spans = busySpans(states.filter((s) => s.node === node));
-    let nodeUp = 0;
-    let nodeAll = 0;
+    const out: ProbeSlots = { node, allMs: 0, inTimeMs: 0, count: 0, inTime: 0, late: [] };
     for (const [i, p] of mine.entries()) {
       const next = mine[i + 1]?.sent_at ?? endAt;
       const weight = Math.max(0, Math.min(next - p.sent_at, intervalMs));
       // Answered within its own slot (before the next probe was due): the node answered then.
       // A frozen node answers a probe it had queued the moment it thaws, late: that slot was down.
       const inTime = p.ok && p.response_at !== null && p.response_at - p.sent_at <= Math.max(weight, 1);
-      const inBusy = !inTime && spans.some(([from, to]) => p.sent_at >= from && p.sent_at < to);
-      nodeAll += weight;
-      if (inTime || inBusy) nodeUp += weight;
-      count++;
-      if (inTime) ok++;
-      else if (inBusy) busy++;
+      out.allMs += weight;
+      out.count++;
+      if (inTime) {
+        out.inTimeMs += weight;
+        out.inTime++;
+      } else out.late.push({ sent_at: p.sent_at, weight });
     }
-    perNode[node] = nodeAll > 0 ? nodeUp / nodeAll : null;
+    return out;
+  });
+}
+
+/** Availability from health probes, time-weighted, busy counted as available (see RunSummary). */
+export function availability(probes: ProbeRow[], states: NodeStateRow[], nodes: string[], intervalMs: number, endAt: number): RunSummary['availability'] {
+  return availabilityFromSlots(probeSlots(probes, nodes, intervalMs, endAt), states);
+}
+
+export function availabilityFromSlots(slots: ProbeSlots[], states: NodeStateRow[]): RunSummary['availability'] {
+  let upTime = 0;
+  let allTime = 0;
+  let count = 0;
+  let ok = 0;
+  let busy = 0;
+  const perNode: Record<string, number | null> = {};
+  for (const slot of slots) {
+    const spans = busySpans(states.filter((s) => s.node === slot.node));
+    let nodeUp = slot.inTimeMs;
+    for (const p of slot.late) {
+      if (spans.some(([from, to]) => p.sent_at >= from && p.sent_at < to)) {
+        nodeUp += p.weight;
+        busy++;
+      }
+    }
+    perNode[slot.node] = slot.allMs > 0 ? nodeUp / slot.allMs : null;
     upTime += nodeUp;
-    allTime += nodeAll;
+    allTime += slot.allMs;
+    count += slot.count;
+    ok += slot.inTime;
   }
   return { value: allTime > 0 ? upTime / allTime : null, probes: count, ok, busy, perNode };
 }

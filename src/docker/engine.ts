@@ -104,7 +104,8 @@ export function watchContainerEvents(
   // here by their exact time, so a run never sees what happened before it started.
   const notBefore = options.sinceMs ?? -Infinity;
   let lastNano = options.sinceMs !== undefined ? options.sinceMs * 1e6 : 0;
-  const seen = new Set<string>();
+  /** Events delivered in the last seconds (key → time): a reopened stream replays from the whole second. */
+  const seen = new Map<string, number>();
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
 
@@ -181,9 +182,10 @@ export function watchContainerEvents(
     if (!e || e.at < notBefore) return;
     const key = `${e.containerId}:${e.rawAction}:${e.at}`;
     if (seen.has(key)) return;
-    seen.add(key);
-    if (seen.size > 10_000) seen.clear();
+    seen.set(key, e.at);
     lastNano = Math.max(lastNano, e.at * 1e6);
+    // A replay starts at the second of the last event: older keys can never come again.
+    if (seen.size > 1000) for (const [k, at] of seen) if (at < lastNano / 1e6 - 2000) seen.delete(k);
     onEvent(e);
   };
 

@@ -4,6 +4,7 @@
 //   inject (touch the target) → … → revert(undo) (idempotent; also used after a crash of
 //   Gauntlet, with nothing but the undo record from the ledger).
 // `describe` is what --dry-run prints: the actions inject and revert would take, read-only.
+import type { ProcessHost } from '../util/proc.js';
 import type { z } from 'zod';
 import type { Docker } from '../docker/engine.js';
 import type { Logger } from '../log.js';
@@ -37,6 +38,8 @@ export interface FaultContext {
   caps?: HostCaps;
   /** Fault id, for labels, rule comments and helper names (`gauntlet:<id>`). */
   faultId?: string;
+  /** The host's processes (default: the real ones, from /proc); a test's fake Docker brings its own. */
+  processes?: ProcessHost;
 }
 
 /** JSON-serialisable; written to the fault ledger before injection. */

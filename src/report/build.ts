@@ -1,7 +1,7 @@
 // Builds report.json's content from a run's rows: the machine-readable record of what was
 // measured and how. Reads the store, never writes it. Field names are documented in README.md.
 import { clientOutage, type ServiceRequest } from '../analysis/failover.js';
-import { availability, summarizeRun, type RunSummary } from '../analysis/run-summary.js';
+import { availabilityFromSlots, summarizeRun, type RunSummary } from '../analysis/run-summary.js';
 import { percentileSorted } from '../analysis/stats.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
@@ -234,7 +234,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     confidence: plan.confidence,
     mtbfTargetHours: plan.mtbf_target / 3_600_000,
     episodes,
-    probes: store.probes(runId),
+    probes: { slots: store.probeSlots(runId, nodes.map((n) => n.name), plan.probes.interval, loadEnd) },
     probeIntervalMs: plan.probes.interval,
     states: store.nodeStates(runId),
     loadWindows: store.loadTotals(runId),
@@ -414,7 +414,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
             endpoint: plan.service.endpoint,
             outages: list,
             max_outage_ms: measured.length ? Math.max(...measured) : null,
-            availability: r4(availability(store.probes(runId), store.nodeStates(runId), [plan.service.name], plan.probes.interval, loadEnd).value),
+            availability: r4(availabilityFromSlots(store.probeSlots(runId, [plan.service.name], plan.probes.interval, loadEnd), store.nodeStates(runId)).value),
           };
         })()
       : null,
@@ -445,20 +445,4 @@ export interface TelemetryStats {
   last: number;
   min: number;
   max: number;
-}
-
-/** First, last, min and max of each metric (rows of one node, ordered by metric and time). */
-export function telemetryStats(rows: { metric: string; value: number }[]): Record<string, TelemetryStats> {
-  const out: Record<string, TelemetryStats> = {};
-  for (const r of rows) {
-    const t = out[r.metric];
-    if (!t) out[r.metric] = { samples: 1, first: r.value, last: r.value, min: r.value, max: r.value };
-    else {
-      t.samples++;
-      t.last = r.value;
-      t.min = Math.min(t.min, r.value);
-      t.max = Math.max(t.max, r.value);
-    }
-  }
-  return out;
 }

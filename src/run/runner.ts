@@ -4,9 +4,10 @@
 // failed — reverts every fault and writes the report.
 import { randomBytes } from 'node:crypto';
 import type { Random } from '../util/random.js';
+import type { ProcessHost } from '../util/proc.js';
 import { hostname } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { FAULTS } from '../../faults/index.js';
 import { FaultWindows, NodeDetector, type Episode, type Observation, type StateChange } from '../detect/detector.js';
 import { DegradedJudge } from '../detect/degraded.js';
@@ -56,6 +57,10 @@ export interface RunContext {
   runId?: string;
   /** Where the run id's suffix comes from (default: the OS's randomness; tests pass a seeded one). */
   random?: Random;
+  /** HTTP to the targets (default: a pool for the load, another for probes); tests pass in-process stand-ins. */
+  http?: { load: Dispatcher; probes: Dispatcher };
+  /** The host's processes, for faults that signal a container's process (default: the real ones). */
+  processes?: ProcessHost;
   /**
    * Ends the run early, as completed, once this returns true (checked every 250 ms): a drill
    * ends when its fault is over and the node serves again.
@@ -128,8 +133,7 @@ export function osRandom(): Random {
   return { next: () => randomBytes(4).readUInt32BE(0) / 0x1_0000_0000 };
 }
 
-async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, signal: AbortSignal, log: Logger): Promise<void> {
-  const dispatcher = probeDispatcher();
+async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, signal: AbortSignal, log: Logger, dispatcher: Dispatcher): Promise<void> {
   const stop = CancelScope.fromSignal(signal);
   const deadline = clock.now() + plan.ready_timeout;
   const pending = new Map(targets.map((t) => [t.node, 'not probed yet']));
@@ -151,9 +155,9 @@ async function waitReady(targets: ResolvedTarget[], plan: Plan, clock: Clock, si
   }
 }
 
-async function discoverModel(endpoint: string, clock: Clock): Promise<string> {
+async function discoverModel(endpoint: string, clock: Clock, dispatcher: Dispatcher): Promise<string> {
   try {
-    const res = await request(new URL('/v1/models', endpoint), { signal: clock.deadline(5000) });
+    const res = await request(new URL('/v1/models', endpoint), { signal: clock.deadline(5000), dispatcher });
     const body = (await res.body.json()) as { data?: { id?: unknown }[] };
     const id = body.data?.[0]?.id;
     if (res.statusCode === 200 && typeof id === 'string') return id;
@@ -192,17 +196,18 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', 'the plan has container targets but no Docker client is available']);
     await requireDocker(docker);
   }
-  const faultCtx: FaultContext = { docker, log: ctx.log, clock };
+  const faultCtx: FaultContext = { docker, log: ctx.log, clock, ...(ctx.processes ? { processes: ctx.processes } : {}) };
+  const probes = ctx.http?.probes ?? probeDispatcher();
 
   const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker, clock)));
   // Faults an earlier, killed Gauntlet left behind are undone before anything else touches
   // the targets: the ledger first, then anything still carrying Gauntlet's mark.
   const targetContainers = targets.flatMap((t) => (t.containerId ? [t.containerId] : []));
   for (const line of await revertLeftovers(store, { ...faultCtx, docker: ctx.docker }, { containers: targetContainers })) ctx.log.warn(`reverted a leftover fault: ${line}`);
-  await waitReady(targets, plan, clock, signal, ctx.log);
+  await waitReady(targets, plan, clock, signal, ctx.log, probes);
   const entries = plan.load.mix ?? [plan.load];
   const named = entries.find((e) => e.model !== undefined)?.model;
-  const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint, clock);
+  const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint, clock, probes);
   // Prompt files are read and checked here, before the run exists.
   // With a service endpoint, the load goes there (the router spreads it over the nodes).
   const service = plan.service ? { node: plan.service.name, endpoint: plan.service.endpoint } : null;
@@ -228,7 +233,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
           maxInFlight: plan.load.max_in_flight ?? null,
           log: ctx.log,
         })
-      : new BuiltinEngine(clock));
+      : new BuiltinEngine(clock, ctx.http?.load));
 
   const runId = ctx.runId ?? newRunId(plan, clock.now(), ctx.random ?? osRandom());
   const log = ctx.log.child({ runId });
@@ -522,7 +527,6 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     const opened = await Promise.race([watch.ready.then(() => true), clock.sleep(EVENTS_READY_WAIT_MS, signal).then(() => false, () => false)]);
     if (!opened) log.warn(`the Docker engine has not opened its event stream within ${formatDuration(EVENTS_READY_WAIT_MS)}: the run goes on, container events are seen once it does`);
   }
-  const probes = probeDispatcher();
   const faultedAnywhere = (): boolean => targets.some((t) => faultWindows.openOn(t.node));
   for (const t of views) {
     const prober = new NodeProber(
@@ -573,6 +577,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     (closed) => store.addWindow(runId, closed),
     engine.capabilities.queueDelay,
   );
+  store.rollupMs = windows.rollupMs;
   let windowTtft: number[] = [];
   const begin = (at: number): void => {
     if (loadBegan) return;

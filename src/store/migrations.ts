@@ -278,4 +278,28 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, node, span_start, part, metric)
   );
   `,
+  /* 7 */ `
+  -- Telemetry per node, metric and hour: what a report and a trend need without reading every
+  -- sample (count, sum, min, max, first and last). Samples after a node's metric's last rollup
+  -- (a run that crashed mid-hour) are read from telemetry.
+  CREATE TABLE telemetry_rollups (
+    run_id        TEXT NOT NULL,
+    node          TEXT NOT NULL,
+    metric        TEXT NOT NULL,
+    span_start    REAL NOT NULL,
+    span_ms       REAL NOT NULL,
+    count         INTEGER NOT NULL,
+    sum           REAL NOT NULL,
+    min           REAL NOT NULL,
+    max           REAL NOT NULL,
+    first_at      REAL NOT NULL,
+    first_value   REAL NOT NULL,
+    last_at       REAL NOT NULL,
+    last_value    REAL NOT NULL,
+    PRIMARY KEY (run_id, node, metric, span_start)
+  );
+  -- The generator verdict reads only windows that show a signal.
+  CREATE INDEX load_windows_missed ON load_windows(run_id, window_start) WHERE schedule_misses > 0;
+  CREATE INDEX latency_windows_queue ON latency_windows(run_id, p99_ms) WHERE metric = 'queue_delay';
+  `,
 ];

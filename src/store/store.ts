@@ -9,7 +9,7 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { ensureDir, pathProblem } from '../util/fs.js';
 import type { Closed, LatencyWindow, LoadWindow } from '../load/windows.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRow } from './types.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRollupRow, TelemetryRow } from './types.js';
 
 export * from './types.js';
 
@@ -97,6 +97,11 @@ export class Store {
   private reserveReleased = false;
   private readonly pendingWindows: { runId: string; closed: Closed }[] = [];
   private readonly pendingEpisodes = new Map<string, EpisodeRow>();
+  /** Each node's metric's rollup of its current span, and finished ones waiting for a write. */
+  private readonly telemetryRollups = new Map<string, TelemetryRollupRow>();
+  private pendingTelemetryRollups: TelemetryRollupRow[] = [];
+  /** The span of the telemetry rollups: an hour of plan time (the run sets it for a scaled clock). */
+  rollupMs = 3_600_000;
   /** What was last written of each episode (its state and times), to tell a count-only change. */
   private readonly episodeKeys = new Map<string, string>();
   private episodeTimer: NodeJS.Timeout | null = null;
@@ -361,37 +366,113 @@ export class Store {
     }
   }
 
+  /** Per node: the latest window its rollups cover (windows after it are read one by one). */
+  private coveredWindows(runId: string): Map<string, number> {
+    const rows = this.db.prepare('SELECT node, MAX(last_window) AS last FROM load_rollups WHERE run_id = ? GROUP BY node').all(runId) as { node: string; last: number }[];
+    return new Map(rows.map((r) => [r.node, r.last]));
+  }
+
+  /** Nodes with windows, and the window start after which each is read from the windows themselves. */
+  private windowTails(runId: string): { node: string; after: number }[] {
+    const covered = this.coveredWindows(runId);
+    const nodes = this.db.prepare('SELECT DISTINCT node FROM load_windows WHERE run_id = ?').pluck().all(runId) as string[];
+    return nodes.map((node) => ({ node, after: covered.get(node) ?? Number.NEGATIVE_INFINITY }));
+  }
+
   /**
    * The run's counters for a report: its hourly rollups (window_start = the hour's start,
    * window_ms = its length) and, per node, the windows after its last rollup — O(hours × nodes)
    * rows however long the run, and nothing lost when a run ended without its last rollup.
    */
   loadTotals(runId: string): LoadWindowRow[] {
-    return this.db
+    const out = this.db
       .prepare(
         `SELECT run_id, node, span_start AS window_start, part, span_ms AS window_ms, attempts, ok, failed, cancelled, retries, final_ok, final_failed, outcomes, output_tokens, tokens_from_usage, tokens_from_chunks, schedule_misses, planned
-           FROM load_rollups WHERE run_id = @run
-         UNION ALL
-         SELECT w.* FROM load_windows w WHERE w.run_id = @run
-           AND w.window_start > COALESCE((SELECT MAX(last_window) FROM load_rollups r WHERE r.run_id = w.run_id AND r.node = w.node), -1e300)
-         ORDER BY window_start, node, part`,
+           FROM load_rollups WHERE run_id = ?`,
       )
-      .all({ run: runId }) as LoadWindowRow[];
+      .all(runId) as LoadWindowRow[];
+    const tail = this.stmt('SELECT * FROM load_windows WHERE run_id = ? AND node = ? AND window_start > ?');
+    for (const t of this.windowTails(runId)) out.push(...(tail.all(runId, t.node, t.after) as LoadWindowRow[]));
+    return out.sort((a, b) => a.window_start - b.window_start || a.node.localeCompare(b.node) || a.part - b.part);
   }
 
   /** The run's latency histograms for a report, as loadTotals reads its counters. */
   latencyTotals(runId: string, metric?: string): LatencyWindowRow[] {
     const m = metric === undefined ? '' : 'AND metric = @metric';
-    return this.db
+    const p = metric === undefined ? { run: runId } : { run: runId, metric };
+    const out = this.db
+      .prepare(`SELECT run_id, node, span_start AS window_start, part, metric, count, min_ms, max_ms, mean_ms, p50_ms, p90_ms, p99_ms, hist FROM latency_rollups WHERE run_id = @run ${m}`)
+      .all(p) as LatencyWindowRow[];
+    const tail = this.db.prepare(`SELECT * FROM latency_windows WHERE run_id = @run AND node = @node AND window_start > @after ${m}`);
+    for (const t of this.windowTails(runId)) out.push(...(tail.all({ ...p, node: t.node, after: t.after }) as LatencyWindowRow[]));
+    return out.sort((a, b) => a.window_start - b.window_start || a.node.localeCompare(b.node));
+  }
+
+  /**
+   * Per metric of one node: samples, first, last, min, max, from the telemetry rollups and the
+   * samples after each metric's last one.
+   */
+  telemetrySummary(runId: string, node: string): { metric: string; samples: number; first: number; last: number; min: number; max: number }[] {
+    this.flush();
+    const out = new Map<string, { metric: string; samples: number; first: number; firstAt: number; last: number; lastAt: number; min: number; max: number }>();
+    const add = (metric: string, n: number, min: number, max: number, firstAt: number, first: number, lastAt: number, last: number): void => {
+      const t = out.get(metric);
+      if (!t) return void out.set(metric, { metric, samples: n, first, firstAt, last, lastAt, min, max });
+      t.samples += n;
+      t.min = Math.min(t.min, min);
+      t.max = Math.max(t.max, max);
+      if (firstAt < t.firstAt) [t.firstAt, t.first] = [firstAt, first];
+      if (lastAt >= t.lastAt) [t.lastAt, t.last] = [lastAt, last];
+    };
+    const rolled = this.db.prepare('SELECT * FROM telemetry_rollups WHERE run_id = ? AND node = ?').all(runId, node) as TelemetryRollupRow[];
+    const coveredUntil = new Map<string, number>();
+    for (const r of rolled) {
+      add(r.metric, r.count, r.min, r.max, r.first_at, r.first_value, r.last_at, r.last_value);
+      coveredUntil.set(r.metric, Math.max(coveredUntil.get(r.metric) ?? Number.NEGATIVE_INFINITY, r.span_start + r.span_ms));
+    }
+    const metrics = this.db.prepare('SELECT DISTINCT metric FROM telemetry WHERE run_id = ? AND node = ?').pluck().all(runId, node) as string[];
+    const tail = this.stmt('SELECT at, value FROM telemetry WHERE run_id = ? AND node = ? AND metric = ? AND at >= ? ORDER BY at');
+    for (const metric of metrics) {
+      for (const r of tail.all(runId, node, metric, coveredUntil.get(metric) ?? Number.NEGATIVE_INFINITY) as { at: number; value: number }[]) add(metric, 1, r.value, r.value, r.at, r.value, r.at, r.value);
+    }
+    return [...out.values()].sort((a, b) => a.metric.localeCompare(b.metric)).map((t) => ({ metric: t.metric, samples: t.samples, first: t.first, last: t.last, min: t.min, max: t.max }));
+  }
+
+  /** The highest of a telemetry metric (null: no sample), from the rollups and the samples after them. */
+  telemetryMax(runId: string, node: string, metric: string): number | null {
+    return this.telemetrySummary(runId, node).find((t) => t.metric === metric)?.max ?? null;
+  }
+
+  /**
+   * Health probes reduced to what availability needs, per node (analysis/run-summary ProbeSlots,
+   * which computes the same from rows): SQLite weighs each probe by the time until the next
+   * (at most intervalMs; the last until endAt), and only the probes not answered in time come
+   * back as rows.
+   */
+  probeSlots(runId: string, nodes: string[], intervalMs: number, endAt: number): { node: string; allMs: number; inTimeMs: number; count: number; inTime: number; late: { sent_at: number; weight: number }[] }[] {
+    this.flush();
+    // One pass: the weighed probes are materialized once, then summed per node and the late ones listed.
+    const rows = this.db
       .prepare(
-        `SELECT run_id, node, span_start AS window_start, part, metric, count, min_ms, max_ms, mean_ms, p50_ms, p90_ms, p99_ms, hist
-           FROM latency_rollups WHERE run_id = @run ${m}
+        `WITH q AS MATERIALIZED (
+           SELECT node, sent_at, weight, (ok = 1 AND response_at IS NOT NULL AND response_at - sent_at <= MAX(weight, 1)) AS in_time FROM (
+             SELECT node, sent_at, response_at, ok,
+                    MAX(0, MIN(COALESCE(LEAD(sent_at) OVER (PARTITION BY node ORDER BY sent_at, rowid), @end) - sent_at, @interval)) AS weight
+               FROM probes WHERE run_id = @run AND kind = 'health'))
+         SELECT 1 AS sum, node, NULL AS sent_at, SUM(weight) AS all_ms, SUM(CASE WHEN in_time THEN weight ELSE 0 END) AS in_time_ms, COUNT(*) AS n, SUM(in_time) AS in_time_n FROM q GROUP BY node
          UNION ALL
-         SELECT w.* FROM latency_windows w WHERE w.run_id = @run ${m.replace('metric', 'w.metric')}
-           AND w.window_start > COALESCE((SELECT MAX(last_window) FROM load_rollups r WHERE r.run_id = w.run_id AND r.node = w.node), -1e300)
-         ORDER BY window_start, node`,
+         SELECT 0, node, sent_at, weight, NULL, NULL, NULL FROM q WHERE NOT in_time`,
       )
-      .all(metric === undefined ? { run: runId } : { run: runId, metric }) as LatencyWindowRow[];
+      .all({ run: runId, end: endAt, interval: intervalMs }) as { sum: number; node: string; sent_at: number | null; all_ms: number; in_time_ms: number | null; n: number | null; in_time_n: number | null }[];
+    const sums = rows.filter((r) => r.sum === 1) as { node: string; all_ms: number; in_time_ms: number; n: number; in_time_n: number }[];
+    const late = rows
+      .filter((r) => r.sum === 0)
+      .map((r) => ({ node: r.node, sent_at: r.sent_at as number, weight: r.all_ms }))
+      .sort((a, b) => a.sent_at - b.sent_at);
+    return nodes.map((node) => {
+      const x = sums.find((r) => r.node === node);
+      return { node, allMs: x?.all_ms ?? 0, inTimeMs: x?.in_time_ms ?? 0, count: x?.n ?? 0, inTime: x?.in_time_n ?? 0, late: late.filter((l) => l.node === node).map((l) => ({ sent_at: l.sent_at, weight: l.weight })) };
+    });
   }
 
   /**
@@ -406,37 +487,45 @@ export class Store {
     this.flush();
     const loadWindows = this.db.prepare('SELECT * FROM load_windows WHERE run_id = ? AND schedule_misses > 0 ORDER BY window_start').all(runId) as LoadWindowRow[];
     const queueWindows = this.db.prepare("SELECT * FROM latency_windows WHERE run_id = ? AND metric = 'queue_delay' AND p99_ms > ? ORDER BY window_start").all(runId, o.queueLimitMs) as LatencyWindowRow[];
-    const p = { run: runId, node: o.node, t0: o.loadStartedAt, t1: o.loadEndedAt, w: o.windowMs };
-    const lag = this.db.prepare("SELECT * FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'loop_lag_p99_ms' AND value > @limit ORDER BY at").all({ run: runId, node: o.node, limit: o.lagLimitMs }) as TelemetryRow[];
-    // one row per window holding its mean share (the verdict averages per window: the same mean)
-    const share = this.db
-      .prepare(
-        `SELECT @run AS run_id, @node AS node, @t0 + CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) * @w AS at, 'k6_cpu_share' AS metric, AVG(value) AS value
-           FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'k6_cpu_share' AND at >= @t0 AND at <= @t1 + 1000
-          GROUP BY CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) HAVING AVG(value) >= @limit`,
-      )
-      .all({ ...p, limit: o.shareLimit }) as TelemetryRow[];
-    const cores = this.db.prepare("SELECT run_id, node, MAX(at) AS at, metric, MAX(value) AS value FROM telemetry WHERE run_id = ? AND node = ? AND metric = 'k6_cpu_cores' GROUP BY metric").all(runId, o.node) as TelemetryRow[];
-    return { loadWindows, queueWindows, telemetry: [...lag, ...share, ...cores] };
+    const lag = this.flaggedSpans(runId, o.node, 'loop_lag_p99_ms', o.lagLimitMs).flatMap(([from, to]) =>
+      this.stmt("SELECT * FROM telemetry WHERE run_id = ? AND node = ? AND metric = 'loop_lag_p99_ms' AND at >= ? AND at < ? AND value > ? ORDER BY at").all(runId, o.node, from, to, o.lagLimitMs) as TelemetryRow[],
+    );
+    // One row per window holding its mean share (the verdict averages per window: the same mean),
+    // read only in the hours where some sample reached the limit.
+    const p = { run: runId, node: o.node, t0: o.loadStartedAt, t1: o.loadEndedAt, w: o.windowMs, limit: o.shareLimit };
+    const share = this.flaggedSpans(runId, o.node, 'k6_cpu_share', o.shareLimit, true).flatMap(
+      ([from, to]) =>
+        this.stmt(
+          `SELECT @run AS run_id, @node AS node, @t0 + CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) * @w AS at, 'k6_cpu_share' AS metric, AVG(value) AS value
+             FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'k6_cpu_share' AND at >= MAX(@t0, @from - @w) AND at < MIN(@t1 + 1000, @to + @w) AND at <= @t1 + 1000
+            GROUP BY CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) HAVING AVG(value) >= @limit`,
+        ).all({ ...p, from, to }) as TelemetryRow[],
+    );
+    // windows straddling two flagged hours are read twice: once is enough
+    const seen = new Set<number>();
+    const shareOnce = share.filter((r) => !seen.has(r.at) && seen.add(r.at));
+    const cores = this.telemetryMax(runId, o.node, 'k6_cpu_cores');
+    const coresRow: TelemetryRow[] = cores === null ? [] : [{ run_id: runId, node: o.node, at: o.loadEndedAt, metric: 'k6_cpu_cores', value: cores }];
+    return { loadWindows, queueWindows, telemetry: [...lag, ...shareOnce, ...coresRow] };
   }
 
-  /** The highest of a telemetry metric (null: no sample). */
-  telemetryMax(runId: string, node: string, metric: string): number | null {
-    this.flush();
-    return (this.db.prepare('SELECT MAX(value) AS v FROM telemetry WHERE run_id = ? AND node = ? AND metric = ?').get(runId, node, metric) as { v: number | null }).v;
-  }
-
-  /** Per metric of one node: samples, first, last, min, max — computed by SQLite, not from every row. */
-  telemetrySummary(runId: string, node: string): { metric: string; samples: number; first: number; last: number; min: number; max: number }[] {
-    this.flush();
-    return this.db
-      .prepare(
-        `SELECT metric, COUNT(*) AS samples, MIN(value) AS min, MAX(value) AS max,
-                (SELECT value FROM telemetry f WHERE f.run_id = t.run_id AND f.node = t.node AND f.metric = t.metric ORDER BY at ASC LIMIT 1) AS first,
-                (SELECT value FROM telemetry l WHERE l.run_id = t.run_id AND l.node = t.node AND l.metric = t.metric ORDER BY at DESC LIMIT 1) AS last
-           FROM telemetry t WHERE run_id = ? AND node = ? GROUP BY metric ORDER BY metric`,
-      )
-      .all(runId, node) as { metric: string; samples: number; first: number; last: number; min: number; max: number }[];
+  /**
+   * The time spans [from, to) in which a metric reached a limit (over it, or at least it with
+   * `inclusive`): the rollup hours whose max did, and the time after the last rollup.
+   */
+  private flaggedSpans(runId: string, node: string, metric: string, limit: number, inclusive = false): [number, number][] {
+    const rows = this.db.prepare('SELECT span_start, span_ms, max FROM telemetry_rollups WHERE run_id = ? AND node = ? AND metric = ? ORDER BY span_start').all(runId, node, metric) as { span_start: number; span_ms: number; max: number }[];
+    const out: [number, number][] = rows.filter((r) => (inclusive ? r.max >= limit : r.max > limit)).map((r) => [r.span_start, r.span_start + r.span_ms]);
+    const last = rows.at(-1);
+    out.push([last ? last.span_start + last.span_ms : Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    // adjacent hours as one span: a window read at a span's edge then lies in an hour under the limit
+    const merged: [number, number][] = [];
+    for (const x of out) {
+      const prev = merged.at(-1);
+      if (prev && x[0] <= prev[1]) prev[1] = Math.max(prev[1], x[1]);
+      else merged.push([x[0], x[1]]);
+    }
+    return merged;
   }
 
   loadWindows(runId: string): LoadWindowRow[] {
@@ -453,7 +542,7 @@ export class Store {
 
   probes(runId: string): ProbeRow[] {
     this.flush();
-    return (this.db.prepare('SELECT * FROM probes WHERE run_id = ? ORDER BY sent_at').all(runId) as (Omit<ProbeRow, 'ok'> & { ok: number })[]).map((p) => ({ ...p, ok: p.ok === 1 }));
+    return (this.db.prepare('SELECT * FROM probes WHERE run_id = ? ORDER BY sent_at, rowid').all(runId) as (Omit<ProbeRow, 'ok'> & { ok: number })[]).map((p) => ({ ...p, ok: p.ok === 1 }));
   }
 
   dockerEvents(runId: string): DockerEventRow[] {
@@ -497,6 +586,60 @@ export class Store {
   // ---- telemetry
   addTelemetry(r: TelemetryRow): void {
     this.telemetryWriter.push(r);
+    this.rollTelemetry(r);
+  }
+
+  /** Folds a sample into its node's metric's rollup; a rollup whose span is over is written. */
+  private rollTelemetry(r: TelemetryRow): void {
+    const span = Math.floor(r.at / this.rollupMs) * this.rollupMs;
+    const key = `${r.run_id}\u0000${r.node}\u0000${r.metric}`;
+    const acc = this.telemetryRollups.get(key);
+    const fresh = (): TelemetryRollupRow => ({ run_id: r.run_id, node: r.node, metric: r.metric, span_start: span, span_ms: this.rollupMs, count: 1, sum: r.value, min: r.value, max: r.value, first_at: r.at, first_value: r.value, last_at: r.at, last_value: r.value });
+    if (acc && acc.span_start === span) {
+      acc.count++;
+      acc.sum += r.value;
+      acc.min = Math.min(acc.min, r.value);
+      acc.max = Math.max(acc.max, r.value);
+      if (r.at < acc.first_at) [acc.first_at, acc.first_value] = [r.at, r.value];
+      if (r.at >= acc.last_at) [acc.last_at, acc.last_value] = [r.at, r.value];
+    } else if (acc && span < acc.span_start) {
+      this.pendingTelemetryRollups.push(fresh()); // a late sample: merged into its span's row
+    } else {
+      if (acc) this.pendingTelemetryRollups.push(acc);
+      this.telemetryRollups.set(key, fresh());
+    }
+    if (this.pendingTelemetryRollups.length > 0) this.writeTelemetryRollups();
+  }
+
+  /** Writes finished telemetry rollups (merging into a span's row already there). Never throws. */
+  private writeTelemetryRollups(all = false): void {
+    if (this.closed) return;
+    const rows = all ? [...this.pendingTelemetryRollups, ...this.telemetryRollups.values()] : this.pendingTelemetryRollups;
+    if (rows.length === 0) return;
+    try {
+      this.db.transaction(() => {
+        const up = this.stmt(
+          `INSERT INTO telemetry_rollups (run_id,node,metric,span_start,span_ms,count,sum,min,max,first_at,first_value,last_at,last_value)
+           VALUES (@run_id,@node,@metric,@span_start,@span_ms,@count,@sum,@min,@max,@first_at,@first_value,@last_at,@last_value)
+           ON CONFLICT(run_id,node,metric,span_start) DO UPDATE SET count = count + excluded.count, sum = sum + excluded.sum,
+             min = MIN(min, excluded.min), max = MAX(max, excluded.max),
+             first_value = CASE WHEN excluded.first_at < first_at THEN excluded.first_value ELSE first_value END,
+             first_at = MIN(first_at, excluded.first_at),
+             last_value = CASE WHEN excluded.last_at >= last_at THEN excluded.last_value ELSE last_value END,
+             last_at = MAX(last_at, excluded.last_at)`,
+        );
+        for (const row of rows) up.run(row);
+      })();
+      this.pendingTelemetryRollups = [];
+      if (all) this.telemetryRollups.clear();
+    } catch (err) {
+      // kept for the next try (the raw samples stay the report's source for these hours meanwhile)
+      this.failed('telemetry rollups', err);
+      if (!transient(err)) {
+        this.lostRows += this.pendingTelemetryRollups.length;
+        this.pendingTelemetryRollups = [];
+      }
+    }
   }
 
   telemetry(runId: string, node?: string, metric?: string): TelemetryRow[] {
@@ -624,6 +767,7 @@ export class Store {
   close(): void {
     if (this.closed) return;
     this.flush();
+    this.writeTelemetryRollups(true);
     this.lostRows += this.pendingRows;
     if (this.episodeTimer) clearTimeout(this.episodeTimer);
     this.closed = true;

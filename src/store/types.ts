@@ -193,3 +193,19 @@ export interface LatencyWindowRow {
   /** HdrHistogram compressed base64 (µs) */
   hist: string;
 }
+
+export interface TelemetryRollupRow {
+  run_id: string;
+  node: string;
+  metric: string;
+  span_start: number;
+  span_ms: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  first_at: number;
+  first_value: number;
+  last_at: number;
+  last_value: number;
+}

@@ -75,12 +75,23 @@ export class RealClock implements Clock {
   }
 }
 
-/** A clock that moves only when told to; timers fire in time order as it advances. */
+interface VirtualTimer {
+  until: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/**
+ * A clock that moves only when told to; timers fire in time order (ties in the order they were
+ * set) as it advances. A binary heap keeps a long run's hundreds of timers cheap to take.
+ */
 export class VirtualClock implements Clock {
   readonly timeScale: number;
   private t: number;
   private seq = 0;
-  private timers: { until: number; seq: number; fn: () => void }[] = [];
+  private readonly heap: VirtualTimer[] = [];
+  private live = 0;
 
   constructor(start = 0, timeScale = Number.POSITIVE_INFINITY) {
     this.t = start;
@@ -96,10 +107,13 @@ export class VirtualClock implements Clock {
   }
 
   after(ms: number, fn: () => void): Cancel {
-    const entry = { until: this.t + Math.max(0, ms), seq: this.seq++, fn };
-    this.timers.push(entry);
+    const entry: VirtualTimer = { until: this.t + Math.max(0, Number.isFinite(ms) ? ms : 0), seq: this.seq++, fn, cancelled: false };
+    this.push(entry);
+    this.live++;
     return () => {
-      this.timers = this.timers.filter((x) => x !== entry);
+      if (entry.cancelled) return;
+      entry.cancelled = true;
+      this.live--;
     };
   }
 
@@ -109,27 +123,68 @@ export class VirtualClock implements Clock {
 
   /** Timers waiting. */
   get pending(): number {
-    return this.timers.length;
+    return this.live;
   }
 
   /** The time the next timer is due (null: none). */
   nextDue(): number | null {
-    return this.timers.reduce<number | null>((m, x) => (m === null || x.until < m ? x.until : m), null);
+    this.dropCancelled();
+    return this.heap[0]?.until ?? null;
   }
 
   /** Moves time forward, firing timers in order and letting their continuations run. */
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;
     for (;;) {
-      this.timers.sort((a, b) => a.until - b.until || a.seq - b.seq);
-      const next = this.timers[0];
+      this.dropCancelled();
+      const next = this.heap[0];
       if (!next || next.until > end) break;
-      this.timers.shift();
+      this.pop();
+      next.cancelled = true;
+      this.live--;
       this.t = Math.max(this.t, next.until);
       next.fn();
       await new Promise<void>((r) => setImmediate(r));
     }
-    this.t = end;
+    this.t = Math.max(this.t, end);
+  }
+
+  private dropCancelled(): void {
+    while (this.heap[0]?.cancelled) this.pop();
+  }
+
+  private less(a: VirtualTimer, b: VirtualTimer): boolean {
+    return a.until < b.until || (a.until === b.until && a.seq < b.seq);
+  }
+
+  private push(x: VirtualTimer): void {
+    const h = this.heap;
+    h.push(x);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(h[i] as VirtualTimer, h[p] as VirtualTimer)) break;
+      [h[i], h[p]] = [h[p] as VirtualTimer, h[i] as VirtualTimer];
+      i = p;
+    }
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop() as VirtualTimer;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && this.less(h[l] as VirtualTimer, h[m] as VirtualTimer)) m = l;
+      if (r < h.length && this.less(h[r] as VirtualTimer, h[m] as VirtualTimer)) m = r;
+      if (m === i) break;
+      [h[i], h[m]] = [h[m] as VirtualTimer, h[i] as VirtualTimer];
+      i = m;
+    }
   }
 }
 

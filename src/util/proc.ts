@@ -3,10 +3,26 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
-interface ProcStat {
+export interface ProcStat {
   state: string;
   startTime: string;
 }
+
+/**
+ * The host's processes as faults see them (node-kill signals a container's main process from
+ * the host). Injected so a test can stand a fake Docker's containers in for real processes.
+ */
+export interface ProcessHost {
+  stat(pid: number): ProcStat | null;
+  running(pid: number): boolean;
+  kill(pid: number, signal: NodeJS.Signals): void;
+}
+
+export const hostProcesses: ProcessHost = {
+  stat: (pid) => procStat(pid),
+  running: (pid) => processRunning(pid),
+  kill: (pid, signal) => void process.kill(pid, signal),
+};
 
 /** State letter and start time (clock ticks since boot) of a pid, or null if not visible. */
 export function procStat(pid: number): ProcStat | null {

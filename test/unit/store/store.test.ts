@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../../src/store/migrations.js';
 import { openStore, type RequestRow, type RunRow } from '../../../src/store/store.js';
+import { judgeGenerator } from '../../../src/analysis/generator.js';
+import { probeSlots } from '../../../src/analysis/run-summary.js';
 import { mergeHistograms } from '../../../src/analysis/histogram.js';
+import { seededRandom } from '../../../src/util/random.js';
 import { WindowAggregator } from '../../../src/load/windows.js';
 import { record } from '../../helpers/records.js';
 import { tempDir } from '../../helpers/tmp.js';
@@ -217,6 +220,74 @@ describe('Store totals for reports (hourly rollups, and the windows after the la
     expect(totals.filter((w) => w.window_ms === 10_000).every((w) => w.window_start >= 120_000)).toBe(true);
     expect(s.latencyTotals('c', 'ttft').reduce((a, l) => a + l.count, 0)).toBe(s.latencyWindows('c', 'ttft').reduce((a, l) => a + l.count, 0));
     s.close();
+  });
+});
+
+describe('Store telemetry rollups', () => {
+  const fill = (s: ReturnType<typeof openStore>, seed: number): { at: number; metric: string; value: number }[] => {
+    const rng = seededRandom(seed);
+    const rows: { at: number; metric: string; value: number }[] = [];
+    // 10 spans of 60 s; the loop lags and k6 is busy in a few bursts
+    for (let at = 0; at < 600_000; at += 1000) {
+      const burst = rng.next() < 0.03;
+      rows.push({ at: at + rng.next() * 10, metric: 'loop_lag_p99_ms', value: burst ? 150 + rng.next() * 100 : 1 + rng.next() * 5 });
+      rows.push({ at: at + rng.next() * 10, metric: 'k6_cpu_share', value: burst ? 0.7 + rng.next() * 0.3 : rng.next() * 0.5 });
+      rows.push({ at: at + rng.next() * 10, metric: 'k6_cpu_cores', value: rng.next() * 2 });
+    }
+    for (const r of rows) s.addTelemetry({ run_id: 'g', node: '_gauntlet', ...r });
+    return rows;
+  };
+
+  for (const [name, close] of [['closed normally', true], ['crashed mid-span (last rollups never written)', false]] as const) {
+    it(`the generator verdict and the summary from rollups equal those from every sample (${name})`, () => {
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const path = join(dir, `tel-${seed}-${close}.db`);
+        const s = openStore(path);
+        s.rollupMs = 60_000;
+        s.createRun(runRow('g'));
+        const rows = fill(s, seed);
+        s.flush();
+        if (close) s.close();
+        const r = openStore(path);
+        const o = { loadStartedAt: 0, loadEndedAt: 600_000, windowMs: 10_000, limitShare: 0.05 };
+        const all = r.telemetry('g', '_gauntlet');
+        const naive = judgeGenerator({ ...o, loadWindows: [], queueWindows: [], telemetry: all });
+        const signals = r.generatorSignals('g', { node: '_gauntlet', ...o, queueLimitMs: 100, lagLimitMs: 100, shareLimit: 0.8 });
+        expect(signals.telemetry.length).toBeLessThan(all.length / 10);
+        expect(judgeGenerator({ ...o, ...signals })).toEqual(naive);
+        const summary = r.telemetrySummary('g', '_gauntlet');
+        for (const metric of ['loop_lag_p99_ms', 'k6_cpu_share', 'k6_cpu_cores']) {
+          const mine = rows.filter((x) => x.metric === metric).sort((a, b) => a.at - b.at);
+          const values = mine.map((x) => x.value);
+          expect(summary.find((t) => t.metric === metric)).toEqual({ metric, samples: mine.length, first: mine[0]?.value, last: mine.at(-1)?.value, min: Math.min(...values), max: Math.max(...values) });
+        }
+        r.close();
+        if (!close) s.close();
+      }
+    });
+  }
+});
+
+describe('Store probe slots (availability in SQL)', () => {
+  it('weighs the probes as the analysis does from rows, late and failed ones returned one by one (random probes, ties included)', () => {
+    for (const seed of [11, 12, 13]) {
+      const s = openStore(join(dir, `slots-${seed}.db`));
+      s.createRun(runRow('p'));
+      const rng = seededRandom(seed);
+      let t = 0;
+      for (let i = 0; i < 3000; i++) {
+        t += rng.next() < 0.05 ? 0 : Math.floor(rng.next() * 1500); // some ties, some gaps longer than the interval
+        const node = rng.next() < 0.5 ? 'a' : 'b';
+        const ok = rng.next() > 0.1;
+        const latency = rng.next() < 0.05 ? 3000 : rng.next() * 50;
+        s.addProbe({ run_id: 'p', node, kind: rng.next() < 0.2 ? 'inference' : 'health', sent_at: t, response_at: ok ? t + latency : null, latency_ms: latency, ok, status: ok ? 200 : null, error: ok ? null : 'timeout' });
+      }
+      const fromRows = probeSlots(s.probes('p'), ['a', 'b', 'c'], 1000, t + 500);
+      const fromSql = s.probeSlots('p', ['a', 'b', 'c'], 1000, t + 500);
+      expect(fromSql.map((x) => ({ ...x, allMs: Math.round(x.allMs), inTimeMs: Math.round(x.inTimeMs) }))).toEqual(fromRows.map((x) => ({ ...x, allMs: Math.round(x.allMs), inTimeMs: Math.round(x.inTimeMs) })));
+      expect(fromSql[0]?.late.length).toBeGreaterThan(10);
+      s.close();
+    }
   });
 });
 
