@@ -17,7 +17,7 @@ import { dryRunPlan } from '../run/dry-run.js';
 import { drillPlan, parseParamPairs, runDrill } from '../run/drill.js';
 import { faultKinds } from '../../faults/index.js';
 import { openStore, type Store } from '../store/store.js';
-import { RealClock } from '../util/clock.js';
+import { RealClock, ScaledClock } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
 import { writeReports } from '../report/write.js';
 import type { ReportJson } from '../report/build.js';
@@ -140,8 +140,18 @@ function runExitCode(result: RunResult): number {
   return r.generator.kept_up ? 0 : 3;
 }
 
-async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promise<number> {
+/** --time-scale: plan time per real time (1: real time). */
+function timeScaleOption(raw: string | undefined, plan: { load: { engine?: string } }): number {
+  if (raw === undefined) return 1;
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 1 || n > 100_000) throw new GauntletError('GAUNTLET_PLAN_INVALID', ['--time-scale', `  --time-scale: got ${JSON.stringify(raw)}; expected a number from 1 (real time) to 100000`]);
+  if (n !== 1 && plan.load.engine === 'k6') throw new GauntletError('GAUNTLET_PLAN_INVALID', ['--time-scale', '  --time-scale: k6 times its requests in real time; a time-scaled run needs the builtin engine (load.engine: builtin)']);
+  return n;
+}
+
+async function cmdRun(planPath: string, o: Common & { dryRun?: boolean; timeScale?: string }): Promise<number> {
   const plan = loadPlanFile(planPath);
+  const scale = timeScaleOption(o.timeScale, plan);
   if (o.dryRun) {
     for (const l of await dryRunPlan(plan, { docker: dockerClient(), log: createLogger({ level: 'warn' }), clock: new RealClock() })) out(l);
     return 0;
@@ -154,9 +164,10 @@ async function cmdRun(planPath: string, o: Common & { dryRun?: boolean }): Promi
     // Always a client (it connects lazily): leftover faults of earlier runs may need Docker.
     const docker = dockerClient();
     err(`gauntlet ${VERSION}: plan ${plan.name} (${formatDuration(plan.duration)}, ${plan.targets.length} targets, ${plan.faults.length} fault entries)`);
+    if (scale !== 1) err(`time-scaled ×${scale}: the plan runs in ${formatDuration(plan.duration / scale)} of real time; start the simulator with --time-scale ${scale}; exposure is counted in plan-hours, not real hours`);
     const result = await runPlan(plan, resolve(planPath), {
       store,
-      clock: new RealClock(),
+      clock: scale === 1 ? new RealClock() : new ScaledClock(scale),
       log,
       docker,
       reportsDir: o.reports,
@@ -325,7 +336,8 @@ export function buildCli(): Command {
 
   common(program.command('run').argument('<plan>', 'plan file (YAML)').description('run a plan: load, faults, detection, report'))
     .option('--dry-run', 'print every action the run would take, touching nothing')
-    .action(async (plan: string, o: Common & { dryRun?: boolean }) => {
+    .option('--time-scale <n>', 'run the plan n times faster than real time (simulator nodes started with the same --time-scale; reports say so)')
+    .action(async (plan: string, o: Common & { dryRun?: boolean; timeScale?: string }) => {
       process.exitCode = await cmdRun(plan, o);
     });
   common(

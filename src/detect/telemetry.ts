@@ -2,7 +2,7 @@
 // node's own Prometheus /metrics when it has one (vLLM's names). Sampled at a modest interval
 // on the injected clock; a sample that fails is skipped and said once, never fatal — a node
 // that is down has no metrics, and that is what the episode already records.
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { Docker } from '../docker/engine.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -108,6 +108,8 @@ export class TelemetryCollector {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly onSample: (s: TelemetrySample) => void,
+    /** HTTP to the nodes' metrics (default: undici's global pool). */
+    private readonly dispatcher?: Dispatcher,
   ) {}
 
   start(): void {
@@ -198,7 +200,7 @@ export class TelemetryCollector {
   private async scrape(t: TelemetryTarget): Promise<void> {
     try {
       const at = this.clock.now();
-      const res = await request(new URL(this.cfg.metricsPath as string, t.endpoint), { signal: this.clock.deadline(this.cfg.timeoutMs), reset: true });
+      const res = await request(new URL(this.cfg.metricsPath as string, t.endpoint), { signal: this.clock.deadline(this.cfg.timeoutMs), reset: true, ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}) });
       if (res.statusCode !== 200) {
         await res.body.dump();
         if (res.statusCode === 404) this.complainOnce(`${t.node}:metrics`, `${t.node} has no ${this.cfg.metricsPath} (HTTP 404): no server metrics for it`);

@@ -90,6 +90,11 @@ export function watchContainerEvents(
     now?: () => number;
     /** How long one attempt to open the stream may wait (default EVENTS_OPEN_TIMEOUT_MS). */
     openTimeoutMs?: number;
+    /**
+     * The run's time against the engine's real epoch times (a time-scaled run): sinceMs is in
+     * the run's time, and each event's time is handed on in it. Default: the same.
+     */
+    epoch?: { fromEpoch(ms: number): number; toEpoch(ms: number): number };
   } = {},
 ): EventWatch {
   let stopped = false;
@@ -102,8 +107,11 @@ export function watchContainerEvents(
   let current: NodeJS.ReadableStream | null = null;
   // Docker's `since` has whole-second granularity: events earlier in that second are dropped
   // here by their exact time, so a run never sees what happened before it started.
-  const notBefore = options.sinceMs ?? -Infinity;
-  let lastNano = options.sinceMs !== undefined ? options.sinceMs * 1e6 : 0;
+  const toEpoch = options.epoch ? (t: number) => (options.epoch as { toEpoch(ms: number): number }).toEpoch(t) : (t: number) => t;
+  const fromEpoch = options.epoch ? (t: number) => (options.epoch as { fromEpoch(ms: number): number }).fromEpoch(t) : (t: number) => t;
+  // (in the engine's real epoch time, as its events and its `since` are)
+  const notBefore = options.sinceMs !== undefined ? toEpoch(options.sinceMs) : -Infinity;
+  let lastNano = options.sinceMs !== undefined ? toEpoch(options.sinceMs) * 1e6 : 0;
   /** Events delivered in the last seconds (key → time): a reopened stream replays from the whole second. */
   const seen = new Map<string, number>();
   let markReady!: () => void;
@@ -186,7 +194,7 @@ export function watchContainerEvents(
     lastNano = Math.max(lastNano, e.at * 1e6);
     // A replay starts at the second of the last event: older keys can never come again.
     if (seen.size > 1000) for (const [k, at] of seen) if (at < lastNano / 1e6 - 2000) seen.delete(k);
-    onEvent(e);
+    onEvent(options.epoch ? { ...e, at: fromEpoch(e.at) } : e);
   };
 
   const reopen = (attempt: number): void => {

@@ -221,6 +221,10 @@ export class BuiltinEngine implements LoadEngine {
         void p.finally(() => inFlight.delete(p)).catch(() => undefined);
         s.next = s.gen.next();
       }
+      // The schedule's last arrival can come well before its end (Poisson at a low rate): the
+      // load lasts its whole duration all the same — that time is exposure too.
+      // (a timer can fire a fraction of a millisecond early: a few tries reach the end itself)
+      for (let tries = 0; tries < 5 && !signal.aborted && this.clock.now() < end; tries++) await this.clock.sleep(end - this.clock.now(), signal).catch(() => undefined);
     } finally {
       // Requests still waiting for a slot were never sent: schedule misses, not an overrun.
       for (const x of streams) x.slots?.close();

@@ -4,7 +4,7 @@
 // windows still open, and each node's rollup: the windows of the current hour (of plan time)
 // merged, handed on with the first window of the next hour, so a report reads one row per
 // node and hour instead of every window.
-import { type Histogram, type LatencyMetric, newHistogram, recordMs, summarizeHistogram } from '../analysis/histogram.js';
+import { type Histogram, type LatencyMetric, recordMs, returnHistogram, summarizeHistogram, takeHistogram, toUs } from '../analysis/histogram.js';
 import { isSuccess } from './outcome.js';
 import type { RequestRecord } from './types.js';
 
@@ -72,7 +72,15 @@ interface Open {
   hists: Map<LatencyMetric, Histogram>;
   /** Sum of each metric's samples (ms): the mean, without walking the histogram (slow in hdr-histogram-js). */
   sums: Map<LatencyMetric, number>;
+  /**
+   * Each metric's recorded values (µs) while there are few (null past RAW_MAX): percentiles and
+   * the rollup's merge from them cost O(samples) instead of a walk over every bucket.
+   */
+  raw: Map<LatencyMetric, number[] | null>;
 }
+
+/** Recorded values kept per metric and window, at most. */
+const RAW_MAX = 4096;
 
 interface OpenRollup extends Open {
   windows: number;
@@ -86,7 +94,7 @@ function emptyLoad(node: string, windowStart: number, part: number, windowMs: nu
 const COUNTERS = ['attempts', 'ok', 'failed', 'cancelled', 'retries', 'finalOk', 'finalFailed', 'outputTokens', 'tokensFromUsage', 'tokensFromChunks', 'scheduleMisses', 'planned'] as const;
 
 function latencyOf(o: Open): LatencyWindow[] {
-  return [...o.hists].map(([metric, h]) => ({ node: o.load.node, windowStart: o.load.windowStart, part: o.load.part, metric, ...summarizeHistogram(h, o.sums.get(metric) ?? 0) }));
+  return [...o.hists].map(([metric, h]) => ({ node: o.load.node, windowStart: o.load.windowStart, part: o.load.part, metric, ...summarizeHistogram(h, o.sums.get(metric) ?? 0, o.raw.get(metric) ?? null) }));
 }
 
 export class WindowAggregator {
@@ -128,7 +136,7 @@ export class WindowAggregator {
     const key = `${node}\u0000${start}`;
     let w = this.open.get(key);
     if (!w) {
-      w = { load: emptyLoad(node, start, this.closedParts.get(key)?.parts ?? 0, this.windowMs), hists: new Map(), sums: new Map() };
+      w = { load: emptyLoad(node, start, this.closedParts.get(key)?.parts ?? 0, this.windowMs), hists: new Map(), sums: new Map(), raw: new Map() };
       this.open.set(key, w);
     }
     return w;
@@ -137,8 +145,15 @@ export class WindowAggregator {
   private add(w: Open, metric: LatencyMetric, ms: number | null): void {
     if (ms === null || !Number.isFinite(ms)) return;
     let h = w.hists.get(metric);
-    if (!h) w.hists.set(metric, (h = newHistogram()));
+    if (!h) w.hists.set(metric, (h = takeHistogram()));
     w.sums.set(metric, (w.sums.get(metric) ?? 0) + ms);
+    const us = toUs(ms);
+    const raw = w.raw.get(metric);
+    if (raw === undefined) w.raw.set(metric, [us]);
+    else if (raw !== null) {
+      if (raw.length < RAW_MAX) raw.push(us);
+      else w.raw.set(metric, null);
+    }
     recordMs(h, ms);
   }
 
@@ -224,7 +239,7 @@ export class WindowAggregator {
     for (const [k, v] of this.closedParts) if (v.start < w.load.windowStart - 3_600_000) this.closedParts.delete(k);
     const latency = latencyOf(w);
     const rollups = this.rollUp(w);
-    for (const h of w.hists.values()) h.destroy();
+    for (const h of w.hists.values()) returnHistogram(h);
     this.emit({ window: { load: w.load, latency }, rollups });
   }
 
@@ -258,7 +273,7 @@ export class WindowAggregator {
   }
 
   private newRollup(node: string, span: number): OpenRollup {
-    return { load: emptyLoad(node, span, this.rolledParts.get(`${node}\u0000${span}`)?.parts ?? 0, this.rollupMs), hists: new Map(), sums: new Map(), windows: 0, lastWindow: span };
+    return { load: emptyLoad(node, span, this.rolledParts.get(`${node}\u0000${span}`)?.parts ?? 0, this.rollupMs), hists: new Map(), sums: new Map(), raw: new Map(), windows: 0, lastWindow: span };
   }
 
   private merge(r: OpenRollup, w: Open): void {
@@ -266,8 +281,10 @@ export class WindowAggregator {
     for (const [k, v] of Object.entries(w.load.outcomes)) r.load.outcomes[k] = (r.load.outcomes[k] ?? 0) + v;
     for (const [metric, h] of w.hists) {
       let t = r.hists.get(metric);
-      if (!t) r.hists.set(metric, (t = newHistogram()));
-      t.add(h);
+      if (!t) r.hists.set(metric, (t = takeHistogram()));
+      const raw = w.raw.get(metric);
+      if (raw) for (const v of raw) t.recordValue(v);
+      else t.add(h);
       r.sums.set(metric, (r.sums.get(metric) ?? 0) + (w.sums.get(metric) ?? 0));
     }
     r.windows++;
@@ -278,7 +295,7 @@ export class WindowAggregator {
     this.rolledParts.set(`${r.load.node}\u0000${r.load.windowStart}`, { start: r.load.windowStart, parts: r.load.part + 1 });
     for (const [k, v] of this.rolledParts) if (v.start < r.load.windowStart - Math.max(2 * this.rollupMs, 3_600_000)) this.rolledParts.delete(k);
     const latency = latencyOf(r);
-    for (const h of r.hists.values()) h.destroy();
+    for (const h of r.hists.values()) returnHistogram(h);
     return { load: r.load, latency, windows: r.windows, lastWindow: r.lastWindow };
   }
 }

@@ -50,6 +50,8 @@ export interface ReportJson {
     telemetry: Record<string, TelemetryStats>;
   }[];
   exposure_node_hours: number;
+  /** Exposure in real time: exposure_node_hours / run.time_scale (the same for an unscaled run). */
+  exposure_real_node_hours: number;
   /** orchestrator: episodes while Gauntlet had lost the Docker engine; not node failures. */
   failures: { spontaneous: number; injected: number; orchestrator: number; recovery_failed: number; counted_for_mtbf: number };
   /** Time Gauntlet could not see its container nodes (Docker engine lost), summed over nodes, ms: left out of exposure. */
@@ -280,6 +282,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       telemetry: Object.fromEntries(store.telemetrySummary(runId, n.name).map(({ metric, ...t }) => [metric, t])),
     })),
     exposure_node_hours: r4(s.exposureNodeHours) as number,
+    exposure_real_node_hours: r4(s.exposureNodeHours / (run.time_scale > 0 ? run.time_scale : 1)) as number,
     failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, orchestrator: s.failures.orchestrator, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
     orchestrator_blind_ms: r4(s.blindMs) as number,
     generator: (() => {

@@ -14,6 +14,16 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(`# Gauntlet report — ${r.run.plan}`, '');
   out.push(`Run \`${r.run.id}\` · status **${r.run.status}** · ${r.run.started_at} → ${r.run.ended_at ?? '(not ended)'} · seed ${r.run.seed} · Gauntlet ${r.run.gauntlet_version ?? '?'} on ${r.run.host ?? '?'}`);
   if (r.run.error) out.push('', `> Run error: ${r.run.error}`);
+  const scaled = r.run.time_scale !== 1;
+  if (scaled) {
+    out.push(
+      '',
+      `> **Time-scaled ×${r.run.time_scale}**: plan time ran ${r.run.time_scale} times faster than real time, against nodes whose own timings were scaled the same way. ` +
+        `Exposure, MTBF and every duration below are in plan time — ${h(r.exposure_node_hours)} of plan node-hours are ${h(r.exposure_real_node_hours)} of real ones. ` +
+        'This checks the run and the fleet’s behaviour under the plan; it demonstrates no real MTBF. Docker’s own delays (restart back-off, engine calls) are not scaled: in plan time they read ' +
+        `${r.run.time_scale} times longer.`,
+    );
+  }
   const g = r.generator;
   if (!g.kept_up) {
     out.push(
@@ -25,7 +35,7 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   }
   out.push('', '## Reliability', '');
   out.push(`| measure | value | how |`, `|---|---|---|`);
-  out.push(`| exposure | ${h(r.exposure_node_hours)} (node-hours) | Σ nodes of time under load, minus injected failure episodes |`);
+  out.push(`| exposure | ${h(r.exposure_node_hours)} (${scaled ? `plan node-hours, scaled ×${r.run.time_scale}: ${h(r.exposure_real_node_hours)} real` : 'node-hours'}) | Σ nodes of time under load, minus injected failure episodes |`);
   out.push(`| failures | ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries | episodes; cause = injected when it starts in a fault's window (+${formatDuration(plan.detection.fault_grace)} grace) |`);
   if (r.orchestrator_blind_ms > 0) {
     out.push(`| orchestrator blindness | **${formatDuration(r.orchestrator_blind_ms)}** of node-time, ${r.failures.orchestrator} episodes | Gauntlet lost the Docker engine: that time is left out of exposure and what failed then is not counted as a node failure |`);
@@ -36,7 +46,7 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(`| MTBF point estimate | ${m.point_hours === null ? 'none (no failure counted)' : h(m.point_hours)} | T / r |`);
   out.push(`| MTBF ${conf} two-sided | ${h(m.interval_hours[0])} – ${m.interval_hours[1] === null ? '∞' : h(m.interval_hours[1])} | χ²(α/2; 2r), χ²(1−α/2; 2r+2) |`);
   out.push(
-    `| MTBF target ${h(m.target_hours)} | ${m.demonstrated ? '**demonstrated**' : `not demonstrated: ${h(m.more_node_hours_needed)} more node-hours with no further failure`} | same bound, same confidence |`,
+    `| MTBF target ${h(m.target_hours)} | ${m.demonstrated ? (scaled ? `demonstrated in plan time only (scaled ×${r.run.time_scale}): not a real demonstration` : '**demonstrated**') : `not demonstrated: ${h(m.more_node_hours_needed)} more ${scaled ? 'plan ' : ''}node-hours with no further failure`} | same bound, same confidence |`,
   );
   out.push(
     `| availability | ${pct(r.availability.value)} | time-weighted over ${r.availability.probes} health probes (every ${formatDuration(plan.probes.interval)}, ${formatDuration(plan.probes.fast_interval)} while a node is faulted or failing): ${r.availability.ok} ok, ${r.availability.busy} failed while the node was busy (serving: counted available) |`,

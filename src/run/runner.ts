@@ -314,6 +314,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
           clock,
           log,
           guarded('telemetry sample', (x) => store.addTelemetry({ run_id: runId, ...x })),
+          ctx.http?.probes,
         )
       : null;
 
@@ -505,6 +506,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       {
         sinceMs: started,
         now: () => clock.now(),
+        epoch: clock,
         onConnection: guarded('docker connection', (state: 'lost' | 'restored', at: number, why: string) => {
           const nodes = [...byContainer.values()].map((t) => t.node);
           if (state === 'lost') {

@@ -39,7 +39,7 @@ function main(argv: string[]): void {
       process.stderr.write(`gauntlet-sim: option --router: expected comma-separated http:// URLs, got "${opts.router}" (${(err as Error).message})\n`);
       process.exit(2);
     }
-    const router = createRouter({ backends, checkMs: opts.routerCheckMs, checkTimeoutMs: Math.max(1000, Math.floor(opts.routerCheckMs * 0.8)), seed: opts.seed }, truth);
+    const router = createRouter({ backends, checkMs: opts.routerCheckMs, checkTimeoutMs: Math.max(1000 / opts.timeScale, Math.floor(opts.routerCheckMs * 0.8)), seed: opts.seed }, truth);
     router.listen(opts.port, opts.host, () => {
       truth('listening');
       log(`router on ${opts.host}:${opts.port} over ${backends.map((b) => b.host).join(', ')} (health check every ${opts.routerCheckMs} ms)`);

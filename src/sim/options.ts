@@ -70,7 +70,17 @@ export interface SimOptions {
   /** Router mode: active health check period of each backend, ms. */
   routerCheckMs: number;
   seed: number;
+  /**
+   * Plan time per real time (gauntlet run --time-scale N): every duration above runs N times
+   * faster — model load, ttft, prefill, inter-token latency, step timeout, warm-up, spontaneous
+   * faults and their length, the router's checks — so a scaled plan meets a node that looks, in
+   * plan time, like the unscaled one. 1: real time.
+   */
+  timeScale: number;
 }
+
+/** The options that are durations (ms, or s for the spontaneous MTBF): divided by --time-scale. */
+const SCALED = ['loadMs', 'ttftMs', 'prefillMsPerToken', 'itlMs', 'stepTimeoutMs', 'spontaneousMtbfS', 'spontaneousDurationMs', 'warmupMs', 'routerCheckMs'] as const;
 
 /**
  * Server profiles: option presets that make the simulator behave like a real engine.
@@ -111,6 +121,7 @@ export const DEFAULTS: SimOptions = {
   warmupFactor: 10,
   router: '',
   routerCheckMs: 250,
+  timeScale: 1,
   seed: 1,
 };
 
@@ -141,6 +152,7 @@ const FLAGS: Record<string, keyof SimOptions> = {
   '--warmup-factor': 'warmupFactor',
   '--router': 'router',
   '--router-check-ms': 'routerCheckMs',
+  '--time-scale': 'timeScale',
   '--seed': 'seed',
 };
 
@@ -164,6 +176,7 @@ const LIMITS: Partial<Record<keyof SimOptions, [number, number, boolean]>> = {
   degradedFactor: [1, 1000, false],
   httpThreads: [0, 10_000, true],
   routerCheckMs: [10, 600_000, true],
+  timeScale: [1, 100_000, false],
   warmupMs: [0, 3_600_000, false],
   warmupFactor: [1, 1000, false],
   seed: [0, 2 ** 32 - 1, true],
@@ -208,5 +221,6 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
     }
     (opts as unknown as Record<string, unknown>)[key] = n;
   }
+  if (opts.timeScale !== 1) for (const k of SCALED) opts[k] = opts[k] / opts.timeScale;
   return opts;
 }

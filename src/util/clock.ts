@@ -19,10 +19,18 @@ export interface Clock {
   deadline(ms: number): AbortSignal;
   /** How many plan-seconds pass per wall second (1 for real time). */
   readonly timeScale: number;
+  /** A real epoch time (a Docker event's) as this clock's time. */
+  fromEpoch(ms: number): number;
+  /** This clock's time as a real epoch time (what to ask the Docker engine for). */
+  toEpoch(ms: number): number;
 }
 
 function timeoutError(ms: number): Error {
+  // Most deadlines expire after their work is done, unheard: no stack to capture for them.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   const e = new Error(`The operation was aborted due to timeout (${ms} ms)`);
+  Error.stackTraceLimit = limit;
   e.name = 'TimeoutError';
   return e;
 }
@@ -73,6 +81,54 @@ export class RealClock implements Clock {
   deadline(ms: number): AbortSignal {
     return AbortSignal.timeout(Math.max(0, ms));
   }
+
+  fromEpoch(ms: number): number {
+    return ms;
+  }
+
+  toEpoch(ms: number): number {
+    return ms;
+  }
+}
+
+/**
+ * Plan time running `scale` times faster than real time (gauntlet run --time-scale N): it
+ * starts at the real time of its creation and then advances N ms per real ms, so every
+ * duration of a plan (its length, faults, probes, windows, timeouts) passes N times faster.
+ * Latencies read on it are real latencies × N: the simulator, started with the same
+ * --time-scale, answers N times faster, so they read as the unscaled node's.
+ */
+export class ScaledClock implements Clock {
+  private readonly real = new RealClock();
+  private readonly anchor = this.real.now();
+
+  constructor(readonly timeScale: number) {
+    if (!(timeScale >= 1) || !Number.isFinite(timeScale)) throw new Error(`time scale must be a number ≥ 1, got ${timeScale}`);
+  }
+
+  now(): number {
+    return this.fromEpoch(this.real.now());
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return sleepOn(this, ms, signal);
+  }
+
+  after(ms: number, fn: () => void, opts: { unref?: boolean } = {}): Cancel {
+    return this.real.after(ms / this.timeScale, fn, opts);
+  }
+
+  deadline(ms: number): AbortSignal {
+    return deadlineOn(this, ms);
+  }
+
+  fromEpoch(ms: number): number {
+    return this.anchor + (ms - this.anchor) * this.timeScale;
+  }
+
+  toEpoch(ms: number): number {
+    return this.anchor + (ms - this.anchor) / this.timeScale;
+  }
 }
 
 interface VirtualTimer {
@@ -119,6 +175,15 @@ export class VirtualClock implements Clock {
 
   deadline(ms: number): AbortSignal {
     return deadlineOn(this, ms);
+  }
+
+  /** A fake engine in a virtual-clock test stamps its events with the virtual time itself. */
+  fromEpoch(ms: number): number {
+    return ms;
+  }
+
+  toEpoch(ms: number): number {
+    return ms;
   }
 
   /** Timers waiting. */

@@ -84,6 +84,50 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     expect(again).toEqual(report);
   }, 30_000);
 
+  it('a time-scaled run: plan time N times faster against a simulator scaled the same way, and the report says so', async () => {
+    const { startSimProcess } = await import('../helpers/sim-process.js');
+    const sim = await startSimProcess(['--time-scale', '20', '--ttft-ms', '200', '--itl-ms', '40', '--load-ms', '0']);
+    try {
+      const plan = join(dir, 'scaled.yaml');
+      writeFileSync(plan, `name: scaled\nduration: 60s\ntargets: [{ name: sim, endpoint: "${sim.endpoint}" }]\nload: { rate: 1, arrival: constant, max_tokens: 4 }\nprobes: { interval: 5s }\n`);
+      const started = performance.now();
+      const run = await runCli(['run', plan, '--time-scale', '20', '--db', db, '--reports', reports]);
+      const realS = (performance.now() - started) / 1000;
+      // 0, or 3 when the generator's own jitter, magnified 20 times in plan time, put it behind
+      expect([0, 3], run.stderr).toContain(run.code);
+      expect(run.stderr).toMatch(/time-scaled ×20: the plan runs in 3(\.0+)?s of real time/);
+      const id = /^run (\S+): completed/m.exec(run.stdout)?.[1] as string;
+      const report = JSON.parse(readFileSync(join(reports, id, 'report.json'), 'utf8'));
+      expect(report.run.time_scale).toBe(20);
+      // 60 s of plan time: 60 arrivals, exposure counted in plan time, and a twentieth of it real
+      const span = Date.parse(report.run.load_ended_at) - Date.parse(report.run.load_started_at);
+      expect(span).toBeGreaterThanOrEqual(59_999); // (report times are whole ms)
+      expect(report.requests.accounting.planned).toBe(60);
+      expect(report.exposure_real_node_hours).toBeCloseTo(report.exposure_node_hours / 20, 3);
+      expect(realS).toBeLessThan(60); // it did not take the plan's minute of real time
+      // the scaled simulator's ttft (10 ms real) reads as its unscaled 200 ms in plan time
+      expect(report.latency.ttft_p50_ms).toBeGreaterThanOrEqual(190);
+      const md = readFileSync(join(reports, id, 'report.md'), 'utf8');
+      expect(md).toMatch(/Time-scaled ×20/);
+      expect(md).toMatch(/plan node-hours, scaled ×20/);
+    } finally {
+      sim.kill();
+    }
+  }, 60_000);
+
+  it('refuses a time scale it cannot honour, naming why', async () => {
+    const plan = join(dir, 'scaled-bad.yaml');
+    writeFileSync(plan, `name: bad\nduration: 2s\ntargets: [{ name: ext, endpoint: "http://127.0.0.1:9" }]\nload: { rate: 1 }\n`);
+    const zero = await runCli(['run', plan, '--time-scale', '0', '--db', db, '--reports', reports]);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toMatch(/--time-scale: got "0"; expected a number from 1/);
+    const k6 = join(dir, 'scaled-k6.yaml');
+    writeFileSync(k6, `name: bad\nduration: 2s\ntargets: [{ name: ext, endpoint: "http://127.0.0.1:9" }]\nload: { rate: 1, engine: k6 }\n`);
+    const refused = await runCli(['run', k6, '--time-scale', '10', '--db', db, '--reports', reports]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/k6 times its requests in real time/);
+  });
+
   it('says so when a run id does not exist', async () => {
     const r = await runCli(['report', 'no-such-run', '--db', db]);
     expect(r.code).toBe(2);

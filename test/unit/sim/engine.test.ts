@@ -195,3 +195,15 @@ describe('--worker-loss and --degraded-factor', () => {
     expect(() => parseSimArgs(['--leak-kb-per-request', '-1'])).toThrow('option --leak-kb-per-request: expected a number in [0, 1048576], got "-1"');
   });
 });
+
+describe('--time-scale', () => {
+  it('divides every duration by the scale, wherever the flag stands, and nothing else', () => {
+    const base = parseSimArgs(['--ttft-ms', '200', '--itl-ms', '20', '--load-ms', '6000', '--spontaneous-mtbf-s', '3600']);
+    const scaled = parseSimArgs(['--time-scale', '10', '--ttft-ms', '200', '--itl-ms', '20', '--load-ms', '6000', '--spontaneous-mtbf-s', '3600']);
+    expect(scaled).toMatchObject({ timeScale: 10, ttftMs: 20, itlMs: 2, loadMs: 600, spontaneousMtbfS: 360, prefillMsPerToken: base.prefillMsPerToken / 10, warmupMs: 0 });
+    expect(scaled.maxBatch).toBe(base.maxBatch);
+    expect(scaled.kvTokens).toBe(base.kvTokens);
+    expect(parseSimArgs(['--ttft-ms', '200', '--time-scale=4'])).toMatchObject({ ttftMs: 50 });
+    expect(() => parseSimArgs(['--time-scale', '0.5'])).toThrow('option --time-scale: expected a number in [1, 100000], got "0.5"');
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../../src/util/clock.js';
+import { ScaledClock, VirtualClock } from '../../../src/util/clock.js';
 
 describe('VirtualClock', () => {
   it('fires timers in time order (ties in the order set), only when time reaches them', async () => {
@@ -50,5 +50,29 @@ describe('VirtualClock', () => {
     await c.advance(1000);
     expect(at).toEqual([100, 200, 300, 400, 500]);
     expect(c.nextDue()).toBeNull();
+  });
+});
+
+describe('ScaledClock', () => {
+  it('runs plan time N times faster: a plan-second sleep passes in a fiftieth of one, and epoch times map both ways', async () => {
+    const c = new ScaledClock(50);
+    const realStart = performance.now();
+    const planStart = c.now();
+    await c.sleep(1000);
+    const planElapsed = c.now() - planStart;
+    const realElapsed = performance.now() - realStart;
+    expect(planElapsed).toBeGreaterThanOrEqual(1000);
+    // the plan time that passed is the real time that passed, × 50 (the same clock read twice)
+    expect(planElapsed / realElapsed).toBeCloseTo(50, 0);
+    const t = Date.now();
+    expect(c.toEpoch(c.fromEpoch(t))).toBeCloseTo(t, 3);
+    expect(c.fromEpoch(t + 1000) - c.fromEpoch(t)).toBeCloseTo(50_000, 3);
+    const s = c.deadline(500);
+    await new Promise<void>((r) => s.addEventListener('abort', () => r(), { once: true }));
+    expect((s.reason as Error).name).toBe('TimeoutError');
+  });
+
+  it('refuses a scale below 1', () => {
+    expect(() => new ScaledClock(0.5)).toThrow(/≥ 1/);
   });
 });
