@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import type { Docker } from '../src/docker/engine.js';
-import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
+import { machineClock, type FaultContext, type FaultInjector, type FaultTarget, type UndoRecord } from '../src/fault/types.js';
 import { procStat, processRunning } from '../src/util/proc.js';
 
 /** The simulator's shards (`sim.cjs --worker <rank>`) and vLLM's workers (multiprocessing or Ray). */
@@ -195,14 +195,14 @@ export const gpuWorkerKill: FaultInjector<Params> = {
         const st = procStat(pid);
         return st !== null && st.state !== 'Z' && st.state !== 'X' && st.startTime === undo.procStart;
       };
-      for (let i = 0; i < KILL_LAND_MS / 20 && alive(); i++) await ctx.clock.sleep(20);
+      for (let i = 0; i < KILL_LAND_MS / 20 && alive(); i++) await machineClock(ctx).sleep(20);
       if (alive()) return { action: `nothing: the kill never landed; worker pid ${pid} is still running` };
       // A node that reacts by exiting takes a moment to do it (and Docker another to see it):
       // judging before that would restart a container that is restarting itself.
       const bound = new AbortController();
       await Promise.race([
         container.wait({ condition: 'not-running', abortSignal: bound.signal }).catch(() => undefined),
-        ctx.clock.sleep(SETTLE_MS, bound.signal).catch(() => undefined),
+        machineClock(ctx).sleep(SETTLE_MS, bound.signal).catch(() => undefined),
       ]).finally(() => bound.abort());
       info = await inspect();
       if (!info) return { action: 'nothing: container no longer exists' };

@@ -10,7 +10,7 @@
 // happened to it after it ran again is not ours to undo.
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
-import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
+import { machineClock, type FaultContext, type FaultInjector, type FaultTarget, type UndoRecord } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
 import { hostProcesses } from '../src/util/proc.js';
 import { durationParam } from './params.js';
@@ -131,14 +131,14 @@ export const nodeKill: FaultInjector<Params> = {
         const st = (ctx.processes ?? hostProcesses).stat(undo.pid as number);
         return st !== null && st.state !== 'Z' && st.state !== 'X' && (undo.procStart === null || undo.procStart === undefined || st.startTime === undo.procStart);
       };
-      for (let i = 0; i < 50 && alive(); i++) await ctx.clock.sleep(20);
+      for (let i = 0; i < 50 && alive(); i++) await machineClock(ctx).sleep(20);
       if (alive()) return { action: 'nothing: the kill never landed; the process is still running' };
       // Killed, but Docker has not registered the exit yet (it takes ~150 ms). Deciding now
       // would see "running" and leave the node down: wait, bounded, for the exit.
       const bound = new AbortController();
       await Promise.race([
         container.wait({ condition: 'not-running', abortSignal: bound.signal }).catch(() => undefined),
-        ctx.clock.sleep(REAP_WAIT_MS, bound.signal).catch(() => undefined),
+        machineClock(ctx).sleep(REAP_WAIT_MS, bound.signal).catch(() => undefined),
       ]).finally(() => bound.abort());
       info = await container.inspect();
       if (info.State.Running && info.State.Pid === undo.pid) throw new Error(`pid ${String(undo.pid)} was killed but Docker still shows it running after ${REAP_WAIT_MS} ms`);

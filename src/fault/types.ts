@@ -40,6 +40,17 @@ export interface FaultContext {
   faultId?: string;
   /** The host's processes (default: the real ones, from /proc); a test's fake Docker brings its own. */
   processes?: ProcessHost;
+  /**
+   * The clock for waits on real machinery — a killed process to be reaped, Docker to register an
+   * exit — which take real time whatever the plan's clock (a time-scaled run's clock would cut
+   * them N times short). Default: `clock`.
+   */
+  machineClock?: Clock;
+}
+
+/** The clock a fault waits on for the kernel or Docker (FaultContext.machineClock). */
+export function machineClock(ctx: FaultContext): Clock {
+  return ctx.machineClock ?? ctx.clock;
 }
 
 /** JSON-serialisable; written to the fault ledger before injection. */

@@ -79,6 +79,11 @@ interface Open {
   raw: Map<LatencyMetric, number[] | null>;
 }
 
+/** The rollup span for a window length: `spanMs` (an hour) rounded to a whole number of windows. */
+export function rollupSpanMs(windowMs: number, spanMs = 3_600_000): number {
+  return Math.max(1, Math.round(spanMs / windowMs)) * windowMs;
+}
+
 /** Recorded values kept per metric and window, at most. */
 const RAW_MAX = 4096;
 
@@ -116,7 +121,7 @@ export class WindowAggregator {
     /** The rollup span: an hour of plan time by default; a whole number of windows. */
     rollupMs = 3_600_000,
   ) {
-    this.rollupMs = Math.max(1, Math.round(rollupMs / windowMs)) * windowMs;
+    this.rollupMs = rollupSpanMs(windowMs, rollupMs);
   }
 
   /**
@@ -146,8 +151,9 @@ export class WindowAggregator {
     if (ms === null || !Number.isFinite(ms)) return;
     let h = w.hists.get(metric);
     if (!h) w.hists.set(metric, (h = takeHistogram()));
-    w.sums.set(metric, (w.sums.get(metric) ?? 0) + ms);
     const us = toUs(ms);
+    // the value as recorded (clamped to 1 µs … 1 h): the mean agrees with min and max
+    w.sums.set(metric, (w.sums.get(metric) ?? 0) + us / 1000);
     const raw = w.raw.get(metric);
     if (raw === undefined) w.raw.set(metric, [us]);
     else if (raw !== null) {

@@ -25,7 +25,7 @@ import { GeneratorMonitor } from '../load/generator.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
-import { WindowAggregator } from '../load/windows.js';
+import { WindowAggregator, rollupSpanMs } from '../load/windows.js';
 import { buildWorkload, peakRate, type MixItem } from '../load/workload.js';
 import { expectedLatencyMs } from '../load/k6/config.js';
 import { openFilesLimit } from '../util/proc.js';
@@ -34,7 +34,7 @@ import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
 import { isSuccess, type EpisodeRow, type RunStatus, type Store } from '../store/store.js';
 import { percentileSorted } from '../analysis/stats.js';
-import { type Clock, every } from '../util/clock.js';
+import { type Clock, RealClock, every } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
 import { FaultSupervisor } from './fault-supervisor.js';
 import { needsDocker, resolveTarget, type ResolvedTarget } from './targets.js';
@@ -196,7 +196,13 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', 'the plan has container targets but no Docker client is available']);
     await requireDocker(docker);
   }
-  const faultCtx: FaultContext = { docker, log: ctx.log, clock, ...(ctx.processes ? { processes: ctx.processes } : {}) };
+  // Waits on real machinery (a process to be reaped, Docker to register an exit) take real time
+  // even when the plan's clock is scaled; a virtual clock's fakes live on it.
+  const machine = Number.isFinite(clock.timeScale) && clock.timeScale !== 1 ? new RealClock() : clock;
+  const faultCtx: FaultContext = { docker, log: ctx.log, clock, machineClock: machine, ...(ctx.processes ? { processes: ctx.processes } : {}) };
+  // Hourly rollups span an hour of plan time (a whole number of windows), telemetry's too: set
+  // before anything is sampled.
+  store.rollupMs = rollupSpanMs(plan.load.window);
   const probes = ctx.http?.probes ?? probeDispatcher();
 
   const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker, clock)));
@@ -314,7 +320,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
           clock,
           log,
           guarded('telemetry sample', (x) => store.addTelemetry({ run_id: runId, ...x })),
-          ctx.http?.probes,
+          probes,
         )
       : null;
 
@@ -579,7 +585,6 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     (closed) => store.addWindow(runId, closed),
     engine.capabilities.queueDelay,
   );
-  store.rollupMs = windows.rollupMs;
   let windowTtft: number[] = [];
   const begin = (at: number): void => {
     if (loadBegan) return;

@@ -366,17 +366,15 @@ export class Store {
     }
   }
 
-  /** Per node: the latest window its rollups cover (windows after it are read one by one). */
-  private coveredWindows(runId: string): Map<string, number> {
-    const rows = this.db.prepare('SELECT node, MAX(last_window) AS last FROM load_rollups WHERE run_id = ? GROUP BY node').all(runId) as { node: string; last: number }[];
-    return new Map(rows.map((r) => [r.node, r.last]));
-  }
-
-  /** Nodes with windows, and the window start after which each is read from the windows themselves. */
-  private windowTails(runId: string): { node: string; after: number }[] {
-    const covered = this.coveredWindows(runId);
+  /**
+   * Per node with windows, the window-start ranges [from, to) no rollup covers — after its last
+   * rollup (a run that ended mid-hour), and any hour whose rollup was never written (a write the
+   * disk refused): those windows are read one by one.
+   */
+  private windowTails(runId: string): { node: string; ranges: [number, number][] }[] {
+    const spans = this.db.prepare('SELECT node, span_start AS start, MAX(span_ms) AS ms FROM load_rollups WHERE run_id = ? GROUP BY node, span_start').all(runId) as { node: string; start: number; ms: number }[];
     const nodes = this.db.prepare('SELECT DISTINCT node FROM load_windows WHERE run_id = ?').pluck().all(runId) as string[];
-    return nodes.map((node) => ({ node, after: covered.get(node) ?? Number.NEGATIVE_INFINITY }));
+    return nodes.map((node) => ({ node, ranges: uncovered(spans.filter((x) => x.node === node).map((x) => [x.start, x.start + x.ms])) }));
   }
 
   /**
@@ -391,8 +389,8 @@ export class Store {
            FROM load_rollups WHERE run_id = ?`,
       )
       .all(runId) as LoadWindowRow[];
-    const tail = this.stmt('SELECT * FROM load_windows WHERE run_id = ? AND node = ? AND window_start > ?');
-    for (const t of this.windowTails(runId)) out.push(...(tail.all(runId, t.node, t.after) as LoadWindowRow[]));
+    const tail = this.stmt('SELECT * FROM load_windows WHERE run_id = ? AND node = ? AND window_start >= ? AND window_start < ?');
+    for (const t of this.windowTails(runId)) for (const [from, to] of t.ranges) out.push(...(tail.all(runId, t.node, from, to) as LoadWindowRow[]));
     return out.sort((a, b) => a.window_start - b.window_start || a.node.localeCompare(b.node) || a.part - b.part);
   }
 
@@ -403,8 +401,8 @@ export class Store {
     const out = this.db
       .prepare(`SELECT run_id, node, span_start AS window_start, part, metric, count, min_ms, max_ms, mean_ms, p50_ms, p90_ms, p99_ms, hist FROM latency_rollups WHERE run_id = @run ${m}`)
       .all(p) as LatencyWindowRow[];
-    const tail = this.db.prepare(`SELECT * FROM latency_windows WHERE run_id = @run AND node = @node AND window_start > @after ${m}`);
-    for (const t of this.windowTails(runId)) out.push(...(tail.all({ ...p, node: t.node, after: t.after }) as LatencyWindowRow[]));
+    const tail = this.db.prepare(`SELECT * FROM latency_windows WHERE run_id = @run AND node = @node AND window_start >= @from AND window_start < @to ${m}`);
+    for (const t of this.windowTails(runId)) for (const [from, to] of t.ranges) out.push(...(tail.all({ ...p, node: t.node, from, to }) as LatencyWindowRow[]));
     return out.sort((a, b) => a.window_start - b.window_start || a.node.localeCompare(b.node));
   }
 
@@ -425,15 +423,14 @@ export class Store {
       if (lastAt >= t.lastAt) [t.lastAt, t.last] = [lastAt, last];
     };
     const rolled = this.db.prepare('SELECT * FROM telemetry_rollups WHERE run_id = ? AND node = ?').all(runId, node) as TelemetryRollupRow[];
-    const coveredUntil = new Map<string, number>();
-    for (const r of rolled) {
-      add(r.metric, r.count, r.min, r.max, r.first_at, r.first_value, r.last_at, r.last_value);
-      coveredUntil.set(r.metric, Math.max(coveredUntil.get(r.metric) ?? Number.NEGATIVE_INFINITY, r.span_start + r.span_ms));
-    }
+    for (const r of rolled) add(r.metric, r.count, r.min, r.max, r.first_at, r.first_value, r.last_at, r.last_value);
     const metrics = this.db.prepare('SELECT DISTINCT metric FROM telemetry WHERE run_id = ? AND node = ?').pluck().all(runId, node) as string[];
-    const tail = this.stmt('SELECT at, value FROM telemetry WHERE run_id = ? AND node = ? AND metric = ? AND at >= ? ORDER BY at');
+    const tail = this.stmt('SELECT at, value FROM telemetry WHERE run_id = ? AND node = ? AND metric = ? AND at >= ? AND at < ? ORDER BY at');
     for (const metric of metrics) {
-      for (const r of tail.all(runId, node, metric, coveredUntil.get(metric) ?? Number.NEGATIVE_INFINITY) as { at: number; value: number }[]) add(metric, 1, r.value, r.value, r.at, r.value, r.at, r.value);
+      // the samples no rollup holds: after the last one, or in an hour whose rollup was never written
+      for (const [from, to] of uncovered(rolled.filter((r) => r.metric === metric).map((r) => [r.span_start, r.span_start + r.span_ms]))) {
+        for (const r of tail.all(runId, node, metric, from, to) as { at: number; value: number }[]) add(metric, 1, r.value, r.value, r.at, r.value, r.at, r.value);
+      }
     }
     return [...out.values()].sort((a, b) => a.metric.localeCompare(b.metric)).map((t) => ({ metric: t.metric, samples: t.samples, first: t.first, last: t.last, min: t.min, max: t.max }));
   }
@@ -497,7 +494,7 @@ export class Store {
       ([from, to]) =>
         this.stmt(
           `SELECT @run AS run_id, @node AS node, @t0 + CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) * @w AS at, 'k6_cpu_share' AS metric, AVG(value) AS value
-             FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'k6_cpu_share' AND at >= MAX(@t0, @from - @w) AND at < MIN(@t1 + 1000, @to + @w) AND at <= @t1 + 1000
+             FROM telemetry WHERE run_id = @run AND node = @node AND metric = 'k6_cpu_share' AND at >= MAX(@t0, @from - @w) AND at < @to + @w AND at <= @t1 + 1000
             GROUP BY CAST((MIN(at, @t1 - 1) - @t0) / @w AS INTEGER) HAVING AVG(value) >= @limit`,
         ).all({ ...p, from, to }) as TelemetryRow[],
     );
@@ -516,8 +513,9 @@ export class Store {
   private flaggedSpans(runId: string, node: string, metric: string, limit: number, inclusive = false): [number, number][] {
     const rows = this.db.prepare('SELECT span_start, span_ms, max FROM telemetry_rollups WHERE run_id = ? AND node = ? AND metric = ? ORDER BY span_start').all(runId, node, metric) as { span_start: number; span_ms: number; max: number }[];
     const out: [number, number][] = rows.filter((r) => (inclusive ? r.max >= limit : r.max > limit)).map((r) => [r.span_start, r.span_start + r.span_ms]);
-    const last = rows.at(-1);
-    out.push([last ? last.span_start + last.span_ms : Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    // and the time no rollup holds (after the last one, or an hour never written)
+    out.push(...uncovered(rows.map((r) => [r.span_start, r.span_start + r.span_ms])));
+    out.sort((a, b) => a[0] - b[0]);
     // adjacent hours as one span: a window read at a span's edge then lies in an hour under the limit
     const merged: [number, number][] = [];
     for (const x of out) {
@@ -836,4 +834,17 @@ export function loadRow(runId: string, l: LoadWindow): LoadWindowRow {
 
 export function latencyRow(runId: string, x: LatencyWindow): LatencyWindowRow {
   return { run_id: runId, node: x.node, window_start: x.windowStart, part: x.part, metric: x.metric, count: x.count, min_ms: x.minMs, max_ms: x.maxMs, mean_ms: x.meanMs, p50_ms: x.p50Ms, p90_ms: x.p90Ms, p99_ms: x.p99Ms, hist: x.hist };
+}
+
+/** The complement of spans [from, to) over the whole line: what they leave uncovered, in order. */
+export function uncovered(spans: [number, number][]): [number, number][] {
+  const sorted = [...spans].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  let at = Number.NEGATIVE_INFINITY;
+  for (const [from, to] of sorted) {
+    if (from > at) out.push([at, from]);
+    at = Math.max(at, to);
+  }
+  out.push([at, Number.POSITIVE_INFINITY]);
+  return out;
 }

@@ -9,7 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { withDeadlines } from '../../src/docker/deadline.js';
 import { dockerClient, RECONNECT_MAX_MS } from '../../src/docker/engine.js';
+import { revertLeftovers } from '../../src/fault/ledger.js';
 import { ensureSimImage, removeContainers, startSimContainer } from '../../src/docker/sim-image.js';
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
@@ -104,6 +106,60 @@ ready_timeout: 30s
     expect(e.running_again_at, lines.join(' | ')).not.toBeNull();
     expect((e.serving_again_at as number) - (e.running_again_at as number), lines.join(' | ')).toBeLessThan(3000);
     expect(e.serving_again_at as number, lines.join(' | ')).toBeLessThan(restoredAt);
+    store.close();
+  }, 120_000);
+
+  it('an engine that goes silent during a fault (accepts, never answers): the run ends on time, says why, and the fault is reverted once it answers', async () => {
+    await relay.up();
+    const store = openStore(join(dir, 'silent.db'));
+    const plan = parsePlanText(`
+name: engine-silent
+duration: 12s
+targets:
+  - { name: node, container: ${NAME} }
+load: { rate: 4, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 4, timeout: 3s, model: sim-llama }
+faults:
+  - { kind: hang, target: node, at: 3s, params: { duration: 4s } }
+probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 200ms }
+telemetry: { interval: 0s }
+recovery_limit: 10s
+ready_timeout: 30s
+`);
+    // Every call through the relay has a 2 s deadline (GAUNTLET_DOCKER_TIMEOUT_MS in a real run).
+    const viaRelay = withDeadlines(new Dockerode({ socketPath: relay.path }), 2000);
+    const clock = new RealClock();
+    let hushedAt = 0;
+    const script = (async () => {
+      for (let i = 0; i < 300 && !store.listRuns().some((r) => r.load_started_at !== null); i++) await clock.sleep(100);
+      // the freeze goes in at 3 s; the engine goes silent a second later, before its revert
+      for (let i = 0; i < 100 && !store.listRuns().some((r) => store.faults(r.id).some((f) => f.state === 'active')); i++) await clock.sleep(100);
+      await clock.sleep(1000);
+      hushedAt = clock.now();
+      relay.hush();
+    })();
+    const started = clock.now();
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: viaRelay, reportsDir: join(dir, 'reports-silent'), signal: new AbortController().signal });
+    const tookMs = clock.now() - started;
+    await script;
+    const ledger = store.faults(result.runId);
+    const lines = [`run ${result.status} in ${tookMs.toFixed(0)} ms (error: ${result.error})`, `hushed ${hushedAt - started} ms in`, `ledger ${ledger.map((f) => `${f.kind} ${f.state}: ${f.error ?? ''}`).join('; ')}`];
+    process.stderr.write(`engine silent: ${lines.join(' | ')}\n`);
+    expect(hushedAt, lines.join(' | ')).toBeGreaterThan(0);
+    // on time: the plan's 12 s, the wait for the targets, and the reverts' bounded tries
+    expect(tookMs, lines.join(' | ')).toBeLessThan(12_000 + 30_000);
+    // it says why: the fault is still held, the revert timed out against a silent engine
+    const held = ledger.find((f) => f.kind === 'hang');
+    expect(held?.state, lines.join(' | ')).toBe('active');
+    expect(`${held?.error ?? ''} ${result.error ?? ''}`, lines.join(' | ')).toMatch(/no answer within|did not answer|timed out|timeout/i);
+    expect((await docker.getContainer(NAME).inspect()).State.Paused).toBe(true);
+    // and once the engine answers again, the leftover is reverted (what `gauntlet revert` or the next run does)
+    await relay.up();
+    // (force: the ledger names this test process, still alive, as the fault's owner; `gauntlet
+    // revert` after the run is another process and needs no force)
+    const done = await revertLeftovers(store, { docker, log: silentLogger, clock }, { force: true });
+    expect(done.join('; ')).toMatch(/hang/);
+    expect((await docker.getContainer(NAME).inspect()).State.Paused).toBe(false);
+    expect(store.faults(result.runId).find((f) => f.kind === 'hang')?.state).toBe('reverted');
     store.close();
   }, 120_000);
 });

@@ -151,8 +151,16 @@ recovery_limit: 20s
       const witnessed = truth?.outageMs ?? 0;
       const busy = late.worst(...window);
       // When the router took the node out (its own log): no request sent after that can fail.
+      // On a starved machine its health checks can time out and take a healthy node out before
+      // the fault: then the router was already failing over and this fault shows nothing to compare.
       const port = ports[f.node === 'a' ? 0 : 1];
-      const down = routerTruth.find((t) => t.event === 'backend_down' && t.backend === `127.0.0.1:${port}` && t.at >= window[0] - 2000 && t.at <= window[1]);
+      const seen = routerTruth.filter((t) => t.backend === `127.0.0.1:${port}` && (t.event === 'backend_down' || t.event === 'backend_up'));
+      const before = seen.filter((t) => t.at < window[0]).at(-1);
+      if (before?.event === 'backend_down') {
+        lines.push(`${f.kind} on ${f.node}: the router had already taken it out ${(window[0] - before.at).toFixed(0)} ms before the fault (its checks timed out on a busy machine): not compared`);
+        continue;
+      }
+      const down = seen.find((t) => t.event === 'backend_down' && t.at >= window[0] - 100 && t.at <= window[1]);
       // Two samplers of one outage agree to within how finely each saw its end: between its
       // last failing send and the first answer after it the router stopped failing. The router
       // picks a backend at random for each request, so a sampler's last sends before the node

@@ -60,9 +60,12 @@ export function k6Config(w: Workload, promptsPath: (i: number) => string = (i) =
     const common = { exec: 'default' as const, timeUnit: `${PER}s`, gracefulStop: `${Math.ceil(iterationMs / 1000) + 5}s`, tags: { node: t.node }, ...vus };
     if (w.profile.stages.length === 0) {
       // k6 starts an arrival at the duration's very end too (150/s for 1000ms: 151 iterations,
-      // for 1999ms: 300; k6 v0.49); 1 ms less gives the plan's arrivals, t < duration, as builtin
-      // does. k6 refuses durations under 1 s.
-      scenarios[name] = { ...common, executor: 'constant-arrival-rate', rate: Math.max(1, Math.round(w.profile.startRate * share * PER)), duration: `${Math.max(1000, w.durationMs - 1)}ms` };
+      // for 1999ms: 300; k6 v0.49), and on a busy machine one a moment past a duration 1 ms
+      // short: ending half an interval early gives exactly the plan's arrivals, t < duration,
+      // as builtin does. k6 refuses durations under 1 s.
+      const rate = Math.max(1, Math.round(w.profile.startRate * share * PER));
+      const margin = Math.max(1, Math.floor((PER * 1000) / rate / 2));
+      scenarios[name] = { ...common, executor: 'constant-arrival-rate', rate, duration: `${Math.max(1000, w.durationMs - margin)}ms` };
       return;
     }
     // k6 ends a ramping scenario with its last stage; Gauntlet holds the last target to the end.

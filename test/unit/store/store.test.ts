@@ -221,6 +221,20 @@ describe('Store totals for reports (hourly rollups, and the windows after the la
     expect(s.latencyTotals('c', 'ttft').reduce((a, l) => a + l.count, 0)).toBe(s.latencyWindows('c', 'ttft').reduce((a, l) => a + l.count, 0));
     s.close();
   });
+
+  it("an hour whose rollup was never written (the disk refused it) is read from its windows, not lost", () => {
+    const s = openStore(join(dir, 'totals-hole.db'));
+    s.createRun(runRow('h'));
+    feed(s, 'h', 300_000, true);
+    s.db.prepare("DELETE FROM load_rollups WHERE run_id = 'h' AND node = 'a' AND span_start = 60000").run();
+    s.db.prepare("DELETE FROM latency_rollups WHERE run_id = 'h' AND node = 'a' AND span_start = 60000").run();
+    const windows = s.loadWindows('h');
+    const totals = s.loadTotals('h');
+    expect(totals.reduce((a, w) => a + w.ok, 0)).toBe(windows.reduce((a, w) => a + w.ok, 0));
+    expect(totals.filter((w) => w.window_ms === 10_000).map((w) => [w.node, w.window_start])).toEqual([0, 1, 2, 3, 4, 5].map((k) => ['a', 60_000 + k * 10_000]));
+    expect(s.latencyTotals('h', 'ttft').reduce((a, l) => a + l.count, 0)).toBe(s.latencyWindows('h', 'ttft').reduce((a, l) => a + l.count, 0));
+    s.close();
+  });
 });
 
 describe('Store telemetry rollups', () => {
@@ -266,6 +280,24 @@ describe('Store telemetry rollups', () => {
       }
     });
   }
+
+  it('an hour whose telemetry rollup is missing is read from its samples', () => {
+    const path = join(dir, 'tel-hole.db');
+    const s = openStore(path);
+    s.rollupMs = 60_000;
+    s.createRun(runRow('g'));
+    const rows = fill(s, 9);
+    s.close();
+    const r = openStore(path);
+    r.db.prepare("DELETE FROM telemetry_rollups WHERE run_id = 'g' AND span_start = 120000").run();
+    const summary = r.telemetrySummary('g', '_gauntlet');
+    const lag = rows.filter((x) => x.metric === 'loop_lag_p99_ms');
+    expect(summary.find((t) => t.metric === 'loop_lag_p99_ms')).toMatchObject({ samples: lag.length, max: Math.max(...lag.map((x) => x.value)) });
+    const o = { loadStartedAt: 0, loadEndedAt: 600_000, windowMs: 10_000, limitShare: 0.05 };
+    const naive = judgeGenerator({ ...o, loadWindows: [], queueWindows: [], telemetry: r.telemetry('g', '_gauntlet') });
+    expect(judgeGenerator({ ...o, ...r.generatorSignals('g', { node: '_gauntlet', ...o, queueLimitMs: 100, lagLimitMs: 100, shareLimit: 0.8 }) })).toEqual(naive);
+    r.close();
+  });
 });
 
 describe('Store probe slots (availability in SQL)', () => {

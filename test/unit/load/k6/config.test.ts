@@ -17,7 +17,7 @@ describe('k6Config', () => {
     const c = k6Config(base);
     expect(Object.keys(c.options.scenarios)).toEqual(['node_1', 'node_2']);
     const s = c.options.scenarios.node_1;
-    expect(s).toMatchObject({ executor: 'constant-arrival-rate', rate: 2500, timeUnit: '1000s', duration: '299999ms', tags: { node: 'node-a' } }); // k6 also starts one at t = duration
+    expect(s).toMatchObject({ executor: 'constant-arrival-rate', rate: 2500, timeUnit: '1000s', duration: '299800ms', tags: { node: 'node-a' } }); // k6 also starts one at t = duration: half an interval short (200 ms of 2.5/s's 400)
     expect(c.targets.node_2).toEqual({ node: 'node-b', endpoint: 'http://127.0.0.1:2' });
   });
 
