@@ -38,4 +38,43 @@ describe('watchContainerEvents: losing the engine', () => {
     expect(events).toEqual(['die']);
     watch.stop();
   });
+
+  it('after an engine restart the new stream replays from the last event\'s second: nothing is missed, nothing delivered twice', async () => {
+    const clock = new RealClock();
+    // the engine's log of events (real epoch ns), and the `since` each stream was opened with
+    const log: { t: number; action: string }[] = [];
+    const sinces: (number | undefined)[] = [];
+    const streams: PassThrough[] = [];
+    const line = (e: { t: number; action: string }): string => `${JSON.stringify({ Type: 'container', Action: e.action, id: 'c1', time: Math.floor(e.t / 1e9), timeNano: e.t, Actor: { ID: 'c1', Attributes: { name: 'n' } } })}\n`;
+    const docker = {
+      async getEvents(opts: { since?: number }) {
+        sinces.push(opts.since);
+        const s = new PassThrough();
+        // what Docker does: every event of the log from `since` (whole seconds) on
+        for (const e of log) if (opts.since === undefined || Math.floor(e.t / 1e9) >= opts.since) s.write(line(e));
+        streams.push(s);
+        return s;
+      },
+    } as unknown as Docker;
+    const base = Math.floor(Date.now() / 1000) * 1e9 + 0.2e9; // within one second
+    const got: string[] = [];
+    const watch = watchContainerEvents(docker, ['c1'], (e) => got.push(e.rawAction), silentLogger, { sinceMs: base / 1e6 - 1, now: () => clock.now() });
+    await watch.ready;
+    for (const [i, action] of ['start', 'die', 'start'].entries()) {
+      const e = { t: base + i * 1e8, action };
+      log.push(e);
+      (streams[0] as PassThrough).write(line(e));
+    }
+    for (let i = 0; i < 100 && got.length < 3; i++) await clock.sleep(10);
+    expect(got).toEqual(['start', 'die', 'start']);
+    // the engine restarts: the stream ends; while it is down, two more events happen in the same second
+    (streams[0] as PassThrough).end();
+    log.push({ t: base + 3e8, action: 'die' }, { t: base + 4e8, action: 'start' });
+    for (let i = 0; i < 200 && streams.length < 2; i++) await clock.sleep(25);
+    for (let i = 0; i < 100 && got.length < 5; i++) await clock.sleep(10);
+    // reopened from the last event's second: the three already seen come again and are dropped
+    expect(sinces[1]).toBe(Math.floor(base / 1e9));
+    expect(got).toEqual(['start', 'die', 'start', 'die', 'start']);
+    watch.stop();
+  });
 });
