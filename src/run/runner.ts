@@ -4,7 +4,6 @@
 // failed — reverts every fault and writes the report.
 import { randomBytes } from 'node:crypto';
 import type { Random } from '../util/random.js';
-import type { ProcessHost } from '../util/proc.js';
 import { hostname } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { request, type Dispatcher } from 'undici';
@@ -32,7 +31,8 @@ import { openFilesLimit } from '../util/proc.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
-import { isSuccess, type EpisodeRow, type RunStatus, type Store } from '../store/store.js';
+import { isSuccess, type EpisodeRow, type RunPhase, type RunRow, type RunStatus, type Store } from '../store/store.js';
+import { selfOwner, type ProcessHost } from '../util/proc.js';
 import { percentileSorted } from '../analysis/stats.js';
 import { type Clock, RealClock, every } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
@@ -260,6 +260,9 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     host: hostname(),
     gauntlet_version: VERSION,
     engine: JSON.stringify({ name: engine.name, capabilities: engine.capabilities }),
+    phase: 'start',
+    phase_at: started,
+    owner: selfOwner(),
   });
   for (const t of targets) {
     store.addNode({
@@ -309,6 +312,15 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   const faults = new FaultSupervisor(store, runId, faultCtx, faultWindows, log);
   // A write that fails (a full disk, an I/O error) fails the run through the same path.
   store.onError = (err, what) => fail(`store (writing ${what})`, err);
+  /** Where the run is (runs.phase): what a daemon restarted after a crash reads to take it up. */
+  const noteRun = (fields: Partial<RunRow>): void => {
+    try {
+      store.updateRun(runId, fields);
+    } catch (err) {
+      fail(`recording the run's progress (${Object.keys(fields).join(', ')})`, err);
+    }
+  };
+  const phase = (p: RunPhase, extra: Partial<RunRow> = {}): void => noteRun({ phase: p, phase_at: clock.now(), ...extra });
 
   // ---- telemetry
   const telemetry =
@@ -380,6 +392,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     journal('fault_skipped', `${occ.kind} on ${t.node} skipped: ${reason}`, { fault: id });
     log.warn({ fault: id, kind: occ.kind, node: t.node, reason }, 'fault skipped');
     faultsDone++;
+    noteRun({ faults_done: faultsDone });
   };
   /** Why this injection must not happen now (blast radius, halt, host), or null. */
   const skipReason = async (occ: Occurrence, t: ResolvedTarget): Promise<string | null> => {
@@ -438,6 +451,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
       const ok = await injection;
       if (ok) log.info({ fault: id, kind: occ.kind, node: t.node }, `fault ${i + 1}/${schedule.length} injected`);
       faultsDone++;
+      noteRun({ faults_done: faultsDone });
     }
   };
 
@@ -594,7 +608,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     loadStart = at;
     windows.rebase(at);
     degraded.close(at + plan.detection.baseline);
-    store.updateRun(runId, { load_started_at: at });
+    phase('steady', { load_started_at: at, planned_end_at: at + plan.duration });
     const lag = at - launchedAt;
     // Said when the engine took a while to begin (k6: VU start-up); the builtin engine begins at once.
     if (lag >= 100) journal(
@@ -739,6 +753,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
   } catch (err) {
     fail('load engine', err);
   } finally {
+    phase('stop');
     stopFaults.abort();
     generator.stop();
     progressTimer();
@@ -751,6 +766,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     else if (signal.aborted) status = 'aborted';
     // An injection under way lands before the reverts start; nothing is injected after.
     await scheduled.catch((err: unknown) => fail('fault schedule', err));
+    phase('finalize');
     await faults.revertAll();
     try {
       windows.flush();
@@ -789,7 +805,7 @@ export async function runPlan(plan: Plan, planSource: string | null, ctx: RunCon
     if (failure.signal.aborted) status = 'failed';
     if (!store.flush()) log.error({ pending: store.pendingRows }, 'some rows could not be written');
     try {
-      store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError });
+      store.updateRun(runId, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: runError, phase: 'done', phase_at: clock.now() });
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'the run\'s end could not be recorded in the database');
     }

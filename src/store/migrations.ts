@@ -302,4 +302,17 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX load_windows_missed ON load_windows(run_id, window_start) WHERE schedule_misses > 0;
   CREATE INDEX latency_windows_queue ON latency_windows(run_id, p99_ms) WHERE metric = 'queue_delay';
   `,
+  /* 8 */ `
+  -- Where a run is in its life, in the store rather than in the process that runs it, so a
+  -- daemon restarted after a crash can tell a run cut off mid-way (phase not 'done', owner gone)
+  -- and take it up: prepare → start → steady (load, faults, detection) → stop → finalize
+  -- (reverts, flush, report) → done. planned_end_at: load start + duration (the run's clock);
+  -- faults_done: scheduled faults run or skipped so far (the next is faults_done + 1);
+  -- owner: host|pid|start time of the Gauntlet process running it.
+  ALTER TABLE runs ADD COLUMN phase TEXT NOT NULL DEFAULT 'done' CHECK (phase IN ('prepare','start','steady','stop','finalize','done'));
+  ALTER TABLE runs ADD COLUMN phase_at REAL;
+  ALTER TABLE runs ADD COLUMN planned_end_at REAL;
+  ALTER TABLE runs ADD COLUMN faults_done INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE runs ADD COLUMN owner TEXT;
+  `,
 ];

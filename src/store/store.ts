@@ -227,9 +227,9 @@ export class Store {
   // ---- runs and nodes
   createRun(run: RunRow): void {
     this.critical('the run', () => this.stmt(
-        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version,engine)
-         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version,@engine)`,
-      ).run(run));
+        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version,engine,phase,phase_at,planned_end_at,faults_done,owner)
+         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version,@engine,@phase,@phase_at,@planned_end_at,@faults_done,@owner)`,
+      ).run({ phase: 'done', phase_at: null, planned_end_at: null, faults_done: 0, owner: null, ...run }));
   }
 
   /** UPDATE table SET <the given columns> WHERE id = ?. Column names come from our own types. */

@@ -19,7 +19,18 @@ export interface RunRow {
   gauntlet_version: string | null;
   /** JSON: {name, capabilities} of the load engine. */
   engine: string | null;
+  /** Where the run is in its life (migration 8); 'done' once it ended, whatever its status. */
+  phase?: RunPhase;
+  phase_at?: number | null;
+  /** Load start + the plan's duration, on the run's clock. */
+  planned_end_at?: number | null;
+  /** Scheduled faults run or skipped so far. */
+  faults_done?: number;
+  /** host|pid|start time of the Gauntlet process running it. */
+  owner?: string | null;
 }
+
+export type RunPhase = 'prepare' | 'start' | 'steady' | 'stop' | 'finalize' | 'done';
 
 export interface NodeRow {
   run_id: string;

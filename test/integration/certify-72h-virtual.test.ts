@@ -55,9 +55,16 @@ it(`runs scenarios/certify-72h.yaml for ${HOURS} h of plan time on the virtual c
   });
   // Event-driven: time jumps to the next timer; work that needs no timer runs in between.
   let shown = performance.now();
+  // the run's phase and progress as the store has them (what a restarted daemon would read), hourly
+  const seen: { hour: number; phase: string | undefined; faultsDone: number | undefined }[] = [];
   for (let steps = 0; !done && steps < 50_000_000; steps++) {
     const next = clock.nextDue();
     await clock.advance(next === null ? 1000 : Math.max(0, next - clock.now()));
+    const hour = Math.floor((clock.now() - start) / HOUR);
+    if (hour > (seen.at(-1)?.hour ?? -1)) {
+      const row = store.listRuns(1)[0];
+      seen.push({ hour, phase: row?.phase, faultsDone: row?.faults_done });
+    }
     if (process.env.GAUNTLET_VIRTUAL_PROGRESS && performance.now() - shown > 5000) {
       shown = performance.now();
       process.stderr.write(`virtual: ${((clock.now() - start) / HOUR).toFixed(2)} h after ${((shown - wallStart) / 1000).toFixed(0)} s, ${clock.pending} timers\n`);
@@ -96,5 +103,15 @@ it(`runs scenarios/certify-72h.yaml for ${HOURS} h of plan time on the virtual c
   expect(report.requests.accounting?.planned).toBe((report.requests.accounting?.sent ?? 0) + (report.requests.accounting?.missed ?? 0) + (report.requests.accounting?.interrupted ?? 0) + (report.requests.accounting?.cancelled ?? 0));
   expect(report.requests.error_rate_outside_injected ?? 0).toBe(0);
   expect(report.availability.value).toBeGreaterThan(0.99);
+  // the run's life in the store: steady under load, each fault counted as it ran, done at the end
+  const row = store.getRun(result.runId);
+  expect(row).toMatchObject({ phase: 'done', faults_done: kills, planned_end_at: (row?.load_started_at as number) + planned });
+  expect(row?.owner).toMatch(/\|\d+\|/);
+  const at = (h: number) => seen.find((x) => x.hour === h);
+  expect(at(1)).toMatchObject({ phase: 'steady', faultsDone: 0 });
+  if (HOURS >= 14) {
+    expect(at(7)).toMatchObject({ phase: 'steady', faultsDone: 1 }); // node-a's crash at 6 h
+    expect(at(13)).toMatchObject({ phase: 'steady', faultsDone: 2 }); // node-b's at 12 h
+  }
   store.close();
 }, 1_800_000);
