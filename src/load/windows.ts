@@ -4,7 +4,7 @@
 // windows still open, and each node's rollup: the windows of the current hour (of plan time)
 // merged, handed on with the first window of the next hour, so a report reads one row per
 // node and hour instead of every window.
-import { type Histogram, type LatencyMetric, recordMs, returnHistogram, summarizeHistogram, takeHistogram, toUs } from '../analysis/histogram.js';
+import { type Histogram, type LatencyMetric, returnHistogram, summarizeHistogram, takeHistogram, toUs } from '../analysis/histogram.js';
 import { isSuccess } from './outcome.js';
 import type { RequestRecord } from './types.js';
 
@@ -160,7 +160,7 @@ export class WindowAggregator {
       if (raw.length < RAW_MAX) raw.push(us);
       else w.raw.set(metric, null);
     }
-    recordMs(h, ms);
+    h.recordValue(us);
   }
 
   record(r: RequestRecord): void {

@@ -7,6 +7,7 @@ import { closeSync, existsSync, openSync, readSync, rmSync, statSync, writeFileS
 import { dirname } from 'node:path';
 import { GauntletError, errorMessage } from '../errors.js';
 import { ensureDir, pathProblem } from '../util/fs.js';
+import type { ProbeSlots } from '../analysis/run-summary.js';
 import type { Closed, LatencyWindow, LoadWindow } from '../load/windows.js';
 import { MIGRATIONS } from './migrations.js';
 import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRollupRow, TelemetryRow } from './types.js';
@@ -379,8 +380,8 @@ export class Store {
 
   /**
    * The run's counters for a report: its hourly rollups (window_start = the hour's start,
-   * window_ms = its length) and, per node, the windows after its last rollup — O(hours × nodes)
-   * rows however long the run, and nothing lost when a run ended without its last rollup.
+   * window_ms = its length) and, per node, the windows no rollup covers (windowTails) —
+   * O(hours × nodes) rows however long the run, and nothing lost when a rollup is missing.
    */
   loadTotals(runId: string): LoadWindowRow[] {
     const out = this.db
@@ -408,7 +409,7 @@ export class Store {
 
   /**
    * Per metric of one node: samples, first, last, min, max, from the telemetry rollups and the
-   * samples after each metric's last one.
+   * samples no rollup holds (after the last one, or in an hour whose rollup was never written).
    */
   telemetrySummary(runId: string, node: string): { metric: string; samples: number; first: number; last: number; min: number; max: number }[] {
     this.flush();
@@ -446,7 +447,7 @@ export class Store {
    * (at most intervalMs; the last until endAt), and only the probes not answered in time come
    * back as rows.
    */
-  probeSlots(runId: string, nodes: string[], intervalMs: number, endAt: number): { node: string; allMs: number; inTimeMs: number; count: number; inTime: number; late: { sent_at: number; weight: number }[] }[] {
+  probeSlots(runId: string, nodes: string[], intervalMs: number, endAt: number): ProbeSlots[] {
     this.flush();
     // One pass: the weighed probes are materialized once, then summed per node and the late ones listed.
     const rows = this.db
@@ -508,7 +509,7 @@ export class Store {
 
   /**
    * The time spans [from, to) in which a metric reached a limit (over it, or at least it with
-   * `inclusive`): the rollup hours whose max did, and the time after the last rollup.
+   * `inclusive`): the rollup hours whose max did, and the time no rollup holds.
    */
   private flaggedSpans(runId: string, node: string, metric: string, limit: number, inclusive = false): [number, number][] {
     const rows = this.db.prepare('SELECT span_start, span_ms, max FROM telemetry_rollups WHERE run_id = ? AND node = ? AND metric = ? ORDER BY span_start').all(runId, node, metric) as { span_start: number; span_ms: number; max: number }[];
@@ -600,13 +601,16 @@ export class Store {
       acc.max = Math.max(acc.max, r.value);
       if (r.at < acc.first_at) [acc.first_at, acc.first_value] = [r.at, r.value];
       if (r.at >= acc.last_at) [acc.last_at, acc.last_value] = [r.at, r.value];
-    } else if (acc && span < acc.span_start) {
+      return;
+    }
+    if (acc && span < acc.span_start) {
       this.pendingTelemetryRollups.push(fresh()); // a late sample: merged into its span's row
     } else {
       if (acc) this.pendingTelemetryRollups.push(acc);
       this.telemetryRollups.set(key, fresh());
     }
-    if (this.pendingTelemetryRollups.length > 0) this.writeTelemetryRollups();
+    // written when a span is over; one that fails waits for flush(), not for the next sample
+    this.writeTelemetryRollups();
   }
 
   /** Writes finished telemetry rollups (merging into a span's row already there). Never throws. */
@@ -719,18 +723,19 @@ export class Store {
   flush(): boolean {
     if (this.closed) return true;
     this.flushEpisodes();
+    this.writeTelemetryRollups();
     while (this.pendingWindows.length > 0) {
       const w = this.pendingWindows[0] as { runId: string; closed: Closed };
       if (!this.writeWindow(w.runId, w.closed)) break;
       this.pendingWindows.shift();
     }
     const ok = [this.requestWriter.flush(), this.probeWriter.flush(), this.telemetryWriter.flush()].every(Boolean);
-    return ok && this.pendingEpisodes.size === 0 && this.pendingWindows.length === 0;
+    return ok && this.pendingEpisodes.size === 0 && this.pendingWindows.length === 0 && this.pendingTelemetryRollups.length === 0;
   }
 
   /** Rows still waiting for a write that failed. */
   get pendingRows(): number {
-    return this.requestWriter.pending + this.probeWriter.pending + this.telemetryWriter.pending + this.pendingEpisodes.size + this.pendingWindows.length;
+    return this.requestWriter.pending + this.probeWriter.pending + this.telemetryWriter.pending + this.pendingEpisodes.size + this.pendingWindows.length + this.pendingTelemetryRollups.length;
   }
 
   /**

@@ -16,7 +16,7 @@ import { ensureSimImage, removeContainers, startSimContainer } from '../../src/d
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
 import { runPlan } from '../../src/run/runner.js';
-import { openStore } from '../../src/store/store.js';
+import { openStore, type Store } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { describeDocker } from '../helpers/docker.js';
@@ -24,6 +24,11 @@ import { Relay } from '../helpers/relay.js';
 import { tempDir, testTmp } from '../helpers/tmp.js';
 
 const NAME = 'gauntlet-it-engine-loss';
+
+/** Until the store holds a run whose load has begun (at most 30 s). */
+async function loadStarted(store: Store, clock: RealClock): Promise<void> {
+  for (let i = 0; i < 300 && !store.listRuns().some((r) => r.load_started_at !== null); i++) await clock.sleep(100);
+}
 
 describeDocker('the Docker engine lost mid-run (real engine behind a relay that is cut)', () => {
   const docker = dockerClient();
@@ -62,7 +67,7 @@ ready_timeout: 30s
     let restoredAt = 0;
     const script = (async () => {
       // Wait for the run to be under way (its load started), then cut, crash, restore.
-      for (let i = 0; i < 300 && !store.listRuns().some((r) => r.load_started_at !== null); i++) await clock.sleep(100);
+      await loadStarted(store, clock);
       await clock.sleep(5000);
       cutAt = clock.now();
       await relay.cut();
@@ -130,7 +135,7 @@ ready_timeout: 30s
     const clock = new RealClock();
     let hushedAt = 0;
     const script = (async () => {
-      for (let i = 0; i < 300 && !store.listRuns().some((r) => r.load_started_at !== null); i++) await clock.sleep(100);
+      await loadStarted(store, clock);
       // the freeze goes in at 3 s; the engine goes silent a second later, before its revert
       for (let i = 0; i < 100 && !store.listRuns().some((r) => store.faults(r.id).some((f) => f.state === 'active')); i++) await clock.sleep(100);
       await clock.sleep(1000);
