@@ -166,11 +166,18 @@ export interface SimContainerSpec {
   restart?: 'no' | 'on-failure';
   extraArgs?: string[];
   labels?: Record<string, string>;
+  /**
+   * Share the host's network instead of publishing a port: the simulator then listens on
+   * 127.0.0.1:hostPort itself. For an engine run without a bridge network (a test's second
+   * dockerd).
+   */
+  hostNetwork?: boolean;
 }
 
 /** Creates and starts a simulator container (restart on-failure by default), published on 127.0.0.1 only. */
 export async function startSimContainer(docker: Docker, image: string, spec: SimContainerSpec): Promise<Docker.ContainerInspectInfo> {
-  const args = ['--host', '0.0.0.0', '--port', String(SIM_PORT), '--gpus', String(spec.gpus), '--load-ms', String(spec.loadMs)];
+  const args = spec.hostNetwork ? ['--host', '127.0.0.1', '--port', String(spec.hostPort)] : ['--host', '0.0.0.0', '--port', String(SIM_PORT)];
+  args.push('--gpus', String(spec.gpus), '--load-ms', String(spec.loadMs));
   if (spec.ttftMs !== undefined) args.push('--ttft-ms', String(spec.ttftMs));
   if (spec.itlMs !== undefined) args.push('--itl-ms', String(spec.itlMs));
   args.push(...(spec.extraArgs ?? []));
@@ -179,9 +186,11 @@ export async function startSimContainer(docker: Docker, image: string, spec: Sim
     Image: image,
     Cmd: args,
     Labels: { gauntlet: '1', 'gauntlet.component': 'sim', 'gauntlet.target': spec.targetLabel, ...spec.labels },
-    ExposedPorts: { [`${SIM_PORT}/tcp`]: {} },
+    ...(spec.hostNetwork ? {} : { ExposedPorts: { [`${SIM_PORT}/tcp`]: {} } }),
     HostConfig: {
-      PortBindings: { [`${SIM_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(spec.hostPort) }] },
+      ...(spec.hostNetwork
+        ? { NetworkMode: 'host' }
+        : { PortBindings: { [`${SIM_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(spec.hostPort) }] } }),
       RestartPolicy: { Name: spec.restart ?? 'on-failure', MaximumRetryCount: 0 },
       ...(spec.memoryMb ? { Memory: spec.memoryMb * 1024 * 1024, MemorySwap: spec.memoryMb * 1024 * 1024 } : {}),
     },
