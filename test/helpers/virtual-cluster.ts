@@ -44,6 +44,11 @@ interface Node {
   /** Responses under way: each cuts its stream when the node dies. */
   inflight: Set<(why: Error) => void>;
   waiters: Set<() => void>;
+  /**
+   * The network to the node is cut while its container runs: 'blackhole' (packets dropped:
+   * nothing answers, a request waits for its own deadline) or 'refuse' (connection refused).
+   */
+  partition: 'blackhole' | 'refuse' | null;
 }
 
 const PID_BASE = 5_000_000; // above pid_max (4194304): no real process has such a pid
@@ -57,6 +62,15 @@ export class VirtualCluster {
   readonly served = new Map<string, number>();
 
   constructor(private readonly clock: VirtualClock) {}
+
+  /** Cuts the network to a node (its container keeps running) or, with null, mends it. */
+  partition(name: string, mode: 'blackhole' | 'refuse' | null): void {
+    const n = this.find(name);
+    if (!n) throw new Error(`no virtual node ${name}`);
+    n.partition = mode;
+    // a partition drops the streams under way too (their packets no longer arrive)
+    if (mode) for (const cut of [...n.inflight]) cut(new Error('other side closed'));
+  }
 
   add(o: VirtualNodeOptions): void {
     const id = `${o.name.replace(/[^a-z0-9]/g, '').padEnd(12, '0')}${'f'.repeat(52)}`.slice(0, 64);
@@ -77,6 +91,7 @@ export class VirtualCluster {
       restartCount: 0,
       stoppedByApi: false,
       inflight: new Set(),
+      partition: null,
       waiters: new Set(),
     };
     this.nodes.set(id, n);
@@ -318,7 +333,9 @@ export class VirtualCluster {
       end();
       handler.onResponseEnd?.(controller, {});
     };
+    if (node?.partition === 'blackhole') return; // nothing answers; the caller's deadline ends it
     at(0.2, () => {
+      if (node?.partition === 'refuse') return fail(Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${origin.port}`), { code: 'ECONNREFUSED' }));
       if (!node?.running) return fail(Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${origin.port}`), { code: 'ECONNREFUSED' }));
       const n = node;
       n.inflight.add(cut);
@@ -407,4 +424,21 @@ function fromLegacy(h: LegacyHandler): Dispatcher.DispatchHandler {
       h.onError?.(err);
     },
   };
+}
+
+/**
+ * Drives a run on the virtual clock to its end, event by event: time jumps to the next timer,
+ * and work that needs no timer runs in between. `onStep` sees each step (bounded: 50 M steps).
+ */
+export async function driveVirtual<T>(clock: VirtualClock, run: Promise<T>, onStep?: () => void): Promise<T> {
+  let done = false;
+  const settled = run.finally(() => {
+    done = true;
+  });
+  for (let steps = 0; !done && steps < 50_000_000; steps++) {
+    const next = clock.nextDue();
+    await clock.advance(next === null ? 1000 : Math.max(0, next - clock.now()));
+    onStep?.();
+  }
+  return settled;
 }

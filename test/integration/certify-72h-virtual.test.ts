@@ -15,7 +15,7 @@ import { openStore } from '../../src/store/store.js';
 import { VirtualClock } from '../../src/util/clock.js';
 import { seededRandom } from '../../src/util/random.js';
 import { tempDir } from '../helpers/tmp.js';
-import { VirtualCluster } from '../helpers/virtual-cluster.js';
+import { driveVirtual, VirtualCluster } from '../helpers/virtual-cluster.js';
 
 const HOUR = 3_600_000;
 const dir = tempDir();
@@ -39,7 +39,6 @@ it(`runs scenarios/certify-72h.yaml for ${HOURS} h of plan time on the virtual c
   cluster.add({ name: 'virtual-b', label: 'node-b', port: 18_002 });
   const store = openStore(join(dir, 'virtual.db'));
   const wallStart = performance.now();
-  let done = false;
   const run = runPlan(plan, null, {
     store,
     clock,
@@ -50,16 +49,11 @@ it(`runs scenarios/certify-72h.yaml for ${HOURS} h of plan time on the virtual c
     http: { load: cluster.http, probes: cluster.http },
     processes: cluster.processes,
     random: seededRandom(plan.seed),
-  }).finally(() => {
-    done = true;
   });
-  // Event-driven: time jumps to the next timer; work that needs no timer runs in between.
   let shown = performance.now();
   // the run's phase and progress as the store has them (what a restarted daemon would read), hourly
   const seen: { hour: number; phase: string | undefined; faultsDone: number | undefined }[] = [];
-  for (let steps = 0; !done && steps < 50_000_000; steps++) {
-    const next = clock.nextDue();
-    await clock.advance(next === null ? 1000 : Math.max(0, next - clock.now()));
+  const result = await driveVirtual(clock, run, () => {
     const hour = Math.floor((clock.now() - start) / HOUR);
     if (hour > (seen.at(-1)?.hour ?? -1)) {
       const row = store.listRuns(1)[0];
@@ -69,8 +63,7 @@ it(`runs scenarios/certify-72h.yaml for ${HOURS} h of plan time on the virtual c
       shown = performance.now();
       process.stderr.write(`virtual: ${((clock.now() - start) / HOUR).toFixed(2)} h after ${((shown - wallStart) / 1000).toFixed(0)} s, ${clock.pending} timers\n`);
     }
-  }
-  const result = await run;
+  });
   const wallS = (performance.now() - wallStart) / 1000;
   expect(result.status, result.error ?? '').toBe('completed');
   const { report } = buildReport(store, result.runId);
