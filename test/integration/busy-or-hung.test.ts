@@ -128,23 +128,23 @@ probes: { interval: 1s, timeout: ${timeout}ms, failures: 2, fast_interval: ${fas
     store.close();
   }, 90_000);
 
-  it('availability over 100 s with a 20 s freeze is 80 % ± 2 %: every scheduled probe counts, the fast pace does not weigh more', async () => {
+  it('availability over 50 s with a 10 s freeze is 80 % ± 2 %: every scheduled probe counts, the fast pace does not weigh more', async () => {
     const { proc, endpoint } = await startSim(['--gpus', '1', '--ttft-ms', '20', '--itl-ms', '10', '--jitter', '0']);
     const store = openStore(join(dir, 'avail.db'));
     const plan = parsePlanText(`
 name: availability
-duration: 100s
+duration: 50s
 targets: [{ name: frozen, endpoint: "${endpoint}" }]
 load: { rate: 2, arrival: constant, api: chat, stream: true, prompt_tokens: 16, max_tokens: 4, timeout: 30s, model: sim-llama }
-probes: { interval: 1s, timeout: 2s, failures: 2, fast_interval: 200ms }
+probes: { interval: 500ms, timeout: 2s, failures: 2, fast_interval: 100ms }
 recovery_limit: 60s
 `);
     let frozenFor = 0;
     const freezer = (async () => {
-      await clock.sleep(40_000);
+      await clock.sleep(20_000);
       const from = clock.now();
       proc.kill('SIGSTOP');
-      await clock.sleep(20_000);
+      await clock.sleep(10_000);
       proc.kill('SIGCONT');
       frozenFor = clock.now() - from;
     })();
