@@ -37,4 +37,41 @@ describe('runPlan', () => {
     expect(report.requests.total).toBe(1);
     store.close();
   });
+
+  it('a failure in the start phase, once the run exists, ends it through finalize: failed with the reason, done, a report, and no load sent', async () => {
+    const clock = new RealClock();
+    let ran = false;
+    const engine: LoadEngine = {
+      name: 'never',
+      progress: { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 },
+      capabilities: { ttft: 'first_content_chunk', itl: true, queueDelay: true, notes: [] },
+      async run() {
+        ran = true;
+      },
+    };
+    const store = openStore(join(dir, 'start.db'));
+    store.addNode = () => {
+      throw new Error('disk I/O error');
+    };
+    const plan = parsePlanText(`name: start-fails\nduration: 30s\ntargets: [{ name: ext, endpoint: "${stand.endpoint}" }]\nload: { rate: 1 }\nprobes: { interval: 100ms }\n`);
+    const result = await runPlan(plan, null, { store, clock, log: silentLogger, docker: null, reportsDir: join(dir, 'reports-start'), signal: new AbortController().signal, engine });
+    expect(result).toMatchObject({ status: 'failed', error: 'starting the run: disk I/O error' });
+    expect(ran).toBe(false);
+    expect(store.getRun(result.runId)).toMatchObject({ status: 'failed', phase: 'done', error: 'starting the run: disk I/O error' });
+    expect(store.getRun(result.runId)?.ended_at).not.toBeNull();
+    expect(store.probes(result.runId)).toHaveLength(0);
+    expect(JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')).run.status).toBe('failed');
+    store.close();
+  });
+
+  it('a failure before the run exists (its row cannot be written) is thrown as it is, and leaves no run behind', async () => {
+    const store = openStore(join(dir, 'create.db'));
+    store.createRun = () => {
+      throw new Error('database is locked');
+    };
+    const plan = parsePlanText(`name: create-fails\nduration: 30s\ntargets: [{ name: ext, endpoint: "${stand.endpoint}" }]\nload: { rate: 1 }\n`);
+    await expect(runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker: null, reportsDir: join(dir, 'reports-create'), signal: new AbortController().signal })).rejects.toThrow('database is locked');
+    expect(store.listRuns()).toHaveLength(0);
+    store.close();
+  });
 });
