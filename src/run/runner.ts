@@ -315,6 +315,10 @@ export class Run {
   private readonly outside = new Map<number, { n: number; failed: number }>();
 
   // load
+  /** steady() launched the engine (a run that failed in start has no load, and no load end). */
+  private launched = false;
+  /** When the load ended, taken in stop() before waiting for an injection under way; null: never launched. */
+  private loadEnd: number | null = null;
   private launchedAt = 0;
   private loadStart = 0;
   private loadBegan = false;
@@ -625,6 +629,7 @@ export class Run {
     // the builtin engine, a moment after launch for k6. Until then loadStart is the launch time.
     this.launchedAt = clock.now();
     this.loadStart = this.launchedAt;
+    this.launched = true;
     const windows = new WindowAggregator(plan.load.window, this.loadStart, (closed) => store.addWindow(this.id, closed), p.engine.capabilities.queueDelay);
     this.windows = windows;
     const curve = new RateCurve(p.workload.profile);
@@ -909,6 +914,10 @@ export class Run {
 
   async stop(): Promise<void> {
     this.interrupted = this.ctx.signal.aborted;
+    // The load ended with its last request (k6 takes a moment to exit after it); a load that
+    // never began has no length. Taken now: an injection under way may take seconds to land.
+    const now = this.clock.now();
+    if (this.launched) this.loadEnd = this.loadBegan ? Math.max(this.loadStart, Math.min(now, this.loadEndedAt ?? now)) : this.loadStart;
     this.phase('stop');
     this.stopFaults.abort();
     // timers first (progress, until, housekeeping, the generator monitor): nothing ticks into finalize
@@ -945,9 +954,7 @@ export class Run {
 
   async finalize(): Promise<RunResult> {
     const { store, clock, p } = this;
-    // The load ended with its last request (k6 takes a moment to exit after it); a load that
-    // never began has no length.
-    const loadEnd = this.loadBegan ? Math.max(this.loadStart, Math.min(clock.now(), this.loadEndedAt ?? clock.now())) : this.loadStart;
+    const loadEnd = this.loadEnd;
     this.phase('finalize');
     // The faults first: the probes still run, so the recovery a revert causes is seen.
     if (this.faults) {
@@ -984,7 +991,8 @@ export class Run {
     }
     try {
       for (const span of this.blind) {
-        this.journal('orchestrator_blind_span', `blind from ${new Date(span.from).toISOString()} for ${formatDuration((span.to ?? loadEnd) - span.from)}${span.to === null ? ' (until the end of the load)' : ''}`, { from: span.from, to: span.to ?? loadEnd, nodes: span.nodes });
+        const to = span.to ?? loadEnd ?? clock.now();
+        this.journal('orchestrator_blind_span', `blind from ${new Date(span.from).toISOString()} for ${formatDuration(to - span.from)}${span.to === null ? ' (until the end of the load)' : ''}`, { from: span.from, to, nodes: span.nodes });
       }
       const baselines = this.degraded.baselines();
       this.journal(

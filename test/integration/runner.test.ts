@@ -59,6 +59,8 @@ describe('runPlan', () => {
     expect(ran).toBe(false);
     expect(store.getRun(result.runId)).toMatchObject({ status: 'failed', phase: 'done', error: 'starting the run: disk I/O error' });
     expect(store.getRun(result.runId)?.ended_at).not.toBeNull();
+    // no load was launched: it has no start and no end
+    expect(store.getRun(result.runId)).toMatchObject({ load_started_at: null, load_ended_at: null });
     expect(store.probes(result.runId)).toHaveLength(0);
     expect(JSON.parse(readFileSync(join(result.reportDir, 'report.json'), 'utf8')).run.status).toBe('failed');
     store.close();
