@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { z } from 'zod';
 import { FAULTS, faultKinds } from '../../faults/index.js';
-import { GauntletError } from '../errors.js';
+import { GauntletError, type ErrorCode } from '../errors.js';
 import { PlanSchema, type Plan } from './schema.js';
 
 export interface PlanProblem {
@@ -33,19 +33,19 @@ function issueText(issue: z.core.$ZodIssue): string {
   return `${got}${msg}`;
 }
 
-/** Levenshtein distance, for "did you mean". */
+/** Edit distance with transpositions (optimal string alignment), for "did you mean": "prot" is one from "port". */
 function distance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0] as number;
-    d[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j] as number;
-      d[j] = Math.min((d[j] as number) + 1, (d[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
     }
   }
-  return d[b.length] as number;
+  return (d[a.length] as number[])[b.length] as number;
 }
 
 /** The keys an object schema allows at `path` (through arrays, optionals, defaults, unions, pipes). */
@@ -189,9 +189,46 @@ function dedupe(problems: PlanProblem[]): PlanProblem[] {
   return out.map((p, i) => ({ p, i })).sort((a, b) => (a.p.line ?? Number.MAX_SAFE_INTEGER) - (b.p.line ?? Number.MAX_SAFE_INTEGER) || a.i - b.i).map((x) => x.p);
 }
 
-function planError(source: string, problems: PlanProblem[]): GauntletError {
+function planError(source: string, problems: PlanProblem[], code: ErrorCode = 'GAUNTLET_PLAN_INVALID'): GauntletError {
   const lines = problems.map((p) => `  ${p.line !== undefined ? `${source}:${p.line}: ` : ''}${p.path}: ${p.message}`);
-  return new GauntletError('GAUNTLET_PLAN_INVALID', [source, lines.join('\n')], { details: problems });
+  return new GauntletError(code, [source, lines.join('\n')], { details: problems });
+}
+
+/**
+ * Any YAML document Gauntlet reads (the daemon's config, not only plans) checked the way a plan
+ * is: every problem at once, each at its line, an unknown key with "did you mean", the checks
+ * across fields (`cross`) reported together with the schema's. Throws `codes.yaml` for text
+ * that is not YAML, `codes.invalid` listing the problems.
+ */
+export function checkDocument<S extends z.ZodType>(
+  schema: S,
+  text: string,
+  source: string,
+  codes: { yaml: ErrorCode; invalid: ErrorCode },
+  cross?: (raw: unknown, add: (path: readonly PropertyKey[], message: string) => void) => void,
+): z.output<S> {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new GauntletError(codes.yaml, [source, doc.errors.map((e) => e.message).join('\n')]);
+  const raw: unknown = doc.toJS() ?? {};
+  const locate = locator(doc, lc);
+  const problems: PlanProblem[] = [];
+  const add = (path: readonly PropertyKey[], message: string): void => {
+    const line = locate(path);
+    problems.push({ path: pathText(path), message, ...(line !== undefined ? { line } : {}) });
+  };
+  const r = schema.safeParse(raw, { reportInput: true });
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        const allowed = keysAt(schema, issue.path);
+        for (const key of issue.keys) add([...issue.path, key], `unknown key${suggestion(key, allowed)}`);
+      } else add(issue.path, issueText(issue));
+    }
+  }
+  cross?.(raw, add);
+  if (!r.success || problems.length > 0) throw planError(source, dedupe(problems), codes.invalid);
+  return r.data;
 }
 
 function locator(doc: Document, lc: LineCounter): (path: readonly PropertyKey[]) => number | undefined {
