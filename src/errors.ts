@@ -28,6 +28,7 @@ export const ERRORS = {
   GAUNTLET_CONFIG_YAML: { status: 400, message: 'daemon config %s is not valid YAML: %s' },
   GAUNTLET_CONFIG_UNREADABLE: { status: 400, message: 'cannot read daemon config %s: %s' },
   GAUNTLET_TOKEN_UNSAFE: { status: 500, message: 'API token file %s: %s' },
+  GAUNTLET_DAEMON_LISTEN: { status: 500, message: 'the daemon cannot listen on %s: %s' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

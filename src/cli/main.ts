@@ -22,6 +22,8 @@ import { formatDuration } from '../util/duration.js';
 import { writeReports } from '../report/write.js';
 import type { ReportJson } from '../report/build.js';
 import { VERSION } from '../version.js';
+import { defaultDaemonConfig, loadDaemonConfig } from '../daemon/config.js';
+import { startDaemon } from '../daemon/daemon.js';
 import { checkDir, ensureDir } from '../util/fs.js';
 
 interface Common {
@@ -322,6 +324,43 @@ async function cmdDoctor(o: { json?: boolean }): Promise<number> {
   return passed ? 0 : 1;
 }
 
+async function cmdDaemon(o: { config?: string; host?: string; port?: string }): Promise<number> {
+  let config = o.config ? loadDaemonConfig(o.config) : defaultDaemonConfig(process.cwd());
+  if (o.host !== undefined || o.port !== undefined) {
+    const port = o.port === undefined ? config.listen.port : Number(o.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new GauntletError('GAUNTLET_CONFIG_INVALID', ['--port', `  --port: got ${JSON.stringify(o.port)}; expected a port number 0–65535`]);
+    config = { ...config, listen: { host: o.host ?? config.listen.host, port } };
+  }
+  ensureDir(config.data_dir, 'data folder');
+  const log = createRunLogger(envLogLevel() ?? 'info', join(config.data_dir, config.log.file));
+  const d = await startDaemon({ config, log, docker: dockerClient() });
+  out(`gauntlet daemon listening on ${d.address} (token: ${d.tokenPath}); ${config.schedules.filter((s) => s.enabled).length} schedule(s)`);
+  for (const s of config.schedules) {
+    const next = d.scheduler.next(s.name);
+    out(`  ${s.name}: ${s.cron} (${s.timezone}) → ${s.plan}${next === null ? ' (disabled)' : `, next ${new Date(next).toISOString()}`}`);
+  }
+  return new Promise<number>((resolve) => {
+    let count = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (++count === 1) {
+        err(`${sig}: stopping — the run under way is stopped, its faults reverted and its report written (again to exit at once)`);
+        void d.close(`the daemon received ${sig}`).then(
+          () => resolve(0),
+          (e: unknown) => {
+            err(`error while stopping: ${errorMessage(e)}`);
+            resolve(1);
+          },
+        );
+      } else {
+        err(`${sig} again: exiting now. Active faults stay in the ledger and are reverted at the next start.`);
+        process.exit(130);
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
 export function buildCli(): Command {
   const program = new Command('gauntlet')
     .description('Certifies LLM inference fleets: long OpenAI-API load, Docker fault injection, MTBF and recovery reports.')
@@ -394,6 +433,15 @@ export function buildCli(): Command {
       const docker = dockerClient();
       await requireDocker(docker);
       out(await ensureSimImage(docker, createLogger({ level: 'info' })));
+    });
+  program
+    .command('daemon')
+    .description('run the daemon: schedules from --config, runs and drills over an authenticated HTTP API (127.0.0.1:7878 by default)')
+    .option('--config <file>', 'daemon config (YAML): listen, data_dir, reports_dir, schedules; without it, no schedules')
+    .option('--host <address>', 'listen address (overrides the config)')
+    .option('--port <n>', 'listen port (overrides the config)')
+    .action(async (o: { config?: string; host?: string; port?: string }) => {
+      process.exitCode = await cmdDaemon(o);
     });
   return program;
 }

@@ -123,7 +123,7 @@ export function faultSchedule(plan: Plan): Occurrence[] {
   return out.sort((a, b) => a.offsetMs - b.offsetMs);
 }
 
-function newRunId(plan: Plan, now: number, random: Random): string {
+export function newRunId(plan: Plan, now: number, random: Random): string {
   const d = new Date(now).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${plan.name}-${d}-${Math.floor(random.next() * 0x10000).toString(16).padStart(4, '0')}`;
 }

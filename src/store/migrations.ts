@@ -315,4 +315,17 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN faults_done INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE runs ADD COLUMN owner TEXT;
   `,
+  /* 9 */ `
+  -- Each time a daemon schedule came due: whether it started a run, was queued behind one or
+  -- skipped (and why), so a nightly soak that did not happen says so the next morning.
+  CREATE TABLE schedule_fires (
+    schedule   TEXT NOT NULL,
+    due_at     REAL NOT NULL,
+    fired_at   REAL NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('started','queued','skipped')),
+    run_id     TEXT,
+    reason     TEXT
+  );
+  CREATE INDEX schedule_fires_by_schedule ON schedule_fires(schedule, due_at);
+  `,
 ];

@@ -10,7 +10,7 @@ import { ensureDir, pathProblem } from '../util/fs.js';
 import type { ProbeSlots } from '../analysis/run-summary.js';
 import type { Closed, LatencyWindow, LoadWindow } from '../load/windows.js';
 import { MIGRATIONS } from './migrations.js';
-import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRollupRow, TelemetryRow } from './types.js';
+import type { DockerEventRow, EpisodeRow, FaultRow, RunEventRow, ScheduleFireRow, LatencyWindowRow, LoadWindowRow, NodeRow, NodeStateRow, ProbeRow, RequestRow, RunRow, TelemetryRollupRow, TelemetryRow } from './types.js';
 
 export * from './types.js';
 
@@ -576,6 +576,18 @@ export class Store {
   // ---- the run's journal
   addRunEvent(e: RunEventRow): void {
     this.sample('a journal line', () => void this.stmt('INSERT INTO run_events (run_id, at, kind, message, detail) VALUES (@run_id, @at, @kind, @message, @detail)').run(e));
+  }
+
+  /** A daemon schedule came due: what came of it (written at once: it is the only record). */
+  addScheduleFire(f: ScheduleFireRow): void {
+    this.critical('a schedule fire', () =>
+      this.stmt('INSERT INTO schedule_fires (schedule, due_at, fired_at, outcome, run_id, reason) VALUES (@schedule, @due_at, @fired_at, @outcome, @run_id, @reason)').run(f),
+    );
+  }
+
+  /** A schedule's latest fires, newest first. */
+  scheduleFires(schedule: string, limit = 20): ScheduleFireRow[] {
+    return this.db.prepare('SELECT * FROM schedule_fires WHERE schedule = ? ORDER BY due_at DESC, rowid DESC LIMIT ?').all(schedule, limit) as ScheduleFireRow[];
   }
 
   runEvents(runId: string): RunEventRow[] {

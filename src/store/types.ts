@@ -220,3 +220,12 @@ export interface TelemetryRollupRow {
   last_at: number;
   last_value: number;
 }
+
+export interface ScheduleFireRow {
+  schedule: string;
+  due_at: number;
+  fired_at: number;
+  outcome: 'started' | 'queued' | 'skipped';
+  run_id: string | null;
+  reason: string | null;
+}

@@ -35,6 +35,12 @@ describe('valid plans', () => {
     expect(plan.probes.interval).toBe(10_000);
   });
 
+  it('the nightly soak plan parses: 6 h, a crash of each node', () => {
+    const plan = loadPlanFile(new URL('../../../scenarios/nightly.yaml', import.meta.url).pathname);
+    expect(plan.duration).toBe(6 * 3_600_000);
+    expect(plan.faults.map((f) => `${f.kind}:${f.target}`)).toEqual(['node-kill:node-a', 'node-kill:node-b']);
+  });
+
   it('expands every/start into occurrences inside the duration', () => {
     const plan = parsePlanText(`
 name: p

@@ -1,0 +1,134 @@
+// The daemon: its data folder (database, API token), the run manager, the schedules, the API.
+// At start it reverts whatever an earlier, killed Gauntlet left behind (the ledger, then
+// Gauntlet's marks), before it arms a schedule or takes a request. close() is the graceful end
+// (SIGTERM, Ctrl-C): schedules disarmed, the queue emptied, the run under way stopped — load
+// stopped, faults reverted, the run finished as aborted, its report written — the store closed.
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Dispatcher } from 'undici';
+import type { Docker } from '../docker/engine.js';
+import { GauntletError, errorMessage, isGauntletError } from '../errors.js';
+import { revertLeftovers } from '../fault/ledger.js';
+import type { LoadEngine } from '../load/types.js';
+import type { Logger } from '../log.js';
+import { loadPlanFile } from '../plan/load.js';
+import { openStore, type Store } from '../store/store.js';
+import { RealClock, type Clock } from '../util/clock.js';
+import { ensureDir } from '../util/fs.js';
+import type { ProcessHost } from '../util/proc.js';
+import type { Random } from '../util/random.js';
+import { buildApi } from './api.js';
+import type { DaemonConfig } from './config.js';
+import { CronScheduler, type CronEntry } from './cron.js';
+import { RunManager } from './runs.js';
+import { ensureToken } from './token.js';
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  log: Logger;
+  docker: Docker | null;
+  clock?: Clock;
+  /** Where relative plan paths in API requests start (default: the process's working folder). */
+  cwd?: string;
+  random?: Random;
+  http?: { load: Dispatcher; probes: Dispatcher };
+  processes?: ProcessHost;
+  engine?: () => LoadEngine;
+  /** Listen (default true); tests that use app.inject() need no socket. */
+  listen?: boolean;
+}
+
+export interface Daemon {
+  store: Store;
+  runs: RunManager;
+  scheduler: CronScheduler;
+  app: FastifyInstance;
+  token: string;
+  tokenPath: string;
+  /** The address it listens on (null when not listening). */
+  address: string | null;
+  close(why?: string): Promise<void>;
+}
+
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  const { config, log } = o;
+  const clock = o.clock ?? new RealClock();
+  ensureDir(config.data_dir, 'data folder');
+  ensureDir(config.reports_dir, 'reports folder');
+  const { token, path: tokenPath, created } = ensureToken(config.data_dir);
+  if (created) log.info({ path: tokenPath }, 'API token created (mode 0600)');
+  const store = openStore(join(config.data_dir, 'gauntlet.db'));
+  try {
+    // Before anything else touches a target: what a killed Gauntlet left behind.
+    for (const line of await revertLeftovers(store, { docker: o.docker, log, clock })) log.warn(`reverted a leftover fault: ${line}`);
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'could not revert every leftover fault; `gauntlet revert` retries');
+  }
+  const runs = new RunManager({
+    store,
+    clock,
+    log,
+    docker: o.docker,
+    reportsDir: config.reports_dir,
+    ...(o.random ? { random: o.random } : {}),
+    ...(o.http ? { http: o.http } : {}),
+    ...(o.processes ? { processes: o.processes } : {}),
+    ...(o.engine ? { engine: o.engine } : {}),
+  });
+  const fire = (entry: CronEntry, dueAt: number): void => {
+    const s = config.schedules.find((x) => x.name === entry.name);
+    if (!s) return;
+    const firedAt = clock.now();
+    let outcome: 'started' | 'queued' | 'skipped' = 'skipped';
+    let runId: string | null = null;
+    let reason: string | null = null;
+    try {
+      // read at each fire: an edited plan is taken up the next night, a broken one said
+      const plan = loadPlanFile(s.plan);
+      const a = runs.submit({ plan, planSource: s.plan, origin: { kind: 'schedule', name: s.name }, whenBusy: s.when_busy });
+      outcome = a.state === 'running' ? 'started' : a.state;
+      runId = a.id;
+      reason = a.reason ?? null;
+    } catch (err) {
+      reason = isGauntletError(err) ? err.message.replace(/\s+/g, ' ') : errorMessage(err);
+    }
+    store.addScheduleFire({ schedule: s.name, due_at: dueAt, fired_at: firedAt, outcome, run_id: runId, reason });
+    (outcome === 'skipped' ? log.warn.bind(log) : log.info.bind(log))({ schedule: s.name, outcome, runId, reason }, `schedule ${s.name}: ${outcome}${reason ? ` (${reason})` : ''}`);
+  };
+  const scheduler = new CronScheduler(clock, fire, (entry, err) => log.error({ schedule: entry.name, err: errorMessage(err) }, 'schedule fire failed'));
+  const app = buildApi({ config, token, store, runs, scheduler, docker: o.docker, cwd: o.cwd ?? process.cwd(), startedAt: clock.now(), now: () => clock.now() });
+  let address: string | null = null;
+  if (o.listen !== false) {
+    try {
+      address = await app.listen({ host: config.listen.host, port: config.listen.port });
+    } catch (err) {
+      store.close();
+      throw new GauntletError('GAUNTLET_DAEMON_LISTEN', [`${config.listen.host}:${config.listen.port}`, errorMessage(err)]);
+    }
+    if (!['127.0.0.1', '::1', 'localhost'].includes(config.listen.host)) log.warn({ host: config.listen.host }, 'the API listens beyond this machine: the token is all that guards it');
+    log.info({ address }, 'daemon listening');
+  }
+  for (const s of config.schedules) if (s.enabled) scheduler.add({ name: s.name, cron: s.cron, timezone: s.timezone });
+  let closed: Promise<void> | null = null;
+  return {
+    store,
+    runs,
+    scheduler,
+    app,
+    token,
+    tokenPath,
+    get address() {
+      return address;
+    },
+    close(why = 'the daemon is shutting down') {
+      closed ??= (async () => {
+        scheduler.stop();
+        await runs.close(why);
+        await app.close();
+        store.close();
+        log.info('daemon stopped');
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,206 @@
+// The daemon's runs: started from the API, a drill or a schedule, one at a time. A request that
+// comes while a run is under way is skipped with the reason (recorded) or queued, as the caller
+// (a schedule's when_busy, the API's `queue`) asks. Each run keeps its live progress here; its
+// record is the store's, as for a run from the CLI. Stopping a run is the CLI's Ctrl-C: load
+// stopped, every fault reverted, the run finished as aborted, the report written.
+import type { Dispatcher } from 'undici';
+import type { Docker } from '../docker/engine.js';
+import { errorMessage } from '../errors.js';
+import type { LoadEngine } from '../load/types.js';
+import type { Logger } from '../log.js';
+import type { Plan } from '../plan/schema.js';
+import { newRunId, osRandom, runPlan, type RunProgress, type RunResult, type RunView } from '../run/runner.js';
+import type { Store } from '../store/store.js';
+import type { Clock } from '../util/clock.js';
+import type { ProcessHost } from '../util/proc.js';
+import type { Random } from '../util/random.js';
+
+export interface RunRequest {
+  plan: Plan;
+  planSource: string | null;
+  /** Who asked: the API, a drill, or the schedule of that name. */
+  origin: { kind: 'api' | 'drill' | 'schedule'; name?: string };
+  /** While another run is under way: wait for it (queue) or not (skip). */
+  whenBusy: 'skip' | 'queue';
+  /** Ends the run early, as completed, once true (a drill: its fault over and the node serving). */
+  until?: (v: RunView) => boolean;
+}
+
+export type RunState = 'queued' | 'running' | 'done';
+
+export interface ManagedRun {
+  id: string;
+  plan: string;
+  origin: RunRequest['origin'];
+  state: RunState;
+  requestedAt: number;
+  progress: RunProgress | null;
+  result: RunResult | null;
+  error: string | null;
+}
+
+export interface Accepted {
+  id: string | null;
+  state: 'running' | 'queued' | 'skipped';
+  reason?: string;
+}
+
+export interface RunManagerContext {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  docker: Docker | null;
+  reportsDir: string;
+  random?: Random;
+  http?: { load: Dispatcher; probes: Dispatcher };
+  processes?: ProcessHost;
+  /** An engine for every run (tests); default: the plan's. */
+  engine?: () => LoadEngine;
+  progressIntervalMs?: number;
+}
+
+interface Entry {
+  run: ManagedRun;
+  req: RunRequest;
+  stop: AbortController;
+  done: Promise<void>;
+  settle: () => void;
+}
+
+export class RunManager {
+  private current: Entry | null = null;
+  private readonly queue: Entry[] = [];
+  private readonly recent: ManagedRun[] = [];
+  private closing = false;
+
+  constructor(private readonly ctx: RunManagerContext) {}
+
+  /** Starts the run now, queues it, or skips it with the reason (another run is under way). */
+  submit(req: RunRequest): Accepted {
+    if (this.closing) return { id: null, state: 'skipped', reason: 'the daemon is shutting down' };
+    const busy = this.current;
+    if (busy && req.whenBusy === 'skip') {
+      const reason = `run ${busy.run.id} (${busy.run.plan}) is under way; one run at a time`;
+      this.ctx.log.warn({ plan: req.plan.name, origin: req.origin, busy: busy.run.id }, `not started: ${reason}`);
+      return { id: null, state: 'skipped', reason };
+    }
+    const id = newRunId(req.plan, this.ctx.clock.now(), this.ctx.random ?? osRandom());
+    let settle!: () => void;
+    const done = new Promise<void>((r) => (settle = r));
+    const entry: Entry = {
+      run: { id, plan: req.plan.name, origin: req.origin, state: 'queued', requestedAt: this.ctx.clock.now(), progress: null, result: null, error: null },
+      req,
+      stop: new AbortController(),
+      done,
+      settle,
+    };
+    if (busy) {
+      this.queue.push(entry);
+      this.ctx.log.info({ id, plan: req.plan.name, behind: busy.run.id }, 'run queued');
+      return { id, state: 'queued', reason: `behind run ${busy.run.id}` };
+    }
+    this.launch(entry);
+    return { id, state: 'running' };
+  }
+
+  /** Stops a run under way (or takes a queued one off the queue). False: no such live run. */
+  stop(id: string, why = 'stopped through the API'): boolean {
+    if (this.current?.run.id === id) {
+      this.current.stop.abort(new Error(why));
+      return true;
+    }
+    const i = this.queue.findIndex((e) => e.run.id === id);
+    if (i < 0) return false;
+    const [e] = this.queue.splice(i, 1) as [Entry];
+    e.run.state = 'done';
+    e.run.error = `taken off the queue: ${why}`;
+    this.remember(e.run);
+    e.settle();
+    return true;
+  }
+
+  /** A live or recently ended run this daemon ran (the store has every run). */
+  get(id: string): ManagedRun | undefined {
+    if (this.current?.run.id === id) return this.current.run;
+    return this.queue.find((e) => e.run.id === id)?.run ?? this.recent.find((r) => r.id === id);
+  }
+
+  get running(): ManagedRun | null {
+    return this.current?.run ?? null;
+  }
+
+  get queued(): ManagedRun[] {
+    return this.queue.map((e) => e.run);
+  }
+
+  /** Resolves when the run has ended (immediately for one that is not live). */
+  async wait(id: string): Promise<ManagedRun | undefined> {
+    const e = this.current?.run.id === id ? this.current : this.queue.find((x) => x.run.id === id);
+    if (e) await e.done;
+    return this.get(id);
+  }
+
+  /** Stops everything: the queue emptied, the run under way stopped (faults reverted) and awaited. */
+  async close(why = 'the daemon is shutting down'): Promise<void> {
+    this.closing = true;
+    for (const e of this.queue.splice(0)) {
+      e.run.state = 'done';
+      e.run.error = `not started: ${why}`;
+      this.remember(e.run);
+      e.settle();
+    }
+    const cur = this.current;
+    if (cur) {
+      cur.stop.abort(new Error(why));
+      await cur.done;
+    }
+  }
+
+  private launch(entry: Entry): void {
+    this.current = entry;
+    entry.run.state = 'running';
+    const { ctx } = this;
+    this.ctx.log.info({ id: entry.run.id, plan: entry.run.plan, origin: entry.req.origin }, 'run starting');
+    void runPlan(entry.req.plan, entry.req.planSource, {
+      store: ctx.store,
+      clock: ctx.clock,
+      log: ctx.log,
+      docker: ctx.docker,
+      reportsDir: ctx.reportsDir,
+      signal: entry.stop.signal,
+      runId: entry.run.id,
+      onProgress: (p) => {
+        entry.run.progress = p;
+      },
+      ...(ctx.progressIntervalMs !== undefined ? { progressIntervalMs: ctx.progressIntervalMs } : {}),
+      ...(ctx.engine ? { engine: ctx.engine() } : {}),
+      ...(ctx.http ? { http: ctx.http } : {}),
+      ...(ctx.processes ? { processes: ctx.processes } : {}),
+      ...(entry.req.until ? { until: entry.req.until } : {}),
+    })
+      .then(
+        (result) => {
+          entry.run.result = result;
+          entry.run.error = result.error;
+        },
+        (err: unknown) => {
+          // prepare failed (a target not ready, Docker away): the run never existed
+          entry.run.error = errorMessage(err);
+          this.ctx.log.error({ id: entry.run.id, err: errorMessage(err) }, 'run could not start');
+        },
+      )
+      .finally(() => {
+        entry.run.state = 'done';
+        this.remember(entry.run);
+        this.current = null;
+        entry.settle();
+        const next = this.queue.shift();
+        if (next && !this.closing) this.launch(next);
+      });
+  }
+
+  private remember(run: ManagedRun): void {
+    this.recent.unshift(run);
+    this.recent.length = Math.min(this.recent.length, 50);
+  }
+}

@@ -1,0 +1,168 @@
+// The daemon's API, in process (fastify's inject) and once on a real socket: the token on every
+// route but /health and /metrics, 400 with the reason for bad input, runs started, queued,
+// refused while busy, stopped (faults reverted, finished as aborted) and their reports served;
+// the API listens on 127.0.0.1 unless told otherwise.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultDaemonConfig, parseDaemonConfig } from '../../src/daemon/config.js';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import type { LoadEngine } from '../../src/load/types.js';
+import { silentLogger } from '../../src/log.js';
+import { RealClock } from '../../src/util/clock.js';
+import { useStandInServer } from '../helpers/servers.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const clock = new RealClock();
+const stand = useStandInServer();
+
+/** An engine that sends nothing and lasts `ms` or until stopped: what the API tests need of a run. */
+function idleEngine(ms: number): LoadEngine {
+  return {
+    name: 'idle',
+    progress: { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 },
+    capabilities: { ttft: 'first_content_chunk', itl: true, queueDelay: true, notes: [] },
+    async run(_w, signal, sink) {
+      sink.started?.(clock.now());
+      await clock.sleep(ms, signal).catch(() => undefined);
+      sink.ended?.(clock.now());
+    },
+  };
+}
+
+function planText(name: string, duration = '30s'): string {
+  return `name: ${name}\nduration: ${duration}\ntargets: [{ name: ext, endpoint: "${stand.endpoint}" }]\nload: { rate: 1, model: m }\nprobes: { interval: 1s }\ntelemetry: { interval: 0s }\n`;
+}
+
+describe('daemon API', () => {
+  const dir = tempDir();
+  let d: Daemon;
+  let engineMs = 60_000;
+  const auth = (): Record<string, string> => ({ authorization: `Bearer ${d.token}` });
+
+  beforeAll(async () => {
+    const config = { ...defaultDaemonConfig(dir), listen: { host: '127.0.0.1', port: 0 } };
+    d = await startDaemon({ config, log: silentLogger, docker: null, cwd: dir, listen: false, engine: () => idleEngine(engineMs) });
+  });
+  afterAll(async () => {
+    await d.close();
+  });
+
+  it('the token: 401 without it or with a wrong one (and says how to send it), /health open', async () => {
+    expect((await d.app.inject({ url: '/health' })).statusCode).toBe(200);
+    const none = await d.app.inject({ url: '/api/runs' });
+    expect(none.statusCode).toBe(401);
+    expect(none.headers['www-authenticate']).toMatch(/^Bearer/);
+    expect(none.json()).toMatchObject({ error: { code: 'GAUNTLET_API_UNAUTHORIZED' } });
+    expect((await d.app.inject({ url: '/api/runs', headers: { authorization: `Bearer ${d.token}x` } })).statusCode).toBe(401);
+    expect((await d.app.inject({ url: '/api/runs', headers: { authorization: d.token } })).statusCode).toBe(401);
+    // unknown routes are behind the token too (no probing what exists)
+    expect((await d.app.inject({ url: '/api/nope' })).statusCode).toBe(401);
+    const ok = await d.app.inject({ url: '/api/runs', headers: auth() });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ runs: [] });
+    // the page's cookie is a token too
+    expect((await d.app.inject({ url: '/api/runs', headers: { cookie: `gauntlet_token=${encodeURIComponent(d.token)}` } })).statusCode).toBe(200);
+  });
+
+  it('bad input gets 400 with the reason', async () => {
+    const post = (body: unknown, url = '/api/runs') => d.app.inject({ method: 'POST', url, headers: { ...auth(), 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+    const cases: [unknown, RegExp, string?][] = [
+      [{}, /give exactly one of "plan" \(a file\) or "plan_text"/],
+      [{ plan: 'a.yaml', plan_text: 'x' }, /give exactly one of/],
+      [{ plan_text: 'name: x\n' }, /GAUNTLET_PLAN_INVALID|invalid/],
+      [{ plan_text: planText('x'), colour: 'red' }, /Unrecognized key.*colour|colour/],
+      [{ plan_text: planText('x'), queue: 'yes' }, /queue/],
+      [{ plan: 'missing.yaml' }, /cannot read plan .*missing\.yaml.*ENOENT/],
+      ['{"plan_text": ', /request: .*JSON/i],
+      [{ kind: 'explode', target: 'x' }, /kind: expected one of/, '/api/drills'],
+      [{ kind: 'oom', target: 'x', rate: -1 }, /rate/, '/api/drills'],
+    ];
+    for (const [body, reason, url] of cases) {
+      const r = await post(body, url);
+      expect(r.statusCode, JSON.stringify(body)).toBe(400);
+      expect(r.json().error.message, JSON.stringify(body)).toMatch(reason);
+    }
+    const badId = await d.app.inject({ url: '/api/runs/..%2Fetc', headers: auth() });
+    expect(badId.statusCode).toBe(400);
+    expect(badId.json().error.message).toMatch(/run id/);
+    const badFile = await d.app.inject({ url: '/api/runs/x/report/secrets.txt', headers: auth() });
+    expect(badFile.statusCode).toBe(400);
+    expect(badFile.json().error.message).toMatch(/expected one of report\.md/);
+    expect((await d.app.inject({ url: '/api/runs/no-such-run', headers: auth() })).statusCode).toBe(404);
+    expect((await d.app.inject({ url: '/api/runs?limit=0', headers: auth() })).statusCode).toBe(400);
+  });
+
+  it('starts a run, refuses a second while it runs (409) unless queued, stops it (aborted, with a report), then runs the queued one', async () => {
+    engineMs = 60_000;
+    const post = (body: unknown) => d.app.inject({ method: 'POST', url: '/api/runs', headers: auth(), payload: body as Record<string, unknown> });
+    writeFileSync(join(dir, 'first.yaml'), planText('first'));
+    const a = await post({ plan: 'first.yaml' });
+    expect(a.statusCode).toBe(202);
+    const first = a.json() as { id: string; state: string };
+    expect(first.state).toBe('running');
+    // a run in its start: seen live, then in the store
+    for (let i = 0; i < 100 && d.store.getRun(first.id)?.phase !== 'steady'; i++) await clock.sleep(50);
+    const live = (await d.app.inject({ url: `/api/runs/${first.id}`, headers: auth() })).json();
+    expect(live).toMatchObject({ id: first.id, plan: 'first', status: 'running', phase: 'steady', live: { state: 'running' } });
+    const busy = await post({ plan_text: planText('second') });
+    expect(busy.statusCode).toBe(409);
+    expect(busy.json().error.message).toMatch(new RegExp(`run ${first.id} \\(first\\) is under way`));
+    engineMs = 300;
+    const queued = await post({ plan_text: planText('second'), queue: true });
+    expect(queued.statusCode).toBe(202);
+    const second = queued.json() as { id: string; state: string };
+    expect(second.state).toBe('queued');
+    expect((await d.app.inject({ url: '/api/runs', headers: auth() })).json().runs.map((r: { id: string }) => r.id)).toEqual(expect.arrayContaining([first.id, second.id]));
+    const stop = await d.app.inject({ method: 'POST', url: `/api/runs/${first.id}/stop`, headers: auth() });
+    expect(stop.statusCode).toBe(202);
+    await d.runs.wait(first.id);
+    expect(d.store.getRun(first.id)).toMatchObject({ status: 'aborted', phase: 'done' });
+    const md = await d.app.inject({ url: `/api/runs/${first.id}/report/report.md`, headers: auth() });
+    expect(md.statusCode).toBe(200);
+    expect(md.headers['content-type']).toMatch(/markdown/);
+    expect(md.body).toContain(first.id);
+    const json = await d.app.inject({ url: `/api/runs/${first.id}/report/report.json`, headers: auth() });
+    expect(json.json().run.status).toBe('aborted');
+    // the queued run went next, and completed
+    await d.runs.wait(second.id);
+    for (let i = 0; i < 100 && d.runs.running !== null; i++) await clock.sleep(50);
+    expect(d.store.getRun(second.id)).toMatchObject({ status: 'completed', phase: 'done' });
+    // stopping what is not live: 409 for a finished run, 404 for none
+    expect((await d.app.inject({ method: 'POST', url: `/api/runs/${first.id}/stop`, headers: auth() })).statusCode).toBe(409);
+    expect((await d.app.inject({ method: 'POST', url: '/api/runs/nope/stop', headers: auth() })).statusCode).toBe(404);
+  }, 60_000);
+});
+
+describe('daemon listening', () => {
+  const dir = tempDir();
+
+  it('listens on 127.0.0.1 by default and answers over a real socket', async () => {
+    const config = parseDaemonConfig('listen: { port: 0 }\n', 'gauntlet.yaml', dir);
+    expect(config.listen.host).toBe('127.0.0.1');
+    const d = await startDaemon({ config, log: silentLogger, docker: null });
+    try {
+      expect(d.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const health = await request(`${d.address}/health`);
+      expect(health.statusCode).toBe(200);
+      expect(((await health.body.json()) as { ok: boolean }).ok).toBe(true);
+      const runs = await request(`${d.address}/api/runs`);
+      expect(runs.statusCode).toBe(401);
+      await runs.body.dump();
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('a port that is taken: said, and nothing left open', async () => {
+    const first = await startDaemon({ config: parseDaemonConfig('listen: { port: 0 }\n', 'gauntlet.yaml', dir), log: silentLogger, docker: null });
+    try {
+      const port = Number(new URL(first.address as string).port);
+      const config = parseDaemonConfig(`listen: { port: ${port} }\ndata_dir: other\n`, 'gauntlet.yaml', dir);
+      await expect(startDaemon({ config, log: silentLogger, docker: null })).rejects.toThrow(/GAUNTLET_DAEMON_LISTEN|cannot listen on 127\.0\.0\.1:\d+.*EADDRINUSE/);
+    } finally {
+      await first.close();
+    }
+  });
+});
