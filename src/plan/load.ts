@@ -146,6 +146,20 @@ function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: s
   return parsed;
 }
 
+/** Parses with the schema, handing every problem to `add`: each unknown key at its own line, with the key it was probably meant to be. */
+function parseReporting<S extends z.ZodType>(schema: S, raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): ReturnType<S['safeParse']> {
+  const r = schema.safeParse(raw, { reportInput: true });
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        const allowed = keysAt(schema, issue.path);
+        for (const key of issue.keys) add([...issue.path, key], `unknown key${suggestion(key, allowed)}`);
+      } else add(issue.path, issueText(issue));
+    }
+  }
+  return r as ReturnType<S['safeParse']>;
+}
+
 /** Validates a parsed plan object; throws GAUNTLET_PLAN_INVALID listing every problem. */
 export function validatePlan(raw: unknown, source = 'plan', locate?: (path: readonly PropertyKey[]) => number | undefined): Plan {
   const problems: PlanProblem[] = [];
@@ -153,16 +167,7 @@ export function validatePlan(raw: unknown, source = 'plan', locate?: (path: read
     const line = locate?.(path);
     problems.push({ path: pathText(path), message, ...(line !== undefined ? { line } : {}) });
   };
-  const r = PlanSchema.safeParse(raw, { reportInput: true });
-  if (!r.success) {
-    for (const issue of r.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        // Each unknown key at its own line, with the key it was probably meant to be.
-        const allowed = keysAt(PlanSchema, issue.path);
-        for (const key of issue.keys) add([...issue.path, key], `unknown key${suggestion(key, allowed)}`);
-      } else add(issue.path, issueText(issue));
-    }
-  }
+  const r = parseReporting(PlanSchema, raw, add);
   const params = crossCheck(raw, add);
   if (!r.success || problems.length > 0) throw planError(source, dedupe(problems));
   const plan = r.data;
@@ -217,18 +222,10 @@ export function checkDocument<S extends z.ZodType>(
     const line = locate(path);
     problems.push({ path: pathText(path), message, ...(line !== undefined ? { line } : {}) });
   };
-  const r = schema.safeParse(raw, { reportInput: true });
-  if (!r.success) {
-    for (const issue of r.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        const allowed = keysAt(schema, issue.path);
-        for (const key of issue.keys) add([...issue.path, key], `unknown key${suggestion(key, allowed)}`);
-      } else add(issue.path, issueText(issue));
-    }
-  }
+  const r = parseReporting(schema, raw, add);
   cross?.(raw, add);
   if (!r.success || problems.length > 0) throw planError(source, dedupe(problems), codes.invalid);
-  return r.data;
+  return r.data as z.output<S>;
 }
 
 function locator(doc: Document, lc: LineCounter): (path: readonly PropertyKey[]) => number | undefined {
