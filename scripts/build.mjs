@@ -31,7 +31,7 @@ await Promise.all([
     }),
   build({
     ...common,
-    entryPoints: ['bench/stream-server.ts', 'bench/client.ts', 'bench/run.ts', 'bench/detection.ts', 'bench/engines.ts', 'bench/engine-client.ts', 'bench/report-build.ts'],
+    entryPoints: ['bench/stream-server.ts', 'bench/client.ts', 'bench/run.ts', 'bench/detection.ts', 'bench/engines.ts', 'bench/engine-client.ts', 'bench/report-build.ts', 'bench/soak.ts'],
     outdir: 'dist/bench',
     format: 'esm',
     packages: 'external',
