@@ -17,6 +17,7 @@ import type { DaemonConfig } from './config.js';
 import type { CronScheduler } from './cron.js';
 import type { ManagedRun, RunManager } from './runs.js';
 import { requestToken, tokenMatches } from './token.js';
+import type { DaemonMetrics } from './metrics.js';
 
 export interface ApiContext {
   config: DaemonConfig;
@@ -24,6 +25,7 @@ export interface ApiContext {
   store: Store;
   runs: RunManager;
   scheduler: CronScheduler | null;
+  metrics: DaemonMetrics;
   docker: Docker | null;
   /** Folder relative plan paths in requests start from (the daemon's working folder). */
   cwd: string;
@@ -118,6 +120,8 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
   app.setNotFoundHandler((req, reply) => bad(reply, 404, 'GAUNTLET_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
 
   app.get('/health', async () => ({ ok: true, version: VERSION, uptime_s: Math.round((ctx.now() - ctx.startedAt) / 1000), running: ctx.runs.running?.id ?? null }));
+
+  app.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()));
 
   app.get('/api/runs', async (req, reply) => {
     const q = parse(ListRuns, req.query, reply, 'query');

@@ -22,6 +22,8 @@ import type { DaemonConfig } from './config.js';
 import { CronScheduler, type CronEntry } from './cron.js';
 import { RunManager } from './runs.js';
 import { ensureToken } from './token.js';
+import { DaemonMetrics } from './metrics.js';
+import { readFileSync } from 'node:fs';
 
 export interface DaemonOptions {
   config: DaemonConfig;
@@ -42,6 +44,7 @@ export interface Daemon {
   store: Store;
   runs: RunManager;
   scheduler: CronScheduler;
+  metrics: DaemonMetrics;
   app: FastifyInstance;
   token: string;
   tokenPath: string;
@@ -64,7 +67,24 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   } catch (err) {
     log.error({ err: errorMessage(err) }, 'could not revert every leftover fault; `gauntlet revert` retries');
   }
+  const metrics = new DaemonMetrics();
   const runs = new RunManager({
+    onRunStart: () => {
+      metrics.runStarted();
+      return metrics.observer();
+    },
+    onRunEnd: (run) => {
+      let mtbf: { plan: string; confidence: number; lowerBoundHours: number } | null = null;
+      if (run.result) {
+        try {
+          const r = JSON.parse(readFileSync(join(run.result.reportDir, 'report.json'), 'utf8')) as { mtbf?: { lower_bound_hours?: number; confidence?: number } };
+          if (typeof r.mtbf?.lower_bound_hours === 'number' && typeof r.mtbf.confidence === 'number') mtbf = { plan: run.plan, confidence: r.mtbf.confidence, lowerBoundHours: r.mtbf.lower_bound_hours };
+        } catch {
+          // no report: the bound is left as it was
+        }
+      }
+      metrics.runEnded(run.result?.status ?? 'not_started', mtbf);
+    },
     store,
     clock,
     log,
@@ -96,7 +116,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     (outcome === 'skipped' ? log.warn.bind(log) : log.info.bind(log))({ schedule: s.name, outcome, runId, reason }, `schedule ${s.name}: ${outcome}${reason ? ` (${reason})` : ''}`);
   };
   const scheduler = new CronScheduler(clock, fire, (entry, err) => log.error({ schedule: entry.name, err: errorMessage(err) }, 'schedule fire failed'));
-  const app = buildApi({ config, token, store, runs, scheduler, docker: o.docker, cwd: o.cwd ?? process.cwd(), startedAt: clock.now(), now: () => clock.now() });
+  const app = buildApi({ config, token, store, runs, scheduler, metrics, docker: o.docker, cwd: o.cwd ?? process.cwd(), startedAt: clock.now(), now: () => clock.now() });
   let address: string | null = null;
   if (o.listen !== false) {
     try {
@@ -114,6 +134,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     store,
     runs,
     scheduler,
+    metrics,
     app,
     token,
     tokenPath,

@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.js';
 import type { LoadEngine } from '../load/types.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
-import { newRunId, osRandom, runPlan, type RunProgress, type RunResult, type RunView } from '../run/runner.js';
+import { newRunId, osRandom, runPlan, type RunObserver, type RunProgress, type RunResult, type RunView } from '../run/runner.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
 import type { ProcessHost } from '../util/proc.js';
@@ -57,6 +57,10 @@ export interface RunManagerContext {
   /** An engine for every run (tests); default: the plan's. */
   engine?: () => LoadEngine;
   progressIntervalMs?: number;
+  /** A run begins: what should watch it (the daemon's metrics). */
+  onRunStart?: (run: ManagedRun) => RunObserver | undefined;
+  /** A run ended (or could not start). */
+  onRunEnd?: (run: ManagedRun) => void;
 }
 
 interface Entry {
@@ -161,6 +165,7 @@ export class RunManager {
     entry.run.state = 'running';
     const { ctx } = this;
     this.ctx.log.info({ id: entry.run.id, plan: entry.run.plan, origin: entry.req.origin }, 'run starting');
+    const observer = ctx.onRunStart?.(entry.run);
     void runPlan(entry.req.plan, entry.req.planSource, {
       store: ctx.store,
       clock: ctx.clock,
@@ -177,6 +182,7 @@ export class RunManager {
       ...(ctx.http ? { http: ctx.http } : {}),
       ...(ctx.processes ? { processes: ctx.processes } : {}),
       ...(entry.req.until ? { until: entry.req.until } : {}),
+      ...(observer ? { observer } : {}),
     })
       .then(
         (result) => {
@@ -191,6 +197,11 @@ export class RunManager {
       )
       .finally(() => {
         entry.run.state = 'done';
+        try {
+          ctx.onRunEnd?.(entry.run);
+        } catch (err) {
+          ctx.log.warn({ err: errorMessage(err) }, 'run end hook failed');
+        }
         this.remember(entry.run);
         this.current = null;
         entry.settle();

@@ -26,6 +26,8 @@ export class FaultSupervisor {
   private closing = false;
   /** A halt: nothing new is injected; what is active is reverted (and retried if that fails). */
   private halted = false;
+  /** Told the number of active faults whenever it changes (the daemon's metrics). */
+  onChange: ((active: number) => void) | null = null;
 
   constructor(
     private readonly store: Store,
@@ -50,6 +52,7 @@ export class FaultSupervisor {
           const fault = await injectFault(this.store, this.runId, injector, target, params, this.ctx, id);
           const held: Held = { fault, instant: isInstant(injector, params), timer: null, episode: false, quiet: null };
           this.active.set(id, held);
+          this.onChange?.(this.active.size);
           this.schedule(id, holdMs);
           if (held.instant && quietMs !== undefined && quietMs < holdMs) {
             held.quiet = this.ctx.clock.after(quietMs, () => {
@@ -66,6 +69,7 @@ export class FaultSupervisor {
             // Part of it may be in place: its window stays open and its revert is retried.
             this.log.error({ fault: id, err: errorMessage(err) }, 'fault injection failed and its undo too; retrying the revert');
             this.active.set(id, { fault: leftover, instant: false, timer: null, episode: false, quiet: null });
+            this.onChange?.(this.active.size);
             this.schedule(id, this.retryMs);
             return false;
           }
@@ -95,6 +99,7 @@ export class FaultSupervisor {
     const held = this.active.get(id);
     if (!held) return Promise.resolve();
     this.active.delete(id);
+    this.onChange?.(this.active.size);
     held.timer?.();
     held.quiet?.();
     held.quiet = null;
@@ -104,6 +109,7 @@ export class FaultSupervisor {
         (err: unknown) => {
           this.log.error({ fault: id, err: errorMessage(err) }, this.closing ? 'revert failed; the ledger keeps the fault active for the next start' : `revert failed; retrying in ${this.retryMs} ms`);
           this.active.set(id, held);
+          this.onChange?.(this.active.size);
           if (!this.closing) this.schedule(id, this.retryMs);
         },
       ),

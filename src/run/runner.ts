@@ -66,6 +66,20 @@ export interface RunContext {
    * ends when its fault is over and the node serves again.
    */
   until?: (v: RunView) => boolean;
+  /** Sees the run as it goes (the daemon's Prometheus metrics): never its record, which is the store's. */
+  observer?: RunObserver;
+}
+
+/** What a run tells an onlooker, as it happens. A hook that throws fails the run (as a bug would). */
+export interface RunObserver {
+  /** Every request attempt as recorded (after the degraded judgement). */
+  request?(r: RequestRecord): void;
+  /** A node's state changed (up, busy, degraded, down, recovering). */
+  state?(c: StateChange): void;
+  /** An episode opened or moved on (detected, running again, serving again, closed). */
+  episode?(e: Episode): void;
+  /** Faults active now, after an injection or a revert. */
+  faults?(active: number): void;
 }
 
 export interface RunView {
@@ -446,6 +460,8 @@ export class Run {
     store.onError = (err, what) => this.fail(`store (writing ${what})`, err);
     this.hold('store error handler', () => (store.onError = null));
     this.faults = new FaultSupervisor(store, this.id, p.faultCtx, this.faultWindows, this.log);
+    const observer = this.ctx.observer;
+    if (observer?.faults) this.faults.onChange = this.guarded('fault observer', (n: number) => observer.faults?.(n));
     for (const t of p.targets) {
       store.addNode({
         run_id: this.id,
@@ -508,6 +524,7 @@ export class Run {
     this.episodesSeen.add(e.id);
     if (e.servingAgainAt !== null) this.lastServingAgainAt = Math.max(this.lastServingAgainAt ?? 0, e.servingAgainAt);
     this.faults.onEpisode(e);
+    this.ctx.observer?.episode?.(e);
   }
 
   private onState(c: StateChange): void {
@@ -517,6 +534,7 @@ export class Run {
     (c.state === 'degraded' ? this.log.debug.bind(this.log) : this.log.info.bind(this.log))({ node: c.node, state: c.state, reason: c.reason }, `${c.node} is ${c.state}`);
     // The probes' pace follows the state: fast while busy, down or recovering.
     this.probers.get(c.node)?.hurry();
+    this.ctx.observer?.state?.(c);
   }
 
   private observe(node: string, o: Observation): void {
@@ -760,6 +778,7 @@ export class Run {
         const r = outcome === raw.outcome ? raw : { ...raw, outcome };
         windows.record(r);
         this.noteOutcome(r);
+        this.ctx.observer?.request?.(r);
         if (plan.load.raw_requests) {
           store.addRequest({
             run_id: this.id,

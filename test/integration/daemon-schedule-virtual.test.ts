@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { parseDaemonConfig } from '../../src/daemon/config.js';
 import { startDaemon } from '../../src/daemon/daemon.js';
+import { METRIC_NAMES } from '../../src/daemon/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { VirtualClock } from '../../src/util/clock.js';
 import { seededRandom } from '../../src/util/random.js';
@@ -71,6 +72,21 @@ it('a schedule fires a run at its time; fires during a run are skipped (recorded
     'every-10 2026-12-02T02:30:00.000Z started,skipped,started',
     'at-0205 2026-12-03T02:05:00.000Z queued',
   ]);
+  // /metrics, open without the token: what the runs did, as Prometheus reads it
+  const m = await d.app.inject({ url: '/metrics' });
+  expect(m.statusCode).toBe(200);
+  expect(m.headers['content-type']).toMatch(/text\/plain/);
+  for (const name of METRIC_NAMES) expect(m.body, name).toContain(`# TYPE ${name} `);
+  const value = (re: RegExp): number => Number(re.exec(m.body)?.[1] ?? Number.NaN);
+  const okRequests = value(/^gauntlet_requests_total\{node="node",outcome="ok"\} (\d+)$/m);
+  const recorded = d.store.loadTotals(soak1.id).concat(d.store.loadTotals(short.id), d.store.loadTotals(soak2.id)).reduce((a, w) => a + w.ok, 0);
+  expect(okRequests, lines).toBeGreaterThan(100);
+  // every ok request of the runs so far, less those of the run under way not yet in a closed window
+  expect(okRequests).toBeGreaterThanOrEqual(recorded);
+  expect(value(/^gauntlet_ttft_seconds_count\{node="node"\} (\d+)$/m)).toBe(okRequests);
+  expect(value(/^gauntlet_runs_total\{status="completed"\} (\d+)$/m)).toBe(2);
+  expect(value(/^gauntlet_run_active (\d+)$/m)).toBe(1);
+  expect(value(/^gauntlet_mtbf_lower_bound_hours\{plan="short",confidence="0.8"\} ([\d.]+)$/m)).toBeGreaterThan(0);
   // closing the daemon stops the run under way: load stopped, finished as aborted
   const closing = d.close();
   for (let steps = 0; d.runs.running !== null && steps < 1_000_000; steps++) {
