@@ -56,7 +56,7 @@ export class DaemonMetrics {
     this.mtbfLower = new Gauge({ name: 'gauntlet_mtbf_lower_bound_hours', help: "The last finished run's MTBF lower bound at its plan's confidence (hours of exposure)", labelNames: ['plan', 'confidence'], registers });
     this.runsTotal = new Counter({ name: 'gauntlet_runs_total', help: 'Runs this daemon finished, by status', labelNames: ['status'], registers });
     this.runActive = new Gauge({ name: 'gauntlet_run_active', help: '1 while a run is under way', registers });
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'gauntlet_process_' });
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'gauntlet_' });
   }
 
   /** The observer a run is given. */
