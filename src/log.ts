@@ -1,5 +1,6 @@
 // The one root logger. Components take child loggers bound to {runId, node, fault}.
 // Logs are JSON lines on stderr, and for runs also in a log file beside the database.
+import { existsSync, renameSync, statSync } from 'node:fs';
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { GauntletError } from './errors.js';
 
@@ -42,6 +43,52 @@ export function createRunLogger(stderrLevel: string, file: string): Logger {
   const fileStream = { write: (line: string): void => void (fileFailed || toFile.write(line)) };
   const streams = pino.multistream([
     { level: stderrLevel as pino.Level, stream: pino.destination({ fd: 2, sync: true }) },
+    { level: 'info', stream: fileStream },
+  ]);
+  return createLogger({ level: 'debug', destination: streams });
+}
+
+/**
+ * The daemon's logger: JSON lines to stdout (for journald or a container's log) at `level`, and
+ * everything from info up to `file`, rotated by size: past `maxBytes` the file becomes
+ * `file.1` (`file.1` becomes `file.2` …, at most `keep` kept) and a new one is opened (sonic-boom's
+ * reopen). A file that cannot be written is said once and dropped; stdout goes on.
+ */
+export function createDaemonLogger(o: { level: string; file: string; maxBytes: number; keep: number; stdout?: DestinationStream }): Logger {
+  const toFile = pino.destination({ dest: o.file, mkdir: true, sync: true });
+  let fileFailed = false;
+  let bytes = 0;
+  try {
+    bytes = statSync(o.file).size;
+  } catch {
+    bytes = 0;
+  }
+  const fail = (err: Error): void => {
+    if (fileFailed) return;
+    fileFailed = true;
+    process.stderr.write(`gauntlet: the log file ${o.file} cannot be written (${err.message}); logging to stdout only\n`);
+  };
+  toFile.on('error', fail);
+  const rotate = (): void => {
+    for (let i = o.keep - 1; i >= 1; i--) if (existsSync(`${o.file}.${i}`)) renameSync(`${o.file}.${i}`, `${o.file}.${i + 1}`);
+    renameSync(o.file, `${o.file}.1`);
+    toFile.reopen();
+    bytes = 0;
+  };
+  const fileStream = {
+    write: (line: string): void => {
+      if (fileFailed) return;
+      try {
+        if (bytes > 0 && bytes + Buffer.byteLength(line) > o.maxBytes) rotate();
+        toFile.write(line);
+        bytes += Buffer.byteLength(line);
+      } catch (err) {
+        fail(err as Error);
+      }
+    },
+  };
+  const streams = pino.multistream([
+    { level: o.level as pino.Level, stream: o.stdout ?? pino.destination({ fd: 1, sync: true }) },
     { level: 'info', stream: fileStream },
   ]);
   return createLogger({ level: 'debug', destination: streams });

@@ -10,7 +10,7 @@ import { ensureSimImage } from '../docker/sim-image.js';
 import { dockerTimeoutMs } from '../docker/deadline.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
-import { createLogger, createRunLogger, envLogLevel, type Logger } from '../log.js';
+import { createDaemonLogger, createLogger, createRunLogger, envLogLevel, type Logger } from '../log.js';
 import { loadPlanFile } from '../plan/load.js';
 import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
 import { dryRunPlan } from '../run/dry-run.js';
@@ -332,12 +332,12 @@ async function cmdDaemon(o: { config?: string; host?: string; port?: string }): 
     config = { ...config, listen: { host: o.host ?? config.listen.host, port } };
   }
   ensureDir(config.data_dir, 'data folder');
-  const log = createRunLogger(envLogLevel() ?? 'info', join(config.data_dir, config.log.file));
+  const log = createDaemonLogger({ level: envLogLevel() ?? 'info', file: join(config.data_dir, config.log.file), maxBytes: config.log.max_bytes, keep: config.log.keep });
   const d = await startDaemon({ config, log, docker: dockerClient() });
-  out(`gauntlet daemon listening on ${d.address} (token: ${d.tokenPath}); ${config.schedules.filter((s) => s.enabled).length} schedule(s)`);
+  err(`gauntlet daemon listening on ${d.address} (token: ${d.tokenPath}); ${config.schedules.filter((s) => s.enabled).length} schedule(s)`);
   for (const s of config.schedules) {
     const next = d.scheduler.next(s.name);
-    out(`  ${s.name}: ${s.cron} (${s.timezone}) → ${s.plan}${next === null ? ' (disabled)' : `, next ${new Date(next).toISOString()}`}`);
+    err(`  ${s.name}: ${s.cron} (${s.timezone}) → ${s.plan}${next === null ? ' (disabled)' : `, next ${new Date(next).toISOString()}`}`);
   }
   return new Promise<number>((resolve) => {
     let count = 0;
