@@ -29,6 +29,9 @@ export const ERRORS = {
   GAUNTLET_CONFIG_UNREADABLE: { status: 400, message: 'cannot read daemon config %s: %s' },
   GAUNTLET_TOKEN_UNSAFE: { status: 500, message: 'API token file %s: %s' },
   GAUNTLET_DAEMON_LISTEN: { status: 500, message: 'the daemon cannot listen on %s: %s' },
+  GAUNTLET_DAEMON_RUNNING: { status: 409, message: 'a daemon runs on %s: %s' },
+  GAUNTLET_DAEMON_NOT_RUNNING: { status: 400, message: 'no daemon runs on %s: %s' },
+  GAUNTLET_DAEMON_API: { status: 502, message: 'the daemon at %s said: %s' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

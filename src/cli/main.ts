@@ -14,7 +14,7 @@ import { createDaemonLogger, createLogger, createRunLogger, envLogLevel, type Lo
 import { loadPlanFile } from '../plan/load.js';
 import { runPlan, type RunProgress, type RunResult } from '../run/runner.js';
 import { dryRunPlan } from '../run/dry-run.js';
-import { drillPlan, parseParamPairs, runDrill } from '../run/drill.js';
+import { drillPlan, drillVerdict, parseParamPairs, runDrill } from '../run/drill.js';
 import { faultKinds } from '../../faults/index.js';
 import { openStore, type Store } from '../store/store.js';
 import { RealClock, ScaledClock } from '../util/clock.js';
@@ -24,6 +24,7 @@ import type { ReportJson } from '../report/build.js';
 import { VERSION } from '../version.js';
 import { defaultDaemonConfig, loadDaemonConfig } from '../daemon/config.js';
 import { startDaemon } from '../daemon/daemon.js';
+import { findDaemon, type DaemonClient } from '../daemon/client.js';
 import { checkDir, ensureDir } from '../util/fs.js';
 
 interface Common {
@@ -151,13 +152,18 @@ function timeScaleOption(raw: string | undefined, plan: { load: { engine?: strin
   return n;
 }
 
-async function cmdRun(planPath: string, o: Common & { dryRun?: boolean; timeScale?: string }): Promise<number> {
+async function cmdRun(planPath: string, o: Common & { dryRun?: boolean; timeScale?: string; viaDaemon?: boolean; queue?: boolean }): Promise<number> {
   const plan = loadPlanFile(planPath);
+  if (o.viaDaemon) {
+    if (o.dryRun || o.timeScale !== undefined) throw new GauntletError('GAUNTLET_PLAN_INVALID', ['--via-daemon', '  --via-daemon: not with --dry-run or --time-scale (run those here, without the daemon)']);
+    return cmdRunViaDaemon(planPath, o);
+  }
   const scale = timeScaleOption(o.timeScale, plan);
   if (o.dryRun) {
     for (const l of await dryRunPlan(plan, { docker: dockerClient(), log: createLogger({ level: 'warn' }), clock: new RealClock() })) out(l);
     return 0;
   }
+  await refuseBesideDaemon(o, 'send the run to it with --via-daemon (or stop it) rather than race it on the same targets');
   checkPaths(o);
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
@@ -183,6 +189,57 @@ async function cmdRun(planPath: string, o: Common & { dryRun?: boolean; timeScal
   } finally {
     store.close();
   }
+}
+
+/** The daemon keeping this database, if one runs (the database's folder is its data folder). */
+function daemonFor(o: Common): Promise<DaemonClient | null> {
+  return findDaemon(dirname(resolve(o.db)));
+}
+
+/** Refuses to start a second Gauntlet on a database (and so on targets) a running daemon keeps. */
+async function refuseBesideDaemon(o: Common, what: string): Promise<void> {
+  const d = await daemonFor(o);
+  if (d) throw new GauntletError('GAUNTLET_DAEMON_RUNNING', [dirname(resolve(o.db)), `pid ${d.info.pid} at ${d.info.address}; ${what}`]);
+}
+
+interface DaemonRunView {
+  id: string;
+  status: string;
+  error: string | null;
+  report_dir: string;
+  live: { state: string; progress: RunProgress | null } | null;
+}
+
+/** Follows a run in the daemon to its end, printing its progress; the first Ctrl-C asks the daemon to stop it. */
+async function followDaemonRun(client: DaemonClient, id: string, state: string): Promise<RunResult> {
+  err(`gauntlet ${VERSION}: sent to the daemon (pid ${client.info.pid}, ${client.info.address}): run ${id}, ${state}`);
+  const ac = interruptible();
+  ac.signal.addEventListener('abort', () => {
+    client.call('POST', `/api/runs/${id}/stop`).then(
+      () => err('the daemon is stopping the run: reverting faults, writing the report'),
+      (e: unknown) => err(`could not ask the daemon to stop the run: ${errorMessage(e)}`),
+    );
+  });
+  const show = progressPrinter();
+  const clock = new RealClock();
+  for (;;) {
+    const v = await client.call<DaemonRunView>('GET', `/api/runs/${id}`);
+    if (v.live?.progress) show(v.live.progress);
+    if (!v.live && !['queued', 'preparing', 'running'].includes(v.status)) {
+      if (process.stderr.isTTY) err('');
+      return { runId: id, status: (v.status === 'not_started' ? 'failed' : v.status) as RunResult['status'], reportDir: v.report_dir, error: v.error };
+    }
+    await clock.sleep(1000);
+  }
+}
+
+async function cmdRunViaDaemon(planPath: string, o: Common & { queue?: boolean }): Promise<number> {
+  const client = await daemonFor(o);
+  if (!client) throw new GauntletError('GAUNTLET_DAEMON_NOT_RUNNING', [dirname(resolve(o.db)), 'no daemon.json there with a live process that answers; start one (gauntlet daemon), or give --db the database it keeps']);
+  const a = await client.call<{ id: string; state: string }>('POST', '/api/runs', { plan: resolve(planPath), queue: o.queue ?? false });
+  const result = await followDaemonRun(client, a.id, a.state);
+  for (const l of summaryLines(result)) out(l);
+  return runExitCode(result);
 }
 
 async function cmdDemo(o: Common & { keep?: boolean }): Promise<number> {
@@ -237,6 +294,29 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
     out(`the drill ends by itself once the fault is over and the node has served for ${formatDuration(options.settleMs)}`);
     return 0;
   }
+  const client = await daemonFor(o);
+  if (client) {
+    // a daemon keeps this database: the drill is its to run (never two Gauntlets on one target)
+    const a = await client.call<{ id: string; state: string }>('POST', '/api/drills', {
+      kind,
+      target: o.target,
+      ...(o.duration !== undefined ? { duration: o.duration } : {}),
+      params: options.params,
+      rate,
+      recovery_limit: o.recoveryLimit,
+      ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
+    });
+    const result = await followDaemonRun(client, a.id, a.state);
+    const store = openExistingDb(o.db);
+    try {
+      const verdict = drillVerdict(store, result, await drillPlan(options, docker));
+      for (const l of verdict.lines) out(l);
+      out(`report: ${join(result.reportDir, 'report.md')} (run ${result.runId}, by the daemon)`);
+      return result.status === 'aborted' ? 130 : verdict.recovered ? 0 : 1;
+    } finally {
+      store.close();
+    }
+  }
   checkPaths(o);
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
@@ -262,7 +342,23 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
   }
 }
 
-function cmdRuns(o: Common & { json?: boolean }): number {
+async function cmdRuns(o: Common & { json?: boolean }): Promise<number> {
+  const client = await daemonFor(o);
+  if (client) {
+    // the daemon's list has the runs under way and queued too
+    const { runs } = await client.call<{ runs: { id: string; plan: string; status: string; started_at: string | null; ended_at: string | null; live: { state: string } | null }[] }>('GET', '/api/runs?limit=100');
+    if (o.json) {
+      out(JSON.stringify(runs, null, 2));
+      return 0;
+    }
+    out(`(from the daemon, pid ${client.info.pid}, ${client.info.address})`);
+    out(['run id'.padEnd(40), 'plan'.padEnd(16), 'status'.padEnd(10), 'started (UTC)'.padEnd(20), 'length'].join(' '));
+    for (const r of runs) {
+      const len = r.started_at && r.ended_at ? formatDuration(Date.parse(r.ended_at) - Date.parse(r.started_at)) : r.live ? `(${r.live.state})` : '(killed?)';
+      out([r.id.padEnd(40), r.plan.padEnd(16), r.status.padEnd(10), (r.started_at ?? '').slice(0, 19).padEnd(20), len].join(' '));
+    }
+    return 0;
+  }
   const store = openExistingDb(o.db);
   try {
     const runs = store.listRuns(100);
@@ -376,7 +472,9 @@ export function buildCli(): Command {
   common(program.command('run').argument('<plan>', 'plan file (YAML)').description('run a plan: load, faults, detection, report'))
     .option('--dry-run', 'print every action the run would take, touching nothing')
     .option('--time-scale <n>', 'run the plan n times faster than real time (simulator nodes started with the same --time-scale; reports say so)')
-    .action(async (plan: string, o: Common & { dryRun?: boolean; timeScale?: string }) => {
+    .option('--via-daemon', 'send the run to the daemon that keeps --db and follow it (Ctrl-C asks the daemon to stop it)')
+    .option('--queue', 'with --via-daemon: wait behind a run under way instead of refusing')
+    .action(async (plan: string, o: Common & { dryRun?: boolean; timeScale?: string; viaDaemon?: boolean; queue?: boolean }) => {
       process.exitCode = await cmdRun(plan, o);
     });
   common(
@@ -400,8 +498,8 @@ export function buildCli(): Command {
     .action(async (o: Common & { keep?: boolean }) => {
       process.exitCode = await cmdDemo(o);
     });
-  common(program.command('runs').description('list runs in the database')).option('--json', 'as JSON').action((o: Common & { json?: boolean }) => {
-    process.exitCode = cmdRuns(o);
+  common(program.command('runs').description('list runs in the database (through the daemon when one keeps it)')).option('--json', 'as JSON').action(async (o: Common & { json?: boolean }) => {
+    process.exitCode = await cmdRuns(o);
   });
   common(program.command('report').argument('<run-id>', 'a run id (see gauntlet runs)').description("rewrite a run's report from the database")).action((id: string, o: Common) => {
     process.exitCode = cmdReport(id, o);

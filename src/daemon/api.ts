@@ -185,7 +185,7 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
     const row = ctx.store.getRun(id);
     const live = ctx.runs.get(id);
     if (!row && !live) return bad(reply, 404, 'GAUNTLET_RUN_NOT_FOUND', `no run with id ${id}`);
-    return runView(row, live);
+    return { ...runView(row, live), report_dir: live?.result?.reportDir ?? join(ctx.config.reports_dir, id) };
   });
 
   app.post('/api/runs/:id/stop', async (req, reply) => {

@@ -22,6 +22,7 @@ import type { DaemonConfig } from './config.js';
 import { CronScheduler, type CronEntry } from './cron.js';
 import { RunManager } from './runs.js';
 import { ensureToken } from './token.js';
+import { removeDaemonInfo, writeDaemonInfo } from './client.js';
 import { DaemonMetrics } from './metrics.js';
 import { readFileSync } from 'node:fs';
 
@@ -127,6 +128,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     }
     if (!['127.0.0.1', '::1', 'localhost'].includes(config.listen.host)) log.warn({ host: config.listen.host }, 'the API listens beyond this machine: the token is all that guards it');
     log.info({ address }, 'daemon listening');
+    // where the CLI finds it (removed when it stops; a stale one is told by its dead pid)
+    writeDaemonInfo(config.data_dir, { pid: process.pid, address, started_at: new Date().toISOString() });
   }
   for (const s of config.schedules) if (s.enabled) scheduler.add({ name: s.name, cron: s.cron, timezone: s.timezone });
   let closed: Promise<void> | null = null;
@@ -146,6 +149,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         scheduler.stop();
         await runs.close(why);
         await app.close();
+        if (address !== null) removeDaemonInfo(config.data_dir, process.pid);
         store.close();
         log.info('daemon stopped');
       })();

@@ -1,0 +1,97 @@
+// The CLI's side of a running daemon. A daemon says where it listens in <data_dir>/daemon.json
+// (written once it listens, removed when it stops); the CLI finds it beside the database it was
+// given, checks that its process is alive and that it answers, and then sends runs and drills
+// there instead of starting a second Gauntlet on the same targets.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { GauntletError, errorMessage } from '../errors.js';
+import { TOKEN_FILE } from './token.js';
+
+export const DAEMON_FILE = 'daemon.json';
+
+export interface DaemonInfo {
+  pid: number;
+  address: string;
+  started_at: string;
+}
+
+export function writeDaemonInfo(dataDir: string, info: DaemonInfo): void {
+  writeFileSync(join(dataDir, DAEMON_FILE), `${JSON.stringify(info)}\n`, { mode: 0o600 });
+}
+
+export function removeDaemonInfo(dataDir: string, pid: number): void {
+  try {
+    const info = JSON.parse(readFileSync(join(dataDir, DAEMON_FILE), 'utf8')) as DaemonInfo;
+    if (info.pid === pid) rmSync(join(dataDir, DAEMON_FILE), { force: true });
+  } catch {
+    // none, or another's
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The daemon keeping `dataDir`, if one runs and answers (a stale daemon.json is ignored). */
+export async function findDaemon(dataDir: string): Promise<DaemonClient | null> {
+  let info: DaemonInfo;
+  try {
+    info = JSON.parse(readFileSync(join(dataDir, DAEMON_FILE), 'utf8')) as DaemonInfo;
+  } catch {
+    return null;
+  }
+  if (typeof info.pid !== 'number' || typeof info.address !== 'string' || !alive(info.pid)) return null;
+  let token: string;
+  try {
+    token = readFileSync(join(dataDir, TOKEN_FILE), 'utf8').trim();
+  } catch {
+    return null;
+  }
+  const client = new DaemonClient(info, token);
+  try {
+    await client.call('GET', '/health');
+  } catch {
+    return null;
+  }
+  return client;
+}
+
+export class DaemonClient {
+  constructor(
+    readonly info: DaemonInfo,
+    private readonly token: string,
+  ) {}
+
+  /** One API call; an error answer becomes a GauntletError with the daemon's own code and message. */
+  async call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res;
+    try {
+      res = await request(`${this.info.address}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (err) {
+      throw new GauntletError('GAUNTLET_DAEMON_API', [this.info.address, `no answer: ${errorMessage(err)}`]);
+    }
+    const text = await res.body.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // text (a report file)
+    }
+    if (res.statusCode >= 400) {
+      const e = (parsed as { error?: { code?: string; message?: string } }).error;
+      throw new GauntletError('GAUNTLET_DAEMON_API', [this.info.address, `${res.statusCode} ${e?.code ?? ''}: ${e?.message ?? text}`]);
+    }
+    return parsed as T;
+  }
+}
