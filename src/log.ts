@@ -69,11 +69,22 @@ export function createDaemonLogger(o: { level: string; file: string; maxBytes: n
     process.stderr.write(`gauntlet: the log file ${o.file} cannot be written (${err.message}); logging to stdout only\n`);
   };
   toFile.on('error', fail);
+  /** A rename of a file that was moved or deleted meanwhile is skipped; the file is reopened whatever happened. */
+  const move = (from: string, to: string): void => {
+    try {
+      renameSync(from, to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  };
   const rotate = (): void => {
-    for (let i = o.keep - 1; i >= 1; i--) if (existsSync(`${o.file}.${i}`)) renameSync(`${o.file}.${i}`, `${o.file}.${i + 1}`);
-    renameSync(o.file, `${o.file}.1`);
-    toFile.reopen();
-    bytes = 0;
+    try {
+      for (let i = o.keep - 1; i >= 1; i--) if (existsSync(`${o.file}.${i}`)) move(`${o.file}.${i}`, `${o.file}.${i + 1}`);
+      move(o.file, `${o.file}.1`);
+    } finally {
+      toFile.reopen();
+      bytes = 0;
+    }
   };
   const fileStream = {
     write: (line: string): void => {

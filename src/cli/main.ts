@@ -210,8 +210,13 @@ interface DaemonRunView {
   live: { state: string; progress: RunProgress | null } | null;
 }
 
-/** Follows a run in the daemon to its end, printing its progress; the first Ctrl-C asks the daemon to stop it. */
-async function followDaemonRun(client: DaemonClient, id: string, state: string): Promise<RunResult> {
+/**
+ * Follows a run in the daemon to its end, printing its progress; the first Ctrl-C asks the daemon
+ * to stop it. A daemon that stops answering (it is shutting down after the run, or busy writing a
+ * long run's report) is asked again for a minute, and meanwhile the shared database says whether
+ * the run has ended.
+ */
+async function followDaemonRun(client: DaemonClient, id: string, state: string, db: string): Promise<RunResult> {
   err(`gauntlet ${VERSION}: sent to the daemon (pid ${client.info.pid}, ${client.info.address}): run ${id}, ${state}`);
   const ac = interruptible();
   ac.signal.addEventListener('abort', () => {
@@ -222,12 +227,42 @@ async function followDaemonRun(client: DaemonClient, id: string, state: string):
   });
   const show = progressPrinter();
   const clock = new RealClock();
+  let reportDir = '';
+  let silent = 0;
+  const ended = (): RunResult | null => {
+    let store: Store | null = null;
+    try {
+      store = openExistingDb(db);
+      const row = store.getRun(id);
+      return row && row.status !== 'running' ? { runId: id, status: row.status, reportDir, error: row.error } : null;
+    } catch {
+      return null;
+    } finally {
+      store?.close();
+    }
+  };
   for (;;) {
-    const v = await client.call<DaemonRunView>('GET', `/api/runs/${id}`);
+    let v: DaemonRunView;
+    try {
+      v = await client.call<DaemonRunView>('GET', `/api/runs/${id}`);
+      silent = 0;
+    } catch (e) {
+      const done = ended();
+      if (done) return done;
+      if (++silent >= 60) throw e;
+      await clock.sleep(1000);
+      continue;
+    }
+    reportDir = v.report_dir;
     if (v.live?.progress) show(v.live.progress);
     if (!v.live && !['queued', 'preparing', 'running'].includes(v.status)) {
       if (process.stderr.isTTY) err('');
-      return { runId: id, status: (v.status === 'not_started' ? 'failed' : v.status) as RunResult['status'], reportDir: v.report_dir, error: v.error };
+      const stopped = v.status === 'not_started' && ac.signal.aborted;
+      return { runId: id, status: (v.status === 'not_started' ? (stopped ? 'aborted' : 'failed') : v.status) as RunResult['status'], reportDir: v.report_dir, error: v.error };
+    }
+    if (!v.live && v.status === 'running') {
+      // the store says running but the daemon does not run it: cut off (a daemon that was killed)
+      return { runId: id, status: 'failed', reportDir: v.report_dir, error: v.error ?? 'cut off: the daemon no longer runs it' };
     }
     await clock.sleep(1000);
   }
@@ -237,7 +272,7 @@ async function cmdRunViaDaemon(planPath: string, o: Common & { queue?: boolean }
   const client = await daemonFor(o);
   if (!client) throw new GauntletError('GAUNTLET_DAEMON_NOT_RUNNING', [dirname(resolve(o.db)), 'no daemon.json there with a live process that answers; start one (gauntlet daemon), or give --db the database it keeps']);
   const a = await client.call<{ id: string; state: string }>('POST', '/api/runs', { plan: resolve(planPath), queue: o.queue ?? false });
-  const result = await followDaemonRun(client, a.id, a.state);
+  const result = await followDaemonRun(client, a.id, a.state, o.db);
   for (const l of summaryLines(result)) out(l);
   return runExitCode(result);
 }
@@ -306,7 +341,7 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
       recovery_limit: o.recoveryLimit,
       ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
     });
-    const result = await followDaemonRun(client, a.id, a.state);
+    const result = await followDaemonRun(client, a.id, a.state, o.db);
     const store = openExistingDb(o.db);
     try {
       const verdict = drillVerdict(store, result, await drillPlan(options, docker));
@@ -343,9 +378,17 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
 }
 
 async function cmdRuns(o: Common & { json?: boolean }): Promise<number> {
-  const client = await daemonFor(o);
+  let client: DaemonClient | null = null;
+  if (!o.json) {
+    try {
+      client = await daemonFor(o);
+    } catch (e) {
+      err(`(the daemon does not answer: ${errorMessage(e)}; reading the database itself)`);
+    }
+  }
   if (client) {
-    // the daemon's list has the runs under way and queued too
+    // the daemon's list has the runs under way and queued too (--json reads the store's rows,
+    // the same shape with or without a daemon)
     const { runs } = await client.call<{ runs: { id: string; plan: string; status: string; started_at: string | null; ended_at: string | null; live: { state: string } | null }[] }>('GET', '/api/runs?limit=100');
     if (o.json) {
       out(JSON.stringify(runs, null, 2));

@@ -2,8 +2,8 @@
 // opens (/health and /metrics by default); a missing or wrong token is 401, a request that does
 // not validate 400 with the reason, an unknown run 404. Bodies and parameters are checked with
 // zod; errors are always {"error": {"code", "message"}}.
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { faultKinds } from '../../faults/index.js';
@@ -59,13 +59,22 @@ const StartDrill = z.strictObject({
   target: z.string().min(1),
   duration: z.string().min(1).optional(),
   params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
-  rate: z.number().positive().max(1000).default(2),
+  rate: z.number().positive().max(10_000).default(2),
   recovery_limit: z.string().min(1).default('60s'),
   endpoint: z.string().url().optional(),
   queue: z.boolean().default(false),
 });
 
 const ListRuns = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(50) });
+
+/** The real path when it exists (symlinks resolved), else the path as given. */
+function realpathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
 
 function zodReason(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.length > 0 ? `${i.path.join('.')}: ` : ''}${i.message}`).join('; ');
@@ -140,6 +149,11 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
     try {
       if (body.plan !== undefined) {
         source = resolve(ctx.cwd, body.plan);
+        // plans only, and only from the daemon's own folder: the API is no file reader
+        const rel = relative(realpathOr(ctx.cwd), realpathOr(source));
+        if (rel.startsWith('..') || isAbsolute(rel) || !/\.(ya?ml|json)$/i.test(source)) {
+          return bad(reply, 400, 'GAUNTLET_API_INVALID', `plan: ${body.plan}: a plan file (.yaml, .yml, .json) under the daemon's folder ${ctx.cwd} is taken; send others as plan_text`);
+        }
         plan = loadPlanFile(source);
       } else plan = parsePlanText(body.plan_text as string, 'plan_text');
     } catch (err) {
@@ -201,7 +215,7 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
     const id = parse(RunId, p.id, reply, 'run id');
     if (id === null) return reply;
     const file = typeof p.file === 'string' ? p.file : '';
-    const type = REPORT_FILES[file];
+    const type = Object.hasOwn(REPORT_FILES, file) ? REPORT_FILES[file] : undefined;
     if (!type) return bad(reply, 400, 'GAUNTLET_API_INVALID', `file: expected one of ${Object.keys(REPORT_FILES).join(', ')}`);
     if (!ctx.store.getRun(id)) return bad(reply, 404, 'GAUNTLET_RUN_NOT_FOUND', `no run with id ${id}`);
     const path = join(ctx.config.reports_dir, id, file);

@@ -38,15 +38,25 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The daemon keeping `dataDir`, if one runs and answers (a stale daemon.json is ignored). */
-export async function findDaemon(dataDir: string): Promise<DaemonClient | null> {
+/** The daemon.json in `dataDir` when its process is alive (a stale one, of a dead pid, is null). */
+export function liveDaemonInfo(dataDir: string): DaemonInfo | null {
   let info: DaemonInfo;
   try {
     info = JSON.parse(readFileSync(join(dataDir, DAEMON_FILE), 'utf8')) as DaemonInfo;
   } catch {
     return null;
   }
-  if (typeof info.pid !== 'number' || typeof info.address !== 'string' || !alive(info.pid)) return null;
+  return typeof info.pid === 'number' && typeof info.address === 'string' && alive(info.pid) ? info : null;
+}
+
+/**
+ * The daemon keeping `dataDir`, if one runs (a stale daemon.json is ignored). One whose process
+ * lives but does not answer is an error, not "none": a busy daemon must not let a second
+ * Gauntlet start beside it.
+ */
+export async function findDaemon(dataDir: string): Promise<DaemonClient | null> {
+  const info = liveDaemonInfo(dataDir);
+  if (!info) return null;
   let token: string;
   try {
     token = readFileSync(join(dataDir, TOKEN_FILE), 'utf8').trim();
@@ -54,11 +64,7 @@ export async function findDaemon(dataDir: string): Promise<DaemonClient | null> 
     return null;
   }
   const client = new DaemonClient(info, token);
-  try {
-    await client.call('GET', '/health');
-  } catch {
-    return null;
-  }
+  await client.call('GET', '/health');
   return client;
 }
 

@@ -8,7 +8,13 @@ import { createTask, parse, validateDetailed, type ScheduledTask } from 'node-cr
 import type { Clock } from '../util/clock.js';
 
 const MINUTE = 60_000;
-const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The longest single wait: the scheduler then looks at the wall clock again, so a clock set
+ * right (NTP after boot) or a suspended host moves the fire time to where the wall says.
+ */
+const MAX_WAIT_MS = 60_000;
+/** A schedule with no fire time within a year is looked at again this much later. */
+const RETRY_MS = 24 * 3_600_000;
 /** How far ahead a next fire time is searched: a schedule that never fires within it is refused. */
 const HORIZON_MS = 366 * 24 * 3_600_000;
 
@@ -77,8 +83,10 @@ export function nextFire(expr: string, timezone: string, afterMs: number): numbe
       else if (p.type === 'hour') hour = Number(p.value);
       else if (p.type === 'minute') minute = Number(p.value);
     }
-    // (to the next local day, hour or minute boundary; a zone change on the way is re-read there)
-    if (!m.months.has(month)) t += ((23 - hour) * 60 + (60 - minute)) * MINUTE;
+    // (to the local day's last hour, the next hour or the next minute: never past a local
+    // midnight, so a 23- or 25-hour day is walked as it is; a zone change is re-read there)
+    if (!m.months.has(month) && hour < 23) t += ((23 - hour) * 60 - minute) * MINUTE;
+    else if (!m.months.has(month)) t += (60 - minute) * MINUTE;
     else if (!m.hours.has(hour)) t += (60 - minute) * MINUTE;
     else if (!m.minutes.has(minute) || !m.task.match(new Date(t))) t += MINUTE;
     else return t;
@@ -104,13 +112,19 @@ export class CronScheduler {
   constructor(
     private readonly clock: Clock,
     private readonly fire: (entry: CronEntry, dueAt: number) => void,
-    /** A fire that threw (the schedule stays armed); default: ignored. */
+    /** A fire that threw (the schedule stays armed), or a schedule with no time within a year; default: ignored. */
     private readonly onError: (entry: CronEntry, err: unknown) => void = () => undefined,
+    /**
+     * The wall clock fire times are read on (default: the clock's own time). The daemon passes
+     * Date.now: a real clock's now() is monotonic from its start and does not follow a clock
+     * that is set right, nor count a suspend.
+     */
+    private readonly wall: () => number = () => clock.now(),
   ) {}
 
   add(entry: CronEntry): void {
     if (this.armed.has(entry.name)) throw new Error(`schedule ${entry.name} is already armed`);
-    this.arm(entry, this.clock.now());
+    this.arm(entry, this.wall());
   }
 
   /** When the entry fires next (epoch ms), or null. */
@@ -127,16 +141,18 @@ export class CronScheduler {
   private arm(entry: CronEntry, after: number): void {
     if (this.stopped) return;
     const at = nextFire(entry.cron, entry.timezone, after);
-    if (at === null) this.armed.set(entry.name, { cancel: () => undefined, at: null });
-    else this.wait(entry, at);
+    if (at !== null) return this.wait(entry, at);
+    this.onError(entry, new Error(`${entry.cron} (${entry.timezone}) has no fire time within a year of ${new Date(after).toISOString()}; looked at again in a day`));
+    const cancel = this.clock.after(RETRY_MS, () => this.arm(entry, this.wall()));
+    this.armed.set(entry.name, { cancel, at: null });
   }
 
-  /** Waits for `at` in steps a timer can hold (setTimeout takes at most ~24.8 days). */
+  /** Waits for `at` on the wall clock, a minute at most at a time. */
   private wait(entry: CronEntry, at: number): void {
-    const step = Math.min(Math.max(0, at - this.clock.now()), MAX_TIMER_MS);
+    const step = Math.min(Math.max(0, at - this.wall()), MAX_WAIT_MS);
     const cancel = this.clock.after(step, () => {
       if (this.stopped) return;
-      if (this.clock.now() < at) return this.wait(entry, at);
+      if (this.wall() < at) return this.wait(entry, at);
       this.arm(entry, at);
       try {
         this.fire(entry, at);

@@ -22,7 +22,7 @@ import type { DaemonConfig } from './config.js';
 import { CronScheduler, type CronEntry } from './cron.js';
 import { RunManager } from './runs.js';
 import { ensureToken } from './token.js';
-import { removeDaemonInfo, writeDaemonInfo } from './client.js';
+import { liveDaemonInfo, removeDaemonInfo, writeDaemonInfo } from './client.js';
 import { DaemonMetrics } from './metrics.js';
 import { readFileSync } from 'node:fs';
 
@@ -59,6 +59,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const clock = o.clock ?? new RealClock();
   ensureDir(config.data_dir, 'data folder');
   ensureDir(config.reports_dir, 'reports folder');
+  const other = liveDaemonInfo(config.data_dir);
+  if (other && other.pid !== process.pid) throw new GauntletError('GAUNTLET_DAEMON_RUNNING', [config.data_dir, `pid ${other.pid} at ${other.address} keeps this data folder; one daemon per database`]);
   const { token, path: tokenPath, created } = ensureToken(config.data_dir);
   if (created) log.info({ path: tokenPath }, 'API token created (mode 0600)');
   const store = openStore(join(config.data_dir, 'gauntlet.db'));
@@ -113,10 +115,17 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     } catch (err) {
       reason = isGauntletError(err) ? err.message.replace(/\s+/g, ' ') : errorMessage(err);
     }
-    store.addScheduleFire({ schedule: s.name, due_at: dueAt, fired_at: firedAt, outcome, run_id: runId, reason });
+    try {
+      store.addScheduleFire({ schedule: s.name, due_at: dueAt, fired_at: firedAt, outcome, run_id: runId, reason });
+    } catch (err) {
+      // bookkeeping: a failed write is said, and never fails the run under way
+      log.error({ schedule: s.name, err: errorMessage(err) }, 'could not record a schedule fire');
+    }
     (outcome === 'skipped' ? log.warn.bind(log) : log.info.bind(log))({ schedule: s.name, outcome, runId, reason }, `schedule ${s.name}: ${outcome}${reason ? ` (${reason})` : ''}`);
   };
-  const scheduler = new CronScheduler(clock, fire, (entry, err) => log.error({ schedule: entry.name, err: errorMessage(err) }, 'schedule fire failed'));
+  // fire times on the wall clock (a real clock's now() is monotonic from its start)
+  const wall = o.clock ? () => clock.now() : () => Date.now();
+  const scheduler = new CronScheduler(clock, fire, (entry, err) => log.error({ schedule: entry.name, err: errorMessage(err) }, 'schedule fire failed'), wall);
   const app = buildApi({ config, token, store, runs, scheduler, metrics, docker: o.docker, cwd: o.cwd ?? process.cwd(), startedAt: clock.now(), now: () => clock.now() });
   let address: string | null = null;
   if (o.listen !== false) {

@@ -40,9 +40,8 @@ export class DaemonMetrics {
   private readonly mtbfLower: Gauge<'plan' | 'confidence'>;
   private readonly runsTotal: Counter<'status'>;
   private readonly runActive: Gauge;
-  /** Episodes already counted as a failure, and already timed as recovered. */
-  private readonly opened = new Set<string>();
-  private readonly recovered = new Set<string>();
+  /** Episodes of the run under way already counted (cleared when a run starts). */
+  private readonly counted = new Set<string>();
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -51,7 +50,7 @@ export class DaemonMetrics {
     this.e2e = new Histogram({ name: 'gauntlet_e2e_seconds', help: 'End-to-end time of successful requests, from the actual send', labelNames: ['node'], buckets: LATENCY_BUCKETS, registers });
     this.nodeState = new Gauge({ name: 'gauntlet_node_state', help: "1 for each node's current state (up, busy, degraded, down, recovering), 0 for the others", labelNames: ['node', 'state'], registers });
     this.activeFaults = new Gauge({ name: 'gauntlet_active_faults', help: 'Faults injected and not yet reverted', registers });
-    this.failures = new Counter({ name: 'gauntlet_failures_total', help: 'Failure episodes opened, by node and cause (spontaneous, injected:<fault>, orchestrator)', labelNames: ['node', 'cause'], registers });
+    this.failures = new Counter({ name: 'gauntlet_failures_total', help: 'Failure episodes, counted when over (recovered or past the recovery limit), by node and cause (spontaneous, injected, orchestrator)', labelNames: ['node', 'cause'], registers });
     this.recovery = new Histogram({ name: 'gauntlet_recovery_seconds', help: 'Recovery time of recovered episodes: first successful inference sent after the failure − first evidence of it', labelNames: ['node', 'cause'], buckets: RECOVERY_BUCKETS, registers });
     this.mtbfLower = new Gauge({ name: 'gauntlet_mtbf_lower_bound_hours', help: "The last finished run's MTBF lower bound at its plan's confidence (hours of exposure)", labelNames: ['plan', 'confidence'], registers });
     this.runsTotal = new Counter({ name: 'gauntlet_runs_total', help: 'Runs this daemon finished, by status', labelNames: ['status'], registers });
@@ -71,6 +70,7 @@ export class DaemonMetrics {
 
   runStarted(): void {
     this.runActive.set(1);
+    this.counted.clear();
     this.nodeState.reset();
     this.activeFaults.set(0);
   }
@@ -94,15 +94,16 @@ export class DaemonMetrics {
     for (const s of NODE_STATES) this.nodeState.set({ node: c.node, state: s }, s === c.state ? 1 : 0);
   }
 
+  /**
+   * Counted when the episode is over (recovered, or past the recovery limit), with the cause it
+   * has then: an episode opens as spontaneous and may be attributed to a fault later, and its
+   * serving-again time may be revised earlier while it is open.
+   */
   private onEpisode(e: Episode): void {
+    if (e.status === 'open' || this.counted.has(e.id)) return;
+    this.counted.add(e.id);
     const cause = e.cause.startsWith('injected') ? 'injected' : e.cause;
-    if (!this.opened.has(e.id)) {
-      this.opened.add(e.id);
-      this.failures.inc({ node: e.node, cause });
-    }
-    if (e.servingAgainAt !== null && !this.recovered.has(e.id)) {
-      this.recovered.add(e.id);
-      this.recovery.observe({ node: e.node, cause }, Math.max(0, e.servingAgainAt - e.startedAt) / 1000);
-    }
+    this.failures.inc({ node: e.node, cause });
+    if (e.servingAgainAt !== null) this.recovery.observe({ node: e.node, cause }, Math.max(0, e.servingAgainAt - e.startedAt) / 1000);
   }
 }

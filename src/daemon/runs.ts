@@ -88,6 +88,13 @@ export class RunManager {
       this.ctx.log.warn({ plan: req.plan.name, origin: req.origin, busy: busy.run.id }, `not started: ${reason}`);
       return { id: null, state: 'skipped', reason };
     }
+    // one waiting per schedule: a schedule that keeps firing during a long run does not pile up
+    const same = req.origin.kind === 'schedule' ? this.queue.find((e) => e.req.origin.kind === 'schedule' && e.req.origin.name === req.origin.name) : undefined;
+    if (busy && same) {
+      const reason = `run ${same.run.id} of this schedule is already queued behind ${busy.run.id}`;
+      this.ctx.log.warn({ plan: req.plan.name, origin: req.origin }, `not queued: ${reason}`);
+      return { id: null, state: 'skipped', reason };
+    }
     const id = newRunId(req.plan, this.ctx.clock.now(), this.ctx.random ?? osRandom());
     let settle!: () => void;
     const done = new Promise<void>((r) => (settle = r));
@@ -165,7 +172,18 @@ export class RunManager {
     entry.run.state = 'running';
     const { ctx } = this;
     this.ctx.log.info({ id: entry.run.id, plan: entry.run.plan, origin: entry.req.origin }, 'run starting');
-    const observer = ctx.onRunStart?.(entry.run);
+    let observer: RunObserver | undefined;
+    let engine: LoadEngine | undefined;
+    try {
+      observer = ctx.onRunStart?.(entry.run);
+      engine = ctx.engine?.();
+    } catch (err) {
+      // a hook or engine factory that throws: this run does not start, the queue goes on
+      entry.run.error = `not started: ${errorMessage(err)}`;
+      this.ctx.log.error({ id: entry.run.id, err: errorMessage(err) }, 'run could not start');
+      void Promise.resolve().then(() => this.finished(entry));
+      return;
+    }
     void runPlan(entry.req.plan, entry.req.planSource, {
       store: ctx.store,
       clock: ctx.clock,
@@ -178,7 +196,7 @@ export class RunManager {
         entry.run.progress = p;
       },
       ...(ctx.progressIntervalMs !== undefined ? { progressIntervalMs: ctx.progressIntervalMs } : {}),
-      ...(ctx.engine ? { engine: ctx.engine() } : {}),
+      ...(engine ? { engine } : {}),
       ...(ctx.http ? { http: ctx.http } : {}),
       ...(ctx.processes ? { processes: ctx.processes } : {}),
       ...(entry.req.until ? { until: entry.req.until } : {}),
@@ -195,19 +213,21 @@ export class RunManager {
           this.ctx.log.error({ id: entry.run.id, err: errorMessage(err) }, 'run could not start');
         },
       )
-      .finally(() => {
-        entry.run.state = 'done';
-        try {
-          ctx.onRunEnd?.(entry.run);
-        } catch (err) {
-          ctx.log.warn({ err: errorMessage(err) }, 'run end hook failed');
-        }
-        this.remember(entry.run);
-        this.current = null;
-        entry.settle();
-        const next = this.queue.shift();
-        if (next && !this.closing) this.launch(next);
-      });
+      .finally(() => this.finished(entry));
+  }
+
+  private finished(entry: Entry): void {
+    entry.run.state = 'done';
+    try {
+      this.ctx.onRunEnd?.(entry.run);
+    } catch (err) {
+      this.ctx.log.warn({ err: errorMessage(err) }, 'run end hook failed');
+    }
+    this.remember(entry.run);
+    this.current = null;
+    entry.settle();
+    const next = this.queue.shift();
+    if (next && !this.closing) this.launch(next);
   }
 
   private remember(run: ManagedRun): void {

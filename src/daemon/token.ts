@@ -63,7 +63,12 @@ export function requestToken(headers: { authorization?: string | undefined; cook
   if (cookie) {
     for (const part of cookie.split(';')) {
       const [k, ...v] = part.trim().split('=');
-      if (k === 'gauntlet_token') return decodeURIComponent(v.join('='));
+      if (k !== 'gauntlet_token') continue;
+      try {
+        return decodeURIComponent(v.join('='));
+      } catch {
+        return undefined; // a malformed cookie is no token (401), not an error
+      }
     }
   }
   return undefined;

@@ -578,11 +578,12 @@ export class Store {
     this.sample('a journal line', () => void this.stmt('INSERT INTO run_events (run_id, at, kind, message, detail) VALUES (@run_id, @at, @kind, @message, @detail)').run(e));
   }
 
-  /** A daemon schedule came due: what came of it (written at once: it is the only record). */
+  /**
+   * A daemon schedule came due: what came of it. Written at once; a failure is thrown to the
+   * caller and does not go to onError (which is the run's under way: bookkeeping must not fail it).
+   */
   addScheduleFire(f: ScheduleFireRow): void {
-    this.critical('a schedule fire', () =>
-      this.stmt('INSERT INTO schedule_fires (schedule, due_at, fired_at, outcome, run_id, reason) VALUES (@schedule, @due_at, @fired_at, @outcome, @run_id, @reason)').run(f),
-    );
+    this.stmt('INSERT INTO schedule_fires (schedule, due_at, fired_at, outcome, run_id, reason) VALUES (@schedule, @due_at, @fired_at, @outcome, @run_id, @reason)').run(f);
   }
 
   /** A schedule's latest fires, newest first. */

@@ -10,6 +10,7 @@ import { defaultDaemonConfig, parseDaemonConfig } from '../../src/daemon/config.
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { LoadEngine } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
+import { parsePlanText } from '../../src/plan/load.js';
 import { RealClock } from '../../src/util/clock.js';
 import { useStandInServer } from '../helpers/servers.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -62,6 +63,8 @@ describe('daemon API', () => {
     const ok = await d.app.inject({ url: '/api/runs', headers: auth() });
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toEqual({ runs: [] });
+    // a malformed cookie is no token: 401, not a 500
+    expect((await d.app.inject({ url: '/api/runs', headers: { cookie: 'gauntlet_token=%E0%A4%A' } })).statusCode).toBe(401);
     // the page's cookie is a token too
     expect((await d.app.inject({ url: '/api/runs', headers: { cookie: `gauntlet_token=${encodeURIComponent(d.token)}` } })).statusCode).toBe(200);
   });
@@ -75,6 +78,9 @@ describe('daemon API', () => {
       [{ plan_text: planText('x'), colour: 'red' }, /Unrecognized key.*colour|colour/],
       [{ plan_text: planText('x'), queue: 'yes' }, /queue/],
       [{ plan: 'missing.yaml' }, /cannot read plan .*missing\.yaml.*ENOENT/],
+      // the API is no file reader: plans only, from the daemon's folder only
+      [{ plan: '/etc/passwd' }, /a plan file \(\.yaml, \.yml, \.json\) under the daemon's folder/],
+      [{ plan: '../outside.yaml' }, /under the daemon's folder/],
       ['{"plan_text": ', /request: .*JSON/i],
       [{ kind: 'explode', target: 'x' }, /kind: expected one of/, '/api/drills'],
       [{ kind: 'oom', target: 'x', rate: -1 }, /rate/, '/api/drills'],
@@ -129,6 +135,19 @@ describe('daemon API', () => {
     await d.runs.wait(second.id);
     for (let i = 0; i < 100 && d.runs.running !== null; i++) await clock.sleep(50);
     expect(d.store.getRun(second.id)).toMatchObject({ status: 'completed', phase: 'done' });
+    // a schedule that keeps firing while a run is under way queues one run, not one per fire
+    engineMs = 60_000;
+    const third = await post({ plan_text: planText('third') });
+    expect(third.statusCode).toBe(202);
+    const thirdId = (third.json() as { id: string }).id;
+    for (let i = 0; i < 100 && d.store.getRun(thirdId)?.phase !== 'steady'; i++) await clock.sleep(50);
+    const nightly = { plan: parsePlanText(planText('nightly')), planSource: null, origin: { kind: 'schedule' as const, name: 'nightly' }, whenBusy: 'queue' as const };
+    expect(d.runs.submit(nightly).state).toBe('queued');
+    const again = d.runs.submit(nightly);
+    expect(again.state).toBe('skipped');
+    expect(again.reason).toMatch(/of this schedule is already queued/);
+    await d.runs.close('end of test');
+    expect(d.store.getRun(thirdId)?.status).toBe('aborted');
     // stopping what is not live: 409 for a finished run, 404 for none
     expect((await d.app.inject({ method: 'POST', url: `/api/runs/${first.id}/stop`, headers: auth() })).statusCode).toBe(409);
     expect((await d.app.inject({ method: 'POST', url: '/api/runs/nope/stop', headers: auth() })).statusCode).toBe(404);
@@ -152,6 +171,18 @@ describe('daemon listening', () => {
       await runs.body.dump();
     } finally {
       await d.close();
+    }
+  });
+
+  it('a second daemon on the same data folder is refused while the first lives', async () => {
+    const first = await startDaemon({ config: parseDaemonConfig('listen: { port: 0 }\ndata_dir: shared\n', 'gauntlet.yaml', dir), log: silentLogger, docker: null });
+    try {
+      // (the same process here: what the check reads is daemon.json's live pid, which must not be this one's)
+      const { writeDaemonInfo } = await import('../../src/daemon/client.js');
+      writeDaemonInfo(join(dir, 'shared'), { pid: process.ppid, address: first.address as string, started_at: new Date().toISOString() });
+      await expect(startDaemon({ config: parseDaemonConfig('listen: { port: 0 }\ndata_dir: shared\n', 'gauntlet.yaml', dir), log: silentLogger, docker: null })).rejects.toThrow(/a daemon runs on .*shared: pid \d+ .* one daemon per database/);
+    } finally {
+      await first.close();
     }
   });
 

@@ -27,6 +27,9 @@ describe('nextFire', () => {
   it('daylight saving: a local time that does not exist that day does not fire, the schedule goes on the next day', () => {
     // Europe/Berlin springs forward on 2026-03-29 at 02:00 → 03:00: 02:30 does not exist then
     expect(iso(nextFire('30 2 * * *', 'Europe/Berlin', Date.UTC(2026, 2, 28, 12)))).toBe('2026-03-30T00:30:00.000Z');
+    // a month-restricted schedule across the 23-hour day (the walk used to jump a whole day past it)
+    expect(iso(nextFire('30 0 1 4 *', 'Europe/Berlin', Date.UTC(2024, 2, 1)))).toBe('2024-03-31T22:30:00.000Z');
+    expect(iso(nextFire('30 0 * 4 *', 'Europe/Berlin', Date.UTC(2024, 2, 1)))).toBe('2024-03-31T22:30:00.000Z');
     // and the day before and after keep their local time
     expect(iso(nextFire('30 2 * * *', 'Europe/Berlin', Date.UTC(2026, 2, 27, 12)))).toBe('2026-03-28T01:30:00.000Z');
   });
@@ -66,6 +69,22 @@ describe('CronScheduler on a virtual clock', () => {
     s.stop();
     expect(clock.pending).toBe(0);
     expect(s.next('nightly')).toBeNull();
+  });
+
+  it('follows the wall clock: a clock set right while waiting (NTP after boot) moves the fire to the wall’s time', async () => {
+    const clock = new VirtualClock(Date.UTC(2026, 11, 1, 0, 0));
+    let offset = 0;
+    const fired: string[] = [];
+    const s = new CronScheduler(clock, (_e, due) => fired.push(`${iso(due)} at wall ${iso(clock.now() + offset)}`), undefined, () => clock.now() + offset);
+    s.add({ name: 'nightly', cron: '0 2 * * *', timezone: 'UTC' });
+    await clock.advance(30 * 60_000); // 00:30
+    offset = 60 * 60_000; // the wall clock was an hour slow: it is 01:30
+    for (let i = 0; i < 200 && fired.length === 0; i++) await clock.advance((clock.nextDue() as number) - clock.now());
+    // fired at 02:00 by the wall, an hour of the monotonic clock earlier than it would have
+    expect(fired).toHaveLength(1);
+    expect(fired[0]).toMatch(/^2026-12-01T02:00:00\.000Z at wall 2026-12-01T02:00/);
+    expect(clock.now()).toBeLessThan(Date.UTC(2026, 11, 1, 1, 1));
+    s.stop();
   });
 
   it('a fire that throws is reported and does not lose the schedule', async () => {
