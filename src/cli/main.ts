@@ -271,7 +271,8 @@ async function followDaemonRun(client: DaemonClient, id: string, state: string, 
 async function cmdRunViaDaemon(planPath: string, o: Common & { queue?: boolean }): Promise<number> {
   const client = await daemonFor(o);
   if (!client) throw new GauntletError('GAUNTLET_DAEMON_NOT_RUNNING', [dirname(resolve(o.db)), 'no daemon.json there with a live process that answers; start one (gauntlet daemon), or give --db the database it keeps']);
-  const a = await client.call<{ id: string; state: string }>('POST', '/api/runs', { plan: resolve(planPath), queue: o.queue ?? false });
+  // the plan as read here (the daemon takes files from its own folder only), with its path
+  const a = await client.call<{ id: string; state: string }>('POST', '/api/runs', { plan_text: readFileSync(planPath, 'utf8'), plan_source: resolve(planPath), queue: o.queue ?? false });
   const result = await followDaemonRun(client, a.id, a.state, o.db);
   for (const l of summaryLines(result)) out(l);
   return runExitCode(result);

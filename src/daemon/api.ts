@@ -47,8 +47,10 @@ const StartRun = z
   .strictObject({
     /** A plan file on the daemon's host (relative to its working folder)… */
     plan: z.string().min(1).optional(),
-    /** …or the plan's text (YAML or JSON). */
+    /** …or the plan's text (YAML or JSON), */
     plan_text: z.string().min(1).max(1_000_000).optional(),
+    /** with where it came from (recorded with the run; the plan's relative files are found from it). */
+    plan_source: z.string().min(1).optional(),
     /** While another run is under way: wait behind it instead of refusing (409). */
     queue: z.boolean().default(false),
   })
@@ -155,7 +157,10 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
           return bad(reply, 400, 'GAUNTLET_API_INVALID', `plan: ${body.plan}: a plan file (.yaml, .yml, .json) under the daemon's folder ${ctx.cwd} is taken; send others as plan_text`);
         }
         plan = loadPlanFile(source);
-      } else plan = parsePlanText(body.plan_text as string, 'plan_text');
+      } else {
+        source = body.plan_source ?? null;
+        plan = parsePlanText(body.plan_text as string, body.plan_source ?? 'plan_text');
+      }
     } catch (err) {
       if (isGauntletError(err)) return bad(reply, 400, err.code, err.message);
       throw err;
