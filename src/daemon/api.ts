@@ -166,7 +166,7 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
       throw err;
     }
     const a = ctx.runs.submit({ plan, planSource: source, origin: { kind: 'api' }, whenBusy: body.queue ? 'queue' : 'skip' });
-    if (a.state === 'skipped') return bad(reply, 409, 'GAUNTLET_API_BUSY', `not started: ${a.reason ?? 'busy'} (send "queue": true to wait behind it)`);
+    if (a.state === 'skipped') return bad(reply, 409, 'GAUNTLET_API_BUSY', `not started: ${a.reason ?? 'busy'}${a.reason?.includes('another Gauntlet') ? '' : ' (send "queue": true to wait behind it)'}`);
     return reply.code(202).send(a);
   });
 

@@ -12,7 +12,7 @@ import type { Plan } from '../plan/schema.js';
 import { newRunId, osRandom, runPlan, type RunObserver, type RunProgress, type RunResult, type RunView } from '../run/runner.js';
 import type { Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
-import type { ProcessHost } from '../util/proc.js';
+import { ownerAlive, type ProcessHost } from '../util/proc.js';
 import type { Random } from '../util/random.js';
 
 export interface RunRequest {
@@ -82,6 +82,13 @@ export class RunManager {
   /** Starts the run now, queues it, or skips it with the reason (another run is under way). */
   submit(req: RunRequest): Accepted {
     if (this.closing) return { id: null, state: 'skipped', reason: 'the daemon is shutting down' };
+    // a Gauntlet outside this daemon (a CLI run) running on the same database: not raced, not waited for
+    const outside = this.ctx.store.listRuns(20).find((r) => r.status === 'running' && r.id !== this.current?.run.id && ownerAlive(r.owner ?? null));
+    if (outside) {
+      const reason = `run ${outside.id} (${outside.plan_name}) is under way in another Gauntlet on this database (${outside.owner?.split('|').slice(0, 2).join(' pid ')}); it is not raced`;
+      this.ctx.log.warn({ plan: req.plan.name, origin: req.origin, other: outside.id }, `not started: ${reason}`);
+      return { id: null, state: 'skipped', reason };
+    }
     const busy = this.current;
     if (busy && req.whenBusy === 'skip') {
       const reason = `run ${busy.run.id} (${busy.run.plan}) is under way; one run at a time`;

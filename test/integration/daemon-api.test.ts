@@ -3,6 +3,8 @@
 // refused while busy, stopped (faults reverted, finished as aborted) and their reports served;
 // the API listens on 127.0.0.1 unless told otherwise.
 import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { procStat } from '../../src/util/proc.js';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +137,13 @@ describe('daemon API', () => {
     await d.runs.wait(second.id);
     for (let i = 0; i < 100 && d.runs.running !== null; i++) await clock.sleep(50);
     expect(d.store.getRun(second.id)).toMatchObject({ status: 'completed', phase: 'done' });
+    // a run of another Gauntlet (a CLI run, whose process lives) on the same database is not raced
+    const ppidStart = procStat(process.ppid)?.startTime;
+    d.store.createRun({ id: 'cli-run-1', plan_name: 'by-hand', plan_json: '{}', plan_source: null, status: 'running', started_at: clock.now(), load_started_at: null, load_ended_at: null, ended_at: null, time_scale: 1, seed: 1, error: null, host: hostname(), gauntlet_version: 'x', engine: null, phase: 'steady', phase_at: clock.now(), owner: `${hostname()}|${process.ppid}|${ppidStart}` });
+    const raced = await post({ plan_text: planText('fourth'), queue: true });
+    expect(raced.statusCode).toBe(409);
+    expect(raced.json().error.message).toMatch(/run cli-run-1 \(by-hand\) is under way in another Gauntlet on this database/);
+    d.store.updateRun('cli-run-1', { status: 'aborted', phase: 'done', ended_at: clock.now() });
     // a schedule that keeps firing while a run is under way queues one run, not one per fire
     engineMs = 60_000;
     const third = await post({ plan_text: planText('third') });
