@@ -62,7 +62,9 @@ export function readPrompts(path: string): PromptRecord[] {
       try {
         value = JSON.parse(line);
       } catch (err) {
-        problems.push(`  ${path}:${i + 1}: not JSON (${(err as Error).message})`);
+        // (not V8's message: it quotes the line, and a plan sent to the daemon must not read files back)
+        const at = /position \d+/.exec((err as Error).message)?.[0];
+        problems.push(`  ${path}:${i + 1}: not JSON${at ? ` (at ${at})` : ''}`);
         return;
       }
       const r = PromptLine.safeParse(value);

@@ -3,6 +3,7 @@
 // in the same run (how late this process could run anything at all, what one send cost with
 // fewer requests in flight), never against a fixed number of ms: the machine may be busy, and
 // speed is bench/'s business.
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -257,5 +258,15 @@ describe('builtin engine: a hung node', () => {
 describe('prompt files', () => {
   it('a broken JSONL file is refused naming each bad line', () => {
     expect(() => readPrompts(new URL('../fixtures/prompts/broken.jsonl', import.meta.url).pathname)).toThrow(/broken\.jsonl:2: expected .*\n.*broken\.jsonl:3: not JSON/);
+    // the error names the line, never quotes it (a plan sent to the daemon must not read files back)
+    let message = '';
+    try {
+      readPrompts(new URL('../fixtures/prompts/broken.jsonl', import.meta.url).pathname);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    const line3 = readFileSync(new URL('../fixtures/prompts/broken.jsonl', import.meta.url), 'utf8').split('\n')[2] as string;
+    expect(line3.trim().length).toBeGreaterThan(3);
+    expect(message).not.toContain(line3.trim().slice(0, 12));
   });
 });
