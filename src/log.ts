@@ -27,49 +27,29 @@ export function createLogger(options: { level?: string; destination?: Destinatio
 }
 
 /**
- * The CLI's logger for a run: stderr at `stderrLevel` (warnings unless asked for more) and
- * everything from info up in `file`.
+ * A log file as a stream: a file that cannot be written (a full disk) must not take the run or
+ * the daemon down with it: the error is said once on stderr and the file dropped; the other
+ * stream (`others`) goes on. With `rotate`, past `maxBytes` the file becomes `file.1` (`file.1`
+ * becomes `file.2` …, at most `keep` kept) and a new one is opened (sonic-boom's reopen); a file
+ * moved or deleted meanwhile is simply opened again.
  */
-export function createRunLogger(stderrLevel: string, file: string): Logger {
-  // A log file that cannot be written (a full disk) must not take the run down with it: the
-  // error is said once on stderr and the file dropped; stderr goes on.
-  const toFile = pino.destination({ dest: file, mkdir: true, sync: false });
-  let fileFailed = false;
-  toFile.on('error', (err: Error) => {
-    if (fileFailed) return;
-    fileFailed = true;
-    process.stderr.write(`gauntlet: the log file ${file} cannot be written (${err.message}); logging to stderr only\n`);
-  });
-  const fileStream = { write: (line: string): void => void (fileFailed || toFile.write(line)) };
-  const streams = pino.multistream([
-    { level: stderrLevel as pino.Level, stream: pino.destination({ fd: 2, sync: true }) },
-    { level: 'info', stream: fileStream },
-  ]);
-  return createLogger({ level: 'debug', destination: streams });
-}
-
-/**
- * The daemon's logger: JSON lines to stdout (for journald or a container's log) at `level`, and
- * everything from info up to `file`, rotated by size: past `maxBytes` the file becomes
- * `file.1` (`file.1` becomes `file.2` …, at most `keep` kept) and a new one is opened (sonic-boom's
- * reopen). A file that cannot be written is said once and dropped; stdout goes on.
- */
-export function createDaemonLogger(o: { level: string; file: string; maxBytes: number; keep: number; stdout?: DestinationStream }): Logger {
-  const toFile = pino.destination({ dest: o.file, mkdir: true, sync: true });
-  let fileFailed = false;
+function fileSink(file: string, o: { sync: boolean; others: string; rotate?: { maxBytes: number; keep: number } }): { write(line: string): void } {
+  const toFile = pino.destination({ dest: file, mkdir: true, sync: o.sync });
+  let failed = false;
+  const fail = (err: Error): void => {
+    if (failed) return;
+    failed = true;
+    process.stderr.write(`gauntlet: the log file ${file} cannot be written (${err.message}); logging to ${o.others} only\n`);
+  };
+  toFile.on('error', fail);
+  const rotate = o.rotate;
+  if (!rotate) return { write: (line) => void (failed || toFile.write(line)) };
   let bytes = 0;
   try {
-    bytes = statSync(o.file).size;
+    bytes = statSync(file).size;
   } catch {
     bytes = 0;
   }
-  const fail = (err: Error): void => {
-    if (fileFailed) return;
-    fileFailed = true;
-    process.stderr.write(`gauntlet: the log file ${o.file} cannot be written (${err.message}); logging to stdout only\n`);
-  };
-  toFile.on('error', fail);
-  /** A rename of a file that was moved or deleted meanwhile is skipped; the file is reopened whatever happened. */
   const move = (from: string, to: string): void => {
     try {
       renameSync(from, to);
@@ -77,30 +57,49 @@ export function createDaemonLogger(o: { level: string; file: string; maxBytes: n
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   };
-  const rotate = (): void => {
-    try {
-      for (let i = o.keep - 1; i >= 1; i--) if (existsSync(`${o.file}.${i}`)) move(`${o.file}.${i}`, `${o.file}.${i + 1}`);
-      move(o.file, `${o.file}.1`);
-    } finally {
-      toFile.reopen();
-      bytes = 0;
-    }
-  };
-  const fileStream = {
-    write: (line: string): void => {
-      if (fileFailed) return;
+  return {
+    write: (line) => {
+      if (failed) return;
       try {
-        if (bytes > 0 && bytes + Buffer.byteLength(line) > o.maxBytes) rotate();
+        const n = Buffer.byteLength(line);
+        if (bytes > 0 && bytes + n > rotate.maxBytes) {
+          try {
+            for (let i = rotate.keep - 1; i >= 1; i--) if (existsSync(`${file}.${i}`)) move(`${file}.${i}`, `${file}.${i + 1}`);
+            move(file, `${file}.1`);
+          } finally {
+            toFile.reopen();
+            bytes = 0;
+          }
+        }
         toFile.write(line);
-        bytes += Buffer.byteLength(line);
+        bytes += n;
       } catch (err) {
         fail(err as Error);
       }
     },
   };
+}
+
+/**
+ * The CLI's logger for a run: stderr at `stderrLevel` (warnings unless asked for more) and
+ * everything from info up in `file`.
+ */
+export function createRunLogger(stderrLevel: string, file: string): Logger {
+  const streams = pino.multistream([
+    { level: stderrLevel as pino.Level, stream: pino.destination({ fd: 2, sync: true }) },
+    { level: 'info', stream: fileSink(file, { sync: false, others: 'stderr' }) },
+  ]);
+  return createLogger({ level: 'debug', destination: streams });
+}
+
+/**
+ * The daemon's logger: JSON lines to stdout (for journald or a container's log) at `level`, and
+ * everything from info up to `file`, rotated by size (`maxBytes`, `keep`).
+ */
+export function createDaemonLogger(o: { level: string; file: string; maxBytes: number; keep: number; stdout?: DestinationStream }): Logger {
   const streams = pino.multistream([
     { level: o.level as pino.Level, stream: o.stdout ?? pino.destination({ fd: 1, sync: true }) },
-    { level: 'info', stream: fileStream },
+    { level: 'info', stream: fileSink(o.file, { sync: true, others: 'stdout', rotate: { maxBytes: o.maxBytes, keep: o.keep } }) },
   ]);
   return createLogger({ level: 'debug', destination: streams });
 }

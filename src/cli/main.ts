@@ -378,7 +378,15 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
   }
 }
 
+/** The runs as a table: one line each, newest first. */
+function runsTable(rows: { id: string; plan: string; status: string; startedAt: number | null; length: string }[]): void {
+  out(['run id'.padEnd(40), 'plan'.padEnd(16), 'status'.padEnd(10), 'started (UTC)'.padEnd(20), 'length'].join(' '));
+  for (const r of rows) out([r.id.padEnd(40), r.plan.padEnd(16), r.status.padEnd(10), (r.startedAt === null ? '' : new Date(r.startedAt).toISOString().slice(0, 19)).padEnd(20), r.length].join(' '));
+}
+
 async function cmdRuns(o: Common & { json?: boolean }): Promise<number> {
+  // the daemon's list has the runs under way and queued too; --json reads the store's rows, the
+  // same shape with or without a daemon
   let client: DaemonClient | null = null;
   if (!o.json) {
     try {
@@ -388,19 +396,17 @@ async function cmdRuns(o: Common & { json?: boolean }): Promise<number> {
     }
   }
   if (client) {
-    // the daemon's list has the runs under way and queued too (--json reads the store's rows,
-    // the same shape with or without a daemon)
     const { runs } = await client.call<{ runs: { id: string; plan: string; status: string; started_at: string | null; ended_at: string | null; live: { state: string } | null }[] }>('GET', '/api/runs?limit=100');
-    if (o.json) {
-      out(JSON.stringify(runs, null, 2));
-      return 0;
-    }
     out(`(from the daemon, pid ${client.info.pid}, ${client.info.address})`);
-    out(['run id'.padEnd(40), 'plan'.padEnd(16), 'status'.padEnd(10), 'started (UTC)'.padEnd(20), 'length'].join(' '));
-    for (const r of runs) {
-      const len = r.started_at && r.ended_at ? formatDuration(Date.parse(r.ended_at) - Date.parse(r.started_at)) : r.live ? `(${r.live.state})` : '(killed?)';
-      out([r.id.padEnd(40), r.plan.padEnd(16), r.status.padEnd(10), (r.started_at ?? '').slice(0, 19).padEnd(20), len].join(' '));
-    }
+    runsTable(
+      runs.map((r) => ({
+        id: r.id,
+        plan: r.plan,
+        status: r.status,
+        startedAt: r.started_at ? Date.parse(r.started_at) : null,
+        length: r.started_at && r.ended_at ? formatDuration(Date.parse(r.ended_at) - Date.parse(r.started_at)) : r.live ? `(${r.live.state})` : '(killed?)',
+      })),
+    );
     return 0;
   }
   const store = openExistingDb(o.db);
@@ -414,11 +420,7 @@ async function cmdRuns(o: Common & { json?: boolean }): Promise<number> {
       out(`no runs in ${o.db}`);
       return 0;
     }
-    out(['run id'.padEnd(40), 'plan'.padEnd(16), 'status'.padEnd(10), 'started (UTC)'.padEnd(20), 'length'].join(' '));
-    for (const r of runs) {
-      const len = r.ended_at ? formatDuration(r.ended_at - r.started_at) : '(running or killed)';
-      out([r.id.padEnd(40), r.plan_name.padEnd(16), r.status.padEnd(10), new Date(r.started_at).toISOString().slice(0, 19).padEnd(20), len].join(' '));
-    }
+    runsTable(runs.map((r) => ({ id: r.id, plan: r.plan_name, status: r.status, startedAt: r.started_at, length: r.ended_at ? formatDuration(r.ended_at - r.started_at) : '(running or killed)' })));
     return 0;
   } finally {
     store.close();
@@ -479,26 +481,16 @@ async function cmdDaemon(o: { config?: string; host?: string; port?: string }): 
     const next = d.scheduler.next(s.name);
     err(`  ${s.name}: ${s.cron} (${s.timezone}) → ${s.plan}${next === null ? ' (disabled)' : `, next ${new Date(next).toISOString()}`}`);
   }
-  return new Promise<number>((resolve) => {
-    let count = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (++count === 1) {
-        err(`${sig}: stopping — the run under way is stopped, its faults reverted and its report written (again to exit at once)`);
-        void d.close(`the daemon received ${sig}`).then(
-          () => resolve(0),
-          (e: unknown) => {
-            err(`error while stopping: ${errorMessage(e)}`);
-            resolve(1);
-          },
-        );
-      } else {
-        err(`${sig} again: exiting now. Active faults stay in the ledger and are reverted at the next start.`);
-        process.exit(130);
-      }
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  // SIGTERM or Ctrl-C: the run under way stopped, its faults reverted, its report written; again: at once
+  const ac = interruptible();
+  await new Promise<void>((resolve) => ac.signal.addEventListener('abort', () => resolve(), { once: true }));
+  try {
+    await d.close(errorMessage(ac.signal.reason));
+    return 0;
+  } catch (e) {
+    err(`error while stopping: ${errorMessage(e)}`);
+    return 1;
+  }
 }
 
 export function buildCli(): Command {

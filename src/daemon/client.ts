@@ -6,6 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { GauntletError, errorMessage } from '../errors.js';
+import { procStat } from '../util/proc.js';
 import { TOKEN_FILE } from './token.js';
 
 export const DAEMON_FILE = 'daemon.json';
@@ -20,33 +21,25 @@ export function writeDaemonInfo(dataDir: string, info: DaemonInfo): void {
   writeFileSync(join(dataDir, DAEMON_FILE), `${JSON.stringify(info)}\n`, { mode: 0o600 });
 }
 
-export function removeDaemonInfo(dataDir: string, pid: number): void {
+function readDaemonInfo(dataDir: string): DaemonInfo | null {
   try {
     const info = JSON.parse(readFileSync(join(dataDir, DAEMON_FILE), 'utf8')) as DaemonInfo;
-    if (info.pid === pid) rmSync(join(dataDir, DAEMON_FILE), { force: true });
+    return typeof info.pid === 'number' && typeof info.address === 'string' ? info : null;
   } catch {
-    // none, or another's
+    return null;
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** Removes daemon.json if it is this process's (not another daemon's that took the folder since). */
+export function removeDaemonInfo(dataDir: string, pid: number): void {
+  if (readDaemonInfo(dataDir)?.pid === pid) rmSync(join(dataDir, DAEMON_FILE), { force: true });
 }
 
 /** The daemon.json in `dataDir` when its process is alive (a stale one, of a dead pid, is null). */
 export function liveDaemonInfo(dataDir: string): DaemonInfo | null {
-  let info: DaemonInfo;
-  try {
-    info = JSON.parse(readFileSync(join(dataDir, DAEMON_FILE), 'utf8')) as DaemonInfo;
-  } catch {
-    return null;
-  }
-  return typeof info.pid === 'number' && typeof info.address === 'string' && alive(info.pid) ? info : null;
+  const info = readDaemonInfo(dataDir);
+  const stat = info ? procStat(info.pid) : null;
+  return info && stat && stat.state !== 'Z' ? info : null;
 }
 
 /**

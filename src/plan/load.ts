@@ -146,6 +146,26 @@ function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: s
   return parsed;
 }
 
+type Locate = (path: readonly PropertyKey[]) => number | undefined;
+
+/** Problems as they are found, each with its line when `locate` knows it. */
+function collector(locate?: Locate): { problems: PlanProblem[]; add: (path: readonly PropertyKey[], message: string) => void } {
+  const problems: PlanProblem[] = [];
+  const add = (path: readonly PropertyKey[], message: string): void => {
+    const line = locate?.(path);
+    problems.push({ path: pathText(path), message, ...(line !== undefined ? { line } : {}) });
+  };
+  return { problems, add };
+}
+
+/** YAML (or JSON) text as a value, with where each path of it is; not YAML: `code`. */
+function readYaml(text: string, source: string, code: ErrorCode): { raw: unknown; locate: Locate } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) throw new GauntletError(code, [source, doc.errors.map((e) => e.message).join('\n')]);
+  return { raw: doc.toJS(), locate: locator(doc, lc) };
+}
+
 /** Parses with the schema, handing every problem to `add`: each unknown key at its own line, with the key it was probably meant to be. */
 function parseReporting<S extends z.ZodType>(schema: S, raw: unknown, add: (path: readonly PropertyKey[], message: string) => void): ReturnType<S['safeParse']> {
   const r = schema.safeParse(raw, { reportInput: true });
@@ -161,12 +181,8 @@ function parseReporting<S extends z.ZodType>(schema: S, raw: unknown, add: (path
 }
 
 /** Validates a parsed plan object; throws GAUNTLET_PLAN_INVALID listing every problem. */
-export function validatePlan(raw: unknown, source = 'plan', locate?: (path: readonly PropertyKey[]) => number | undefined): Plan {
-  const problems: PlanProblem[] = [];
-  const add = (path: readonly PropertyKey[], message: string): void => {
-    const line = locate?.(path);
-    problems.push({ path: pathText(path), message, ...(line !== undefined ? { line } : {}) });
-  };
+export function validatePlan(raw: unknown, source = 'plan', locate?: Locate): Plan {
+  const { problems, add } = collector(locate);
   const r = parseReporting(PlanSchema, raw, add);
   const params = crossCheck(raw, add);
   if (!r.success || problems.length > 0) throw planError(source, dedupe(problems));
@@ -210,25 +226,18 @@ export function checkDocument<S extends z.ZodType>(
   text: string,
   source: string,
   codes: { yaml: ErrorCode; invalid: ErrorCode },
-  cross?: (raw: unknown, add: (path: readonly PropertyKey[], message: string) => void) => void,
+  cross?: (raw: unknown, add: ReturnType<typeof collector>['add']) => void,
 ): z.output<S> {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) throw new GauntletError(codes.yaml, [source, doc.errors.map((e) => e.message).join('\n')]);
-  const raw: unknown = doc.toJS() ?? {};
-  const locate = locator(doc, lc);
-  const problems: PlanProblem[] = [];
-  const add = (path: readonly PropertyKey[], message: string): void => {
-    const line = locate(path);
-    problems.push({ path: pathText(path), message, ...(line !== undefined ? { line } : {}) });
-  };
+  const read = readYaml(text, source, codes.yaml);
+  const raw = read.raw ?? {};
+  const { problems, add } = collector(read.locate);
   const r = parseReporting(schema, raw, add);
   cross?.(raw, add);
   if (!r.success || problems.length > 0) throw planError(source, dedupe(problems), codes.invalid);
   return r.data as z.output<S>;
 }
 
-function locator(doc: Document, lc: LineCounter): (path: readonly PropertyKey[]) => number | undefined {
+function locator(doc: Document, lc: LineCounter): Locate {
   return (path) => {
     // The deepest node that exists along the path (an unknown key's own line: its value node).
     for (let n = path.length; n >= 0; n--) {
@@ -241,12 +250,8 @@ function locator(doc: Document, lc: LineCounter): (path: readonly PropertyKey[])
 
 /** Parses plan text (YAML or JSON). */
 export function parsePlanText(text: string, source = 'plan'): Plan {
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new GauntletError('GAUNTLET_PLAN_YAML', [source, doc.errors.map((e) => e.message).join('\n')]);
-  }
-  return validatePlan(doc.toJS(), source, locator(doc, lc));
+  const { raw, locate } = readYaml(text, source, 'GAUNTLET_PLAN_YAML');
+  return validatePlan(raw, source, locate);
 }
 
 export function loadPlanFile(path: string): Plan {

@@ -457,8 +457,8 @@ export class Run {
     // before anything is sampled.
     store.rollupMs = rollupSpanMs(plan.load.window);
     // A write that fails (a full disk, an I/O error) fails the run through the same path.
+    // (cleared in finalize once the run's end is written: every run whose row exists ends there)
     store.onError = (err, what) => this.fail(`store (writing ${what})`, err);
-    this.hold('store error handler', () => (store.onError = null));
     this.faults = new FaultSupervisor(store, this.id, p.faultCtx, this.faultWindows, this.log);
     const observer = this.ctx.observer;
     if (observer?.faults) this.faults.onChange = this.guarded('fault observer', (n: number) => observer.faults?.(n));
@@ -989,12 +989,8 @@ export class Run {
       this.fail('writing the last windows', err);
     }
     await Promise.all([...this.probers.values()].map((pr) => pr.stop().catch(() => undefined)));
-    // whatever else is held, latest first (telemetry, the event stream, the connections); the
-    // store's error handler stays until the run's end is written
-    const storeHandler = this.held.filter((h) => h.what === 'store error handler');
-    this.held.splice(0, this.held.length, ...this.held.filter((h) => h.what !== 'store error handler'));
+    // whatever else is held, latest first (telemetry, the event stream, the connections)
     await this.releaseAll();
-    this.held.push(...storeHandler);
     await Promise.allSettled([...this.evidenceTasks]);
     for (const d of this.detectors.values()) d.tick(clock.now());
     if (p.docker) {
@@ -1032,7 +1028,7 @@ export class Run {
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, "the run's end could not be recorded in the database");
     }
-    await this.releaseAll();
+    store.onError = null;
     if (store.lostRows > 0) this.log.error({ lost: store.lostRows }, 'rows lost to failed database writes');
     this.finished = true;
     let reportDir = join(this.ctx.reportsDir, this.id);

@@ -63,6 +63,11 @@ export class VirtualCluster {
 
   constructor(private readonly clock: VirtualClock) {}
 
+  /** What a run needs to run against these stand-ins: their Docker, their HTTP, their processes. */
+  get stands(): { docker: Docker; http: { load: Dispatcher; probes: Dispatcher }; processes: ProcessHost } {
+    return { docker: this.docker, http: { load: this.http, probes: this.http }, processes: this.processes };
+  }
+
   /** Cuts the network to a node (its container keeps running) or, with null, mends it. */
   partition(name: string, mode: 'blackhole' | 'refuse' | null): void {
     const n = this.find(name);

@@ -43,11 +43,9 @@ it(`runs scenarios/certify-72h.yaml for ${HOURS} h of plan time on the virtual c
     store,
     clock,
     log: process.env.GAUNTLET_VIRTUAL_LOG ? createLogger({ level: 'debug', destination: pino.destination({ fd: 2, sync: true }) }) : silentLogger,
-    docker: cluster.docker,
+    ...cluster.stands,
     reportsDir: join(dir, 'reports'),
     signal: new AbortController().signal,
-    http: { load: cluster.http, probes: cluster.http },
-    processes: cluster.processes,
     random: seededRandom(plan.seed),
   });
   let shown = performance.now();

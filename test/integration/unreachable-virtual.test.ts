@@ -47,11 +47,9 @@ ready_timeout: 1m
     store,
     clock,
     log: silentLogger,
-    docker: cluster.docker,
+    ...cluster.stands,
     reportsDir: join(dir, 'reports'),
     signal: new AbortController().signal,
-    http: { load: cluster.http, probes: cluster.http },
-    processes: cluster.processes,
     random: seededRandom(plan.seed),
   });
   // the cut and the mend, in plan time from the load's start (the run's row says when that was)
