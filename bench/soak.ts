@@ -14,13 +14,19 @@
 // prober on its fast pace, so the nodes were probed every 2 s instead of 10 (ten times the rows).
 // Defaults: timeout 9 s, fast interval 10 s (= the interval): probes at the plan's 10 s.
 //
-//   npm run bench:soak [-- --scale 72 --hours 72 --real-rate 20 --keep]
+// --via daemon: the same plan sent to `gauntlet daemon --time-scale N` over its API
+// (POST /api/runs), followed through GET /api/runs/:id, and the daemon's RSS and database
+// sampled every plan-hour (unless --sample-ms says otherwise); /metrics is scraped at each
+// sample too, as Prometheus would, so its cost is in the figures.
+//
+//   npm run bench:soak [-- --scale 72 --hours 72 --real-rate 20 --keep --via cli|daemon]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { request } from 'undici';
 import { parseDocument } from 'yaml';
 import { dockerClient } from '../src/docker/engine.js';
 import { ensureSimImage, removeContainers, startSimContainer } from '../src/docker/sim-image.js';
@@ -35,7 +41,8 @@ const { values: args } = parseArgs({
     scale: { type: 'string', default: '72' },
     hours: { type: 'string', default: '72' },
     'real-rate': { type: 'string', default: '20' },
-    'sample-ms': { type: 'string', default: '60000' },
+    'sample-ms': { type: 'string' },
+    via: { type: 'string', default: 'cli' },
     'probe-timeout': { type: 'string', default: '9s' },
     'fast-interval': { type: 'string', default: '10s' },
     keep: { type: 'boolean', default: false },
@@ -44,7 +51,10 @@ const { values: args } = parseArgs({
 const scale = Number(args.scale);
 const hours = Number(args.hours);
 const realRate = Number(args['real-rate']);
-const sampleMs = Number(args['sample-ms']);
+const via = args.via;
+if (via !== 'cli' && via !== 'daemon') throw new Error(`--via: cli or daemon, got ${String(via)}`);
+// the CLI's soak sampled every real minute; the daemon's every plan-hour
+const sampleMs = Number(args['sample-ms'] ?? (via === 'daemon' ? String(3_600_000 / scale) : '60000'));
 for (const [k, v] of Object.entries({ scale, hours, realRate, sampleMs })) if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: a positive number, got ${String(v)}`);
 
 const root = packageRoot();
@@ -57,6 +67,52 @@ interface Sample {
   plan_h: number;
   rss_mb: number;
   db_mb: number;
+  /** --via daemon: the size of a /metrics scrape */
+  metrics_bytes?: number | null;
+}
+
+/** The daemon's API, for the soak: its token once it is written, a run started and followed. */
+async function daemonApi(work: string, port: number, exited: Promise<number | null>) {
+  const base = `http://127.0.0.1:${port}`;
+  let dead = false;
+  void exited.then(() => (dead = true));
+  const tokenPath = join(work, 'data', 'api-token');
+  for (let i = 0; i < 600 && !existsSync(tokenPath); i++) {
+    if (dead) throw new Error('the daemon exited before it wrote its token');
+    await clock.sleep(100);
+  }
+  const token = readFileSync(tokenPath, 'utf8').trim();
+  const call = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+    for (let i = 0; ; i++) {
+      try {
+        const r = await request(`${base}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : null, signal: AbortSignal.timeout(30_000) });
+        return { status: r.statusCode, json: (await r.body.json()) as Record<string, unknown> };
+      } catch (err) {
+        if (dead || i >= 100) throw err;
+        await clock.sleep(200);
+      }
+    }
+  };
+  return {
+    async start(plan: string): Promise<string> {
+      const r = await call('POST', '/api/runs', { plan });
+      if (r.status !== 202) throw new Error(`POST /api/runs: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json.id as string;
+    },
+    async finished(id: string): Promise<void> {
+      for (;;) {
+        if (dead) throw new Error('the daemon died during the soak');
+        const r = await call('GET', `/api/runs/${id}`);
+        if (r.status === 200 && r.json.phase === 'done') return;
+        if (r.status === 200 && r.json.status === 'not_started') throw new Error(`the run did not start: ${String(r.json.error)}`);
+        await clock.sleep(5000);
+      }
+    },
+    async metrics(): Promise<number> {
+      const r = await request(`${base}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      return (await r.body.text()).length;
+    },
+  };
 }
 
 function rssMb(pid: number): number | null {
@@ -113,9 +169,16 @@ async function main(): Promise<void> {
   doc.setIn(['probes', 'fast_interval'], args['fast-interval']);
   const planPath = join(work, 'certify-72h-soak.yaml');
   writeFileSync(planPath, doc.toString());
-  const dbPath = join(work, 'soak.db');
+  const daemonPort = await freePort();
+  const dbPath = via === 'daemon' ? join(work, 'data', 'gauntlet.db') : join(work, 'soak.db');
+  if (via === 'daemon') writeFileSync(join(work, 'gauntlet.yaml'), `listen: { host: 127.0.0.1, port: ${daemonPort} }\ndata_dir: data\nreports_dir: reports\n`);
   const started = clock.now();
-  const child = spawn(process.execPath, [join(root, 'dist', 'gauntlet.js'), 'run', planPath, '--time-scale', String(scale), '--db', dbPath, '--reports', join(work, 'reports')], {
+  const argv =
+    via === 'daemon'
+      ? ['daemon', '--config', join(work, 'gauntlet.yaml'), '--time-scale', String(scale)]
+      : ['run', planPath, '--time-scale', String(scale), '--db', dbPath, '--reports', join(work, 'reports')];
+  const child = spawn(process.execPath, [join(root, 'dist', 'gauntlet.js'), ...argv], {
+    cwd: work,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, GAUNTLET_LOG_LEVEL: 'warn' },
   });
@@ -125,17 +188,30 @@ async function main(): Promise<void> {
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const samples: Sample[] = [];
-  const take = (): void => {
+  const api = via === 'daemon' ? await daemonApi(work, daemonPort, exited) : null;
+  const take = async (): Promise<void> => {
     const rss = rssMb(child.pid as number);
     if (rss === null) return;
+    const metricsBytes = api ? await api.metrics().catch(() => null) : undefined;
     const wall = (clock.now() - started) / 1000;
-    samples.push({ wall_s: wall, plan_h: (wall * scale) / 3600, rss_mb: rss, db_mb: dbMb(dbPath) });
+    samples.push({ wall_s: wall, plan_h: (wall * scale) / 3600, rss_mb: rss, db_mb: dbMb(dbPath), ...(metricsBytes !== undefined ? { metrics_bytes: metricsBytes } : {}) });
     const s = samples.at(-1) as Sample;
-    process.stderr.write(`soak: ${s.wall_s.toFixed(0)} s real, ${s.plan_h.toFixed(1)} plan-h, RSS ${s.rss_mb.toFixed(1)} MB, DB ${s.db_mb.toFixed(1)} MB\n`);
+    process.stderr.write(`soak: ${s.wall_s.toFixed(0)} s real, ${s.plan_h.toFixed(1)} plan-h, RSS ${s.rss_mb.toFixed(1)} MB, DB ${s.db_mb.toFixed(1)} MB${s.metrics_bytes ? `, /metrics ${s.metrics_bytes} B` : ''}\n`);
   };
-  const timer = setInterval(take, sampleMs);
-  const code = await exited;
-  clearInterval(timer);
+  const timer = setInterval(() => void take(), sampleMs);
+  let code: number | null;
+  if (api) {
+    const id = await api.start('certify-72h-soak.yaml');
+    process.stderr.write(`soak: run ${id} started through the daemon's API\n`);
+    await api.finished(id);
+    clearInterval(timer);
+    await take();
+    child.kill('SIGTERM');
+    code = await exited;
+  } else {
+    code = await exited;
+    clearInterval(timer);
+  }
   const wallS = (clock.now() - started) / 1000;
   if (!args.keep) await removeContainers(docker, NAMES);
 
@@ -154,6 +230,7 @@ async function main(): Promise<void> {
   const finalDb = dbMb(dbPath);
   const result = {
     date: new Date().toISOString(),
+    via,
     scale,
     plan_hours: hours,
     real_rate: realRate,
@@ -177,10 +254,10 @@ async function main(): Promise<void> {
   };
   const outDir = join(root, 'bench', 'out');
   mkdirSync(outDir, { recursive: true });
-  const out = join(outDir, `soak-${result.date.slice(0, 10)}.json`);
+  const out = join(outDir, `soak${via === 'daemon' ? '-daemon' : ''}-${result.date.slice(0, 10)}.json`);
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   process.stdout.write(
-    `soak ×${scale}, ${hours} plan-h in ${wallS.toFixed(0)} s, real ${realRate} req/s: exit ${code}, run ${result.run_status}; ` +
+    `soak (${via}) ×${scale}, ${hours} plan-h in ${wallS.toFixed(0)} s, real ${realRate} req/s: exit ${code}, run ${result.run_status}; ` +
       `RSS ${result.rss_first_mb?.toFixed(1)} → ${result.rss_last_mb?.toFixed(1)} MB (max ${result.rss_max_mb.toFixed(1)}), slope ${outside ? `${outside.slope.toFixed(3)} ± ${outside.se.toFixed(3)}` : '-'} MB/plan-h (inside: ${insideSlope ? `${insideSlope.slope.toFixed(3)} ± ${insideSlope.se.toFixed(3)}` : '-'}); ` +
       `DB ${finalDb.toFixed(1)} MB = ${(finalDb / hours).toFixed(2)} MB/plan-h → ${out}\n`,
   );

@@ -466,7 +466,7 @@ async function cmdDoctor(o: { json?: boolean }): Promise<number> {
   return passed ? 0 : 1;
 }
 
-async function cmdDaemon(o: { config?: string; host?: string; port?: string }): Promise<number> {
+async function cmdDaemon(o: { config?: string; host?: string; port?: string; timeScale?: string }): Promise<number> {
   let config = o.config ? loadDaemonConfig(o.config) : defaultDaemonConfig(process.cwd());
   if (o.host !== undefined || o.port !== undefined) {
     const port = o.port === undefined ? config.listen.port : Number(o.port);
@@ -475,7 +475,10 @@ async function cmdDaemon(o: { config?: string; host?: string; port?: string }): 
   }
   ensureDir(config.data_dir, 'data folder');
   const log = createDaemonLogger({ level: envLogLevel() ?? 'info', file: join(config.data_dir, config.log.file), maxBytes: config.log.max_bytes, keep: config.log.keep });
-  const d = await startDaemon({ config, log, docker: dockerClient() });
+  const scale = timeScaleOption(o.timeScale, { load: {} });
+  // ×N: every run's plan time goes N times faster (compressed soaks, benchmarks); schedules keep the wall clock
+  const d = await startDaemon({ config, log, docker: dockerClient(), ...(scale !== 1 ? { clock: new ScaledClock(scale), wall: () => Date.now() } : {}) });
+  if (scale !== 1) err(`time-scaled ×${scale}: every run's plan goes ${scale} times faster than real time (simulator nodes started with the same --time-scale)`);
   err(`gauntlet daemon listening on ${d.address} (token: ${d.tokenPath}); ${config.schedules.filter((s) => s.enabled).length} schedule(s)`);
   for (const s of config.schedules) {
     const next = d.scheduler.next(s.name);
@@ -574,7 +577,8 @@ export function buildCli(): Command {
     .option('--config <file>', 'daemon config (YAML): listen, data_dir, reports_dir, schedules; without it, no schedules')
     .option('--host <address>', 'listen address (overrides the config)')
     .option('--port <n>', 'listen port (overrides the config)')
-    .action(async (o: { config?: string; host?: string; port?: string }) => {
+    .option('--time-scale <n>', 'run every plan n times faster than real time (compressed soaks against simulators started with the same --time-scale)')
+    .action(async (o: { config?: string; host?: string; port?: string; timeScale?: string }) => {
       process.exitCode = await cmdDaemon(o);
     });
   return program;

@@ -31,6 +31,8 @@ export interface DaemonOptions {
   log: Logger;
   docker: Docker | null;
   clock?: Clock;
+  /** The wall clock schedules follow (default: the given clock's now, else Date.now). */
+  wall?: () => number;
   /** Where relative plan paths in API requests start (default: the process's working folder). */
   cwd?: string;
   random?: Random;
@@ -124,7 +126,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     (outcome === 'skipped' ? log.warn.bind(log) : log.info.bind(log))({ schedule: s.name, outcome, runId, reason }, `schedule ${s.name}: ${outcome}${reason ? ` (${reason})` : ''}`);
   };
   // fire times on the wall clock (a real clock's now() is monotonic from its start)
-  const wall = o.clock ? () => clock.now() : () => Date.now();
+  const wall = o.wall ?? (o.clock ? () => clock.now() : () => Date.now());
   const scheduler = new CronScheduler(clock, fire, (entry, err) => log.error({ schedule: entry.name, err: errorMessage(err) }, 'schedule fire failed'), wall);
   const app = buildApi({ config, token, store, runs, scheduler, metrics, docker: o.docker, cwd: o.cwd ?? process.cwd(), startedAt: clock.now(), now: () => clock.now() });
   let address: string | null = null;

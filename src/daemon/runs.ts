@@ -82,6 +82,10 @@ export class RunManager {
   /** Starts the run now, queues it, or skips it with the reason (another run is under way). */
   submit(req: RunRequest): Accepted {
     if (this.closing) return { id: null, state: 'skipped', reason: 'the daemon is shutting down' };
+    const scale = this.ctx.clock.timeScale;
+    if (!this.ctx.engine && req.plan.load.engine === 'k6' && Number.isFinite(scale) && scale !== 1) {
+      return { id: null, state: 'skipped', reason: `k6 times its requests in real time; this daemon runs plans ×${scale} (--time-scale), which needs the builtin engine (load.engine: builtin)` };
+    }
     // a Gauntlet outside this daemon (a CLI run) running on the same database: not raced, not waited for
     const outside = this.ctx.store.listRuns(20).find((r) => r.status === 'running' && r.id !== this.current?.run.id && ownerAlive(r.owner ?? null));
     if (outside) {
