@@ -25,6 +25,10 @@ export interface RunInput {
   latencyWindows: LatencyWindowRow[];
   /** Spans when Gauntlet had lost its view of these nodes (the Docker engine lost): out of exposure. */
   blindSpans?: { from: number; to: number; nodes: string[] }[];
+  /** Spans when Gauntlet itself was down (killed, then its run taken up by a restarted daemon): out of exposure. */
+  downSpans?: { from: number; to: number; nodes: string[] }[];
+  /** Episodes left open by a killed Gauntlet, and where its record of them stops (their end was never seen). */
+  cutOff?: Map<string, number>;
   /** Attempts that did not overlap an injected episode, and their failures (store.countOutsideInjected); null without per-request rows. */
   outsideInjected: { total: number; failed: number } | null;
 }
@@ -63,6 +67,8 @@ export interface RunSummary {
   failures: { spontaneous: number; injected: number; orchestrator: number; recoveryFailed: number; countedForMtbf: number };
   /** Time Gauntlet could not see the nodes, summed over nodes (ms). */
   blindMs: number;
+  /** Time Gauntlet was down (killed until a daemon took the run up), summed over nodes (ms). */
+  downMs: number;
   mtbf: MtbfEstimate;
   recovery: Distribution & { detect: Distribution; restart: Distribution; ready: Distribution };
   /**
@@ -121,14 +127,17 @@ function unionLength(spans: { from: number; to: number }[], t0: number, t1: numb
 export function summarizeRun(input: RunInput): RunSummary {
   const { loadStartedAt: t0, loadEndedAt: t1 } = input;
   const window = Math.max(0, t1 - t0);
-  const injectedWindows = input.episodes.filter((e) => e.cause !== 'spontaneous').map((e) => ({ node: e.node, from: e.started_at, to: e.serving_again_at ?? t1 }));
+  const injectedWindows = input.episodes.filter((e) => e.cause !== 'spontaneous').map((e) => ({ node: e.node, from: e.started_at, to: e.serving_again_at ?? input.cutOff?.get(e.id) ?? t1 }));
 
   const perNode: Record<string, number> = {};
   let blindMs = 0;
+  let downMs = 0;
   for (const node of input.nodes) {
     const blindSpans = (input.blindSpans ?? []).filter((b) => b.nodes.includes(node));
+    const downSpans = (input.downSpans ?? []).filter((b) => b.nodes.includes(node));
     blindMs += unionLength(blindSpans, t0, t1);
-    const lost = unionLength([...injectedWindows.filter((w) => w.node === node), ...blindSpans], t0, t1);
+    downMs += unionLength(downSpans, t0, t1);
+    const lost = unionLength([...injectedWindows.filter((w) => w.node === node), ...blindSpans, ...downSpans], t0, t1);
     perNode[node] = Math.max(0, window - lost) / HOUR;
   }
   const exposure = Object.values(perNode).reduce((a, b) => a + b, 0);
@@ -183,6 +192,7 @@ export function summarizeRun(input: RunInput): RunSummary {
     perNodeExposureHours: perNode,
     failures: { spontaneous, injected, orchestrator, recoveryFailed, countedForMtbf: counted },
     blindMs,
+    downMs,
     mtbf: estimateMtbf(exposure, counted, input.confidence, input.mtbfTargetHours),
     recovery: {
       ...distribution(recovered.map((e) => e.recoveryMs as number)),

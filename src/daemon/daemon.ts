@@ -12,7 +12,10 @@ import { revertLeftovers } from '../fault/ledger.js';
 import type { LoadEngine } from '../load/types.js';
 import type { Logger } from '../log.js';
 import { loadPlanFile } from '../plan/load.js';
-import { openStore, type Store } from '../store/store.js';
+import { openStore, type RunRow, type Store } from '../store/store.js';
+import type { Plan } from '../plan/schema.js';
+import { endCutOffRun } from '../run/runner.js';
+import { ownerAlive } from '../util/proc.js';
 import { RealClock, type Clock } from '../util/clock.js';
 import { ensureDir } from '../util/fs.js';
 import type { ProcessHost } from '../util/proc.js';
@@ -54,6 +57,49 @@ export interface Daemon {
   /** The address it listens on (null when not listening). */
   address: string | null;
   close(why?: string): Promise<void>;
+}
+
+/**
+ * Runs a killed Gauntlet left mid-way (owner gone): the one whose plan allows it and whose
+ * planned end is still ahead is taken up until then, the gap recorded as orchestrator downtime;
+ * the others are ended as aborted with the reason, their reports written. Their faults were
+ * reverted just before.
+ */
+function takeUpCutOffRuns(store: Store, runs: RunManager, clock: Clock, log: Logger, reportsDir: string): void {
+  let rows: RunRow[];
+  try {
+    rows = store.cutOffRuns((owner) => ownerAlive(owner));
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'could not read the runs a killed Gauntlet left');
+    return;
+  }
+  for (const row of rows) {
+    try {
+      const lastAt = store.lastActivity(row.id) ?? row.phase_at ?? row.started_at;
+      const plan = JSON.parse(row.plan_json) as Plan;
+      const now = clock.now();
+      const why =
+        plan.resume === false
+          ? 'its plan says resume: false'
+          : row.phase !== 'steady'
+            ? `it was cut off in its ${row.phase ?? 'unknown'} phase, not under load`
+            : row.time_scale !== 1
+              ? `it ran time-scaled (×${row.time_scale}): its clock ended with the process`
+              : (row.planned_end_at ?? 0) <= now
+                ? `its planned end ${new Date(row.planned_end_at ?? 0).toISOString()} has passed`
+                : runs.running
+                  ? `run ${runs.running.id} is taken up already; one run at a time`
+                  : null;
+      if (why === null && runs.resume(row, lastAt)) {
+        log.warn({ run: row.id, lastAt: new Date(lastAt).toISOString(), plannedEnd: new Date(row.planned_end_at ?? 0).toISOString() }, `taking up run ${row.id}, cut off when Gauntlet was killed, until its planned end`);
+        continue;
+      }
+      const dir = endCutOffRun(store, row, lastAt, why ?? 'a run is under way', reportsDir, now);
+      log.warn({ run: row.id, reason: why, report: dir }, `run ${row.id} was cut off when Gauntlet was killed: ended as aborted (${why})`);
+    } catch (err) {
+      log.error({ run: row.id, err: errorMessage(err) }, 'could not take up or end a run a killed Gauntlet left');
+    }
+  }
 }
 
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
@@ -100,6 +146,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.processes ? { processes: o.processes } : {}),
     ...(o.engine ? { engine: o.engine } : {}),
   });
+  takeUpCutOffRuns(store, runs, clock, log, config.reports_dir);
   const fire = (entry: CronEntry, dueAt: number): void => {
     const s = config.schedules.find((x) => x.name === entry.name);
     if (!s) return;

@@ -9,8 +9,8 @@ import { errorMessage } from '../errors.js';
 import type { LoadEngine } from '../load/types.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
-import { newRunId, osRandom, runPlan, type RunObserver, type RunProgress, type RunResult, type RunView } from '../run/runner.js';
-import type { Store } from '../store/store.js';
+import { newRunId, osRandom, Run, runPlan, type RunContext, type RunObserver, type RunProgress, type RunResult, type RunView } from '../run/runner.js';
+import type { RunRow, Store } from '../store/store.js';
 import type { Clock } from '../util/clock.js';
 import { ownerAlive, type ProcessHost } from '../util/proc.js';
 import type { Random } from '../util/random.js';
@@ -19,7 +19,7 @@ export interface RunRequest {
   plan: Plan;
   planSource: string | null;
   /** Who asked: the API, a drill, or the schedule of that name. */
-  origin: { kind: 'api' | 'drill' | 'schedule'; name?: string };
+  origin: { kind: 'api' | 'drill' | 'schedule' | 'resume'; name?: string };
   /** While another run is under way: wait for it (queue) or not (skip). */
   whenBusy: 'skip' | 'queue';
   /** Ends the run early, as completed, once true (a drill: its fault over and the node serving). */
@@ -66,6 +66,8 @@ export interface RunManagerContext {
 interface Entry {
   run: ManagedRun;
   req: RunRequest;
+  /** A run cut off by a killed Gauntlet, taken up (its row, and where its record stops). */
+  resume?: { row: RunRow; gapFrom: number };
   stop: AbortController;
   done: Promise<void>;
   settle: () => void;
@@ -123,6 +125,26 @@ export class RunManager {
     }
     this.launch(entry);
     return { id, state: 'running' };
+  }
+
+  /**
+   * Takes up a run a killed Gauntlet left mid-way, as the run under way (at the daemon's start,
+   * before any request; false when a run is under way already).
+   */
+  resume(row: RunRow, gapFrom: number): boolean {
+    if (this.current || this.closing) return false;
+    const plan = JSON.parse(row.plan_json) as Plan;
+    let settle!: () => void;
+    const done = new Promise<void>((r) => (settle = r));
+    this.launch({
+      run: { id: row.id, plan: row.plan_name, origin: { kind: 'resume' }, state: 'queued', requestedAt: this.ctx.clock.now(), progress: null, result: null, error: null },
+      req: { plan, planSource: row.plan_source, origin: { kind: 'resume' }, whenBusy: 'skip' },
+      resume: { row, gapFrom },
+      stop: new AbortController(),
+      done,
+      settle,
+    });
+    return true;
   }
 
   /** Stops a run under way (or takes a queued one off the queue). False: no such live run. */
@@ -195,7 +217,7 @@ export class RunManager {
       void Promise.resolve().then(() => this.finished(entry));
       return;
     }
-    void runPlan(entry.req.plan, entry.req.planSource, {
+    const runCtx: RunContext = {
       store: ctx.store,
       clock: ctx.clock,
       log: ctx.log,
@@ -212,7 +234,8 @@ export class RunManager {
       ...(ctx.processes ? { processes: ctx.processes } : {}),
       ...(entry.req.until ? { until: entry.req.until } : {}),
       ...(observer ? { observer } : {}),
-    })
+    };
+    void (entry.resume ? Run.resume(entry.resume.row, entry.resume.gapFrom, runCtx) : runPlan(entry.req.plan, entry.req.planSource, runCtx))
       .then(
         (result) => {
           entry.run.result = result;

@@ -120,6 +120,12 @@ export class WindowAggregator {
     private readonly scheduleKnown = true,
     /** The rollup span: an hour of plan time by default; a whole number of windows. */
     rollupMs = 3_600_000,
+    /**
+     * A run taken up after a crash: its parts are numbered from partBase (the killed process
+     * wrote parts from 0), and spans that began before rollupFrom are not rolled up (the killed
+     * process wrote their first windows, never their rollup: a report reads those windows).
+     */
+    private readonly resumed: { partBase: number; rollupFrom: number } | null = null,
   ) {
     this.rollupMs = rollupSpanMs(windowMs, rollupMs);
   }
@@ -141,7 +147,7 @@ export class WindowAggregator {
     const key = `${node}\u0000${start}`;
     let w = this.open.get(key);
     if (!w) {
-      w = { load: emptyLoad(node, start, this.closedParts.get(key)?.parts ?? 0, this.windowMs), hists: new Map(), sums: new Map(), raw: new Map() };
+      w = { load: emptyLoad(node, start, this.closedParts.get(key)?.parts ?? this.resumed?.partBase ?? 0, this.windowMs), hists: new Map(), sums: new Map(), raw: new Map() };
       this.open.set(key, w);
     }
     return w;
@@ -260,6 +266,7 @@ export class WindowAggregator {
   private rollUp(w: Open): Rollup[] {
     const node = w.load.node;
     const span = this.spanStart(w.load.windowStart);
+    if (this.resumed && span < this.resumed.rollupFrom) return [];
     let r = this.rollups.get(node);
     if (r?.load.windowStart === span) {
       this.merge(r, w);
@@ -279,7 +286,7 @@ export class WindowAggregator {
   }
 
   private newRollup(node: string, span: number): OpenRollup {
-    return { load: emptyLoad(node, span, this.rolledParts.get(`${node}\u0000${span}`)?.parts ?? 0, this.rollupMs), hists: new Map(), sums: new Map(), raw: new Map(), windows: 0, lastWindow: span };
+    return { load: emptyLoad(node, span, this.rolledParts.get(`${node}\u0000${span}`)?.parts ?? this.resumed?.partBase ?? 0, this.rollupMs), hists: new Map(), sums: new Map(), raw: new Map(), windows: 0, lastWindow: span };
   }
 
   private merge(r: OpenRollup, w: Open): void {

@@ -236,6 +236,11 @@ export const PlanSchema = z.strictObject({
   /** How long to wait for every target to be healthy before the run starts. */
   ready_timeout: duration('ready_timeout', 0, 3_600_000).default(120_000),
   confidence: z.number().gt(0).lt(1).default(0.8),
+  /**
+   * A daemon restarted after the Gauntlet running this plan was killed takes the run up until
+   * its planned end (the gap left out of exposure); false: the run is ended as aborted instead.
+   */
+  resume: z.boolean().default(true),
   mtbf_target: duration('mtbf_target', 1000, 1e6 * 3_600_000).default(1000 * 3_600_000),
 });
 

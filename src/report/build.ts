@@ -56,6 +56,8 @@ export interface ReportJson {
   failures: { spontaneous: number; injected: number; orchestrator: number; recovery_failed: number; counted_for_mtbf: number };
   /** Time Gauntlet could not see its container nodes (Docker engine lost), summed over nodes, ms: left out of exposure. */
   orchestrator_blind_ms: number;
+  /** Node-time Gauntlet itself was down (killed; the run taken up by a restarted daemon): out of exposure. */
+  orchestrator_down_ms: number;
   /**
    * Whether the load generator kept up. Windows where it was behind (arrivals not started,
    * sends late, its event loop stalled) hold latency that is the generator's, not the server's;
@@ -229,6 +231,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   const episodes = store.episodes(runId);
   const loadStart = run.load_started_at ?? run.started_at;
   const loadEnd = run.load_ended_at ?? run.ended_at ?? loadStart;
+  const journal = store.runEvents(runId);
   const summary = summarizeRun({
     loadStartedAt: loadStart,
     loadEndedAt: loadEnd,
@@ -242,10 +245,14 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     loadWindows: store.loadTotals(runId),
     latencyWindows: store.latencyTotals(runId),
     outsideInjected: store.countOutsideInjected(runId, loadEnd),
-    blindSpans: store
-      .runEvents(runId)
-      .filter((e) => e.kind === 'orchestrator_blind_span' && e.detail)
-      .map((e) => JSON.parse(e.detail as string) as { from: number; to: number; nodes: string[] }),
+    blindSpans: spansOf(journal, 'orchestrator_blind_span'),
+    downSpans: spansOf(journal, 'orchestrator_down_span'),
+    cutOff: new Map(
+      journal
+        .filter((e) => e.kind === 'episode_cut_off' && e.detail)
+        .map((e) => JSON.parse(e.detail as string) as { episode: string; at: number })
+        .map((x) => [x.episode, x.at]),
+    ),
   });
   const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
@@ -285,6 +292,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     exposure_real_node_hours: r4(s.exposureNodeHours / (run.time_scale > 0 ? run.time_scale : 1)) as number,
     failures: { spontaneous: s.failures.spontaneous, injected: s.failures.injected, orchestrator: s.failures.orchestrator, recovery_failed: s.failures.recoveryFailed, counted_for_mtbf: s.failures.countedForMtbf },
     orchestrator_blind_ms: r4(s.blindMs) as number,
+    orchestrator_down_ms: r4(s.downMs) as number,
     generator: (() => {
       const limit = plan.load.generator_behind_limit ?? 0.05;
       // With max_in_flight, waiting for a slot is the plan's own queue, not the generator's lateness.
@@ -448,4 +456,9 @@ export interface TelemetryStats {
   last: number;
   min: number;
   max: number;
+}
+
+/** The spans a run's journal recorded under this kind (detail {from, to, nodes}). */
+function spansOf(journal: { kind: string; detail: string | null }[], kind: string): { from: number; to: number; nodes: string[] }[] {
+  return journal.filter((e) => e.kind === kind && e.detail).map((e) => JSON.parse(e.detail as string) as { from: number; to: number; nodes: string[] });
 }

@@ -37,6 +37,9 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(`| measure | value | how |`, `|---|---|---|`);
   out.push(`| exposure | ${h(r.exposure_node_hours)} (${scaled ? `plan node-hours, scaled ×${r.run.time_scale}: ${h(r.exposure_real_node_hours)} real` : 'node-hours'}) | Σ nodes of time under load, minus injected failure episodes |`);
   out.push(`| failures | ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries | episodes; cause = injected when it starts in a fault's window (+${formatDuration(plan.detection.fault_grace)} grace) |`);
+  if (r.orchestrator_down_ms > 0) {
+    out.push(`| Gauntlet down | **${formatDuration(r.orchestrator_down_ms)}** of node-time | Gauntlet was killed and a restarted daemon took the run up: that time is left out of exposure (see the journal) |`);
+  }
   if (r.orchestrator_blind_ms > 0) {
     out.push(`| orchestrator blindness | **${formatDuration(r.orchestrator_blind_ms)}** of node-time, ${r.failures.orchestrator} episodes | Gauntlet lost the Docker engine: that time is left out of exposure and what failed then is not counted as a node failure |`);
   }

@@ -87,6 +87,8 @@ export async function drillPlan(o: DrillOptions, docker: Docker | null): Promise
     detection: { error_burst: 3, fault_grace: '5s' },
     recovery_limit: o.recoveryLimit,
     ready_timeout: '30s',
+    // a drill ends when its fault is over (RunContext.until, not in the plan): not taken up after a crash
+    resume: false,
   };
   const plan = validatePlan(raw, 'drill');
   // The drill ends by itself once the fault is over; this bounds it when the node never

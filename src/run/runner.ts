@@ -25,7 +25,7 @@ import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, LoadSink, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
 import { WindowAggregator, rollupSpanMs } from '../load/windows.js';
-import { buildWorkload, peakRate, type MixItem } from '../load/workload.js';
+import { buildWorkload, peakRate, type MixItem, type Workload } from '../load/workload.js';
 import { expectedLatencyMs } from '../load/k6/config.js';
 import { openFilesLimit } from '../util/proc.js';
 import type { Logger } from '../log.js';
@@ -137,6 +137,24 @@ export function faultSchedule(plan: Plan): Occurrence[] {
   return out.sort((a, b) => a.offsetMs - b.offsetMs);
 }
 
+/**
+ * The load still to come in a run taken up at `fromMs` of its plan, for `forMs` more: the rate
+ * profile from that moment on (a ramp under way goes on from where it was), with a seed of the
+ * resumption's own (the arrivals of the killed process are not replayed). Null: nothing left.
+ */
+export function remainingWorkload(w: Workload, fromMs: number, forMs: number, resumes: number): Workload | null {
+  if (forMs <= 0) return null;
+  const curve = new RateCurve(w.profile);
+  const stages: Workload['profile']['stages'] = [];
+  let t = 0;
+  for (const st of w.profile.stages) {
+    const end = t + st.duration;
+    if (end > fromMs) stages.push({ duration: end - Math.max(t, fromMs), target: st.target });
+    t = end;
+  }
+  return { ...w, durationMs: forMs, seed: (w.seed + resumes * 0x9e3779b1) >>> 0, profile: { startRate: curve.rate(fromMs), stages } };
+}
+
 export function newRunId(plan: Plan, now: number, random: Random): string {
   const d = new Date(now).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
   return `${plan.name}-${d}-${Math.floor(random.next() * 0x10000).toString(16).padStart(4, '0')}`;
@@ -226,7 +244,7 @@ export interface Prepared {
  * engine made. It throws (a GauntletError naming what is wrong) before the run exists, so a
  * failed prepare leaves no run row behind.
  */
-export async function prepare(plan: Plan, planSource: string | null, ctx: RunContext): Promise<Prepared> {
+export async function prepare(plan: Plan, planSource: string | null, ctx: RunContext, resume: { model: string | null } | null = null): Promise<Prepared> {
   const { store, clock, signal } = ctx;
   const docker = needsDocker(plan.targets) ? ctx.docker : null;
   if (needsDocker(plan.targets)) {
@@ -244,10 +262,12 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
     // the targets: the ledger first, then anything still carrying Gauntlet's mark.
     const targetContainers = targets.flatMap((t) => (t.containerId ? [t.containerId] : []));
     for (const line of await revertLeftovers(store, { ...faultCtx, docker: ctx.docker }, { containers: targetContainers })) ctx.log.warn(`reverted a leftover fault: ${line}`);
-    await waitReady(targets, plan, clock, signal, ctx.log, probes);
+    // A run taken up after a crash does not wait for its nodes: one may be down, and that is
+    // what its detection must see; the model is the one its load used.
+    if (!resume) await waitReady(targets, plan, clock, signal, ctx.log, probes);
     const entries = plan.load.mix ?? [plan.load];
     const named = entries.find((e) => e.model !== undefined)?.model;
-    const model = entries.every((e) => e.model !== undefined) && named ? named : await discoverModel((targets[0] as ResolvedTarget).endpoint, clock, probes);
+    const model = entries.every((e) => e.model !== undefined) && named ? named : (resume?.model ?? (await discoverModel((targets[0] as ResolvedTarget).endpoint, clock, probes)));
     // With a service endpoint, the load goes there (the router spreads it over the nodes).
     const service = plan.service ? { node: plan.service.name, endpoint: plan.service.endpoint } : null;
     const workload = buildWorkload(plan, service ? [service] : targets.map((t) => ({ node: t.node, endpoint: t.endpoint })), model, planSource);
@@ -273,6 +293,19 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
     if (!ctx.http) await probes.close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * A run taken up by a daemon after the Gauntlet running it was killed: where its record
+ * stopped (gap.from, the last row written) and when it was taken up (gap.to), the load's
+ * original start and planned end, the faults already run or skipped, and which resumption this is.
+ */
+export interface ResumeState {
+  loadStartedAt: number;
+  plannedEndAt: number;
+  faultsDone: number;
+  resumes: number;
+  gap: { from: number; to: number };
 }
 
 /** Something a phase set going that must be stopped whatever happens (a timer, probes, a stream). */
@@ -348,10 +381,12 @@ export class Run {
     private readonly planSource: string | null,
     private readonly ctx: RunContext,
     private readonly p: Prepared,
+    private readonly resumed: ResumeState | null = null,
   ) {
     this.store = ctx.store;
     this.clock = ctx.clock;
     this.id = ctx.runId ?? newRunId(plan, ctx.clock.now(), ctx.random ?? osRandom());
+    if (resumed) this.faultsDone = resumed.faultsDone;
     this.log = ctx.log.child({ runId: this.id });
     this.runSignal = AbortSignal.any([ctx.signal, this.failure.signal, this.finish.signal]);
     this.faultWindows = new FaultWindows(plan.detection.fault_grace, new Set(p.service ? [p.service.node] : []));
@@ -362,7 +397,29 @@ export class Run {
 
   /** Prepare, then every phase in turn: what runPlan does. */
   static async execute(plan: Plan, planSource: string | null, ctx: RunContext): Promise<RunResult> {
-    const run = new Run(plan, planSource, ctx, await prepare(plan, planSource, ctx));
+    return Run.phases(new Run(plan, planSource, ctx, await prepare(plan, planSource, ctx)));
+  }
+
+  /**
+   * Takes up a run cut off by a killed Gauntlet (its row: status running, phase not done, owner
+   * gone) until its planned end: the same phases on the same run id, its record continued.
+   * What it left behind must be reverted first (the daemon does, before anything else).
+   */
+  static async resume(row: RunRow, gapFrom: number, ctx: RunContext): Promise<RunResult> {
+    const plan = JSON.parse(row.plan_json) as Plan;
+    if (row.load_started_at === null || row.planned_end_at === null || row.planned_end_at === undefined) throw new Error(`run ${row.id} was cut off before its load began: nothing to take up`);
+    const state: ResumeState = {
+      loadStartedAt: row.load_started_at,
+      plannedEndAt: row.planned_end_at,
+      faultsDone: row.faults_done ?? 0,
+      resumes: (row.resumes ?? 0) + 1,
+      gap: { from: gapFrom, to: ctx.clock.now() },
+    };
+    const p = await prepare(plan, row.plan_source, { ...ctx, runId: row.id }, { model: row.model ?? null });
+    return Run.phases(new Run(plan, row.plan_source, { ...ctx, runId: row.id }, p, state));
+  }
+
+  private static async phases(run: Run): Promise<RunResult> {
     try {
       await run.start();
     } catch (err) {
@@ -373,6 +430,7 @@ export class Run {
       }
       run.fail('starting the run', err);
     }
+    // (a resumed run goes to stop at once when its planned end has passed meanwhile)
     if (!run.failure.signal.aborted) {
       try {
         await run.steady();
@@ -429,9 +487,8 @@ export class Run {
 
   // ---- start: the run's rows, detection, the event stream, probes, telemetry
 
-  async start(): Promise<void> {
+  private createRow(started: number): void {
     const { plan, p, store, clock } = this;
-    const started = clock.now();
     store.createRun({
       id: this.id,
       plan_name: plan.name,
@@ -451,17 +508,9 @@ export class Run {
       phase: 'start',
       phase_at: started,
       owner: selfOwner(),
+      model: p.model,
     });
     this.exists = true;
-    // Hourly rollups span an hour of plan time (a whole number of windows), telemetry's too: set
-    // before anything is sampled.
-    store.rollupMs = rollupSpanMs(plan.load.window);
-    // A write that fails (a full disk, an I/O error) fails the run through the same path.
-    // (cleared in finalize once the run's end is written: every run whose row exists ends there)
-    store.onError = (err, what) => this.fail(`store (writing ${what})`, err);
-    this.faults = new FaultSupervisor(store, this.id, p.faultCtx, this.faultWindows, this.log);
-    const observer = this.ctx.observer;
-    if (observer?.faults) this.faults.onChange = this.guarded('fault observer', (n: number) => observer.faults?.(n));
     for (const t of p.targets) {
       store.addNode({
         run_id: this.id,
@@ -474,6 +523,57 @@ export class Run {
         restart_count_end: null,
       });
     }
+  }
+
+  /**
+   * The run's row taken over from the killed Gauntlet: the gap (its last row to now) recorded
+   * as orchestrator downtime on every node, left out of exposure; episodes it left open closed
+   * where its record stops (their end was not seen: orchestrator, not a node failure); faults
+   * due in the gap recorded as skipped, the one under way at the kill counted as done.
+   */
+  private takeUp(at: number): void {
+    const { store } = this;
+    const r = this.resumed as ResumeState;
+    store.updateRun(this.id, { status: 'running', phase: 'start', phase_at: at, owner: selfOwner(), resumes: r.resumes });
+    this.exists = true;
+    const nodes = this.views.map((v) => v.node);
+    this.journal(
+      'orchestrator_down_span',
+      `Gauntlet was down from ${new Date(r.gap.from).toISOString()} (its last record) for ${formatDuration(r.gap.to - r.gap.from)}: the run is taken up (resumption ${r.resumes}) until its planned end ${new Date(r.plannedEndAt).toISOString()}; that time is left out of exposure`,
+      { from: r.gap.from, to: r.gap.to, nodes },
+    );
+    this.log.warn({ from: r.gap.from, gapMs: r.gap.to - r.gap.from, plannedEnd: r.plannedEndAt }, 'run taken up after Gauntlet was killed');
+    for (const e of store.episodes(this.id)) {
+      if (e.status !== 'open') continue;
+      const ev = JSON.parse(e.evidence) as { signals?: { at: number; what: string }[] };
+      (ev.signals ??= []).push({ at: r.gap.from, what: 'Gauntlet was killed while this episode was open: its end was not seen; counted as orchestrator downtime, not a node failure' });
+      store.upsertEpisode({ ...e, cause: 'orchestrator', evidence: JSON.stringify(ev) });
+      this.journal('episode_cut_off', `episode ${e.id} on ${e.node} was open when Gauntlet was killed: closed at its last record, not counted`, { episode: e.id, at: Math.max(r.gap.from, e.started_at) });
+    }
+    // what the killed run injected stays an attribution window (reverted at the restart), so
+    // the recovery the revert sets off is the fault's, not a spontaneous failure
+    for (const f of store.faults(this.id)) {
+      if (f.injected_at === null || f.injected_at === undefined) continue;
+      this.faultWindows.open(f.node, f.id, f.injected_at);
+      this.faultWindows.close(f.id, f.reverted_at ?? at);
+    }
+  }
+
+  async start(): Promise<void> {
+    const { plan, p, store, clock } = this;
+    const started = clock.now();
+    // (each sets exists once the run's row is this process's: from then on every end goes through finalize)
+    if (this.resumed) this.takeUp(started);
+    else this.createRow(started);
+    // Hourly rollups span an hour of plan time (a whole number of windows), telemetry's too: set
+    // before anything is sampled.
+    store.rollupMs = rollupSpanMs(plan.load.window);
+    // A write that fails (a full disk, an I/O error) fails the run through the same path.
+    // (cleared in finalize once the run's end is written: every run whose row exists ends there)
+    store.onError = (err, what) => this.fail(`store (writing ${what})`, err);
+    this.faults = new FaultSupervisor(store, this.id, p.faultCtx, this.faultWindows, this.log);
+    const observer = this.ctx.observer;
+    if (observer?.faults) this.faults.onChange = this.guarded('fault observer', (n: number) => observer.faults?.(n));
     this.log.info({ targets: p.targets.map((t) => `${t.node}=${t.endpoint}`), model: p.model }, 'run started');
 
     if (plan.telemetry.interval > 0) {
@@ -496,7 +596,7 @@ export class Run {
           this.faultWindows,
           () => clock.now(),
           (e) => this.onEpisode(e),
-          `${this.id}-${t.node}`,
+          this.resumed ? `${this.id}-r${this.resumed.resumes}-${t.node}` : `${this.id}-${t.node}`,
           this.guarded('node state', (c: StateChange) => this.onState(c)),
         ),
       );
@@ -646,9 +746,18 @@ export class Run {
     // The load's clock starts when the engine's first arrival is due (sink.started): at once for
     // the builtin engine, a moment after launch for k6. Until then loadStart is the launch time.
     this.launchedAt = clock.now();
-    this.loadStart = this.launchedAt;
+    this.loadStart = this.resumed?.loadStartedAt ?? this.launchedAt;
     this.launched = true;
-    const windows = new WindowAggregator(plan.load.window, this.loadStart, (closed) => store.addWindow(this.id, closed), p.engine.capabilities.queueDelay);
+    const r = this.resumed;
+    const windows = new WindowAggregator(
+      plan.load.window,
+      this.loadStart,
+      (closed) => store.addWindow(this.id, closed),
+      p.engine.capabilities.queueDelay,
+      undefined,
+      // a resumed run's windows keep the run's grid; its parts and rollups do not collide with the killed process's
+      r ? { partBase: r.resumes * 1000, rollupFrom: this.launchedAt } : null,
+    );
     this.windows = windows;
     const curve = new RateCurve(p.workload.profile);
     if (ctx.until) {
@@ -674,7 +783,13 @@ export class Run {
         ),
       );
     }
-    store.updateRun(this.id, { load_started_at: this.loadStart });
+    if (r) {
+      // the load's clock is the run's: it began long ago; a fresh baseline for the degraded judge
+      this.loadBegan = true;
+      this.degraded.close(this.launchedAt + plan.detection.baseline);
+      this.phase('steady');
+      this.markBegan(this.loadStart);
+    } else store.updateRun(this.id, { load_started_at: this.loadStart });
     let lastProgress = { at: this.loadStart, scheduled: 0 };
     this.hold(
       'progress',
@@ -738,7 +853,9 @@ export class Run {
     generator.start();
     this.hold('generator monitor', () => generator.stop());
     try {
-      await engine.run(p.workload, this.runSignal, this.sink(windows));
+      const workload = r ? remainingWorkload(p.workload, this.launchedAt - this.loadStart, r.plannedEndAt - this.launchedAt, r.resumes) : p.workload;
+      if (workload) await engine.run(workload, this.runSignal, this.sink(windows));
+      else this.loadEndedAt = this.launchedAt;
     } catch (err) {
       this.fail('load engine', err);
     }
@@ -864,6 +981,17 @@ export class Run {
       void this.began.then(resolve);
     });
     for (const [i, occ] of schedule.entries()) {
+      if (this.resumed && i < this.resumed.faultsDone) continue; // run or skipped before the kill
+      if (this.resumed && loadStart !== null && loadStart + occ.offsetMs < this.launchedAt) {
+        // due while Gauntlet was down: the one under way at the kill (it has a ledger row, reverted at the restart) is done; the others never happened
+        const id = `${this.id}-f${i + 1}`;
+        const t = p.targets.find((x) => x.node === occ.node) as ResolvedTarget;
+        if (this.store.faults(this.id).some((f) => f.id === id)) {
+          this.faultsDone++;
+          this.note({ faults_done: this.faultsDone });
+        } else this.skip(id, occ, t, `due at ${new Date(loadStart + occ.offsetMs).toISOString()}, while Gauntlet was down`);
+        continue;
+      }
       try {
         if (loadStart === null) throw new Error('stopped before the load began');
         await clock.sleep(loadStart + occ.offsetMs - clock.now(), stop);
@@ -1042,6 +1170,24 @@ export class Run {
     this.log.info({ status, reportDir }, 'run ended');
     return { runId: this.id, status, reportDir, error: this.runError };
   }
+}
+
+/**
+ * Ends a run cut off by a killed Gauntlet that is not taken up (its plan says so, its planned
+ * end has passed, it was finishing): aborted, with the reason and where its record stops, and
+ * its report written from what was recorded. What it left behind must be reverted first.
+ */
+export function endCutOffRun(store: Store, row: RunRow, lastAt: number, why: string, reportsDir: string, now: number): string {
+  store.updateRun(row.id, {
+    status: 'aborted',
+    error: `Gauntlet was killed (its record stops at ${new Date(lastAt).toISOString()}); not taken up: ${why}`,
+    load_ended_at: row.load_started_at === null ? null : Math.max(row.load_started_at, Math.min(lastAt, row.planned_end_at ?? lastAt)),
+    ended_at: now,
+    phase: 'done',
+    phase_at: now,
+  });
+  store.addRunEvent({ run_id: row.id, at: now, kind: 'cut_off', message: `Gauntlet was killed; its record stops at ${new Date(lastAt).toISOString()}; the run is ended as aborted: ${why}`, detail: JSON.stringify({ last_at: lastAt }) });
+  return writeReports(store, row.id, reportsDir);
 }
 
 export async function runPlan(plan: Plan, planSource: string | null, ctx: RunContext): Promise<RunResult> {

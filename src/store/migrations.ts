@@ -328,4 +328,11 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX schedule_fires_by_schedule ON schedule_fires(schedule, due_at);
   `,
+  /* 10 */ `
+  -- What a daemon restarted after a crash needs to take a run up: the model the load used
+  -- (a resumed run does not ask a node that may be down), and how often it was resumed (episode
+  -- ids, window parts and the load's seed of each resumption are its own).
+  ALTER TABLE runs ADD COLUMN model TEXT;
+  ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -228,9 +228,9 @@ export class Store {
   // ---- runs and nodes
   createRun(run: RunRow): void {
     this.critical('the run', () => this.stmt(
-        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version,engine,phase,phase_at,planned_end_at,faults_done,owner)
-         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version,@engine,@phase,@phase_at,@planned_end_at,@faults_done,@owner)`,
-      ).run({ phase: 'done', phase_at: null, planned_end_at: null, faults_done: 0, owner: null, ...run }));
+        `INSERT INTO runs (id,plan_name,plan_json,plan_source,status,started_at,load_started_at,load_ended_at,ended_at,time_scale,seed,error,host,gauntlet_version,engine,phase,phase_at,planned_end_at,faults_done,owner,model,resumes)
+         VALUES (@id,@plan_name,@plan_json,@plan_source,@status,@started_at,@load_started_at,@load_ended_at,@ended_at,@time_scale,@seed,@error,@host,@gauntlet_version,@engine,@phase,@phase_at,@planned_end_at,@faults_done,@owner,@model,@resumes)`,
+      ).run({ phase: 'done', phase_at: null, planned_end_at: null, faults_done: 0, owner: null, model: null, resumes: 0, ...run }));
   }
 
   /** UPDATE table SET <the given columns> WHERE id = ?. Column names come from our own types. */
@@ -242,6 +242,35 @@ export class Store {
 
   updateRun(id: string, fields: Partial<Omit<RunRow, 'id'>>): void {
     this.updateById('runs', id, fields);
+  }
+
+  /** Runs left mid-way by a Gauntlet that is gone (killed, or the machine lost power): status running, phase not done, owner not alive. */
+  cutOffRuns(alive: (owner: string | null) => boolean): RunRow[] {
+    const rows = this.db.prepare("SELECT * FROM runs WHERE status = 'running' AND phase != 'done' ORDER BY started_at").all() as RunRow[];
+    return rows.filter((r) => !alive(r.owner ?? null));
+  }
+
+  /**
+   * The time of the run's last row written (a window's end, a probe, a state, an event, a
+   * sample, a fault, an episode, a phase): where a killed Gauntlet's record stops.
+   */
+  lastActivity(runId: string): number | null {
+    this.flush();
+    const row = this.db
+      .prepare(
+        `SELECT MAX(t) AS t FROM (
+           SELECT MAX(window_start + window_ms) AS t FROM load_windows WHERE run_id = @run
+           UNION ALL SELECT MAX(COALESCE(response_at, sent_at)) FROM probes WHERE run_id = @run
+           UNION ALL SELECT MAX(at) FROM node_states WHERE run_id = @run
+           UNION ALL SELECT MAX(at) FROM run_events WHERE run_id = @run
+           UNION ALL SELECT MAX(at) FROM docker_events WHERE run_id = @run
+           UNION ALL SELECT MAX(at) FROM telemetry WHERE run_id = @run
+           UNION ALL SELECT MAX(MAX(COALESCE(injected_at, 0), COALESCE(planned_at, 0))) FROM faults WHERE run_id = @run
+           UNION ALL SELECT MAX(MAX(started_at, COALESCE(serving_again_at, 0), detected_at)) FROM episodes WHERE run_id = @run
+           UNION ALL SELECT MAX(COALESCE(phase_at, 0), COALESCE(load_started_at, 0), started_at) FROM runs WHERE id = @run)`,
+      )
+      .get({ run: runId }) as { t: number | null };
+    return row.t;
   }
 
   getRun(id: string): RunRow | undefined {

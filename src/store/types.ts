@@ -28,6 +28,10 @@ export interface RunRow {
   faults_done?: number;
   /** host|pid|start time of the Gauntlet process running it. */
   owner?: string | null;
+  /** The model the load used (migration 10). */
+  model?: string | null;
+  /** How often a daemon took the run up after the Gauntlet running it was killed. */
+  resumes?: number;
 }
 
 export type RunPhase = 'prepare' | 'start' | 'steady' | 'stop' | 'finalize' | 'done';

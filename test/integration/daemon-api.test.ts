@@ -205,4 +205,35 @@ describe('daemon listening', () => {
       await first.close();
     }
   });
+
+  it('runs a killed Gauntlet left that are not taken up are ended as aborted with the reason, their reports written', async () => {
+    const { openStore } = await import('../../src/store/store.js');
+    const { existsSync } = await import('node:fs');
+    const folder = join(dir, 'cutoff');
+    const store = openStore(join(folder, 'gauntlet.db'));
+    const dead = `${hostname()}|999999|0`;
+    const plan = (resume: boolean) => parsePlanText(`name: cut\nduration: 1h\ntargets: [{ name: a, endpoint: "http://127.0.0.1:9" }]\nload: { rate: 1, model: m }\nresume: ${resume}\n`, 'cut.yaml');
+    const row = (id: string, resume: boolean, over: Record<string, unknown>) => ({
+      id, plan_name: 'cut', plan_json: JSON.stringify(plan(resume)), plan_source: null, status: 'running' as const, started_at: 1000, load_started_at: 2000, load_ended_at: null, ended_at: null,
+      time_scale: 1, seed: 1, error: null, host: hostname(), gauntlet_version: 'test', engine: null, phase: 'steady' as const, phase_at: 2000, planned_end_at: Date.now() + 3_600_000, owner: dead, ...over,
+    });
+    store.createRun(row('no-resume', false, {}));
+    store.createRun(row('past-end', true, { planned_end_at: 5000 }));
+    store.createRun(row('finishing', true, { phase: 'finalize' }));
+    store.addRunEvent({ run_id: 'no-resume', at: 4321, kind: 'note', message: 'last row', detail: null });
+    store.close();
+    const d = await startDaemon({ config: parseDaemonConfig('listen: { port: 0 }\ndata_dir: cutoff\nreports_dir: cutoff/reports\n', 'gauntlet.yaml', dir), log: silentLogger, docker: null, listen: false });
+    try {
+      const got = Object.fromEntries(['no-resume', 'past-end', 'finishing'].map((id) => [id, d.store.getRun(id)]));
+      for (const r of Object.values(got)) expect(r).toMatchObject({ status: 'aborted', phase: 'done' });
+      expect(got['no-resume']?.error).toMatch(/Gauntlet was killed \(its record stops at 1970-01-01T00:00:04\.321Z\); not taken up: its plan says resume: false/);
+      expect(got['no-resume']?.load_ended_at).toBe(4321);
+      expect(got['past-end']?.error).toMatch(/its planned end 1970-01-01T00:00:05\.000Z has passed/);
+      expect(got['finishing']?.error).toMatch(/cut off in its finalize phase, not under load/);
+      for (const id of Object.keys(got)) expect(existsSync(join(folder, 'reports', id, 'report.json')), id).toBe(true);
+      expect(d.runs.running).toBeNull();
+    } finally {
+      await d.close();
+    }
+  });
 });
