@@ -18,6 +18,7 @@ import type { CronScheduler } from './cron.js';
 import type { ManagedRun, RunManager } from './runs.js';
 import { requestToken, tokenMatches } from './token.js';
 import type { DaemonMetrics } from './metrics.js';
+import { registerLive } from './live.js';
 
 export interface ApiContext {
   config: DaemonConfig;
@@ -115,7 +116,8 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0] ?? '';
-    if (open.has(path)) return;
+    // the live page's own routes: `/` answers a login form without a token, /login takes one
+    if (open.has(path) || path === '/' || path === '/login' || path === '/live.js') return;
     if (!tokenMatches(requestToken(req.headers), ctx.token)) {
       reply.header('www-authenticate', 'Bearer realm="gauntlet"');
       return bad(reply, 401, 'GAUNTLET_API_UNAUTHORIZED', 'a valid token is needed: Authorization: Bearer <token> (the token is in the daemon\'s data folder, file api-token)');
@@ -131,6 +133,8 @@ export function buildApi(ctx: ApiContext): FastifyInstance {
   app.setNotFoundHandler((req, reply) => bad(reply, 404, 'GAUNTLET_API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
 
   app.get('/health', async () => ({ ok: true, version: VERSION, uptime_s: Math.round((ctx.now() - ctx.startedAt) / 1000), running: ctx.runs.running?.id ?? null }));
+
+  registerLive(app, { token: ctx.token, store: ctx.store, runs: ctx.runs, now: ctx.now });
 
   app.get('/metrics', async (_req, reply) => reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics()));
 

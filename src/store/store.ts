@@ -273,6 +273,18 @@ export class Store {
     return row.t;
   }
 
+  /** The run's latest windows, all nodes together (the live page): rate, error rate and ttft p50 (the mean of the nodes' p50s). */
+  recentWindows(runId: string, limit: number): { at: number; rate: number; error_rate: number; ttft_p50_ms: number | null }[] {
+    const rows = this.db
+      .prepare(
+        `SELECT w.window_start AS at, SUM(w.attempts) * 1000.0 / MAX(w.window_ms) AS rate, CASE WHEN SUM(w.attempts) > 0 THEN SUM(w.failed) * 1.0 / SUM(w.attempts) ELSE 0 END AS error_rate,
+                (SELECT AVG(l.p50_ms) FROM latency_windows l WHERE l.run_id = w.run_id AND l.window_start = w.window_start AND l.metric = 'ttft') AS ttft_p50_ms
+           FROM load_windows w WHERE w.run_id = @run GROUP BY w.window_start ORDER BY w.window_start DESC LIMIT @limit`,
+      )
+      .all({ run: runId, limit }) as { at: number; rate: number; error_rate: number; ttft_p50_ms: number | null }[];
+    return rows.reverse();
+  }
+
   getRun(id: string): RunRow | undefined {
     return this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
   }

@@ -71,6 +71,33 @@ describe('daemon API', () => {
     expect((await d.app.inject({ url: '/api/runs', headers: { cookie: `gauntlet_token=${encodeURIComponent(d.token)}` } })).statusCode).toBe(200);
   });
 
+  it('the live page: a login form without the token, /login sets an HttpOnly SameSite cookie for the right token only, /api/live behind it', async () => {
+    const form = await d.app.inject({ url: '/' });
+    expect(form.statusCode).toBe(200);
+    expect(form.body).toContain('<form method="post" action="/login">');
+    expect(form.body).not.toContain('/live.js');
+    expect(form.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    expect((await d.app.inject({ url: '/api/live' })).statusCode).toBe(401);
+    const login = (payload: string, type = 'application/x-www-form-urlencoded') => d.app.inject({ method: 'POST', url: '/login', headers: { 'content-type': type }, payload });
+    for (const wrong of ['token=nope', 'token=', '', 'other=1', `token=${encodeURIComponent(d.token)}x`]) {
+      const r = await login(wrong);
+      expect(r.statusCode, wrong).toBe(401);
+      expect(r.headers['set-cookie'], wrong).toBeUndefined();
+      expect(r.body).toContain('id="login-error"');
+    }
+    const ok = await login(`token=${encodeURIComponent(d.token)}`);
+    expect(ok.statusCode).toBe(303);
+    expect(ok.headers.location).toBe('/');
+    const cookie = String(ok.headers['set-cookie']);
+    expect(cookie).toMatch(/^gauntlet_token=[^;]+; HttpOnly; SameSite=Strict; Path=\//);
+    const jar = cookie.split(';')[0] as string;
+    const page = await d.app.inject({ url: '/', headers: { cookie: jar } });
+    expect(page.body).toContain('<script src="/live.js"></script>');
+    const live = await d.app.inject({ url: '/api/live', headers: { cookie: jar } });
+    expect(live.statusCode).toBe(200);
+    expect(live.json()).toMatchObject({ current: null, runs: [] });
+  });
+
   it('bad input gets 400 with the reason', async () => {
     const post = (body: unknown, url = '/api/runs') => d.app.inject({ method: 'POST', url, headers: { ...auth(), 'content-type': 'application/json' }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
     const cases: [unknown, RegExp, string?][] = [
