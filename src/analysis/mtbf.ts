@@ -49,3 +49,57 @@ export function estimateMtbf(nodeHours: number, failures: number, confidence: nu
     more_node_hours_needed: Math.max(0, needed - nodeHours),
   };
 }
+
+export interface TestPlanAnswer {
+  targetHours: number;
+  confidence: number;
+  nodes: number;
+  /** For 0, 1, 2 … failures allowed: the pooled node-hours, and the wall hours on `nodes` nodes. */
+  byFailures: { failures: number; nodeHours: number; wallHours: number }[];
+  /** What a run of `runHours` on `nodes` nodes can show: the lower bound with 0, 1, 2 failures. */
+  run: { hours: number; nodeHours: number; lowerBounds: { failures: number; hours: number }[] } | null;
+}
+
+/**
+ * How long a time-terminated certification must run to show MTBF ≥ target at `confidence` on
+ * `nodes` nodes (their hours pooled), allowing 0, 1, 2 … failures; and what a run of `runHours`
+ * can show.
+ */
+export function planTest(opts: { targetHours: number; confidence: number; nodes: number; maxFailures?: number; runHours?: number }): TestPlanAnswer {
+  const { targetHours, confidence, nodes } = opts;
+  if (!(targetHours > 0)) throw new RangeError(`the MTBF target must be > 0 hours, got ${targetHours}`);
+  if (!(confidence > 0 && confidence < 1)) throw new RangeError(`confidence must be in (0, 1), got ${confidence}`);
+  if (!(Number.isInteger(nodes) && nodes >= 1)) throw new RangeError(`nodes must be an integer ≥ 1, got ${nodes}`);
+  const maxF = opts.maxFailures ?? 2;
+  const byFailures = [];
+  for (let r = 0; r <= maxF; r++) {
+    const nodeHours = (targetHours * chiSquareQuantile(confidence, 2 * r + 2)) / 2;
+    byFailures.push({ failures: r, nodeHours, wallHours: nodeHours / nodes });
+  }
+  let run: TestPlanAnswer['run'] = null;
+  if (opts.runHours !== undefined) {
+    if (!(opts.runHours > 0)) throw new RangeError(`the run's hours must be > 0, got ${opts.runHours}`);
+    const nodeHours = opts.runHours * nodes;
+    run = { hours: opts.runHours, nodeHours, lowerBounds: Array.from({ length: maxF + 1 }, (_, r) => ({ failures: r, hours: mtbfLowerBound(nodeHours, r, confidence) })) };
+  }
+  return { targetHours, confidence, nodes, byFailures, run };
+}
+
+/**
+ * The exact coverage of the two-sided interval of a time-terminated test: the probability, over
+ * the Poisson count of failures in `nodeHours` at the true MTBF, that the interval holds the truth.
+ */
+export function exactCoverage(trueMtbfHours: number, nodeHours: number, confidence: number): number {
+  const mu = nodeHours / trueMtbfHours;
+  let cover = 0;
+  // terms until the Poisson tail is negligible
+  const rMax = Math.ceil(mu + 12 * Math.sqrt(mu + 1) + 20);
+  let logP = -mu; // log P(N = 0)
+  for (let r = 0; r <= rMax; r++) {
+    if (r > 0) logP += Math.log(mu / r);
+    const e = estimateMtbf(nodeHours, r, confidence, 1);
+    const [lo, hi] = e.interval_hours;
+    if (lo <= trueMtbfHours && (hi === null || trueMtbfHours <= hi)) cover += Math.exp(logP);
+  }
+  return cover;
+}

@@ -1,4 +1,5 @@
 // Statistical building blocks. Pure functions, no I/O; property-tested in test/unit/analysis.
+import { seededRandom } from '../util/random.js';
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, n = 9; ~15 significant digits). */
 export function lnGamma(x: number): number {
@@ -127,4 +128,99 @@ export function distribution(values: readonly number[]): Distribution {
     max: n ? (sorted[n - 1] as number) : null,
     mean: n ? sorted.reduce((a, b) => a + b, 0) / n : null,
   };
+}
+
+/** P(N ≤ c) for N Poisson with mean mu. */
+export function poissonCdf(c: number, mu: number): number {
+  if (!(mu >= 0)) throw new RangeError(`poissonCdf: mean must be ≥ 0, got ${mu}`);
+  if (c < 0) return 0;
+  if (mu === 0) return 1;
+  return 1 - gammaP(Math.floor(c) + 1, mu);
+}
+
+/** The standard normal CDF (from the incomplete gamma: Φ(x) = (1 + sign(x)·P(1/2, x²/2))/2). */
+export function normalCdf(x: number): number {
+  const p = gammaP(0.5, (x * x) / 2);
+  return x >= 0 ? (1 + p) / 2 : (1 - p) / 2;
+}
+
+/** Regularized incomplete beta I_x(a, b) (continued fraction, Numerical Recipes' betacf). */
+export function betaI(x: number, a: number, b: number): number {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  const front = Math.exp(lnGamma(a + b) - lnGamma(a) - lnGamma(b) + a * Math.log(x) + b * Math.log(1 - x));
+  const cf = (aa: number, bb: number, xx: number): number => {
+    const tiny = 1e-300;
+    let c = 1;
+    let d = 1 - ((aa + bb) * xx) / (aa + 1);
+    if (Math.abs(d) < tiny) d = tiny;
+    d = 1 / d;
+    let h = d;
+    for (let m = 1; m < 10_000; m++) {
+      const m2 = 2 * m;
+      let num = (m * (bb - m) * xx) / ((aa + m2 - 1) * (aa + m2));
+      d = 1 + num * d;
+      if (Math.abs(d) < tiny) d = tiny;
+      c = 1 + num / c;
+      if (Math.abs(c) < tiny) c = tiny;
+      d = 1 / d;
+      h *= d * c;
+      num = (-(aa + m) * (aa + bb + m) * xx) / ((aa + m2) * (aa + m2 + 1));
+      d = 1 + num * d;
+      if (Math.abs(d) < tiny) d = tiny;
+      c = 1 + num / c;
+      if (Math.abs(c) < tiny) c = tiny;
+      d = 1 / d;
+      const del = d * c;
+      h *= del;
+      if (Math.abs(del - 1) < 1e-15) break;
+    }
+    return h;
+  };
+  return x < (a + 1) / (a + b + 2) ? (front * cf(a, b, x)) / a : 1 - (front * cf(b, a, 1 - x)) / b;
+}
+
+/** Student's t CDF with `dof` degrees of freedom. */
+export function studentTCdf(t: number, dof: number): number {
+  const x = dof / (dof + t * t);
+  const tail = betaI(x, dof / 2, 0.5) / 2;
+  return t >= 0 ? 1 - tail : tail;
+}
+
+/** The p-quantile of Student's t with `dof` degrees of freedom (bisection on the CDF). */
+export function studentTQuantile(p: number, dof: number): number {
+  if (!(p > 0 && p < 1)) throw new RangeError(`studentTQuantile: p must be in (0, 1), got ${p}`);
+  if (!(dof > 0)) throw new RangeError(`studentTQuantile: dof must be > 0, got ${dof}`);
+  let lo = -1;
+  let hi = 1;
+  while (studentTCdf(lo, dof) > p) lo *= 2;
+  while (studentTCdf(hi, dof) < p) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-12 * Math.max(1, Math.abs(hi)); i++) {
+    const mid = (lo + hi) / 2;
+    if (studentTCdf(mid, dof) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * Percentile bootstrap interval of the nearest-rank p-th percentile of `values` (seeded:
+ * the same values give the same interval). With fewer than 2 values there is no interval.
+ */
+export function bootstrapPercentile(values: readonly number[], p: number, opts: { confidence?: number; resamples?: number; seed?: number } = {}): [number, number] | null {
+  const n = values.length;
+  if (n < 2) return null;
+  const confidence = opts.confidence ?? 0.9;
+  const resamples = opts.resamples ?? 2000;
+  const rng = seededRandom(opts.seed ?? 1);
+  const est: number[] = new Array<number>(resamples);
+  const sample = new Array<number>(n);
+  for (let b = 0; b < resamples; b++) {
+    for (let i = 0; i < n; i++) sample[i] = values[Math.floor(rng.next() * n)] as number;
+    sample.sort((x, y) => x - y);
+    est[b] = percentileSorted(sample, p) as number;
+  }
+  est.sort((x, y) => x - y);
+  const a = (1 - confidence) / 2;
+  return [percentileSorted(est, a * 100) as number, percentileSorted(est, (1 - a) * 100) as number];
 }
