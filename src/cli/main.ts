@@ -26,6 +26,7 @@ import { defaultDaemonConfig, loadDaemonConfig } from '../daemon/config.js';
 import { startDaemon } from '../daemon/daemon.js';
 import { findDaemon, type DaemonClient } from '../daemon/client.js';
 import { checkDir, ensureDir } from '../util/fs.js';
+import { runPlanTest, type PlanTestFlags } from './plan-test.js';
 
 interface Common {
   db: string;
@@ -556,6 +557,23 @@ export function buildCli(): Command {
     .action(async (o: Common & { force?: boolean }) => {
     process.exitCode = await cmdRevert(o);
   });
+  program
+    .command('plan-test')
+    .description('how long a certification must run to show an MTBF target (time-terminated and sequential), and what a run of --hours can show')
+    .requiredOption('--mtbf <duration>', 'the MTBF to demonstrate (θ0 of the sequential test), e.g. 1000h')
+    .option('--confidence <c,...>', 'confidence levels', '0.8,0.9')
+    .option('--nodes <n>', 'nodes under test (their hours pool)', '1')
+    .option('--hours <duration>', 'a run of this length: what it can show, e.g. 72h')
+    .option('--failures <n>', 'show test lengths allowing 0 … n failures', '2')
+    .option('--discrimination <d>', 'sequential test: θ0/θ1, the unacceptable MTBF being target/d', '2')
+    .option('--alpha <p>', "sequential test: producer's risk (a fleet at the target rejected)", '0.1')
+    .option('--beta <p>', "sequential test: consumer's risk (a fleet at target/d accepted)", '0.1')
+    .option('--mil-plan <name>', 'sequential test: a MIL-HDBK-781 PRST plan (I-D … VIII-D) instead of --discrimination/--alpha/--beta')
+    .option('--json', 'as JSON')
+    .action((o: PlanTestFlags) => {
+      const r = runPlanTest(o);
+      out(o.json ? JSON.stringify(r.json, null, 2) : r.text.join('\n'));
+    });
   program
     .command('doctor')
     .description('check what this host lets Gauntlet do (Docker, cgroups, netem, iptables, namespaces, k6) and how to fix what is missing')

@@ -32,6 +32,24 @@ describe('gauntlet check', () => {
     expect([r.code, r.stderr.trim()]).toEqual([2, 'error GAUNTLET_ENV_INVALID: environment variable GAUNTLET_LOG_LEVEL: got "bogus"; expected one of fatal, error, warn, info, debug, trace, silent']);
   });
 
+  it('plan-test: the node-hours to show 1000 h at 90 % on 8 nodes, what 72 h shows, the sequential plan; JSON; a bad flag named', async () => {
+    const r = await runCli(['plan-test', '--mtbf', '1000h', '--confidence', '0.9', '--nodes', '8', '--hours', '72h', '--mil-plan', 'III-D']);
+    expect(r.code).toBe(0);
+    // 2.303·1000 node-hours with no failure: 288 h on 8 nodes; 72 h × 8 with none shows ≥ 576/2.303 = 250 h
+    expect(r.stdout).toMatch(/^  0 +2303 +288 h \(12\.0 days\)$/m);
+    expect(r.stdout).toContain('0 failures: MTBF ≥ 250 h');
+    expect(r.stdout).toContain('not 1000 h, even with no failure');
+    expect(r.stdout).toMatch(/MIL-HDBK-781 PRST plan III-D/);
+    expect(r.stdout).toMatch(/true risks of the truncated test: α′ = \d+\.\d %, β′ = \d+\.\d %/);
+    const j = await runCli(['plan-test', '--mtbf', '1000h', '--nodes', '8', '--json']);
+    const parsed = JSON.parse(j.stdout) as { time_terminated: { confidence: number; byFailures: { nodeHours: number }[] }[]; sequential: { trueRisks: { alpha: number; beta: number } } };
+    expect(parsed.time_terminated.map((a) => a.confidence)).toEqual([0.8, 0.9]);
+    expect(parsed.time_terminated[0]?.byFailures[0]?.nodeHours).toBeCloseTo(1609.4, 1);
+    expect(parsed.sequential.trueRisks.beta).toBeGreaterThan(0.1);
+    const bad = await runCli(['plan-test', '--mtbf', '1000h', '--alpha', '0.7']);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, 'error GAUNTLET_USAGE: --alpha: got "0.7"; expected the producer\'s risk, between 0 and 0.5']);
+  });
+
   it('refuses an unknown command or option with exit code 2', async () => {
     expect((await runCli(['explode'])).code).toBe(2);
     expect((await runCli(['runs', '--colour'])).code).toBe(2);
