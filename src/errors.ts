@@ -32,7 +32,7 @@ export const ERRORS = {
   GAUNTLET_DAEMON_RUNNING: { status: 409, message: 'a daemon runs on %s: %s' },
   GAUNTLET_DAEMON_NOT_RUNNING: { status: 400, message: 'no daemon runs on %s: %s' },
   GAUNTLET_DAEMON_API: { status: 502, message: 'the daemon at %s said: %s' },
-  GAUNTLET_USAGE: { status: 400, message: '%s: %s' },
+  GAUNTLET_CLI_FLAG: { status: 400, message: '%s: %s' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

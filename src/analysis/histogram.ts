@@ -76,12 +76,21 @@ export function summarizeHistogram(h: hdr.Histogram, sumMs: number, us: readonly
   };
 }
 
-/** Merges encoded histograms and reads percentiles (ms). */
-export function mergeHistograms(encoded: readonly string[]): { count: number; percentile(p: number): number | null; max: number | null; mean: number | null } {
+/**
+ * Merges encoded histograms and reads percentiles (ms). `minus`: histograms already in
+ * `encoded` to take out again (the windows a fault touched, out of rollups that hold them) —
+ * exact, counts are subtracted bucket by bucket.
+ */
+export function mergeHistograms(encoded: readonly string[], minus: readonly string[] = []): { count: number; percentile(p: number): number | null; max: number | null; mean: number | null } {
   const total = newHistogram();
   for (const e of encoded) {
     const h = hdr.decodeFromCompressedBase64(e, 32, false);
     total.add(h);
+    h.destroy();
+  }
+  for (const e of minus) {
+    const h = hdr.decodeFromCompressedBase64(e, 32, false);
+    total.subtract(h);
     h.destroy();
   }
   const count = total.totalCount;

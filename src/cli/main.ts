@@ -132,16 +132,32 @@ function summaryLines(result: RunResult): string[] {
     r.generator.kept_up
       ? `  load generator kept up (behind ${(r.generator.behind_share * 100).toFixed(1)}% of the load, limit ${(r.generator.limit_share * 100).toFixed(0)}%)`
       : `  LOAD GENERATOR SATURATED: behind ${(r.generator.behind_share * 100).toFixed(1)}% of the load (limit ${(r.generator.limit_share * 100).toFixed(0)}%; first: ${r.generator.behind_windows[0]?.why.join('; ') ?? '—'}): latency there is the generator's, not the server's`,
+    ...verdictLines(r),
     `report: ${join(result.reportDir, 'report.md')} (and report.json)`,
   ];
 }
 
-/** The run's exit code: 0 completed, 3 completed but the generator fell behind, 130 stopped, 1 failed. */
+/** The release verdict and every gate that did not pass (older reports have none). */
+function verdictLines(r: ReportJson): string[] {
+  if (!r.gates) return [];
+  const notPassed = r.gates.filter((g) => g.verdict === 'fail' || g.verdict === 'conditional');
+  return [
+    `  VERDICT ${r.verdict.toUpperCase()}: ${r.gates.filter((g) => g.verdict === 'pass').length} gates pass, ${r.gates.filter((g) => g.verdict === 'conditional').length} conditional, ${r.gates.filter((g) => g.verdict === 'fail').length} fail, ${r.gates.filter((g) => g.verdict === 'not_measured').length} not measured`,
+    ...notPassed.map((g) => `    ${g.verdict === 'fail' ? 'FAIL' : 'conditional'} ${g.title}: ${g.reason}`),
+  ];
+}
+
+/**
+ * The run's exit code: 0 completed and its gates passed, 3 completed but the generator fell
+ * behind (its numbers are not the server's, so no verdict is trusted), 4 completed and a release
+ * gate failed (or was conditional with gates.conditional_fails), 130 stopped, 1 failed.
+ */
 function runExitCode(result: RunResult): number {
   if (result.status !== 'completed') return result.status === 'aborted' ? 130 : 1;
   const r = readReport(result);
   if (!r) return 1;
-  return r.generator.kept_up ? 0 : 3;
+  if (!r.generator.kept_up) return 3;
+  return r.verdict_fails_run ? 4 : 0;
 }
 
 /** --time-scale: plan time per real time (1: real time). */

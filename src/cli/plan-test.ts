@@ -35,7 +35,7 @@ export interface SequentialAnswer {
 }
 
 function bad(flag: string, got: string, expected: string): GauntletError {
-  return new GauntletError('GAUNTLET_USAGE', [flag, `got ${JSON.stringify(got)}; expected ${expected}`]);
+  return new GauntletError('GAUNTLET_CLI_FLAG', [flag, `got ${JSON.stringify(got)}; expected ${expected}`]);
 }
 
 function number(flag: string, raw: string, ok: (n: number) => boolean, expected: string): number {

@@ -218,6 +218,40 @@ const Service = z.strictObject({
   endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
 });
 
+/**
+ * Release gates (DESIGN.md, Certification gates): each a threshold the run is judged against,
+ * pass / conditional / fail; `false` turns one off. The defaults are the release criteria.
+ */
+const share = (what: string) => z.number({ error: `expected ${what} as a share between 0 and 1 (0.999 = 99.9 %)` }).min(0).max(1);
+const Gates = z.strictObject({
+  /** A conditional verdict fails the run too (exit 4), not only a failed one. */
+  conditional_fails: z.boolean().default(false),
+  /** Spontaneous failures (and failed recoveries) in the run: ≤ pass, ≤ conditional, more fails. */
+  spontaneous_failures: z
+    .union([z.literal(false), z.strictObject({ pass: z.number().int().min(0).default(1), conditional: z.number().int().min(0).default(3) })])
+    .default({ pass: 1, conditional: 3 }),
+  /** The MTBF lower bound at the plan's confidence: ≥ pass (default mtbf_target) passes, < fail fails, between is conditional. */
+  mtbf_lower_bound: z
+    .union([z.literal(false), z.strictObject({ pass: duration('gates.mtbf_lower_bound.pass', 1000, 1e6 * 3_600_000).optional(), conditional: duration('gates.mtbf_lower_bound.conditional', 0, 1e6 * 3_600_000).default(500 * 3_600_000), fail: duration('gates.mtbf_lower_bound.fail', 0, 1e6 * 3_600_000).default(100 * 3_600_000) })])
+    .default({ conditional: 500 * 3_600_000, fail: 100 * 3_600_000 }),
+  /** Availability from health probes: ≥ pass passes, ≥ conditional is conditional. */
+  availability: z.union([z.literal(false), z.strictObject({ pass: share('availability').default(0.999), conditional: share('availability').default(0.995) })]).default({ pass: 0.999, conditional: 0.995 }),
+  /** Error rate (errors + timeouts), outside injected episodes: < pass passes, < conditional is conditional. */
+  error_rate: z.union([z.literal(false), z.strictObject({ pass: share('an error rate').default(0.001), conditional: share('an error rate').default(0.005) })]).default({ pass: 0.001, conditional: 0.005 }),
+  /** The longest client-visible outage at the service endpoint when a node fails (needs plan.service). */
+  failover_outage: z.union([z.literal(false), z.strictObject({ pass: duration('gates.failover_outage.pass', 0, 3_600_000).default(2000) })]).default({ pass: 2000 }),
+  /** Every node that failed serves again within the plan's recovery_limit. */
+  recovery: z.boolean().default(true),
+  /** ttft p50 / p99 (from the actual send), below these. */
+  ttft: z.union([z.literal(false), z.strictObject({ p50: duration('gates.ttft.p50', 0, 3_600_000).default(100), p99: duration('gates.ttft.p99', 0, 3_600_000).default(150) })]).default({ p50: 100, p99: 150 }),
+  /** Per-output-token latency (tpot) p50 / p99, below these. */
+  tpot: z.union([z.literal(false), z.strictObject({ p50: duration('gates.tpot.p50', 0, 3_600_000).default(30), p99: duration('gates.tpot.p99', 0, 3_600_000).default(50) })]).default({ p50: 30, p99: 50 }),
+  /** Memory (container and GPU) must not grow significantly: the slope's interval at this confidence wholly above 0 fails. */
+  memory_growth: z.union([z.literal(false), z.strictObject({ confidence: z.number().gt(0).lt(1).default(0.95) })]).default({ confidence: 0.95 }),
+});
+export type PlanGates = z.output<typeof Gates>;
+export const DEFAULT_GATES: PlanGates = Gates.parse({});
+
 export const PlanSchema = z.strictObject({
   name,
   description: z.string().optional(),
@@ -242,6 +276,7 @@ export const PlanSchema = z.strictObject({
    */
   resume: z.boolean().default(true),
   mtbf_target: duration('mtbf_target', 1000, 1e6 * 3_600_000).default(1000 * 3_600_000),
+  gates: Gates.default(DEFAULT_GATES),
 });
 
 export type PlanInput = z.input<typeof PlanSchema>;

@@ -2,12 +2,17 @@
 // measured and how. Reads the store, never writes it. Field names are documented in README.md.
 import { clientOutage, type ServiceRequest } from '../analysis/failover.js';
 import { availabilityFromSlots, summarizeRun, type RunSummary } from '../analysis/run-summary.js';
-import { percentileSorted } from '../analysis/stats.js';
+import { percentileSorted, wilsonInterval } from '../analysis/stats.js';
+import { mergeHistograms } from '../analysis/histogram.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import { isSuccess, type Store } from '../store/store.js';
 import { GENERATOR_NODE, K6_CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../analysis/generator.js';
 import type { EngineCapabilities } from '../load/types.js';
+import { evaluateGates, overallVerdict, type GateInput, type GateResult, type Verdict } from '../analysis/gates.js';
+import { memoryTrend } from '../analysis/leak.js';
+import { CONTAINER_METRICS } from '../detect/telemetry.js';
+import { DEFAULT_GATES } from '../plan/schema.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -22,6 +27,16 @@ export interface FaultEffect {
 
 export interface ReportJson {
   schema: 'gauntlet.report/1';
+  /** Bumped when a field changes meaning or goes away (adding one does not). */
+  schema_version: 1;
+  /** The release verdict: any failed gate fails, any conditional one makes it conditional. */
+  verdict: Verdict;
+  /** Whether the verdict fails the run (`gauntlet run` exits 4): a failed gate, or a conditional one with gates.conditional_fails. */
+  verdict_fails_run: boolean;
+  /** Each release gate against the plan's thresholds, with the reason. */
+  gates: GateResult[];
+  /** Memory trend of each node (container, GPU): slope and interval, per hour. */
+  memory: { node: string; kind: string; samples: number; span_hours: number; slope_bytes_per_hour: number | null; interval: [number, number] | null; confidence: number; growing: boolean; per_24h_bytes: number | null; hours_to_limit: number | null; limit_bytes: number | null }[];
   run: {
     id: string;
     plan: string;
@@ -109,6 +124,8 @@ export interface ReportJson {
     error_rate: number | null;
     error_rate_ci95: [number, number] | null;
     error_rate_outside_injected: number | null;
+    /** How error_rate_outside_injected was counted: per request, or per window (no per-request rows: windows an injected episode touches left out whole). */
+    error_rate_outside_injected_from: 'requests' | 'windows';
     outcomes: Record<string, number>;
     output_tokens: number;
     output_tokens_from: { usage: number; chunk_count: number };
@@ -140,6 +157,12 @@ export interface ReportJson {
     queue_delay_p99_ms: number | null;
     samples: number;
     itl_samples: number;
+    /**
+     * The same outside every fault's window (from its injection, less the plan's timeout, to its
+     * revert plus fault_grace) and every injected episode: what the latency gates judge. Null
+     * when the run had no fault (then they are the figures above).
+     */
+    outside_faults: { ttft_p50_ms: number | null; ttft_p99_ms: number | null; tpot_p50_ms: number | null; tpot_p99_ms: number | null; samples: number; windows_left_out: number } | null;
   };
   faults: {
     id: string;
@@ -259,8 +282,18 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   const s = summary;
   const L = s.latency;
   const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities }) : null;
+  // Without per-request rows, outside injected episodes is counted per window (the plan's timeout before each episode too).
+  const byWindows = s.requests.outsideInjected === null ? store.countOutsideInjectedWindows(runId, loadEnd, plan.load.timeout) : null;
+  const outside = s.requests.outsideInjected ?? (byWindows ? { total: byWindows.total, failed: byWindows.failed, errorRate: byWindows.total ? byWindows.failed / byWindows.total : null } : null);
+  const outsideLatency = latencyOutsideFaults(store, runId, plan, loadEnd);
+  const memory = memoryTrends(store, runId, nodes.map((n) => n.name), plan.gates?.memory_growth === false ? 0.95 : (plan.gates?.memory_growth.confidence ?? 0.95));
   const report: ReportJson = {
     schema: 'gauntlet.report/1',
+    schema_version: 1,
+    verdict: 'pass',
+    verdict_fails_run: false,
+    gates: [],
+    memory: memory.map((m) => ({ node: m.node, kind: m.kind, samples: m.trend.samples, span_hours: r4(m.trend.spanHours) as number, slope_bytes_per_hour: r1(m.trend.slopeBytesPerHour), interval: m.trend.interval ? [r1(m.trend.interval[0]) as number, r1(m.trend.interval[1]) as number] : null, confidence: m.trend.confidence, growing: m.trend.growing, per_24h_bytes: r1(m.trend.per24hBytes), hours_to_limit: r4(m.trend.hoursToLimit), limit_bytes: m.trend.limitBytes })),
     run: {
       id: run.id,
       plan: run.plan_name,
@@ -354,7 +387,8 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       cancelled: s.requests.cancelled,
       error_rate: r4(s.requests.errorRate),
       error_rate_ci95: s.requests.errorRateInterval ? [r4(s.requests.errorRateInterval[0]) as number, r4(s.requests.errorRateInterval[1]) as number] : null,
-      error_rate_outside_injected: r4(s.requests.outsideInjected?.errorRate ?? null),
+      error_rate_outside_injected: r4(outside?.errorRate ?? null),
+      error_rate_outside_injected_from: s.requests.outsideInjected ? 'requests' : 'windows',
       outcomes: s.requests.outcomes,
       output_tokens: s.requests.outputTokens,
       output_tokens_from: { usage: s.requests.tokensFromUsage, chunk_count: s.requests.tokensFromChunks },
@@ -382,6 +416,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       queue_delay_p99_ms: r1(L.queue_delay.p99),
       samples: L.ttft.count,
       itl_samples: L.itl.count,
+      outside_faults: outsideLatency,
     },
     faults: store
       .faults(runId)
@@ -447,7 +482,72 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       restart_count: evidence.get(e.id)?.restartCount ?? null,
     })),
   };
+  const gateInput: GateInput = {
+    hours: (loadEnd - loadStart) / 3_600_000,
+    failuresForMtbf: s.failures.countedForMtbf,
+    mtbfLowerBoundHours: s.mtbf.lower_bound_hours,
+    confidence: plan.confidence,
+    availability: s.availability.value,
+    errorRate: outside?.errorRate ?? s.requests.errorRate,
+    errorRateInterval: outside && outside.total > 0 ? wilsonInterval(outside.failed, outside.total, 0.95) : s.requests.errorRateInterval,
+    errorRateScope: outside ? 'outside injected episodes' : 'all requests',
+    requests: outside?.total ?? s.requests.total,
+    failoverMaxOutageMs: report.service?.max_outage_ms ?? null,
+    hasService: report.service !== null,
+    recovery: {
+      episodes: s.episodes.filter((e) => e.cause !== 'orchestrator').length,
+      recovered: s.episodes.filter((e) => e.cause !== 'orchestrator' && e.recoveryMs !== null).length,
+      failed: s.failures.recoveryFailed,
+      maxMs: s.recovery.max,
+      limitMs: plan.recovery_limit,
+    },
+    ttftP50Ms: outsideLatency ? outsideLatency.ttft_p50_ms : L.ttft.p50,
+    ttftP99Ms: outsideLatency ? outsideLatency.ttft_p99_ms : L.ttft.p99,
+    tpotP50Ms: outsideLatency ? outsideLatency.tpot_p50_ms : L.tpot.p50,
+    tpotP99Ms: outsideLatency ? outsideLatency.tpot_p99_ms : L.tpot.p99,
+    latencyScope: outsideLatency ? 'outside fault windows' : 'all requests',
+    memory,
+  };
+  report.gates = evaluateGates(plan.gates ?? DEFAULT_GATES, gateInput, plan.mtbf_target / 3_600_000);
+  report.verdict = overallVerdict(report.gates);
+  report.verdict_fails_run = report.verdict === 'fail' || (report.verdict === 'conditional' && (plan.gates ?? DEFAULT_GATES).conditional_fails);
   return { report, summary, plan };
+}
+
+/**
+ * ttft and tpot percentiles outside the faults: the run's totals less the windows a fault's
+ * window (injection − timeout … revert + grace) or an injected episode touched (exact: the
+ * histograms are subtracted). Null when nothing was injected.
+ */
+function latencyOutsideFaults(store: Store, runId: string, plan: Plan, loadEnd: number): ReportJson['latency']['outside_faults'] {
+  const spans = [
+    ...store.faults(runId).flatMap((f) => (f.injected_at === null ? [] : [{ node: f.node, from: f.injected_at - plan.load.timeout, to: (f.reverted_at ?? loadEnd) + plan.detection.fault_grace }])),
+    ...store.episodes(runId).flatMap((e) => (e.cause.startsWith('injected') ? [{ node: e.node, from: e.started_at - plan.load.timeout, to: e.serving_again_at ?? loadEnd }] : [])),
+  ];
+  if (spans.length === 0) return null;
+  const part = (metric: 'ttft' | 'tpot') => {
+    const touched = store.latencyWindowsTouching(runId, metric, plan.load.window, spans);
+    const m = mergeHistograms(store.latencyTotals(runId, metric).map((x) => x.hist), touched);
+    return { m, left: touched.length };
+  };
+  const ttft = part('ttft');
+  const tpot = part('tpot');
+  return { ttft_p50_ms: r1(ttft.m.percentile(50)), ttft_p99_ms: r1(ttft.m.percentile(99)), tpot_p50_ms: r1(tpot.m.percentile(50)), tpot_p99_ms: r1(tpot.m.percentile(99)), samples: ttft.m.count, windows_left_out: ttft.left };
+}
+
+/** Each node's memory trend: the container's (against its limit) and the GPUs' framebuffer (DCGM, MiB summed over GPUs). */
+function memoryTrends(store: Store, runId: string, nodes: string[], confidence: number): GateInput['memory'] {
+  const out: GateInput['memory'] = [];
+  for (const node of nodes) {
+    const mem = store.telemetry(runId, node, CONTAINER_METRICS.memory);
+    if (mem.length) {
+      const limit = store.telemetry(runId, node, CONTAINER_METRICS.memoryLimit).at(-1)?.value ?? null;
+      out.push({ node, kind: 'container', trend: memoryTrend(mem.map((t) => ({ at: t.at, bytes: t.value })), { confidence, limitBytes: limit && limit > 0 ? limit : null }) });
+    }
+    const fb = store.telemetry(runId, node, 'DCGM_FI_DEV_FB_USED');
+    if (fb.length) out.push({ node, kind: 'gpu', trend: memoryTrend(fb.map((t) => ({ at: t.at, bytes: t.value * 1_048_576 })), { confidence }) });
+  }
+  return out;
 }
 
 export interface TelemetryStats {

@@ -5,7 +5,9 @@ import type { ReportJson } from './build.js';
 
 const ms = (x: number | null): string => (x === null ? '—' : `${x.toFixed(0)} ms`);
 const pct = (x: number | null, digits = 3): string => (x === null ? '—' : `${(x * 100).toFixed(digits)} %`);
-const h = (x: number | null): string => (x === null ? '—' : x >= 100 ? `${x.toFixed(0)} h` : x >= 1 ? `${x.toFixed(2)} h` : `${(x * 60).toFixed(2)} min`);
+// hours everywhere (node-hours, MTBF), with the digits a short run needs: never minutes for one and hours for another
+const h = (x: number | null): string => (x === null ? '—' : x >= 100 ? `${x.toFixed(0)} h` : x >= 1 ? `${x.toFixed(2)} h` : x >= 0.01 ? `${x.toFixed(3)} h` : `${x.toPrecision(2)} h`);
+const VERDICT_MARK: Record<string, string> = { pass: '✅ pass', conditional: '⚠️ conditional', fail: '❌ fail', not_measured: '— not measured' };
 
 export function renderMarkdown(r: ReportJson, plan: Plan): string {
   const m = r.mtbf;
@@ -33,9 +35,21 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     );
     for (const w of g.behind_windows.slice(0, 10)) out.push(`> - ${w.from} → ${w.to}: ${w.why.join('; ')}`);
   }
+  if (r.gates) {
+    const failing = r.gates.filter((x) => x.verdict === 'fail').length;
+    const cond = r.gates.filter((x) => x.verdict === 'conditional').length;
+    out.push('', `## Verdict: ${VERDICT_MARK[r.verdict]}`, '');
+    out.push(`${failing} gate(s) fail, ${cond} conditional, ${r.gates.filter((x) => x.verdict === 'pass').length} pass${r.verdict_fails_run ? ' — `gauntlet run` exits 4' : ''}. Every threshold is a plan setting (\`gates:\`).`, '');
+    out.push('| gate | verdict | measured |', '|---|---|---|');
+    for (const x of r.gates) out.push(`| ${x.title} | ${VERDICT_MARK[x.verdict]} | ${x.reason} |`);
+  }
+  const rps = r.run.load_started_at && r.run.load_ended_at ? (Date.parse(r.run.load_ended_at) - Date.parse(r.run.load_started_at)) / 1000 : null;
+  if (rps && rps > 0) {
+    out.push('', `Throughput: ${(r.requests.total / rps).toFixed(2)} requests/s sent, ${(r.requests.ok / rps).toFixed(2)} ok/s, ${(r.requests.output_tokens / rps).toFixed(1)} output tokens/s over ${formatDuration(rps * 1000)} of load${scaled ? ' (plan time)' : ''}.`);
+  }
   out.push('', '## Reliability', '');
   out.push(`| measure | value | how |`, `|---|---|---|`);
-  out.push(`| exposure | ${h(r.exposure_node_hours)} (${scaled ? `plan node-hours, scaled ×${r.run.time_scale}: ${h(r.exposure_real_node_hours)} real` : 'node-hours'}) | Σ nodes of time under load, minus injected failure episodes |`);
+  out.push(`| exposure | ${h(r.exposure_node_hours).replace(/ h$/, '')} node-hours${scaled ? ` (plan time, scaled ×${r.run.time_scale}: ${h(r.exposure_real_node_hours).replace(/ h$/, '')} real)` : ''} | Σ nodes of time under load, minus injected failure episodes |`);
   out.push(`| failures | ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries | episodes; cause = injected when it starts in a fault's window (+${formatDuration(plan.detection.fault_grace)} grace) |`);
   if (r.orchestrator_down_ms > 0) {
     out.push(`| Gauntlet down | **${formatDuration(r.orchestrator_down_ms)}** of node-time | Gauntlet was killed and a restarted daemon took the run up: that time is left out of exposure (see the journal) |`);
@@ -58,8 +72,12 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     `| error rate | ${pct(r.requests.error_rate)} (95 % CI ${r.requests.error_rate_ci95 ? `${pct(r.requests.error_rate_ci95[0])} – ${pct(r.requests.error_rate_ci95[1])}` : '—'}) | ${r.requests.failed}/${r.requests.total} requests not ok (Wilson interval); outside injected episodes: ${pct(r.requests.error_rate_outside_injected)} |`,
   );
   out.push('', '## Recovery', '');
-  out.push(`${r.recovery.count} recovered episode(s): p50 ${ms(r.recovery.p50_ms)}, p95 ${ms(r.recovery.p95_ms)}, max ${ms(r.recovery.max_ms)}. Parts (p50): detect ${ms(r.recovery.detect_p50_ms)}, container restart ${ms(r.recovery.restart_p50_ms)}, ready to serve ${ms(r.recovery.ready_p50_ms)}.`);
-  out.push('', 'Recovery = first successful inference *sent* after the failure − first evidence of the failure (Docker `die`/`oom` event time, or the first failed probe/request).', '');
+  out.push(
+    r.recovery.count === 0
+      ? 'No node recovered from a failure in this run (none failed, or none served again before the end).'
+      : `${r.recovery.count} recovered episode(s): p50 ${ms(r.recovery.p50_ms)}, p95 ${ms(r.recovery.p95_ms)}, max ${ms(r.recovery.max_ms)}. Parts (p50): detect ${ms(r.recovery.detect_p50_ms)}, container restart ${ms(r.recovery.restart_p50_ms)}, ready to serve ${ms(r.recovery.ready_p50_ms)}.`,
+  );
+  out.push('', 'Recovery = serving again − first evidence of the failure (Docker `die`/`oom` event time, or the first failed probe or request). Serving again is when the first successful response *began* (its headers; for a stream, its first token) among the inferences sent after the failure started — not when it was sent.', '');
   if (r.episodes.length > 0) {
     out.push('| node | cause | started | detect | restart | recovery | requests hit | evidence |', '|---|---|---|---|---|---|---|---|');
     for (const e of r.episodes) {
@@ -78,6 +96,12 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(`| end to end | ${ms(L.e2e_p50_ms)} | | ${ms(L.e2e_p99_ms)} |`);
   out.push(`| end to end from scheduled send | ${ms(L.e2e_from_scheduled_p50_ms)} | | ${ms(L.e2e_from_scheduled_p99_ms)} |`);
   out.push(`| queue delay (actual − scheduled send) | ${ms(L.queue_delay_p50_ms)} | | ${ms(L.queue_delay_p99_ms)} |`);
+  if (L.outside_faults) {
+    const o = L.outside_faults;
+    out.push(`| TTFT outside fault windows (what the gates judge) | ${ms(o.ttft_p50_ms)} | | ${ms(o.ttft_p99_ms)} |`);
+    out.push(`| TPOT outside fault windows | ${ms(o.tpot_p50_ms)} | | ${ms(o.tpot_p99_ms)} |`);
+    out.push('', `Outside fault windows: ${o.samples} responses; the ${o.windows_left_out} windows a fault touched (from its injection less the plan's timeout to its revert plus ${formatDuration(plan.detection.fault_grace)} grace, and every injected episode) are taken out of the run's histograms exactly.`);
+  }
   out.push(
     '',
     `Load engine: ${r.run.engine?.name ?? '?'}; TTFT taken at ${caps?.ttft === 'time_to_first_byte' ? '**the first byte of the body (approximation: no SSE support)**' : 'the first SSE chunk with content'}${caps && !caps.itl ? '; **inter-token gaps not measured**' : ''}${caps && !caps.queueDelay ? '; queue delay not measured (schedule misses are counted instead)' : ''}.` +
@@ -85,6 +109,15 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
       ` Output tokens: ${r.requests.output_tokens}, from the server's usage in ${r.requests.output_tokens_from.usage} responses, counted from chunks (fallback) in ${r.requests.output_tokens_from.chunk_count}.`,
   );
   for (const n of caps?.notes ?? []) out.push('', `> ${n}`);
+  if (r.memory && r.memory.length > 0) {
+    out.push('', '## Memory', '');
+    out.push('| node | memory | samples over | slope | interval | growing | per 24 h | reaches its limit in |', '|---|---|---|---|---|---|---|---|');
+    const mb = (b: number | null): string => (b === null ? '—' : `${(b / 1_048_576).toFixed(2)} MiB`);
+    for (const x of r.memory) {
+      out.push(`| ${x.node} | ${x.kind} | ${x.samples} over ${h(x.span_hours)} | ${mb(x.slope_bytes_per_hour)}/h | ${x.interval ? `${mb(x.interval[0])} – ${mb(x.interval[1])}/h` : '—'} | ${x.growing ? '**yes**' : 'no'} | ${mb(x.per_24h_bytes)} | ${x.hours_to_limit === null ? '—' : h(x.hours_to_limit)} |`);
+    }
+    out.push('', `Least-squares slope of the node's memory against time; its ${Math.round((r.memory[0]?.confidence ?? 0.95) * 100)} % interval counts samples as fewer than they are where they follow each other closely (effective n = n(1−ρ)/(1+ρ), ρ the residuals' lag-1 autocorrelation). "Growing" means the whole interval is above zero.`);
+  }
   out.push('', '## Requests', '');
   if (r.requests.baseline.length > 0) {
     out.push(

@@ -349,6 +349,39 @@ export class Store {
     return row;
   }
 
+  /**
+   * The same without per-request rows, from the per-window counters: attempts and failures of
+   * the windows (each node's) that do not overlap an injected episode of their node, widened
+   * by `leadMs` before its start (requests sent before it that it failed: the plan's timeout).
+   * Coarser than the per-request count: a window touched by an episode is left out whole.
+   */
+  countOutsideInjectedWindows(runId: string, loadEndedAt: number, leadMs: number): { total: number; failed: number; windowsLeftOut: number } {
+    this.flush();
+    const row = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(CASE WHEN hit THEN 0 ELSE attempts END), 0) AS total, COALESCE(SUM(CASE WHEN hit THEN 0 ELSE failed END), 0) AS failed,
+                COUNT(DISTINCT CASE WHEN hit THEN node || ':' || window_start END) AS windowsLeftOut
+           FROM (SELECT w.node, w.window_start, w.attempts, w.failed, EXISTS (
+                   SELECT 1 FROM episodes e WHERE e.run_id = w.run_id AND e.node = w.node AND e.cause <> 'spontaneous'
+                     AND w.window_start + w.window_ms > e.started_at - @lead AND w.window_start <= COALESCE(e.serving_again_at, @end)) AS hit
+                 FROM load_windows w WHERE w.run_id = @run)`,
+      )
+      .get({ run: runId, end: loadEndedAt, lead: leadMs }) as { total: number; failed: number; windowsLeftOut: number };
+    return row;
+  }
+
+  /**
+   * The latency windows of `metric` that overlap any of `spans` on their node (each window
+   * once): what a fault touched, to take out of the run's totals.
+   */
+  latencyWindowsTouching(runId: string, metric: string, windowMs: number, spans: readonly { node: string; from: number; to: number }[]): string[] {
+    this.flush();
+    const q = this.stmt('SELECT node, window_start, part, hist FROM latency_windows WHERE run_id = ? AND node = ? AND metric = ? AND window_start + ? > ? AND window_start <= ?');
+    const seen = new Map<string, string>();
+    for (const sp of spans) for (const r of q.all(runId, sp.node, metric, windowMs, sp.from, sp.to) as { node: string; window_start: number; part: number; hist: string }[]) seen.set(`${r.node}|${r.window_start}|${r.part}`, r.hist);
+    return [...seen.values()];
+  }
+
   /** Whether per-request rows were kept for this run (load.raw_requests). */
   hasRequestRows(runId: string): boolean {
     this.flush();

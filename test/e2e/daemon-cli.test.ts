@@ -20,7 +20,7 @@ describe('the CLI and a running daemon', () => {
   beforeAll(async () => {
     sim = await startSimProcess(['--gpus', '1', '--ttft-ms', '10', '--itl-ms', '2', '--load-ms', '0']);
     writeFileSync(join(dir, 'gauntlet.yaml'), `listen: { port: 0 }\ndata_dir: data\nreports_dir: reports\n`);
-    writeFileSync(join(dir, 'short.yaml'), `name: short\nduration: 3s\ntargets: [{ name: sim, endpoint: "${sim.endpoint}" }]\nload: { rate: 5, api: chat, stream: true, prompt_tokens: 16, max_tokens: 4, model: sim-llama }\nprobes: { interval: 500ms }\ntelemetry: { interval: 0s }\n`);
+    writeFileSync(join(dir, 'short.yaml'), `name: short\nduration: 3s\ntargets: [{ name: sim, endpoint: "${sim.endpoint}" }]\nload: { rate: 5, api: chat, stream: true, prompt_tokens: 16, max_tokens: 4, model: sim-llama }\nprobes: { interval: 500ms }\ntelemetry: { interval: 0s }\ngates: { mtbf_lower_bound: false, availability: false, ttft: false, tpot: false }\n`);
     daemon = startCli(['daemon', '--config', join(dir, 'gauntlet.yaml')]);
     await until('the daemon to say where it listens', () => existsSync(join(data, DAEMON_FILE)) || daemon.proc.exitCode !== null, 30_000);
     expect(daemon.proc.exitCode, daemon.stderr()).toBeNull();
