@@ -104,14 +104,14 @@ probes: { interval: 10s, timeout: 2s, failures: 2, fast_interval: 200ms }
   store.close();
 }
 
-function measure(): void {
+async function measure(): Promise<void> {
   const store = openStore(dbPath, { mustExist: true });
   const out = mkdtempSync(join(tmpdir(), 'gauntlet-bench-report-'));
   const startCpu = process.cpuUsage();
   const a = performance.now();
   const built = buildReport(store, RUN);
   const b = performance.now();
-  writeReports(store, RUN, out); // builds it again, and writes report.json and report.md
+  await writeReports(store, RUN, out); // builds it again, and writes every report file (HTML with its charts too)
   const c = performance.now();
   const cpu = process.cpuUsage(startCpu);
   const r = process.resourceUsage();
@@ -122,7 +122,7 @@ function measure(): void {
   store.close();
 }
 
-if (args.measure) measure();
+if (args.measure) await measure();
 else {
   if (args.fresh || !existsSync(dbPath)) {
     const a = performance.now();

@@ -245,3 +245,44 @@ export const MIL_HDBK_781_PRST: Record<string, { alpha: number; beta: number; d:
   'VII-D': { alpha: 0.3, beta: 0.3, d: 1.5 },
   'VIII-D': { alpha: 0.3, beta: 0.3, d: 2 },
 };
+
+export interface SequentialAnswer {
+  plan: string | null;
+  theta0Hours: number;
+  theta1Hours: number;
+  discrimination: number;
+  alpha: number;
+  beta: number;
+  lines: { slopePerNodeHour: number; rejectIntercept: number; acceptIntercept: number };
+  truncation: { failures: number; nodeHours: number };
+  fixedDuration: { nodeHours: number; acceptFailures: number; alpha: number; beta: number };
+  trueRisks: { alpha: number; beta: number };
+  expectedNodeHours: { atTheta0: number; atTheta1: number };
+}
+
+/**
+ * The sequential plan for the target as θ0: Wald's lines, truncated at the shortest
+ * fixed-duration plan with the same risks (its node-hours: accept; one failure past its accept
+ * number: reject), and the true risks and expected test time of the truncated test.
+ */
+export function sequentialAnswer(seq: SprtPlan & { name: string | null }): SequentialAnswer {
+  const fixed = shortestFixedDuration(seq.theta0Hours, seq.theta1Hours, seq.alpha, seq.beta);
+  const truncation = { failures: fixed.acceptFailures + 1, nodeHours: fixed.nodeHours };
+  const plan: SprtPlan = { ...seq, truncate: truncation };
+  const l = sprtLines(plan);
+  const at0 = sprtOperating(plan, seq.theta0Hours);
+  const at1 = sprtOperating(plan, seq.theta1Hours);
+  return {
+    plan: seq.name,
+    theta0Hours: seq.theta0Hours,
+    theta1Hours: seq.theta1Hours,
+    discrimination: seq.theta0Hours / seq.theta1Hours,
+    alpha: seq.alpha,
+    beta: seq.beta,
+    lines: { slopePerNodeHour: l.slope, rejectIntercept: l.rejectIntercept, acceptIntercept: l.acceptIntercept },
+    truncation,
+    fixedDuration: fixed,
+    trueRisks: { alpha: at0.pReject, beta: at1.pAccept },
+    expectedNodeHours: { atTheta0: at0.expectedNodeHours, atTheta1: at1.expectedNodeHours },
+  };
+}

@@ -133,7 +133,7 @@ function summaryLines(result: RunResult): string[] {
       ? `  load generator kept up (behind ${(r.generator.behind_share * 100).toFixed(1)}% of the load, limit ${(r.generator.limit_share * 100).toFixed(0)}%)`
       : `  LOAD GENERATOR SATURATED: behind ${(r.generator.behind_share * 100).toFixed(1)}% of the load (limit ${(r.generator.limit_share * 100).toFixed(0)}%; first: ${r.generator.behind_windows[0]?.why.join('; ') ?? '—'}): latency there is the generator's, not the server's`,
     ...verdictLines(r),
-    `report: ${join(result.reportDir, 'report.md')} (and report.json)`,
+    `report: ${join(result.reportDir, 'report.html')} (and report.md, report.json, junit.xml)`,
   ];
 }
 
@@ -364,7 +364,7 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
     try {
       const verdict = drillVerdict(store, result, await drillPlan(options, docker));
       for (const l of verdict.lines) out(l);
-      out(`report: ${join(result.reportDir, 'report.md')} (run ${result.runId}, by the daemon)`);
+      out(`report: ${join(result.reportDir, 'report.html')} (run ${result.runId}, by the daemon)`);
       return result.status === 'aborted' ? 130 : verdict.recovered ? 0 : 1;
     } finally {
       store.close();
@@ -388,7 +388,7 @@ async function cmdDrill(kind: string, o: Common & DrillFlags): Promise<number> {
     });
     if (process.stderr.isTTY) err('');
     for (const l of verdict.lines) out(l);
-    out(`report: ${join(result.reportDir, 'report.md')} (run ${result.runId}, listed by gauntlet runs)`);
+    out(`report: ${join(result.reportDir, 'report.html')} (run ${result.runId}, listed by gauntlet runs)`);
     return result.status === 'aborted' ? 130 : verdict.recovered ? 0 : 1;
   } finally {
     store.close();
@@ -444,12 +444,12 @@ async function cmdRuns(o: Common & { json?: boolean }): Promise<number> {
   }
 }
 
-function cmdReport(runId: string, o: Common): number {
+async function cmdReport(runId: string, o: Common): Promise<number> {
   const store = openExistingDb(o.db);
   checkReportsDir(o.reports);
   try {
-    const dir = writeReports(store, runId, o.reports);
-    out(`report: ${join(dir, 'report.md')} (and report.json)`);
+    const dir = await writeReports(store, runId, o.reports);
+    out(`report: ${join(dir, 'report.html')} (and report.md, report.json, junit.xml)`);
     return 0;
   } finally {
     store.close();
@@ -557,8 +557,8 @@ export function buildCli(): Command {
   common(program.command('runs').description('list runs in the database (through the daemon when one keeps it)')).option('--json', 'as JSON').action(async (o: Common & { json?: boolean }) => {
     process.exitCode = await cmdRuns(o);
   });
-  common(program.command('report').argument('<run-id>', 'a run id (see gauntlet runs)').description("rewrite a run's report from the database")).action((id: string, o: Common) => {
-    process.exitCode = cmdReport(id, o);
+  common(program.command('report').argument('<run-id>', 'a run id (see gauntlet runs)').description("rewrite a run's reports (JSON, JUnit, Markdown, HTML) from the database")).action(async (id: string, o: Common) => {
+    process.exitCode = await cmdReport(id, o);
   });
   program
     .command('check')

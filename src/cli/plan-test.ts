@@ -4,7 +4,7 @@
 // expected test time), every figure with its confidence.
 import { GauntletError } from '../errors.js';
 import { planTest, type TestPlanAnswer } from '../analysis/mtbf.js';
-import { MIL_HDBK_781_PRST, shortestFixedDuration, sprtLines, sprtOperating, type SprtPlan } from '../analysis/sprt.js';
+import { MIL_HDBK_781_PRST, sequentialAnswer, type SequentialAnswer, type SprtPlan } from '../analysis/sprt.js';
 import { parseDuration } from '../util/duration.js';
 
 export interface PlanTestFlags {
@@ -20,19 +20,6 @@ export interface PlanTestFlags {
   json?: boolean;
 }
 
-export interface SequentialAnswer {
-  plan: string | null;
-  theta0Hours: number;
-  theta1Hours: number;
-  discrimination: number;
-  alpha: number;
-  beta: number;
-  lines: { slopePerNodeHour: number; rejectIntercept: number; acceptIntercept: number };
-  truncation: { failures: number; nodeHours: number };
-  fixedDuration: { nodeHours: number; acceptFailures: number; alpha: number; beta: number };
-  trueRisks: { alpha: number; beta: number };
-  expectedNodeHours: { atTheta0: number; atTheta1: number };
-}
 
 function bad(flag: string, got: string, expected: string): GauntletError {
   return new GauntletError('GAUNTLET_CLI_FLAG', [flag, `got ${JSON.stringify(got)}; expected ${expected}`]);
@@ -70,32 +57,6 @@ export function parsePlanTestFlags(o: PlanTestFlags): { targetHours: number; con
   return { targetHours, confidences, nodes, ...(runHours !== undefined ? { runHours } : {}), maxFailures, sequential: { name, theta0Hours: targetHours, theta1Hours: targetHours / d, alpha, beta } };
 }
 
-/**
- * The sequential plan for the target as θ0: Wald's lines, truncated at the shortest
- * fixed-duration plan with the same risks (its node-hours: accept; one failure past its accept
- * number: reject), and the true risks and expected test time of the truncated test.
- */
-export function sequentialAnswer(seq: SprtPlan & { name: string | null }): SequentialAnswer {
-  const fixed = shortestFixedDuration(seq.theta0Hours, seq.theta1Hours, seq.alpha, seq.beta);
-  const truncation = { failures: fixed.acceptFailures + 1, nodeHours: fixed.nodeHours };
-  const plan: SprtPlan = { ...seq, truncate: truncation };
-  const l = sprtLines(plan);
-  const at0 = sprtOperating(plan, seq.theta0Hours);
-  const at1 = sprtOperating(plan, seq.theta1Hours);
-  return {
-    plan: seq.name,
-    theta0Hours: seq.theta0Hours,
-    theta1Hours: seq.theta1Hours,
-    discrimination: seq.theta0Hours / seq.theta1Hours,
-    alpha: seq.alpha,
-    beta: seq.beta,
-    lines: { slopePerNodeHour: l.slope, rejectIntercept: l.rejectIntercept, acceptIntercept: l.acceptIntercept },
-    truncation,
-    fixedDuration: fixed,
-    trueRisks: { alpha: at0.pReject, beta: at1.pAccept },
-    expectedNodeHours: { atTheta0: at0.expectedNodeHours, atTheta1: at1.expectedNodeHours },
-  };
-}
 
 const num = (h: number): string => (h >= 10_000 ? Math.round(h).toLocaleString('en-US') : h >= 100 ? h.toFixed(0) : h.toFixed(1));
 const hrs = (h: number): string => `${num(h)} h`;

@@ -65,7 +65,7 @@ export interface Daemon {
  * the others are ended as aborted with the reason, their reports written. Their faults were
  * reverted just before.
  */
-function takeUpCutOffRuns(store: Store, runs: RunManager, clock: Clock, log: Logger, reportsDir: string): void {
+async function takeUpCutOffRuns(store: Store, runs: RunManager, clock: Clock, log: Logger, reportsDir: string): Promise<void> {
   let rows: RunRow[];
   try {
     rows = store.cutOffRuns((owner) => ownerAlive(owner));
@@ -94,7 +94,7 @@ function takeUpCutOffRuns(store: Store, runs: RunManager, clock: Clock, log: Log
         log.warn({ run: row.id, lastAt: new Date(lastAt).toISOString(), plannedEnd: new Date(row.planned_end_at ?? 0).toISOString() }, `taking up run ${row.id}, cut off when Gauntlet was killed, until its planned end`);
         continue;
       }
-      const dir = endCutOffRun(store, row, lastAt, why ?? 'a run is under way', reportsDir, now);
+      const dir = await endCutOffRun(store, row, lastAt, why ?? 'a run is under way', reportsDir, now);
       log.warn({ run: row.id, reason: why, report: dir }, `run ${row.id} was cut off when Gauntlet was killed: ended as aborted (${why})`);
     } catch (err) {
       log.error({ run: row.id, err: errorMessage(err) }, 'could not take up or end a run a killed Gauntlet left');
@@ -146,7 +146,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     ...(o.processes ? { processes: o.processes } : {}),
     ...(o.engine ? { engine: o.engine } : {}),
   });
-  takeUpCutOffRuns(store, runs, clock, log, config.reports_dir);
+  await takeUpCutOffRuns(store, runs, clock, log, config.reports_dir);
   const fire = (entry: CronEntry, dueAt: number): void => {
     const s = config.schedules.find((x) => x.name === entry.name);
     if (!s) return;

@@ -1,5 +1,6 @@
 // The plan: what to load, which nodes, which faults when, how to judge. Parsed with zod at
 // the edge; everything after trusts the `Plan` type. Durations are written "90s", "3m", "72h".
+import { MIL_HDBK_781_PRST } from '../analysis/sprt.js';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 
@@ -252,6 +253,23 @@ const Gates = z.strictObject({
 export type PlanGates = z.output<typeof Gates>;
 export const DEFAULT_GATES: PlanGates = Gates.parse({});
 
+/**
+ * Sequential certification (MIL-HDBK-781's probability-ratio test): θ0 = mtbf_target, θ1 =
+ * θ0 / discrimination, producer's risk alpha, consumer's risk beta (or a standard plan by name),
+ * truncated at the shortest fixed-duration test with the same risks. The report shows where the
+ * run stands against its lines; stop_early ends the run when it decides (accept or reject).
+ */
+const Sequential = z
+  .strictObject({
+    mil_plan: z.enum(Object.keys(MIL_HDBK_781_PRST) as [string, ...string[]], { error: `expected one of MIL-HDBK-781's PRST plans: ${Object.keys(MIL_HDBK_781_PRST).join(', ')}` }).optional(),
+    discrimination: z.number().gt(1).max(100).default(2),
+    alpha: z.number().gt(0).lt(0.5).default(0.1),
+    beta: z.number().gt(0).lt(0.5).default(0.1),
+    stop_early: z.boolean().default(false),
+  })
+  .transform((x) => (x.mil_plan ? { ...x, discrimination: (MIL_HDBK_781_PRST[x.mil_plan] as { d: number }).d, alpha: (MIL_HDBK_781_PRST[x.mil_plan] as { alpha: number }).alpha, beta: (MIL_HDBK_781_PRST[x.mil_plan] as { beta: number }).beta } : x));
+export type PlanSequential = z.output<typeof Sequential>;
+
 export const PlanSchema = z.strictObject({
   name,
   description: z.string().optional(),
@@ -277,6 +295,7 @@ export const PlanSchema = z.strictObject({
   resume: z.boolean().default(true),
   mtbf_target: duration('mtbf_target', 1000, 1e6 * 3_600_000).default(1000 * 3_600_000),
   gates: Gates.default(DEFAULT_GATES),
+  sequential: Sequential.default({ discrimination: 2, alpha: 0.1, beta: 0.1, stop_early: false }),
 });
 
 export type PlanInput = z.input<typeof PlanSchema>;

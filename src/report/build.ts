@@ -13,6 +13,7 @@ import { evaluateGates, overallVerdict, type GateInput, type GateResult, type Ve
 import { memoryTrend } from '../analysis/leak.js';
 import { CONTAINER_METRICS } from '../detect/telemetry.js';
 import { DEFAULT_GATES } from '../plan/schema.js';
+import { reliability, type ReliabilityJson } from './reliability.js';
 
 const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString());
 const r1 = (x: number | null): number | null => (x === null ? null : Math.round(x * 10) / 10);
@@ -35,6 +36,8 @@ export interface ReportJson {
   verdict_fails_run: boolean;
   /** Each release gate against the plan's thresholds, with the reason. */
   gates: GateResult[];
+  /** MTBF at each confidence, the sequential test's state, trends, recovery by kind and node, throughput. */
+  reliability: ReliabilityJson;
   /** Memory trend of each node (container, GPU): slope and interval, per hour. */
   memory: { node: string; kind: string; samples: number; span_hours: number; slope_bytes_per_hour: number | null; interval: [number, number] | null; confidence: number; growing: boolean; per_24h_bytes: number | null; hours_to_limit: number | null; limit_bytes: number | null }[];
   run: {
@@ -293,6 +296,17 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     verdict: 'pass',
     verdict_fails_run: false,
     gates: [],
+    reliability: reliability(store, runId, {
+      plan,
+      loadStart,
+      loadEnd,
+      nodes: nodes.map((n) => n.name),
+      exposureNodeHours: s.exposureNodeHours,
+      perNodeExposureHours: s.perNodeExposureHours,
+      failuresCounted: s.failures.countedForMtbf,
+      episodes: s.episodes,
+      requests: { total: s.requests.total, ok: s.requests.ok, outputTokens: s.requests.outputTokens },
+    }),
     memory: memory.map((m) => ({ node: m.node, kind: m.kind, samples: m.trend.samples, span_hours: r4(m.trend.spanHours) as number, slope_bytes_per_hour: r1(m.trend.slopeBytesPerHour), interval: m.trend.interval ? [r1(m.trend.interval[0]) as number, r1(m.trend.interval[1]) as number] : null, confidence: m.trend.confidence, growing: m.trend.growing, per_24h_bytes: r1(m.trend.per24hBytes), hours_to_limit: r4(m.trend.hoursToLimit), limit_bytes: m.trend.limitBytes })),
     run: {
       id: run.id,

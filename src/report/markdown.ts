@@ -43,9 +43,9 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     out.push('| gate | verdict | measured |', '|---|---|---|');
     for (const x of r.gates) out.push(`| ${x.title} | ${VERDICT_MARK[x.verdict]} | ${x.reason} |`);
   }
-  const rps = r.run.load_started_at && r.run.load_ended_at ? (Date.parse(r.run.load_ended_at) - Date.parse(r.run.load_started_at)) / 1000 : null;
-  if (rps && rps > 0) {
-    out.push('', `Throughput: ${(r.requests.total / rps).toFixed(2)} requests/s sent, ${(r.requests.ok / rps).toFixed(2)} ok/s, ${(r.requests.output_tokens / rps).toFixed(1)} output tokens/s over ${formatDuration(rps * 1000)} of load${scaled ? ' (plan time)' : ''}.`);
+  const tp = r.reliability?.throughput;
+  if (tp && tp.requests_per_s !== null) {
+    out.push('', `Throughput: ${tp.requests_per_s.toFixed(2)} requests/s sent, ${(tp.ok_per_s ?? 0).toFixed(2)} ok/s, ${(tp.output_tokens_per_s ?? 0).toFixed(1)} output tokens/s over ${formatDuration(tp.load_seconds * 1000)} of load${scaled ? ' (plan time)' : ''}.`);
   }
   out.push('', '## Reliability', '');
   out.push(`| measure | value | how |`, `|---|---|---|`);
@@ -71,6 +71,21 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   out.push(
     `| error rate | ${pct(r.requests.error_rate)} (95 % CI ${r.requests.error_rate_ci95 ? `${pct(r.requests.error_rate_ci95[0])} – ${pct(r.requests.error_rate_ci95[1])}` : '—'}) | ${r.requests.failed}/${r.requests.total} requests not ok (Wilson interval); outside injected episodes: ${pct(r.requests.error_rate_outside_injected)} |`,
   );
+  const rel = r.reliability;
+  if (rel) {
+    out.push('', `MTBF at each confidence (${r.failures.counted_for_mtbf} failure(s) in ${h(r.exposure_node_hours).replace(/ h$/, '')} node-hours):`, '');
+    out.push('| confidence | MTBF ≥ | two-sided | more node-hours to show the target: no / 1 / 2 more failures |', '|---|---|---|---|');
+    for (const b of rel.mtbf_bounds) out.push(`| ${pct(b.confidence, 0)} | ${h(b.lower_bound_hours)} | ${h(b.interval_hours[0])} – ${b.interval_hours[1] === null ? '∞' : h(b.interval_hours[1])} | ${b.demonstrated ? 'shown' : [b.more_node_hours_needed, ...b.more_node_hours_needed_with_failures.map((x) => x.node_hours)].map((x) => h(x).replace(/ h$/, '')).join(' / ')} |`);
+    const sq = rel.sequential;
+    out.push(
+      '',
+      `**Sequential test** (${sq.plan ? `MIL-HDBK-781 PRST ${sq.plan}` : 'probability-ratio test'}: θ0 ${h(sq.theta0_hours)}, θ1 ${h(sq.theta1_hours)}, α ${sq.alpha}, β ${sq.beta}, truncated at ${sq.truncation.failures} failures or ${Math.round(sq.truncation.node_hours)} node-hours; true risks α′ ${pct(sq.true_risks.alpha, 1)}, β′ ${pct(sq.true_risks.beta, 1)}): **${sq.decision}**` +
+        (sq.decision === 'continue' ? ` — ${Math.round(sq.node_hours_to_accept)} more node-hours without a failure accept; ${sq.failures_to_reject} more failure(s) now reject.` : ` at ${h(sq.decided_at_node_hours).replace(/ h$/, '')} node-hours (${sq.by}).`),
+    );
+    const tr = (t: typeof rel.trend.failures, name: string): string =>
+      `| ${name} | ${t.events} | ${t.laplace_u === null ? '—' : `U ${t.laplace_u.toFixed(2)}, p ${(t.laplace_p_worse as number).toFixed(3)}`} | ${t.crow_amsaa_beta === null ? '—' : `β ${t.crow_amsaa_beta.toFixed(2)} (90 %: ${t.crow_amsaa_beta_interval?.[0].toFixed(2)} – ${t.crow_amsaa_beta_interval?.[1].toFixed(2)})`} | ${t.worsening ? '**yes**' : 'no'} |`;
+    out.push('', '| trend | events | Laplace (worse later?) | Crow-AMSAA β | accelerating |', '|---|---|---|---|---|', tr(rel.trend.failures, 'failures'), tr(rel.trend.soft_events, 'softer events (episodes not caused by a fault, degraded spells)'));
+  }
   out.push('', '## Recovery', '');
   out.push(
     r.recovery.count === 0
@@ -78,6 +93,12 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
       : `${r.recovery.count} recovered episode(s): p50 ${ms(r.recovery.p50_ms)}, p95 ${ms(r.recovery.p95_ms)}, max ${ms(r.recovery.max_ms)}. Parts (p50): detect ${ms(r.recovery.detect_p50_ms)}, container restart ${ms(r.recovery.restart_p50_ms)}, ready to serve ${ms(r.recovery.ready_p50_ms)}.`,
   );
   out.push('', 'Recovery = serving again − first evidence of the failure (Docker `die`/`oom` event time, or the first failed probe or request). Serving again is when the first successful response *began* (its headers; for a stream, its first token) among the inferences sent after the failure started — not when it was sent.', '');
+  if (r.reliability?.recovery_by.length) {
+    const iv = (x: [number, number] | null): string => (x ? ` (${ms(x[0])} – ${ms(x[1])})` : '');
+    out.push('| by | | n | p50 (90 % bootstrap) | p95 | max |', '|---|---|---|---|---|---|');
+    for (const x of r.reliability.recovery_by) out.push(`| ${x.group} | ${x.key} | ${x.count} | ${ms(x.p50_ms)}${iv(x.p50_interval_ms)} | ${ms(x.p95_ms)}${iv(x.p95_interval_ms)} | ${ms(x.max_ms)} |`);
+    out.push('');
+  }
   if (r.episodes.length > 0) {
     out.push('| node | cause | started | detect | restart | recovery | requests hit | evidence |', '|---|---|---|---|---|---|---|---|');
     for (const e of r.episodes) {

@@ -1,9 +1,17 @@
-// Writes a run's reports to <reportsDir>/<run-id>/: report.json (machines) and report.md (people).
+// Writes a run's reports to <reportsDir>/<run-id>/: report.json and junit.xml (machines),
+// report.md (a pull-request comment) and report.html (people: the verdict, the numbers, charts).
+// The machine files are written first and each atomically: a chart that cannot be drawn costs
+// that chart (the page says why), never the record.
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
+import { errorMessage } from '../errors.js';
 import { buildReport } from './build.js';
+import { chartData, chartSpecs, renderSvg } from './charts.js';
+import { renderHtml } from './html.js';
+import { renderJunit } from './junit.js';
 import { renderMarkdown } from './markdown.js';
+import { DEFAULT_GATES } from '../plan/schema.js';
 import { ensureDir } from '../util/fs.js';
 
 function writeAtomic(path: string, text: string): void {
@@ -12,11 +20,23 @@ function writeAtomic(path: string, text: string): void {
   renameSync(tmp, path);
 }
 
-export function writeReports(store: Store, runId: string, reportsDir: string): string {
+export async function writeReports(store: Store, runId: string, reportsDir: string): Promise<string> {
   const { report, plan } = buildReport(store, runId);
   const dir = join(reportsDir, runId);
   ensureDir(dir, 'reports folder');
   writeAtomic(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeAtomic(join(dir, 'junit.xml'), renderJunit(report, (plan.gates ?? DEFAULT_GATES).conditional_fails));
   writeAtomic(join(dir, 'report.md'), renderMarkdown(report, plan));
+  const charts = [];
+  for (const chart of chartSpecs(chartData(store, report, plan.load.window), report)) {
+    let svg: string;
+    try {
+      svg = await renderSvg(chart.spec);
+    } catch (err) {
+      svg = `<p class="warn">This chart could not be drawn: ${errorMessage(err).replace(/[<>&]/g, ' ')}</p>`;
+    }
+    charts.push({ chart, svg });
+  }
+  writeAtomic(join(dir, 'report.html'), renderHtml(report, charts));
   return dir;
 }

@@ -1161,7 +1161,7 @@ export class Run {
     this.finished = true;
     let reportDir = join(this.ctx.reportsDir, this.id);
     try {
-      reportDir = writeReports(store, this.id, this.ctx.reportsDir);
+      reportDir = await writeReports(store, this.id, this.ctx.reportsDir);
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, 'the report could not be written');
       this.runError ??= `writing the report: ${errorMessage(err)}`;
@@ -1177,7 +1177,7 @@ export class Run {
  * end has passed, it was finishing): aborted, with the reason and where its record stops, and
  * its report written from what was recorded. What it left behind must be reverted first.
  */
-export function endCutOffRun(store: Store, row: RunRow, lastAt: number, why: string, reportsDir: string, now: number): string {
+export async function endCutOffRun(store: Store, row: RunRow, lastAt: number, why: string, reportsDir: string, now: number): Promise<string> {
   store.updateRun(row.id, {
     status: 'aborted',
     error: `Gauntlet was killed (its record stops at ${new Date(lastAt).toISOString()}); not taken up: ${why}`,
