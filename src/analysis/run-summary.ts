@@ -124,11 +124,18 @@ function unionLength(spans: { from: number; to: number }[], t0: number, t1: numb
   return total;
 }
 
-export function summarizeRun(input: RunInput): RunSummary {
+export type ExposureInput = Pick<RunInput, 'loadStartedAt' | 'loadEndedAt' | 'nodes' | 'episodes' | 'blindSpans' | 'downSpans' | 'cutOff'>;
+
+/**
+ * Exposure (DESIGN.md): per node, time under load from loadStartedAt to loadEndedAt less every
+ * episode not spontaneous (injected, orchestrator), Gauntlet's blindness and its downtime, each
+ * stretch counted once. With loadEndedAt earlier than the load's end it is the exposure so far:
+ * what the sequential test reads at each failure and while the run goes on.
+ */
+export function exposure(input: ExposureInput): { perNode: Record<string, number>; nodeHours: number; blindMs: number; downMs: number } {
   const { loadStartedAt: t0, loadEndedAt: t1 } = input;
   const window = Math.max(0, t1 - t0);
   const injectedWindows = input.episodes.filter((e) => e.cause !== 'spontaneous').map((e) => ({ node: e.node, from: e.started_at, to: e.serving_again_at ?? input.cutOff?.get(e.id) ?? t1 }));
-
   const perNode: Record<string, number> = {};
   let blindMs = 0;
   let downMs = 0;
@@ -140,7 +147,27 @@ export function summarizeRun(input: RunInput): RunSummary {
     const lost = unionLength([...injectedWindows.filter((w) => w.node === node), ...blindSpans, ...downSpans], t0, t1);
     perNode[node] = Math.max(0, window - lost) / HOUR;
   }
-  const exposure = Object.values(perNode).reduce((a, b) => a + b, 0);
+  return { perNode, nodeHours: Object.values(perNode).reduce((a, b) => a + b, 0), blindMs, downMs };
+}
+
+/** What MTBF counts: spontaneous failures, and injected faults a node never recovered from (not those begun while Gauntlet could not see). */
+export function countsForMtbf(e: { cause: string; status: string }): boolean {
+  return e.cause === 'spontaneous' || (e.status === 'recovery_failed' && e.cause.startsWith('injected:'));
+}
+
+/** The pooled node-hours at each failure MTBF counts, in order: the sequential test's path. */
+export function failureNodeHours(input: ExposureInput): number[] {
+  return input.episodes
+    .filter(countsForMtbf)
+    .map((e) => e.started_at)
+    .filter((at) => at >= input.loadStartedAt && at <= input.loadEndedAt)
+    .sort((a, b) => a - b)
+    .map((at) => exposure({ ...input, loadEndedAt: at }).nodeHours);
+}
+
+export function summarizeRun(input: RunInput): RunSummary {
+  const { loadEndedAt: t1 } = input;
+  const { perNode, nodeHours: exposureTotal, blindMs, downMs } = exposure(input);
 
   const spontaneous = input.episodes.filter((e) => e.cause === 'spontaneous').length;
   const orchestrator = input.episodes.filter((e) => e.cause === 'orchestrator').length;
@@ -148,8 +175,7 @@ export function summarizeRun(input: RunInput): RunSummary {
   const recoveryFailed = input.episodes.filter((e) => e.status === 'recovery_failed').length;
   // An injected fault the node never recovered from is a failure of the node; one that began
   // while Gauntlet could not see is not.
-  const injectedRecoveryFailed = input.episodes.filter((e) => e.status === 'recovery_failed' && e.cause.startsWith('injected:')).length;
-  const counted = spontaneous + injectedRecoveryFailed;
+  const counted = input.episodes.filter(countsForMtbf).length;
 
   const episodes: EpisodeNumbers[] = input.episodes.map((e) => ({
     id: e.id,
@@ -188,12 +214,12 @@ export function summarizeRun(input: RunInput): RunSummary {
   }
 
   return {
-    exposureNodeHours: exposure,
+    exposureNodeHours: exposureTotal,
     perNodeExposureHours: perNode,
     failures: { spontaneous, injected, orchestrator, recoveryFailed, countedForMtbf: counted },
     blindMs,
     downMs,
-    mtbf: estimateMtbf(exposure, counted, input.confidence, input.mtbfTargetHours),
+    mtbf: estimateMtbf(exposureTotal, counted, input.confidence, input.mtbfTargetHours),
     recovery: {
       ...distribution(recovered.map((e) => e.recoveryMs as number)),
       detect: distribution(episodes.map((e) => e.detectedMs)),

@@ -286,3 +286,15 @@ export function sequentialAnswer(seq: SprtPlan & { name: string | null }): Seque
     expectedNodeHours: { atTheta0: at0.expectedNodeHours, atTheta1: at1.expectedNodeHours },
   };
 }
+
+/**
+ * The sequential test a plan asks for: θ0 its MTBF target, θ1 = θ0 / discrimination, truncated
+ * at the shortest fixed-duration test with the same risks (as sequentialAnswer truncates it) —
+ * what the report shows the run against and what `stop_early` stops it on. Cheap: the true risks
+ * and expected times (sequentialAnswer, about half a second) are not computed.
+ */
+export function planSequentialTest(seq: { discrimination: number; alpha: number; beta: number }, targetHours: number): SprtPlan {
+  const theta1Hours = targetHours / seq.discrimination;
+  const fixed = shortestFixedDuration(targetHours, theta1Hours, seq.alpha, seq.beta);
+  return { theta0Hours: targetHours, theta1Hours, alpha: seq.alpha, beta: seq.beta, truncate: { failures: fixed.acceptFailures + 1, nodeHours: fixed.nodeHours } };
+}

@@ -1,7 +1,7 @@
 // Builds report.json's content from a run's rows: the machine-readable record of what was
 // measured and how. Reads the store, never writes it. Field names are documented in README.md.
 import { clientOutage, type ServiceRequest } from '../analysis/failover.js';
-import { availabilityFromSlots, summarizeRun, type RunSummary } from '../analysis/run-summary.js';
+import { availabilityFromSlots, summarizeRun, type ExposureInput, type RunSummary } from '../analysis/run-summary.js';
 import { percentileSorted, wilsonInterval } from '../analysis/stats.js';
 import { mergeHistograms } from '../analysis/histogram.js';
 import { GauntletError } from '../errors.js';
@@ -48,7 +48,8 @@ export interface ReportJson {
     ended_at: string | null;
     load_started_at: string | null;
     load_ended_at: string | null;
-    time_scale: number;
+    /** Plan seconds per wall second (1 for real runs); null on a virtual clock (tests: no real time at all). */
+    time_scale: number | null;
     seed: number;
     host: string | null;
     gauntlet_version: string | null;
@@ -258,27 +259,17 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   const loadStart = run.load_started_at ?? run.started_at;
   const loadEnd = run.load_ended_at ?? run.ended_at ?? loadStart;
   const journal = store.runEvents(runId);
+  const exposureInput = exposureInputOf(store, runId, loadStart, loadEnd, nodes.map((n) => n.name), episodes, journal);
   const summary = summarizeRun({
-    loadStartedAt: loadStart,
-    loadEndedAt: loadEnd,
-    nodes: nodes.map((n) => n.name),
+    ...exposureInput,
     confidence: plan.confidence,
     mtbfTargetHours: plan.mtbf_target / 3_600_000,
-    episodes,
     probes: { slots: store.probeSlots(runId, nodes.map((n) => n.name), plan.probes.interval, loadEnd) },
     probeIntervalMs: plan.probes.interval,
     states: store.nodeStates(runId),
     loadWindows: store.loadTotals(runId),
     latencyWindows: store.latencyTotals(runId),
     outsideInjected: store.countOutsideInjected(runId, loadEnd),
-    blindSpans: spansOf(journal, 'orchestrator_blind_span'),
-    downSpans: spansOf(journal, 'orchestrator_down_span'),
-    cutOff: new Map(
-      journal
-        .filter((e) => e.kind === 'episode_cut_off' && e.detail)
-        .map((e) => JSON.parse(e.detail as string) as { episode: string; at: number })
-        .map((x) => [x.episode, x.at]),
-    ),
   });
   const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
@@ -298,11 +289,8 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     gates: [],
     reliability: reliability(store, runId, {
       plan,
-      loadStart,
-      loadEnd,
-      nodes: nodes.map((n) => n.name),
+      exposure: exposureInput,
       exposureNodeHours: s.exposureNodeHours,
-      perNodeExposureHours: s.perNodeExposureHours,
       failuresCounted: s.failures.countedForMtbf,
       episodes: s.episodes,
       requests: { total: s.requests.total, ok: s.requests.ok, outputTokens: s.requests.outputTokens },
@@ -316,7 +304,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       ended_at: iso(run.ended_at),
       load_started_at: iso(run.load_started_at),
       load_ended_at: iso(run.load_ended_at),
-      time_scale: run.time_scale,
+      time_scale: Number.isFinite(run.time_scale) ? run.time_scale : null,
       seed: run.seed,
       host: run.host,
       gauntlet_version: run.gauntlet_version,
@@ -573,6 +561,28 @@ export interface TelemetryStats {
 }
 
 /** The spans a run's journal recorded under this kind (detail {from, to, nodes}). */
+/**
+ * What exposure is counted from, as the store has it: the episodes, and the journal's spans of
+ * Gauntlet's blindness and downtime and the episodes a killed Gauntlet left open. `loadEnd`
+ * earlier than the load's end gives the exposure so far (the runner's sequential test).
+ */
+export function exposureInputOf(store: Store, runId: string, loadStart: number, loadEnd: number, nodes: string[], episodes = store.episodes(runId), journal = store.runEvents(runId)): ExposureInput {
+  return {
+    loadStartedAt: loadStart,
+    loadEndedAt: loadEnd,
+    nodes,
+    episodes,
+    blindSpans: spansOf(journal, 'orchestrator_blind_span'),
+    downSpans: spansOf(journal, 'orchestrator_down_span'),
+    cutOff: new Map(
+      journal
+        .filter((e) => e.kind === 'episode_cut_off' && e.detail)
+        .map((e) => JSON.parse(e.detail as string) as { episode: string; at: number })
+        .map((x) => [x.episode, x.at]),
+    ),
+  };
+}
+
 function spansOf(journal: { kind: string; detail: string | null }[], kind: string): { from: number; to: number; nodes: string[] }[] {
   return journal.filter((e) => e.kind === kind && e.detail).map((e) => JSON.parse(e.detail as string) as { from: number; to: number; nodes: string[] });
 }

@@ -4,8 +4,8 @@
 // as it runs?), recovery per fault kind and per node with bootstrap intervals, throughput.
 // Reads the store, never writes it; the statistics are the pure functions of src/analysis.
 import { estimateMtbf } from '../analysis/mtbf.js';
-import type { EpisodeNumbers } from '../analysis/run-summary.js';
-import { sequentialAnswer, sprtEvaluate } from '../analysis/sprt.js';
+import { countsForMtbf, failureNodeHours as failureNodeHoursOf, type EpisodeNumbers, type ExposureInput } from '../analysis/run-summary.js';
+import { planSequentialTest, sequentialAnswer, sprtEvaluate } from '../analysis/sprt.js';
 import { bootstrapPercentile, percentileSorted } from '../analysis/stats.js';
 import { crowAmsaa, laplaceTest, type NodeEvents } from '../analysis/trend.js';
 import type { Plan, PlanSequential } from '../plan/schema.js';
@@ -59,7 +59,7 @@ export interface ReliabilityJson {
     failures: number;
     node_hours_to_accept: number;
     failures_to_reject: number;
-    /** The run's path: pooled node-hours at each failure counted for MTBF (interpolated: exposure grows evenly over the load). */
+    /** The run's path: pooled node-hours (exposure so far) at each failure counted for MTBF. */
     failure_node_hours: number[];
   };
   trend: { failures: TrendJson; soft_events: TrendJson };
@@ -70,11 +70,8 @@ export interface ReliabilityJson {
 
 export interface ReliabilityInput {
   plan: Plan;
-  loadStart: number;
-  loadEnd: number;
-  nodes: string[];
+  exposure: ExposureInput;
   exposureNodeHours: number;
-  perNodeExposureHours: Record<string, number>;
   failuresCounted: number;
   episodes: EpisodeNumbers[];
   requests: { total: number; ok: number; outputTokens: number };
@@ -121,7 +118,8 @@ function distributionWithIntervals(values: number[]): Omit<ReliabilityJson['reco
 }
 
 export function reliability(store: Store, runId: string, x: ReliabilityInput): ReliabilityJson {
-  const { plan, loadStart, loadEnd } = x;
+  const { plan } = x;
+  const { loadStartedAt: loadStart, loadEndedAt: loadEnd, nodes } = x.exposure;
   const target = plan.mtbf_target / HOUR;
   const T = x.exposureNodeHours;
   const r = x.failuresCounted;
@@ -139,15 +137,13 @@ export function reliability(store: Store, runId: string, x: ReliabilityInput): R
     };
   });
 
-  // Failures counted for MTBF, at their start; pooled node-hours then, exposure taken to grow
-  // evenly over the load (what the store keeps is exposure per node, not its time course).
-  // (as run-summary counts them: spontaneous, and injected faults never recovered from)
-  const counted = x.episodes.filter((e) => e.cause === 'spontaneous' || (e.status === 'recovery_failed' && e.cause.startsWith('injected:'))).sort((a, b) => a.startedAt - b.startedAt);
+  // Failures counted for MTBF, at their start, and the pooled node-hours (exposure) by then
+  const counted = x.episodes.filter(countsForMtbf).sort((a, b) => a.startedAt - b.startedAt);
   const span = loadEnd - loadStart;
-  const failureNodeHours = counted.map((e) => (span > 0 ? (Math.min(Math.max(e.startedAt - loadStart, 0), span) / span) * T : 0));
+  const failureNodeHours = failureNodeHoursOf(x.exposure);
   const seq = plan.sequential ?? DEFAULT_SEQUENTIAL;
   const answer = sequentialAnswer({ name: seq.mil_plan ?? null, theta0Hours: target, theta1Hours: target / seq.discrimination, alpha: seq.alpha, beta: seq.beta });
-  const state = sprtEvaluate({ theta0Hours: answer.theta0Hours, theta1Hours: answer.theta1Hours, alpha: seq.alpha, beta: seq.beta, truncate: answer.truncation }, failureNodeHours, T);
+  const state = sprtEvaluate(planSequentialTest(seq, target), failureNodeHours, T);
   const sequential: ReliabilityJson['sequential'] = {
     plan: answer.plan,
     theta0_hours: answer.theta0Hours,
@@ -183,8 +179,8 @@ export function reliability(store: Store, runId: string, x: ReliabilityInput): R
   }
   const soft = [...x.episodes.filter((e) => !e.cause.startsWith('injected') && e.cause !== 'orchestrator').map((e) => ({ node: e.node, at: e.startedAt })), ...degradedStarts];
   const trend = {
-    failures: trendOf('failures counted for MTBF (spontaneous and failed recoveries), at their start', counted.map((e) => ({ node: e.node, at: e.startedAt })), x.nodes, loadStart, loadEnd),
-    soft_events: trendOf('softer events: episodes not caused by a fault, and each start of a degraded spell (slow or erring below the episode threshold) outside fault windows', soft, x.nodes, loadStart, loadEnd),
+    failures: trendOf('failures counted for MTBF (spontaneous and failed recoveries), at their start', counted.map((e) => ({ node: e.node, at: e.startedAt })), nodes, loadStart, loadEnd),
+    soft_events: trendOf('softer events: episodes not caused by a fault, and each start of a degraded spell (slow or erring below the episode threshold) outside fault windows', soft, nodes, loadStart, loadEnd),
   };
 
   const kindOf = new Map(store.faults(runId).map((f) => [f.id, f.kind]));

@@ -31,6 +31,9 @@ import { openFilesLimit } from '../util/proc.js';
 import type { Logger } from '../log.js';
 import type { Plan } from '../plan/schema.js';
 import { writeReports } from '../report/write.js';
+import { exposureInputOf } from '../report/build.js';
+import { exposure, failureNodeHours } from '../analysis/run-summary.js';
+import { planSequentialTest, sprtEvaluate } from '../analysis/sprt.js';
 import { isSuccess, type EpisodeRow, type RunPhase, type RunRow, type RunStatus, type Store } from '../store/store.js';
 import { selfOwner, type ProcessHost } from '../util/proc.js';
 import { percentileSorted } from '../analysis/stats.js';
@@ -842,6 +845,7 @@ export class Run {
         }),
       ),
     );
+    if (plan.sequential?.stop_early) this.watchSequentialTest();
     this.scheduled = this.faultLoop(AbortSignal.any([this.stopFaults.signal, this.runSignal]));
     // Whether the generator keeps up: this process's event-loop lag and k6's CPU, every second.
     const engine = p.engine;
@@ -859,6 +863,40 @@ export class Run {
     } catch (err) {
       this.fail('load engine', err);
     }
+  }
+
+  /**
+   * plan.sequential.stop_early: the sequential test read every plan-minute against the exposure
+   * and the failures so far (as the report counts them); once it accepts or rejects, the run
+   * ends as completed with the decision journalled, instead of running on to its planned end.
+   */
+  private watchSequentialTest(): void {
+    const { plan, store, clock } = this;
+    const seq = plan.sequential;
+    const sprt = planSequentialTest(seq, plan.mtbf_target / 3_600_000);
+    const nodes = plan.targets.map((t) => t.name);
+    this.hold(
+      'sequential test',
+      every(
+        clock,
+        60_000,
+        this.guarded('sequential test', () => {
+          if (!this.loadBegan) return;
+          const now = clock.now();
+          const input = exposureInputOf(store, this.id, this.loadStart, now, nodes);
+          const state = sprtEvaluate(sprt, failureNodeHours(input), exposure(input).nodeHours);
+          if (state.decision === 'continue') return;
+          const what = state.decision === 'accept' ? `accepts MTBF θ0 = ${sprt.theta0Hours} h` : `rejects: the MTBF is nearer θ1 = ${Math.round(sprt.theta1Hours)} h`;
+          this.journal(
+            'sequential_decision',
+            `the sequential test ${what} after ${state.atNodeHours.toFixed(1)} node-hours with ${state.failures} failure(s) (${state.by === 'truncation' ? 'by truncation' : "at Wald's line"}); the run stops early (sequential.stop_early)`,
+            { decision: state.decision, node_hours: state.atNodeHours, failures: state.failures, by: state.by },
+          );
+          this.log.info({ decision: state.decision, nodeHours: state.atNodeHours, failures: state.failures }, 'sequential test decided: stopping early');
+          this.finish.abort(new Error('sequential test decided'));
+        }),
+      ),
+    );
   }
 
   private begin(at: number): void {

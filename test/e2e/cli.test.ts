@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { useStandInServer } from '../helpers/servers.js';
+import { reportSchemaErrors } from '../helpers/report-schema.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir();
@@ -88,6 +89,7 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     expect(id).toBeDefined();
     const report = JSON.parse(readFileSync(join(reports, id as string, 'report.json'), 'utf8'));
     expect(report.run).toMatchObject({ id, plan: 'bare', status: 'completed', time_scale: 1 });
+    expect(reportSchemaErrors(report)).toEqual([]);
     expect(report.requests.total).toBeGreaterThanOrEqual(38);
     expect(report.requests.error_rate).toBe(0);
     expect(report.latency.ttft_p50_ms).toBeGreaterThanOrEqual(19);

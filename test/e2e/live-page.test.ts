@@ -35,7 +35,7 @@ describe.skipIf(!CHROMIUM && !inCi)('the live page in headless Chromium', () => 
   }, 60_000);
 
   afterAll(async () => {
-    chrome?.close();
+    await chrome?.close();
     await d?.close();
     sim?.kill();
   });

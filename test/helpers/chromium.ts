@@ -52,10 +52,20 @@ class Cdp {
 }
 
 /** A headless Chromium with one page open over CDP (Runtime, Log and Page enabled). */
-export async function openChromium(profileDir: string, size = '1200,1000'): Promise<{ browser: ChildProcess; cdp: Cdp; navigate(url: string): Promise<void>; errors(): { method: string; params: Record<string, unknown> }[]; close(): void }> {
+export async function openChromium(profileDir: string, size = '1200,1000'): Promise<{ browser: ChildProcess; cdp: Cdp; navigate(url: string): Promise<void>; errors(): { method: string; params: Record<string, unknown> }[]; close(): Promise<void> }> {
   if (!CHROMIUM) throw new Error('chromium is not installed (apt-get install -y chromium)');
   mkdirSync(profileDir, { recursive: true });
-  const browser = spawn(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--remote-debugging-port=0', `--user-data-dir=${profileDir}`, `--window-size=${size}`, 'about:blank'], { stdio: 'ignore' });
+  // a process group of its own: Chromium's helpers (renderer, GPU, zygote) outlive a SIGKILL of
+  // the browser alone and keep writing to the profile, which the test's teardown then cannot remove
+  const browser = spawn(CHROMIUM, ['--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run', '--remote-debugging-port=0', `--user-data-dir=${profileDir}`, `--window-size=${size}`, 'about:blank'], { stdio: 'ignore', detached: true });
+  const exited = new Promise<void>((resolve) => browser.once('exit', () => resolve()));
+  const killAll = (): void => {
+    try {
+      if (browser.pid !== undefined) process.kill(-browser.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
   try {
     const portFile = join(profileDir, 'DevToolsActivePort');
     await until('Chromium to open its DevTools port', () => existsSync(portFile) && readFileSync(portFile, 'utf8').includes('\n'), 30_000);
@@ -76,13 +86,15 @@ export async function openChromium(profileDir: string, size = '1200,1000'): Prom
         await until('the page to load', () => cdp.events.filter((e) => e.method === 'Page.loadEventFired').length > before, 20_000);
       },
       errors: () => cdp.events.filter((e) => e.method === 'Runtime.exceptionThrown' || (e.method === 'Runtime.consoleAPICalled' && e.params.type === 'error') || (e.method === 'Log.entryAdded' && (e.params.entry as { level: string }).level === 'error')),
-      close(): void {
+      async close(): Promise<void> {
         cdp.close();
-        browser.kill('SIGKILL');
+        killAll();
+        await exited;
       },
     };
   } catch (err) {
-    browser.kill('SIGKILL');
+    killAll();
+    await exited;
     throw err;
   }
 }

@@ -15,6 +15,7 @@ import { VirtualClock } from '../../src/util/clock.js';
 import { packageRoot } from '../../src/util/paths.js';
 import { seededRandom } from '../../src/util/random.js';
 import { CHROMIUM, openChromium } from '../helpers/chromium.js';
+import { reportSchemaErrors } from '../helpers/report-schema.js';
 import { tempDir } from '../helpers/tmp.js';
 import { driveVirtual, VirtualCluster } from '../helpers/virtual-cluster.js';
 
@@ -56,6 +57,7 @@ gates: { ttft: { p50: 5s, p99: 10s }, tpot: false }
 describe('the reports of a run', () => {
   it('report.json: the verdict from the gates, memory growth found, the sequential test and trends stated', () => {
     expect(report.schema_version).toBe(1);
+    expect(reportSchemaErrors(report)).toEqual([]);
     const byId = Object.fromEntries(report.gates.map((g) => [g.id, g]));
     // 6 node-hours cannot show 100 h; node-a's growing memory is a leak (node-b's restarts reset its own); two crashes recovered
     expect(byId.mtbf_lower_bound?.verdict).toBe('fail');

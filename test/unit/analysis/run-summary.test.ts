@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { availability, summarizeRun } from '../../../src/analysis/run-summary.js';
+import { availability, exposure, failureNodeHours, summarizeRun } from '../../../src/analysis/run-summary.js';
 import type { LoadWindowRow, EpisodeRow, NodeStateRow, ProbeRow } from '../../../src/store/types.js';
 import { record, windowRows } from '../../helpers/records.js';
 
@@ -163,5 +163,24 @@ describe('summarizeRun', () => {
     // 150 planned: 133 sent (final outcomes), 4 missed, 5 cancelled, 8 never reported.
     expect(s.requests.accounting).toEqual({ planned: 150, sent: 133, missed: 4, cancelled: 5, interrupted: 8 });
     expect(summarizeRun({ ...base, loadWindows: [win({ attempts: 3, ok: 3, final_ok: 3 })] }).requests.accounting).toBeNull();
+  });
+});
+
+describe('exposure so far and the sequential test path', () => {
+  const H = 3_600_000;
+  it('counts each node from the load start to the given end, less injected episodes and downtime; each failure at the node-hours then', () => {
+    const episodes = [
+      ep({ id: 'inj', node: 'a', cause: 'injected:f1', started_at: 1 * H, serving_again_at: 1.5 * H }),
+      ep({ id: 's1', node: 'b', cause: 'spontaneous', started_at: 2 * H, serving_again_at: 2.1 * H }),
+      ep({ id: 'rf', node: 'a', cause: 'injected:f2', status: 'recovery_failed', started_at: 3 * H }),
+      ep({ id: 'orc', node: 'b', cause: 'orchestrator', status: 'recovery_failed', started_at: 3.5 * H }),
+    ];
+    const input = { loadStartedAt: 0, loadEndedAt: 4 * H, nodes: ['a', 'b'], episodes, downSpans: [{ from: 0.5 * H, to: 0.75 * H, nodes: ['a', 'b'] }] };
+    // a: 4 − 0.5 (injected) − 1 (never recovered, 3 → 4) − 0.25 (down) = 2.25; b: 4 − 0.5 (orchestrator, 3.5 → 4) − 0.25 = 3.25
+    expect(exposure(input).perNode).toEqual({ a: 2.25, b: 3.25 });
+    // so far, at 2 h: a 2 − 0.5 − 0.25, b 2 − 0.25
+    expect(exposure({ ...input, loadEndedAt: 2 * H }).nodeHours).toBeCloseTo(3, 9);
+    // counted: the spontaneous one (at 2 h: 3 node-hours) and the injected fault never recovered from (at 3 h: a 3 − 0.5 − 0.25, b 3 − 0.25); not the orchestrator's
+    expect(failureNodeHours(input)).toEqual([3, 5]);
   });
 });
