@@ -1,7 +1,7 @@
 // The gauntlet command line. Thin: every command calls the same services a daemon would.
 // Exit codes: 0 done, 1 run failed or error, 2 bad input, 130 interrupted.
 import { Command, CommanderError } from 'commander';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { runDemo } from '../demo.js';
 import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js';
@@ -27,6 +27,7 @@ import { startDaemon } from '../daemon/daemon.js';
 import { findDaemon, type DaemonClient } from '../daemon/client.js';
 import { checkDir, ensureDir } from '../util/fs.js';
 import { runPlanTest, type PlanTestFlags } from './plan-test.js';
+import { compareHtml, compareRuns, compareText } from '../report/compare.js';
 
 interface Common {
   db: string;
@@ -456,6 +457,25 @@ async function cmdReport(runId: string, o: Common): Promise<number> {
   }
 }
 
+function cmdCompare(a: string, b: string, o: Common & { json?: boolean; out?: string }): number {
+  const store = openExistingDb(o.db);
+  try {
+    const c = compareRuns(store, a, b);
+    if (o.json) {
+      out(JSON.stringify(c, null, 2));
+      return 0;
+    }
+    for (const l of compareText(c)) out(l);
+    const file = o.out ?? join(o.reports, `compare-${a}-vs-${b}.html`);
+    ensureDir(dirname(resolve(file)), 'comparison folder');
+    writeFileSync(file, compareHtml(c));
+    out(`comparison: ${file}`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
 async function cmdRevert(o: Common & { force?: boolean }): Promise<number> {
   const log = logger(o.db, o.verbose ?? false);
   const store = openDb(o.db);
@@ -559,6 +579,17 @@ export function buildCli(): Command {
   });
   common(program.command('report').argument('<run-id>', 'a run id (see gauntlet runs)').description("rewrite a run's reports (JSON, JUnit, Markdown, HTML) from the database")).action(async (id: string, o: Common) => {
     process.exitCode = await cmdReport(id, o);
+  });
+  common(
+    program
+      .command('compare')
+      .argument('<run-a>', 'the earlier run (see gauntlet runs)')
+      .argument('<run-b>', 'the later run')
+      .description('what got better or worse from run A to run B, each with its significance test; also written as HTML')
+      .option('--json', 'the comparison as JSON')
+      .option('--out <file>', 'where to write the HTML (default: <reports>/compare-<a>-vs-<b>.html)'),
+  ).action(async (a: string, b: string, o: Common & { json?: boolean; out?: string }) => {
+    process.exitCode = cmdCompare(a, b, o);
   });
   program
     .command('check')

@@ -124,6 +124,27 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     expect(md).toMatch(/## Verdict: ❌ fail/);
   }, 30_000);
 
+  it('compare: the two runs above side by side, each change with its test, gates then and now; JSON; HTML; an unknown run named', async () => {
+    const ids = (JSON.parse((await runCli(['runs', '--db', db, '--json'])).stdout) as { id: string; plan_name: string }[]).filter((r) => r.plan_name === 'bare' || r.plan_name === 'gated');
+    const a = ids.find((r) => r.plan_name === 'bare')?.id as string;
+    const b = ids.find((r) => r.plan_name === 'gated')?.id as string;
+    const r = await runCli(['compare', a, b, '--db', db, '--reports', reports]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/different plans/);
+    expect(r.stdout).toMatch(/^error rate\s+0\.000 %\s+0\.000 %\s+.*no significant change — two-proportion z-test: 0\/\d+ vs 0\/\d+, p = 1/m);
+    expect(r.stdout).toMatch(/^ttft p50\s+\d+\.\d ms\s+\d+\.\d ms/m);
+    expect(r.stdout).toMatch(/^failures per node-hour .* no failure in either run/m);
+    // the MTBF gate was off in A and failed in B
+    expect(r.stdout).toMatch(/gates that changed: .*MTBF lower bound \(80 %\) — → fail/);
+    const html = readFileSync(join(reports, `compare-${a}-vs-${b}.html`), 'utf8');
+    expect(html).toMatch(/<h1>Run against run<\/h1>/);
+    const json = JSON.parse((await runCli(['compare', a, b, '--db', db, '--json'])).stdout);
+    expect(json.a.id).toBe(a);
+    expect(json.comparisons.map((c: { measure: string }) => c.measure)).toEqual(expect.arrayContaining(['failures per node-hour (MTBF counts)', 'error rate', 'ttft p50', 'ttft p99', 'e2e p99']));
+    const bad = await runCli(['compare', a, 'nope', '--db', db]);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, `error GAUNTLET_RUN_NOT_FOUND: no run with id nope in ${db}`]);
+  }, 30_000);
+
   it('a time-scaled run: plan time N times faster against a simulator scaled the same way, and the report says so', async () => {
     const { startSimProcess } = await import('../helpers/sim-process.js');
     const sim = await startSimProcess(['--time-scale', '20', '--ttft-ms', '200', '--itl-ms', '40', '--load-ms', '0']);
