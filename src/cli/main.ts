@@ -116,6 +116,10 @@ function readReport(result: RunResult): ReportJson | null {
   }
 }
 
+/** Hours with the digits a short run needs, never minutes for one figure and hours for another. */
+const hours = (x: number): string => (x >= 100 ? `${x.toFixed(0)} h` : x >= 1 ? `${x.toFixed(2)} h` : x >= 0.001 ? `${x.toFixed(4)} h` : `${x.toPrecision(2)} h`);
+const millis = (x: number | null): string => (x === null ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${x.toFixed(0)} ms`);
+
 function summaryLines(result: RunResult): string[] {
   const r = readReport(result);
   if (!r) return [`run ${result.runId}: ${result.status}${result.error ? ` (${result.error})` : ''}`, `no report: it could not be written to ${result.reportDir} (see the log)`];
@@ -124,8 +128,10 @@ function summaryLines(result: RunResult): string[] {
   return [
     `run ${r.run.id}: ${r.run.status}${r.run.error ? ` (${r.run.error})` : ''}`,
     `  exposure ${r.exposure_node_hours.toFixed(4)} node-hours; failures: ${r.failures.spontaneous} spontaneous, ${r.failures.injected} injected, ${r.failures.recovery_failed} failed recoveries${r.orchestrator_blind_ms > 0 ? `; Gauntlet lost the Docker engine for ${formatDuration(r.orchestrator_blind_ms)} (node-time, left out of exposure; ${r.failures.orchestrator} episodes then are orchestrator blindness, not node failures)` : ''}${r.orchestrator_down_ms > 0 ? `; Gauntlet was down for ${formatDuration(r.orchestrator_down_ms)} of node-time (killed, the run taken up again; left out of exposure)` : ''}`,
-    `  MTBF ≥ ${r.mtbf.lower_bound_hours.toFixed(3)} h at ${conf} (point estimate ${r.mtbf.point_hours === null ? 'none: no failure counted' : `${r.mtbf.point_hours.toFixed(3)} h`})`,
-    `  recovery (${r.recovery.count}): p50 ${r.recovery.p50_ms ?? '—'} ms, p95 ${r.recovery.p95_ms ?? '—'} ms, max ${r.recovery.max_ms ?? '—'} ms${rec.length ? ` [${rec.join(', ')}]` : ''}`,
+    `  MTBF ≥ ${hours(r.mtbf.lower_bound_hours)} at ${conf} (point estimate ${r.mtbf.point_hours === null ? 'none: no failure counted' : hours(r.mtbf.point_hours)}; target ${hours(r.mtbf.target_hours)}${r.mtbf.demonstrated ? ', shown' : ''})`,
+    r.recovery.count === 0
+      ? '  recovery: no node failed and served again in this run'
+      : `  recovery (${r.recovery.count} recovered): p50 ${millis(r.recovery.p50_ms)}, p95 ${millis(r.recovery.p95_ms)}, max ${millis(r.recovery.max_ms)} [${rec.join(', ')}]`,
     `  faults: ${r.faults.filter((f) => f.injected_at !== null).length} injected${r.faults.some((f) => f.driver) ? ` (drivers: ${r.faults.filter((f) => f.driver).map((f) => `${f.kind}=${f.driver}`).join(', ')})` : ''}, ${r.faults.filter((f) => f.state === 'active' || f.state === 'injecting').length} not reverted` +
       (r.faults_not_run.length > 0 ? `; not run: ${r.faults_not_run.map((f) => `${f.kind} on ${f.node} (${f.reason})`).join('; ')}` : ''),
     ...(r.service ? [`  service ${r.service.name}: client-visible outage per fault ${r.service.outages.map((o) => `${o.fault_kind}@${o.node} ${o.started_at === null ? 'none' : o.outage_ms === null ? 'not over' : `${o.outage_ms.toFixed(0)}ms`}`).join(', ') || '—'}; longest ${r.service.max_outage_ms === null ? '—' : `${r.service.max_outage_ms.toFixed(0)} ms`}`] : []),

@@ -270,6 +270,15 @@ const Sequential = z
   .transform((x) => (x.mil_plan ? { ...x, discrimination: (MIL_HDBK_781_PRST[x.mil_plan] as { d: number }).d, alpha: (MIL_HDBK_781_PRST[x.mil_plan] as { alpha: number }).alpha, beta: (MIL_HDBK_781_PRST[x.mil_plan] as { beta: number }).beta } : x));
 export type PlanSequential = z.output<typeof Sequential>;
 
+/**
+ * The latency a single request must meet to count as good (goodput: the share of attempts that
+ * succeeded within every SLO). By default the p99 lines of the ttft and tpot gates.
+ */
+const Slo = z.strictObject({
+  ttft: duration('slo.ttft', 0, 3_600_000).optional(),
+  tpot: duration('slo.tpot', 0, 3_600_000).optional(),
+});
+
 export const PlanSchema = z.strictObject({
   name,
   description: z.string().optional(),
@@ -295,6 +304,7 @@ export const PlanSchema = z.strictObject({
   resume: z.boolean().default(true),
   mtbf_target: duration('mtbf_target', 1000, 1e6 * 3_600_000).default(1000 * 3_600_000),
   gates: Gates.default(DEFAULT_GATES),
+  slo: Slo.default({}),
   sequential: Sequential.default({ discrimination: 2, alpha: 0.1, beta: 0.1, stop_early: false }),
 });
 

@@ -128,6 +128,8 @@ export interface ReportJson {
     error_rate: number | null;
     error_rate_ci95: [number, number] | null;
     error_rate_outside_injected: number | null;
+    /** Attempts that succeeded within every latency SLO (plan.slo; ttft and tpot per request), and their share; null without per-request rows. */
+    goodput: { good: number; total: number; share: number | null; slo_ttft_ms: number | null; slo_tpot_ms: number | null } | null;
     /** How error_rate_outside_injected was counted: per request, or per window (no per-request rows: windows an injected episode touches left out whole). */
     error_rate_outside_injected_from: 'requests' | 'windows';
     outcomes: Record<string, number>;
@@ -391,6 +393,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       error_rate_ci95: s.requests.errorRateInterval ? [r4(s.requests.errorRateInterval[0]) as number, r4(s.requests.errorRateInterval[1]) as number] : null,
       error_rate_outside_injected: r4(outside?.errorRate ?? null),
       error_rate_outside_injected_from: s.requests.outsideInjected ? 'requests' : 'windows',
+      goodput: goodput(store, runId, plan),
       outcomes: s.requests.outcomes,
       output_tokens: s.requests.outputTokens,
       output_tokens_from: { usage: s.requests.tokensFromUsage, chunk_count: s.requests.tokensFromChunks },
@@ -535,6 +538,15 @@ function latencyOutsideFaults(store: Store, runId: string, plan: Plan, loadEnd: 
   const ttft = part('ttft');
   const tpot = part('tpot');
   return { ttft_p50_ms: r1(ttft.m.percentile(50)), ttft_p99_ms: r1(ttft.m.percentile(99)), tpot_p50_ms: r1(tpot.m.percentile(50)), tpot_p99_ms: r1(tpot.m.percentile(99)), samples: ttft.m.count, windows_left_out: ttft.left };
+}
+
+/** Goodput against the plan's SLO (by default the gates' p99 lines). */
+function goodput(store: Store, runId: string, plan: Plan): ReportJson['requests']['goodput'] {
+  const gates = plan.gates ?? DEFAULT_GATES;
+  const ttft = plan.slo?.ttft ?? (gates.ttft === false ? null : gates.ttft.p99);
+  const tpot = plan.slo?.tpot ?? (gates.tpot === false ? null : gates.tpot.p99);
+  const c = store.countGoodput(runId, { ttftMs: ttft, tpotMs: tpot });
+  return c ? { good: c.good, total: c.total, share: c.total ? r4(c.good / c.total) : null, slo_ttft_ms: ttft, slo_tpot_ms: tpot } : null;
 }
 
 /** Each node's memory trend: the container's (against its limit) and the GPUs' framebuffer (DCGM, MiB summed over GPUs). */

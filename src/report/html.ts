@@ -30,7 +30,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .sub{color:#666;font-size:13px}.verdict{display:flex;align-items:center;gap:14px;margin:18px 0 6px;padding:12px 16px;border-radius:6px;color:#fff;font-size:18px}
 .badge{display:inline-block;color:#fff;border-radius:3px;padding:1px 7px;font-size:12px;white-space:nowrap}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px;font-size:13px}th,td{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f3f3f3}
-.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:10px;margin:12px 0}.kpi{border:1px solid #e3e3e3;border-radius:6px;padding:8px 10px}.kpi b{display:block;font-size:18px}.kpi span{color:#666;font-size:12px}
+.kpis{display:grid;grid-template-columns:repeat(3,1fr);gap:10px;margin:12px 0}.kpi{border:1px solid #e3e3e3;border-radius:6px;padding:8px 10px}.kpi b{display:block;font-size:18px}.kpi span{color:#666;font-size:12px}
 figure{margin:14px 0 18px}figcaption{color:#555;font-size:12px;max-width:900px}.warn{background:#fff3e0;border-left:4px solid #ef6c00;padding:8px 12px;margin:10px 0}
 svg{max-width:100%;height:auto}code{background:#f3f3f3;padding:0 3px}
 `;
@@ -61,6 +61,8 @@ export function renderHtml(r: ReportJson, charts: { chart: ChartSpec; svg: strin
   body.push(kpi(ms(r.recovery.p50_ms), `recovery p50 of ${r.recovery.count} (max ${ms(r.recovery.max_ms)})`));
   body.push(kpi(num(rel.throughput.requests_per_s), `requests/s (${num(rel.throughput.output_tokens_per_s, 1)} output tokens/s)`));
   body.push(kpi(`${r.failures.spontaneous} / ${r.failures.injected}`, 'failures: spontaneous / injected'));
+  const gp = r.requests.goodput;
+  body.push(kpi(pct(gp?.share ?? null, 2), gp ? `goodput: within ttft ≤ ${ms(gp.slo_ttft_ms)} and tpot ≤ ${ms(gp.slo_tpot_ms)}` : 'goodput (needs per-request rows)'));
   body.push('</div>');
 
   body.push('<h2>MTBF</h2>');

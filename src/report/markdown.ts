@@ -86,6 +86,8 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
       `| ${name} | ${t.events} | ${t.laplace_u === null ? '—' : `U ${t.laplace_u.toFixed(2)}, p ${(t.laplace_p_worse as number).toFixed(3)}`} | ${t.crow_amsaa_beta === null ? '—' : `β ${t.crow_amsaa_beta.toFixed(2)} (90 %: ${t.crow_amsaa_beta_interval?.[0].toFixed(2)} – ${t.crow_amsaa_beta_interval?.[1].toFixed(2)})`} | ${t.worsening ? '**yes**' : 'no'} |`;
     out.push('', '| trend | events | Laplace (worse later?) | Crow-AMSAA β | accelerating |', '|---|---|---|---|---|', tr(rel.trend.failures, 'failures'), tr(rel.trend.soft_events, 'softer events (episodes not caused by a fault, degraded spells)'));
   }
+  const gp = r.requests.goodput;
+  out.push('', gp && gp.share !== null ? `Goodput: **${pct(gp.share)}** of ${gp.total} attempts succeeded within every latency SLO (ttft ≤ ${ms(gp.slo_ttft_ms)}, time per output token ≤ ${ms(gp.slo_tpot_ms)}; per request).` : 'Goodput: not measured (it needs per-request rows: load.raw_requests).');
   out.push('', '## Recovery', '');
   out.push(
     r.recovery.count === 0

@@ -350,6 +350,23 @@ export class Store {
   }
 
   /**
+   * Goodput: of the attempts (not cancelled), how many succeeded within every latency SLO —
+   * ttft (when the response streamed) and time per output token ((e2e − ttft) / (tokens − 1),
+   * with at least two tokens) — counted per request in SQL; null without per-request rows.
+   */
+  countGoodput(runId: string, slo: { ttftMs: number | null; tpotMs: number | null }): { total: number; good: number } | null {
+    if (!this.hasRequestRows(runId)) return null;
+    return this.db
+      .prepare(
+        `SELECT COUNT(*) AS total, COALESCE(SUM(outcome IN ('ok','degraded')
+                  AND (@ttft IS NULL OR ttft_ms IS NULL OR ttft_ms <= @ttft)
+                  AND (@tpot IS NULL OR ttft_ms IS NULL OR output_tokens IS NULL OR output_tokens < 2 OR (e2e_ms - ttft_ms) / (output_tokens - 1) <= @tpot)), 0) AS good
+           FROM requests WHERE run_id = @run AND outcome <> 'cancelled'`,
+      )
+      .get({ run: runId, ttft: slo.ttftMs, tpot: slo.tpotMs }) as { total: number; good: number };
+  }
+
+  /**
    * The same without per-request rows, from the per-window counters: attempts and failures of
    * the windows (each node's) that do not overlap an injected episode of their node, widened
    * by `leadMs` before its start (requests sent before it that it failed: the plan's timeout).

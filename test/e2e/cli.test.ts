@@ -120,6 +120,7 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     const report = JSON.parse(readFileSync(join(reports, id, 'report.json'), 'utf8'));
     expect(report).toMatchObject({ schema_version: 1, verdict: 'fail', verdict_fails_run: true });
     expect(report.gates.find((g: { id: string }) => g.id === 'error_rate')).toMatchObject({ verdict: 'pass', value: 0 });
+    expect(report.requests.goodput).toMatchObject({ slo_ttft_ms: 150, slo_tpot_ms: 50, total: report.requests.total });
     const md = readFileSync(join(reports, id, 'report.md'), 'utf8');
     expect(md).toMatch(/## Verdict: ❌ fail/);
   }, 30_000);

@@ -1,6 +1,6 @@
-// The README's demo, as a user runs it: two simulated 4-GPU nodes, the demo plan, a report,
-// the containers gone afterwards.
-import { readFileSync } from 'node:fs';
+// The README's demo, as a user runs it: two simulated 4-GPU nodes, the demo plan, a report
+// (its HTML opened in headless Chromium), the containers gone afterwards.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { dockerClient, inspectContainer } from '../../src/docker/engine.js';
@@ -10,13 +10,16 @@ import type { ReportJson } from '../../src/report/build.js';
 import { runCli } from '../helpers/cli.js';
 import { describeDocker } from '../helpers/docker.js';
 import { tempDir } from '../helpers/tmp.js';
+import { CHROMIUM, openChromium } from '../helpers/chromium.js';
+import { reportSchemaErrors } from '../helpers/report-schema.js';
+import { packageRoot } from '../../src/util/paths.js';
 
 describeDocker('gauntlet demo (real Docker)', () => {
   it('runs every fault kind against both nodes, counts none as spontaneous, and matches each fault with its effect', async () => {
     const dir = tempDir();
     const r = await runCli(['demo', '--db', join(dir, 'g.db'), '--reports', join(dir, 'reports')]);
     expect(r.code, r.stderr).toBe(0);
-    const reportPath = /^report: (\S+)\/report\.md/m.exec(r.stdout)?.[1];
+    const reportPath = /^report: (\S+)\/report\.html/m.exec(r.stdout)?.[1];
     expect(reportPath, r.stdout).toBeDefined();
     const report = JSON.parse(readFileSync(join(reportPath as string, 'report.json'), 'utf8')) as ReportJson;
 
@@ -61,6 +64,33 @@ describeDocker('gauntlet demo (real Docker)', () => {
     expect(report.requests.ok).toBeGreaterThan(500);
     expect(readFileSync(join(reportPath as string, 'report.md'), 'utf8')).toContain('### Not run');
     process.stderr.write(`demo: ${r.stdout.split('\n').filter((l) => /recovery|wall time|faults/.test(l)).join(' | ')}\n`);
+    // the verdict is printed; the demo exits 0 whatever it is (2 minutes cannot show an MTBF)
+    expect(r.stdout).toMatch(/^ {2}VERDICT (PASS|CONDITIONAL|FAIL): /m);
+    expect(report.gates.find((g) => g.id === 'mtbf_lower_bound')?.verdict).toBe('fail');
+    expect(reportSchemaErrors(report)).toEqual([]);
+
+    // the demo's HTML report, as a person opens it: every chart drawn, no console error, a screenshot kept
+    if (CHROMIUM || process.env.CI === 'true') {
+      const chrome = await openChromium(join(dir, 'chromium'), '1100,1400');
+      try {
+        await chrome.navigate(`file://${join(reportPath as string, 'report.html')}`);
+        const seen = await chrome.cdp.eval<{ charts: number; drawn: number; verdict: string }>(`(() => {
+          const svgs = [...document.querySelectorAll('figure svg')];
+          return { charts: svgs.length, drawn: svgs.filter((s) => s.getBoundingClientRect().width > 300 && s.querySelectorAll('path').length > 2).length, verdict: document.querySelector('.verdict')?.textContent ?? '' };
+        })()`);
+        expect(seen.charts).toBe(8);
+        expect(seen.drawn).toBe(8);
+        expect(seen.verdict).toMatch(/^Verdict: /);
+        const metrics = await chrome.cdp.send<{ cssContentSize: { height: number } }>('Page.getLayoutMetrics');
+        const shot = await chrome.cdp.send<{ data: string }>('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width: 1100, height: Math.min(metrics.cssContentSize.height, 8000), scale: 1 } });
+        const outDir = join(packageRoot(), 'test', 'artifacts');
+        mkdirSync(outDir, { recursive: true });
+        writeFileSync(join(outDir, 'demo-report.png'), Buffer.from(shot.data, 'base64'));
+        expect(chrome.errors().map((e) => JSON.stringify(e.params).slice(0, 300))).toEqual([]);
+      } finally {
+        await chrome.close();
+      }
+    }
 
     const docker = dockerClient();
     for (const n of DEMO_NODES) expect(await inspectContainer(docker, n.name)).toBeNull();

@@ -77,6 +77,9 @@ describe('the reports of a run', () => {
     expect(rel.trend.failures.events).toBe(0);
     expect(rel.recovery_by.filter((x) => x.group === 'kind').map((x) => [x.key, x.count])).toEqual([['node-kill', 2]]);
     expect(rel.throughput.requests_per_s).toBeGreaterThan(0.4);
+    // goodput against the SLO the gates imply: ttft ≤ their p99 line (10 s), no tpot gate
+    expect(report.requests.goodput).toMatchObject({ slo_ttft_ms: 10_000, slo_tpot_ms: null, total: report.requests.total });
+    expect(report.requests.goodput?.good).toBe(report.requests.ok);
   });
 
   it('junit.xml: one test case per gate and two for the run, failures for the failed gates', () => {
