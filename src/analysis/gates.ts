@@ -31,9 +31,13 @@ export interface GateInput {
   errorRateInterval: [number, number] | null;
   errorRateScope: 'outside injected episodes' | 'all requests';
   requests: number;
-  /** The service endpoint's longest outage when a node failed, ms (null: no service, or nothing failed there). */
+  /** The service endpoint's longest outage when a node failed, ms (null: nothing failed there). */
   failoverMaxOutageMs: number | null;
   hasService: boolean;
+  /** Why failover could not be measured though there is a service (no per-request rows, no fault injected); null when it was. */
+  failoverUnmeasured: string | null;
+  /** Outages at the service that began during a fault and never ended (the service did not serve again before the load ended). */
+  failoverUnended: number;
   /** Failures (episodes, not Gauntlet's own), those served again, those past the limit (recovery_failed), the slowest recovery. */
   recovery: { episodes: number; recovered: number; failed: number; maxMs: number | null; limitMs: number };
   ttftP50Ms: number | null;
@@ -92,9 +96,16 @@ export function evaluateGates(g: PlanGates, input: GateInput, mtbfTargetHours: n
   if (g.failover_outage !== false) {
     const pass = g.failover_outage.pass;
     const v = input.failoverMaxOutageMs;
-    out.push(!input.hasService
-      ? { id: 'failover_outage', title: 'Client-visible outage on node failure', verdict: 'not_measured', value: null, unit: 'ms', thresholds: { pass }, reason: 'the plan has no service endpoint in front of the nodes (plan.service)' }
-      : { id: 'failover_outage', title: 'Client-visible outage on node failure', verdict: v === null || v < pass ? 'pass' : 'fail', value: v ?? 0, unit: 'ms', thresholds: { pass }, reason: v === null ? 'no request failed at the service endpoint while nodes were faulted' : `longest ${ms(v)} at the service endpoint; pass < ${ms(pass)}` });
+    const title = 'Client-visible outage on node failure';
+    out.push(
+      !input.hasService
+        ? { id: 'failover_outage', title, verdict: 'not_measured', value: null, unit: 'ms', thresholds: { pass }, reason: 'the plan has no service endpoint in front of the nodes (plan.service)' }
+        : input.failoverUnmeasured !== null
+          ? { id: 'failover_outage', title, verdict: 'not_measured', value: null, unit: 'ms', thresholds: { pass }, reason: input.failoverUnmeasured }
+          : input.failoverUnended > 0
+            ? { id: 'failover_outage', title, verdict: 'fail', value: null, unit: 'ms', thresholds: { pass }, reason: `${input.failoverUnended} outage(s) at the service endpoint never ended: it did not serve again before the load ended${v === null ? '' : `; the longest that ended ${ms(v)}`}` }
+            : { id: 'failover_outage', title, verdict: v === null || v < pass ? 'pass' : 'fail', value: v ?? 0, unit: 'ms', thresholds: { pass }, reason: v === null ? 'no request failed at the service endpoint while nodes were faulted' : `longest ${ms(v)} at the service endpoint; pass < ${ms(pass)}` },
+    );
   }
   if (g.recovery) {
     const r = input.recovery;

@@ -224,7 +224,7 @@ const Service = z.strictObject({
  * pass / conditional / fail; `false` turns one off. The defaults are the release criteria.
  */
 const share = (what: string) => z.number({ error: `expected ${what} as a share between 0 and 1 (0.999 = 99.9 %)` }).min(0).max(1);
-const Gates = z.strictObject({
+const GatesShape = z.strictObject({
   /** A conditional verdict fails the run too (exit 4), not only a failed one. */
   conditional_fails: z.boolean().default(false),
   /** Spontaneous failures (and failed recoveries) in the run: ≤ pass, ≤ conditional, more fails. */
@@ -250,6 +250,23 @@ const Gates = z.strictObject({
   /** Memory (container and GPU) must not grow significantly: the slope's interval at this confidence wholly above 0 fails. */
   memory_growth: z.union([z.literal(false), z.strictObject({ confidence: z.number().gt(0).lt(1).default(0.95) })]).default({ confidence: 0.95 }),
 });
+/** Thresholds in an order that leaves each verdict a band: pass at least as strict as conditional, conditional as fail. */
+function gateOrder(g: z.output<typeof GatesShape>, ctx: z.RefinementCtx): void {
+  const bad = (path: string[], message: string): void => ctx.addIssue({ code: 'custom', path, message });
+  const h = (ms: number): string => `${ms / 3_600_000}h`;
+  const tail = ' (a threshold left out takes its default: set both)';
+  if (g.spontaneous_failures !== false && g.spontaneous_failures.pass > g.spontaneous_failures.conditional) bad(['spontaneous_failures'], `expected pass ≤ conditional, got ${g.spontaneous_failures.pass} > ${g.spontaneous_failures.conditional}${tail}`);
+  if (g.availability !== false && g.availability.conditional > g.availability.pass) bad(['availability'], `expected conditional ≤ pass, got ${g.availability.conditional} > ${g.availability.pass}${tail}`);
+  if (g.error_rate !== false && g.error_rate.pass > g.error_rate.conditional) bad(['error_rate'], `expected pass ≤ conditional, got ${g.error_rate.pass} > ${g.error_rate.conditional}${tail}`);
+  if (g.mtbf_lower_bound !== false) {
+    const m = g.mtbf_lower_bound;
+    if (m.fail > m.conditional) bad(['mtbf_lower_bound'], `expected fail ≤ conditional, got ${h(m.fail)} > ${h(m.conditional)}${tail}`);
+    if (m.pass !== undefined && m.conditional > m.pass) bad(['mtbf_lower_bound'], `expected conditional ≤ pass, got ${h(m.conditional)} > ${h(m.pass)}${tail}`);
+  }
+  if (g.ttft !== false && g.ttft.p50 > g.ttft.p99) bad(['ttft'], `expected p50 ≤ p99, got ${g.ttft.p50} ms > ${g.ttft.p99} ms${tail}`);
+  if (g.tpot !== false && g.tpot.p50 > g.tpot.p99) bad(['tpot'], `expected p50 ≤ p99, got ${g.tpot.p50} ms > ${g.tpot.p99} ms${tail}`);
+}
+const Gates = GatesShape.superRefine(gateOrder);
 export type PlanGates = z.output<typeof Gates>;
 export const DEFAULT_GATES: PlanGates = Gates.parse({});
 
@@ -262,7 +279,8 @@ export const DEFAULT_GATES: PlanGates = Gates.parse({});
 const Sequential = z
   .strictObject({
     mil_plan: z.enum(Object.keys(MIL_HDBK_781_PRST) as [string, ...string[]], { error: `expected one of MIL-HDBK-781's PRST plans: ${Object.keys(MIL_HDBK_781_PRST).join(', ')}` }).optional(),
-    discrimination: z.number().gt(1).max(100).default(2),
+    // MIL-HDBK-781's plans use 1.5 to 3; nearer 1 the truncated test grows without bound (and its risks take seconds to integrate)
+    discrimination: z.number({ error: 'expected a discrimination ratio θ0/θ1 from 1.25 to 10' }).min(1.25, 'expected a discrimination ratio θ0/θ1 from 1.25 to 10').max(10, 'expected a discrimination ratio θ0/θ1 from 1.25 to 10').default(2),
     alpha: z.number().gt(0).lt(0.5).default(0.1),
     beta: z.number().gt(0).lt(0.5).default(0.1),
     stop_early: z.boolean().default(false),

@@ -271,7 +271,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     states: store.nodeStates(runId),
     loadWindows: store.loadTotals(runId),
     latencyWindows: store.latencyTotals(runId),
-    outsideInjected: store.countOutsideInjected(runId, loadEnd),
+    outsideInjected: store.countOutsideInjected(runId, loadEnd, plan.service?.name ?? null),
   });
   const evidence = new Map(episodes.map((e) => [e.id, JSON.parse(e.evidence) as { exitCode?: number; oomKilled?: boolean; restartCount?: number }]));
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
@@ -279,7 +279,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   const L = s.latency;
   const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities }) : null;
   // Without per-request rows, outside injected episodes is counted per window (the plan's timeout before each episode too).
-  const byWindows = s.requests.outsideInjected === null ? store.countOutsideInjectedWindows(runId, loadEnd, plan.load.timeout) : null;
+  const byWindows = s.requests.outsideInjected === null ? store.countOutsideInjectedWindows(runId, loadEnd, plan.load.timeout, plan.service?.name ?? null) : null;
   const outside = s.requests.outsideInjected ?? (byWindows ? { total: byWindows.total, failed: byWindows.failed, errorRate: byWindows.total ? byWindows.failed / byWindows.total : null } : null);
   const outsideLatency = latencyOutsideFaults(store, runId, plan, loadEnd);
   const memory = memoryTrends(store, runId, nodes.map((n) => n.name), plan.gates?.memory_growth === false ? 0.95 : (plan.gates?.memory_growth.confidence ?? 0.95));
@@ -499,10 +499,18 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
     requests: outside?.total ?? s.requests.total,
     failoverMaxOutageMs: report.service?.max_outage_ms ?? null,
     hasService: report.service !== null,
+    failoverUnmeasured: !report.service
+      ? null
+      : !store.hasRequestRows(runId)
+        ? 'the service endpoint is measured per request: this run kept no per-request rows (load.raw_requests: false)'
+        : report.service.outages.length === 0
+          ? 'no fault was injected: no node failed under the service endpoint'
+          : null,
+    failoverUnended: report.service?.outages.filter((o) => o.started_at !== null && o.outage_ms === null).length ?? 0,
     recovery: {
       episodes: s.episodes.filter((e) => e.cause !== 'orchestrator').length,
       recovered: s.episodes.filter((e) => e.cause !== 'orchestrator' && e.recoveryMs !== null).length,
-      failed: s.failures.recoveryFailed,
+      failed: s.episodes.filter((e) => e.cause !== 'orchestrator' && e.status === 'recovery_failed').length,
       maxMs: s.recovery.max,
       limitMs: plan.recovery_limit,
     },
@@ -530,6 +538,8 @@ function latencyOutsideFaults(store: Store, runId: string, plan: Plan, loadEnd: 
     ...store.episodes(runId).flatMap((e) => (e.cause.startsWith('injected') ? [{ node: e.node, from: e.started_at - plan.load.timeout, to: e.serving_again_at ?? loadEnd }] : [])),
   ];
   if (spans.length === 0) return null;
+  // a service endpoint's requests are recorded under its own name: a fault on any node behind it touches them
+  if (plan.service) spans.push(...spans.map((sp) => ({ ...sp, node: (plan.service as { name: string }).name })));
   const part = (metric: 'ttft' | 'tpot') => {
     const touched = store.latencyWindowsTouching(runId, metric, plan.load.window, spans);
     const m = mergeHistograms(store.latencyTotals(runId, metric).map((x) => x.hist), touched);

@@ -44,7 +44,8 @@ export function renderHtml(r: ReportJson, charts: { chart: ChartSpec; svg: strin
   body.push(`<h1>Gauntlet report — ${esc(r.run.plan)}</h1>`);
   body.push(`<div class="sub">run <code>${esc(r.run.id)}</code> · ${esc(r.run.status)} · ${esc(r.run.started_at)} → ${esc(r.run.ended_at ?? '—')} · engine ${esc(r.run.engine?.name ?? '?')} · host ${esc(r.run.host ?? '?')} · Gauntlet ${esc(r.run.gauntlet_version ?? '?')}</div>`);
   if (r.run.error) body.push(`<div class="warn">The run ended ${esc(r.run.status)}: ${esc(r.run.error)}</div>`);
-  if (scaled) body.push(`<div class="warn"><b>Time-scaled ×${esc(r.run.time_scale)}</b>: plan time ran ${esc(r.run.time_scale)} times faster than real time. Exposure, MTBF and every duration here are in plan time; this demonstrates no real MTBF.</div>`);
+  if (r.run.time_scale === null) body.push('<div class="warn"><b>Virtual clock</b>: this run ran on a test\'s virtual clock against stand-ins; no real time passed.</div>');
+  else if (scaled) body.push(`<div class="warn"><b>Time-scaled ×${esc(r.run.time_scale)}</b>: plan time ran ${esc(r.run.time_scale)} times faster than real time. Exposure, MTBF and every duration here are in plan time; this demonstrates no real MTBF.</div>`);
   if (!r.generator.kept_up) body.push(`<div class="warn"><b>Load generator saturated</b>: behind for ${pct(r.generator.behind_share, 1)} of the load (limit ${pct(r.generator.limit_share, 0)}). Latency in those windows is the generator's, not the server's; no verdict should be trusted.</div>`);
   const counts = (k: string): number => r.gates.filter((g) => g.verdict === k).length;
   body.push(`<div class="verdict" style="background:${v[1]}"><b>Verdict: ${esc(v[0].toUpperCase())}</b><span>${counts('pass')} pass · ${counts('conditional')} conditional · ${counts('fail')} fail · ${counts('not_measured')} not measured${r.verdict_fails_run ? ' — the run fails (exit 4)' : ''}</span></div>`);

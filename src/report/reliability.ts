@@ -160,7 +160,7 @@ export function reliability(store: Store, runId: string, x: ReliabilityInput): R
     decided_at_node_hours: state.decision === 'continue' ? null : rs(state.atNodeHours),
     by: state.by,
     node_hours: rs(T) as number,
-    failures: r,
+    failures: failureNodeHours.length,
     node_hours_to_accept: rs(state.nodeHoursToAccept) as number,
     failures_to_reject: state.failuresToReject,
     failure_node_hours: failureNodeHours.map((h) => rs(h) as number),

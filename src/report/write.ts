@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { errorMessage } from '../errors.js';
 import { buildReport } from './build.js';
-import { chartData, chartSpecs, renderSvg } from './charts.js';
+import { chartData, chartSpecs, renderSvg, type ChartSpec } from './charts.js';
 import { renderHtml } from './html.js';
 import { renderJunit } from './junit.js';
 import { renderMarkdown } from './markdown.js';
@@ -27,13 +27,20 @@ export async function writeReports(store: Store, runId: string, reportsDir: stri
   writeAtomic(join(dir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeAtomic(join(dir, 'junit.xml'), renderJunit(report, (plan.gates ?? DEFAULT_GATES).conditional_fails));
   writeAtomic(join(dir, 'report.md'), renderMarkdown(report, plan));
-  const charts = [];
-  for (const chart of chartSpecs(chartData(store, report, plan.load.window), report)) {
+  const charts: { chart: ChartSpec; svg: string }[] = [];
+  const failed = (err: unknown): string => `<p class="warn">This chart could not be drawn: ${errorMessage(err).replace(/[<>&]/g, ' ')}</p>`;
+  let specs: ChartSpec[] = [];
+  try {
+    specs = chartSpecs(chartData(store, report, plan.load.window), report);
+  } catch (err) {
+    charts.push({ chart: { id: 'none', title: 'Charts', caption: 'The series for the charts could not be read.', spec: {} as ChartSpec['spec'] }, svg: failed(err) });
+  }
+  for (const chart of specs) {
     let svg: string;
     try {
       svg = await renderSvg(chart.spec);
     } catch (err) {
-      svg = `<p class="warn">This chart could not be drawn: ${errorMessage(err).replace(/[<>&]/g, ' ')}</p>`;
+      svg = failed(err);
     }
     charts.push({ chart, svg });
   }

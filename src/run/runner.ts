@@ -875,17 +875,20 @@ export class Run {
     const seq = plan.sequential;
     const sprt = planSequentialTest(seq, plan.mtbf_target / 3_600_000);
     const nodes = plan.targets.map((t) => t.name);
+    let decided = false;
     this.hold(
       'sequential test',
       every(
         clock,
         60_000,
         this.guarded('sequential test', () => {
-          if (!this.loadBegan) return;
+          if (!this.loadBegan || decided || this.stopFaults.signal.aborted) return;
           const now = clock.now();
-          const input = exposureInputOf(store, this.id, this.loadStart, now, nodes);
+          // Gauntlet's blindness so far is in memory (the journal gets its spans at the end)
+          const input = { ...exposureInputOf(store, this.id, this.loadStart, now, nodes), blindSpans: this.blind.map((b) => ({ from: b.from, to: b.to ?? now, nodes: b.nodes })) };
           const state = sprtEvaluate(sprt, failureNodeHours(input), exposure(input).nodeHours);
           if (state.decision === 'continue') return;
+          decided = true;
           const what = state.decision === 'accept' ? `accepts MTBF θ0 = ${sprt.theta0Hours} h` : `rejects: the MTBF is nearer θ1 = ${Math.round(sprt.theta1Hours)} h`;
           this.journal(
             'sequential_decision',
@@ -1106,7 +1109,7 @@ export class Run {
     this.phase('stop');
     this.stopFaults.abort();
     // timers first (progress, until, housekeeping, the generator monitor): nothing ticks into finalize
-    for (const what of ['generator monitor', 'progress', 'until check', 'housekeeping']) await this.release(what);
+    for (const what of ['generator monitor', 'progress', 'until check', 'housekeeping', 'sequential test']) await this.release(what);
     await this.scheduled.catch((err: unknown) => this.fail('fault schedule', err));
   }
 

@@ -336,16 +336,17 @@ export class Store {
    * their node, and how many of them failed; null when the run kept no per-request rows.
    * Counted in SQL: a long run's rows never come into memory.
    */
-  countOutsideInjected(runId: string, loadEndedAt: number): { total: number; failed: number } | null {
+  countOutsideInjected(runId: string, loadEndedAt: number, service: string | null = null): { total: number; failed: number } | null {
     if (!this.hasRequestRows(runId)) return null;
+    // (a service endpoint's requests, under its own name, are touched by an episode of any node behind it)
     const row = this.db
       .prepare(
         `SELECT COUNT(*) AS total, COALESCE(SUM(r.outcome NOT IN ('ok','degraded')), 0) AS failed FROM requests r
          WHERE r.run_id = @run AND r.outcome <> 'cancelled' AND NOT EXISTS (
-           SELECT 1 FROM episodes e WHERE e.run_id = r.run_id AND e.node = r.node AND e.cause <> 'spontaneous'
+           SELECT 1 FROM episodes e WHERE e.run_id = r.run_id AND (e.node = r.node OR r.node = @service) AND e.cause <> 'spontaneous'
              AND r.end_at >= e.started_at AND r.sent_at <= COALESCE(e.serving_again_at, @end))`,
       )
-      .get({ run: runId, end: loadEndedAt }) as { total: number; failed: number };
+      .get({ run: runId, end: loadEndedAt, service }) as { total: number; failed: number };
     return row;
   }
 
@@ -372,18 +373,18 @@ export class Store {
    * by `leadMs` before its start (requests sent before it that it failed: the plan's timeout).
    * Coarser than the per-request count: a window touched by an episode is left out whole.
    */
-  countOutsideInjectedWindows(runId: string, loadEndedAt: number, leadMs: number): { total: number; failed: number; windowsLeftOut: number } {
+  countOutsideInjectedWindows(runId: string, loadEndedAt: number, leadMs: number, service: string | null = null): { total: number; failed: number; windowsLeftOut: number } {
     this.flush();
     const row = this.db
       .prepare(
         `SELECT COALESCE(SUM(CASE WHEN hit THEN 0 ELSE attempts END), 0) AS total, COALESCE(SUM(CASE WHEN hit THEN 0 ELSE failed END), 0) AS failed,
                 COUNT(DISTINCT CASE WHEN hit THEN node || ':' || window_start END) AS windowsLeftOut
            FROM (SELECT w.node, w.window_start, w.attempts, w.failed, EXISTS (
-                   SELECT 1 FROM episodes e WHERE e.run_id = w.run_id AND e.node = w.node AND e.cause <> 'spontaneous'
+                   SELECT 1 FROM episodes e WHERE e.run_id = w.run_id AND (e.node = w.node OR w.node = @service) AND e.cause <> 'spontaneous'
                      AND w.window_start + w.window_ms > e.started_at - @lead AND w.window_start <= COALESCE(e.serving_again_at, @end)) AS hit
                  FROM load_windows w WHERE w.run_id = @run)`,
       )
-      .get({ run: runId, end: loadEndedAt, lead: leadMs }) as { total: number; failed: number; windowsLeftOut: number };
+      .get({ run: runId, end: loadEndedAt, lead: leadMs, service }) as { total: number; failed: number; windowsLeftOut: number };
     return row;
   }
 

@@ -21,6 +21,8 @@ function good(over: Partial<GateInput> = {}): GateInput {
     requests: 100_000,
     failoverMaxOutageMs: 800,
     hasService: true,
+    failoverUnmeasured: null,
+    failoverUnended: 0,
     recovery: { episodes: 3, recovered: 3, failed: 0, maxMs: 9000, limitMs: 60_000 },
     ttftP50Ms: 60,
     ttftP99Ms: 120,
@@ -76,6 +78,9 @@ describe('release gates', () => {
     expect(verdictOf('failover_outage', { failoverMaxOutageMs: 2000 })).toBe('fail');
     expect(verdictOf('failover_outage', { failoverMaxOutageMs: null })).toBe('pass');
     expect(verdictOf('failover_outage', { hasService: false, failoverMaxOutageMs: null })).toBe('not_measured');
+    // an outage that never ended is the worst case, not a pass; no per-request rows or no fault: not measured
+    expect(verdictOf('failover_outage', { failoverMaxOutageMs: null, failoverUnended: 1 })).toBe('fail');
+    expect(verdictOf('failover_outage', { failoverMaxOutageMs: null, failoverUnmeasured: 'no fault was injected' })).toBe('not_measured');
   });
 
   it('recovery: every failed node serving again within the limit; one past it fails', () => {
@@ -110,15 +115,21 @@ describe('release gates', () => {
 
   it('every threshold is a plan setting: gates read from a plan, false turns one off', () => {
     const base = { name: 'p', duration: '1h', targets: [{ name: 'a', endpoint: 'http://127.0.0.1:1' }], load: { rate: 1 } };
-    const plan = PlanSchema.parse({ ...base, gates: { availability: { pass: 0.99 }, ttft: { p50: '250ms', p99: '1s' }, mtbf_lower_bound: false, conditional_fails: true } });
-    expect(plan.gates.availability).toEqual({ pass: 0.99, conditional: 0.995 });
+    const plan = PlanSchema.parse({ ...base, gates: { availability: { conditional: 0.98 }, ttft: { p50: '250ms', p99: '1s' }, mtbf_lower_bound: false, conditional_fails: true } });
+    expect(plan.gates.availability).toEqual({ pass: 0.999, conditional: 0.98 });
     expect(plan.gates.ttft).toEqual({ p50: 250, p99: 1000 });
     expect(plan.gates.error_rate).toEqual({ pass: 0.001, conditional: 0.005 });
     const gates = evaluateGates(plan.gates, good({ availability: 0.991, ttftP50Ms: 200 }), 1000);
+    expect(byId(gates, 'availability').verdict).toBe('conditional');
     expect(gates.some((x) => x.id === 'mtbf_lower_bound')).toBe(false);
     expect(byId(gates, 'ttft_p50').verdict).toBe('pass');
     expect(PlanSchema.parse(base).gates).toEqual(DEFAULT_GATES);
     expect(() => PlanSchema.parse({ ...base, gates: { availability: { pass: 99.9 } } })).toThrow(/share between 0 and 1/);
     expect(() => PlanSchema.parse({ ...base, gates: { ttft_p50: 100 } })).toThrow();
+    // thresholds that leave a verdict no band are refused
+    expect(() => PlanSchema.parse({ ...base, gates: { mtbf_lower_bound: { pass: '50h' } } })).toThrow(/expected conditional ≤ pass, got 500h > 50h \(a threshold left out takes its default: set both\)/);
+    expect(() => PlanSchema.parse({ ...base, gates: { error_rate: { pass: 0.01, conditional: 0.005 } } })).toThrow(/expected pass ≤ conditional/);
+    expect(() => PlanSchema.parse({ ...base, sequential: { discrimination: 1.05 } })).toThrow(/from 1\.25 to 10/);
+    expect(PlanSchema.parse({ ...base, sequential: { mil_plan: 'I-D' } }).sequential).toMatchObject({ discrimination: 1.5, alpha: 0.1, beta: 0.1 });
   });
 });
