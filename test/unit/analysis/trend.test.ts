@@ -1,6 +1,7 @@
 // Trend tests on seeded histories: a constant failure rate is flagged about as often as the test's
 // level says, a deteriorating one (power law, β = 1.5) far more often; Crow-AMSAA's β interval
 // covers the truth.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { crowAmsaa, laplaceTest, type NodeEvents } from '../../../src/analysis/trend.js';
 import { memoryTrend } from '../../../src/analysis/leak.js';
@@ -24,6 +25,20 @@ function fleet(seed: number, beta: number, nodes = 8, span = 72, expected = 4): 
 }
 
 describe('trend tests', () => {
+  it('a published example (test/fixtures/published, with its source): Laplace U = 2.409, worsening; power-law β = 1.588, λ = 3.703e-5', () => {
+    const ex = JSON.parse(readFileSync(new URL('../../fixtures/published/rocof-modarres-example-5.11.json', import.meta.url), 'utf8')) as { interarrival_hours: number[]; printed: { laplace_u: number; beta_hat: number; lambda_hat: number } };
+    const times: number[] = [];
+    for (const x of ex.interarrival_hours) times.push((times.at(-1) ?? 0) + x);
+    const T = times.at(-1) as number;
+    // failure-truncated: the last failure ends the test (it is T itself, not an event in (0, T))
+    const lap = laplaceTest([{ span: T, times: times.slice(0, -1) }]);
+    expect(Number((lap.u as number).toFixed(3))).toBe(ex.printed.laplace_u);
+    expect(lap.pTwoSided as number).toBeLessThan(0.05);
+    const ca = crowAmsaa([{ span: T, times }], 0.9);
+    expect(Number((ca.beta as number).toFixed(3))).toBe(ex.printed.beta_hat);
+    expect(Number((ca.lambda as number).toPrecision(4))).toBe(ex.printed.lambda_hat);
+  });
+
   it('Laplace: constant rate flagged at about its 5 % level; β = 1.5 flagged far more often', () => {
     const n = 1000;
     let constFlags = 0;
