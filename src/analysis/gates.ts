@@ -51,7 +51,7 @@ export interface GateInput {
 
 const pct = (x: number, digits = 2): string => `${(x * 100).toFixed(digits)} %`;
 const ms = (x: number): string => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`);
-const hrs = (x: number): string => `${x >= 100 ? x.toFixed(0) : x.toFixed(1)} h`;
+const hrs = (x: number): string => `${x >= 100 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x >= 0.001 ? x.toFixed(3) : x.toPrecision(2)} h`;
 const mib = (b: number): string => `${(b / 1_048_576).toFixed(1)} MiB`;
 
 /** Higher is better: ≥ pass passes, ≥ conditional is conditional, else fail. */

@@ -161,7 +161,7 @@ export function chartSpecs(d: ChartData, r: ReportJson): ChartSpec[] {
         height: 180,
         layer: [
           faultLayer(d),
-          { data: { values: d.load.filter((x) => x.ttft_p50 !== null) }, mark: { type: 'line' }, encoding: { x: tAxis, y: { field: 'ttft_p50', type: 'quantitative', title: 'ttft (ms)', scale: { type: 'symlog' } }, color } },
+          { data: { values: d.load.filter((x) => x.ttft_p50 !== null) }, mark: { type: 'line' }, encoding: { x: tAxis, y: { field: 'ttft_p50', type: 'quantitative', title: 'ttft (ms, log scale)', scale: { type: 'log' } }, color } },
           { data: { values: d.load.filter((x) => x.ttft_p99 !== null) }, mark: { type: 'line', strokeDash: [4, 3], opacity: 0.7 }, encoding: { x: tAxis, y: { field: 'ttft_p99', type: 'quantitative' }, color } },
         ],
       } as TopLevelSpec,

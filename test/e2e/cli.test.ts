@@ -115,7 +115,7 @@ describe('gauntlet run against a bare endpoint (no Docker), runs, report', () =>
     const run = await runCli(['run', plan, '--db', db, '--reports', reports]);
     expect(run.code, run.stderr).toBe(4);
     expect(run.stdout).toMatch(/VERDICT FAIL: \d+ gates pass, \d+ conditional, [1-9]\d* fail/);
-    expect(run.stdout).toMatch(/FAIL MTBF lower bound \(80 %\): 0\.\d h at 80 % confidence against 1000 h: under the fail line 100 h/);
+    expect(run.stdout).toMatch(/FAIL MTBF lower bound \(80 %\): 0\.\d+ h at 80 % confidence against 1000 h: under the fail line 100 h/);
     const id = /^run (\S+): completed/m.exec(run.stdout)?.[1] as string;
     const report = JSON.parse(readFileSync(join(reports, id, 'report.json'), 'utf8'));
     expect(report).toMatchObject({ schema_version: 1, verdict: 'fail', verdict_fails_run: true });
