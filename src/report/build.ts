@@ -561,15 +561,18 @@ function goodput(store: Store, runId: string, plan: Plan): ReportJson['requests'
 
 /** Each node's memory trend: the container's (against its limit) and the GPUs' framebuffer (DCGM, MiB summed over GPUs). */
 function memoryTrends(store: Store, runId: string, nodes: string[], confidence: number): GateInput['memory'] {
+  // Thinned to at most 1000 means a node (a 72 h run has 52 000 samples each): the slope is the
+  // same line, and the interval's autocorrelation correction already treats close samples as one.
   const out: GateInput['memory'] = [];
+  const trend = (node: string, kind: string, metric: string, scale: number, limitBytes: number | null): void => {
+    const m = store.telemetryMeans(runId, node, metric);
+    if (m.samples === 0) return;
+    out.push({ node, kind, trend: { ...memoryTrend(m.points.map((p) => ({ at: p.at, bytes: p.value * scale })), { confidence, limitBytes }), samples: m.samples } });
+  };
   for (const node of nodes) {
-    const mem = store.telemetry(runId, node, CONTAINER_METRICS.memory);
-    if (mem.length) {
-      const limit = store.telemetry(runId, node, CONTAINER_METRICS.memoryLimit).at(-1)?.value ?? null;
-      out.push({ node, kind: 'container', trend: memoryTrend(mem.map((t) => ({ at: t.at, bytes: t.value })), { confidence, limitBytes: limit && limit > 0 ? limit : null }) });
-    }
-    const fb = store.telemetry(runId, node, 'DCGM_FI_DEV_FB_USED');
-    if (fb.length) out.push({ node, kind: 'gpu', trend: memoryTrend(fb.map((t) => ({ at: t.at, bytes: t.value * 1_048_576 })), { confidence }) });
+    const limit = store.lastTelemetry(runId, node, CONTAINER_METRICS.memoryLimit);
+    trend(node, 'container', CONTAINER_METRICS.memory, 1, limit && limit > 0 ? limit : null);
+    trend(node, 'gpu', 'DCGM_FI_DEV_FB_USED', 1_048_576, null);
   }
   return out;
 }

@@ -375,18 +375,39 @@ export class Store {
    */
   countOutsideInjectedWindows(runId: string, loadEndedAt: number, leadMs: number, service: string | null = null): { total: number; failed: number; windowsLeftOut: number } {
     this.flush();
-    const row = this.db
-      .prepare(
-        `SELECT COALESCE(SUM(CASE WHEN hit THEN 0 ELSE attempts END), 0) AS total, COALESCE(SUM(CASE WHEN hit THEN 0 ELSE failed END), 0) AS failed,
-                COUNT(DISTINCT CASE WHEN hit THEN node || ':' || window_start END) AS windowsLeftOut
-           FROM (SELECT w.node, w.window_start, w.attempts, w.failed, EXISTS (
-                   SELECT 1 FROM episodes e WHERE e.run_id = w.run_id AND (e.node = w.node OR w.node = @service) AND e.cause <> 'spontaneous'
-                     AND w.window_start + w.window_ms > e.started_at - @lead AND w.window_start <= COALESCE(e.serving_again_at, @end)) AS hit
-                 FROM load_windows w WHERE w.run_id = @run)`,
-      )
-      .get({ run: runId, end: loadEndedAt, lead: leadMs, service }) as { total: number; failed: number; windowsLeftOut: number };
-    return row;
+    // The run's totals (the rollups and the windows no rollup covers, as loadTotals reads them),
+    // less the windows an episode touches, each once: read per episode through the primary key
+    // (a correlated EXISTS per window scanned every window against every episode: 4 s at 72 h × 8).
+    let total = 0;
+    let failed = 0;
+    for (const w of this.loadTotals(runId)) {
+      total += w.attempts;
+      failed += w.failed;
+    }
+    const episodes = (this.db.prepare("SELECT node, started_at, serving_again_at FROM episodes WHERE run_id = ? AND cause <> 'spontaneous'").all(runId) as { node: string; started_at: number; serving_again_at: number | null }[]);
+    const touching = this.stmt('SELECT node, window_start, part, attempts, failed FROM load_windows WHERE run_id = ? AND node = ? AND window_start > ? AND window_start <= ?');
+    const maxWindow = (this.db.prepare('SELECT COALESCE(MAX(window_ms), 0) AS w FROM load_windows WHERE run_id = ?').get(runId) as { w: number }).w;
+    const seen = new Set<string>();
+    const windows = new Set<string>();
+    const nodes = service === null ? null : [service];
+    for (const e of episodes) {
+      // a window [start, start + ms) overlaps [from, to] when start > from − ms and start ≤ to
+      const from = e.started_at - leadMs;
+      const to = e.serving_again_at ?? loadEndedAt;
+      for (const node of nodes ? [e.node, ...nodes] : [e.node]) {
+        for (const w of touching.all(runId, node, from - maxWindow, to) as { node: string; window_start: number; part: number; attempts: number; failed: number }[]) {
+          const key = `${w.node}|${w.window_start}|${w.part}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          windows.add(`${w.node}|${w.window_start}`);
+          total -= w.attempts;
+          failed -= w.failed;
+        }
+      }
+    }
+    return { total, failed, windowsLeftOut: windows.size };
   }
+
 
   /**
    * The latency windows of `metric` that overlap any of `spans` on their node (each window
@@ -394,9 +415,10 @@ export class Store {
    */
   latencyWindowsTouching(runId: string, metric: string, windowMs: number, spans: readonly { node: string; from: number; to: number }[]): string[] {
     this.flush();
-    const q = this.stmt('SELECT node, window_start, part, hist FROM latency_windows WHERE run_id = ? AND node = ? AND metric = ? AND window_start + ? > ? AND window_start <= ?');
+    // (window_start alone on the left: a range on the primary key, not a scan of the node's windows)
+    const q = this.stmt('SELECT node, window_start, part, hist FROM latency_windows WHERE run_id = ? AND node = ? AND window_start > ? AND window_start <= ? AND metric = ?');
     const seen = new Map<string, string>();
-    for (const sp of spans) for (const r of q.all(runId, sp.node, metric, windowMs, sp.from, sp.to) as { node: string; window_start: number; part: number; hist: string }[]) seen.set(`${r.node}|${r.window_start}|${r.part}`, r.hist);
+    for (const sp of spans) for (const r of q.all(runId, sp.node, sp.from - windowMs, sp.to, metric) as { node: string; window_start: number; part: number; hist: string }[]) seen.set(`${r.node}|${r.window_start}|${r.part}`, r.hist);
     return [...seen.values()];
   }
 
@@ -747,6 +769,29 @@ export class Store {
         this.pendingTelemetryRollups = [];
       }
     }
+  }
+
+  /**
+   * One node's metric thinned to at most `maxPoints` points: the mean time and value of each
+   * equal slice of its span, with the number of samples behind them (a 72 h run's 52 000 samples
+   * a node are read in SQL, not brought into memory).
+   */
+  telemetryMeans(runId: string, node: string, metric: string, maxPoints = 1000): { points: { at: number; value: number }[]; samples: number } {
+    this.telemetryWriter.flush();
+    const span = this.db.prepare('SELECT MIN(at) AS lo, MAX(at) AS hi, COUNT(*) AS n FROM telemetry WHERE run_id = ? AND node = ? AND metric = ?').get(runId, node, metric) as { lo: number | null; hi: number | null; n: number };
+    if (span.n === 0 || span.lo === null || span.hi === null) return { points: [], samples: 0 };
+    const bucket = Math.max((span.hi - span.lo) / maxPoints, 1e-9);
+    const points = this.db
+      .prepare('SELECT AVG(at) AS at, AVG(value) AS value FROM telemetry WHERE run_id = @run AND node = @node AND metric = @metric GROUP BY CAST((at - @lo) / @bucket AS INTEGER) ORDER BY 1')
+      .all({ run: runId, node, metric, lo: span.lo, bucket }) as { at: number; value: number }[];
+    return { points, samples: span.n };
+  }
+
+  /** The latest sample of one node's metric. */
+  lastTelemetry(runId: string, node: string, metric: string): number | null {
+    this.telemetryWriter.flush();
+    const row = this.db.prepare('SELECT value FROM telemetry WHERE run_id = ? AND node = ? AND metric = ? ORDER BY at DESC LIMIT 1').get(runId, node, metric) as { value: number } | undefined;
+    return row?.value ?? null;
   }
 
   telemetry(runId: string, node?: string, metric?: string): TelemetryRow[] {

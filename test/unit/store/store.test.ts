@@ -193,6 +193,27 @@ describe('Store totals for reports (hourly rollups, and the windows after the la
     return ttfts;
   };
 
+  it('without per-request rows, counts attempts outside injected episodes per window: rollups less each touched window once, a service touched by any node', () => {
+    const s = openStore(join(dir, 'outside-windows.db'));
+    s.createRun(runRow('w'));
+    const agg = new WindowAggregator(10_000, 0, (c) => s.addWindow('w', c), true, 60_000);
+    // 4 attempts per 10 s window per node for 5 minutes (rollups every minute); a's fail from 100 to 130 s
+    for (let t = 0; t < 300_000; t += 2500) {
+      for (const node of ['a', 'b', 'svc']) agg.record(record({ node, seq: t, sentAt: t, endAt: t + 10, outcome: node === 'a' && t >= 100_000 && t < 130_000 ? 'conn_error' : 'ok' }));
+      agg.tick(t);
+    }
+    agg.flush();
+    const ep = { id: 'e1', run_id: 'w', node: 'a', status: 'recovered' as const, cause: 'injected:f1', fault_id: 'f1', started_at: 100_000, detected_at: 100_001, running_again_at: null, ready_at: null, serving_again_at: 129_000, first_evidence: '', evidence: '{}', requests_affected: 12 };
+    s.upsertEpisode(ep);
+    s.upsertEpisode({ ...ep, id: 'e2', started_at: 110_000, serving_again_at: 125_000 }); // overlaps e1: its windows count once
+    s.upsertEpisode({ ...ep, id: 'sp', node: 'b', cause: 'spontaneous', started_at: 200_000, serving_again_at: 210_000 }); // not left out
+    // a's windows 100, 110, 120 s (and 90 s: the 5 s lead before the episode) are left out: 4 × 4 attempts
+    expect(s.countOutsideInjectedWindows('w', 300_000, 5000)).toEqual({ total: 3 * 120 - 16, failed: 0, windowsLeftOut: 4 });
+    // the service's windows at the same times are left out too
+    expect(s.countOutsideInjectedWindows('w', 300_000, 5000, 'svc')).toEqual({ total: 3 * 120 - 32, failed: 0, windowsLeftOut: 8 });
+    s.close();
+  });
+
   it('reads one row per node and span, with the same totals as every window', () => {
     const s = openStore(join(dir, 'totals.db'));
     s.createRun(runRow('t'));
