@@ -1,7 +1,7 @@
 // The gauntlet command line. Thin: every command calls the same services a daemon would.
 // Exit codes: 0 done, 1 run failed or error, 2 bad input, 130 interrupted.
 import { Command, CommanderError } from 'commander';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { runDemo } from '../demo.js';
 import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js';
@@ -258,8 +258,8 @@ async function followDaemonRun(client: DaemonClient, id: string, state: string, 
     try {
       store = openExistingDb(db);
       const row = store.getRun(id);
-      // the status is written before the reports (the HTML last): wait for them while the daemon writes them
-      if (reportDir && !existsSync(join(reportDir, 'report.html')) && silent < 30) return null;
+      // the status is written before the reports, phase 'done' after them: wait while the daemon writes them
+      if (row && row.phase !== 'done' && silent < 30) return null;
       return row && row.status !== 'running' ? { runId: id, status: row.status, reportDir, error: row.error } : null;
     } catch {
       return null;

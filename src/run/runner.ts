@@ -1193,7 +1193,8 @@ export class Run {
     if (!store.flush()) this.log.error({ pending: store.pendingRows }, 'some rows could not be written');
     let status: RunStatus = this.failure.signal.aborted ? 'failed' : this.interrupted ? 'aborted' : 'completed';
     try {
-      store.updateRun(this.id, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: this.runError, phase: 'done', phase_at: clock.now() });
+      // (phase 'done' once the reports are written: whoever watches the row finds them then)
+      store.updateRun(this.id, { status, load_ended_at: loadEnd, ended_at: clock.now(), error: this.runError });
     } catch (err) {
       this.log.error({ err: errorMessage(err) }, "the run's end could not be recorded in the database");
     }
@@ -1207,6 +1208,11 @@ export class Run {
       this.log.error({ err: errorMessage(err) }, 'the report could not be written');
       this.runError ??= `writing the report: ${errorMessage(err)}`;
       status = 'failed';
+    }
+    try {
+      store.updateRun(this.id, { phase: 'done', phase_at: clock.now(), ...(status === 'failed' ? { status, error: this.runError } : {}) });
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, "the run's end could not be recorded in the database");
     }
     this.log.info({ status, reportDir }, 'run ended');
     return { runId: this.id, status, reportDir, error: this.runError };

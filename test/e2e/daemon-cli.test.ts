@@ -46,7 +46,7 @@ describe('the CLI and a running daemon', () => {
     const id = /^run (short-\S+): completed/m.exec(via.stdout)?.[1];
     expect(id, via.stdout).toBeDefined();
     // the report is the daemon's, in its reports folder
-    expect(via.stdout).toContain(join(dir, 'reports', id as string, 'report.md'));
+    expect(via.stdout).toContain(join(dir, 'reports', id as string, 'report.html'));
     expect(JSON.parse(readFileSync(join(dir, 'reports', id as string, 'report.json'), 'utf8')).requests.total).toBeGreaterThan(5);
     const listed = await runCli(['runs', '--db', db]);
     expect(listed.stdout).toMatch(new RegExp(`${id}\\s+short\\s+completed`));
