@@ -80,6 +80,7 @@ describe('SPRT for the exponential mean', () => {
         hours += h.at;
       }
       const observed = rejects / n;
+      process.stderr.write(`sprt open (θ0 2, θ1 1, α = β = 0.1) at θ = ${theta}: rejects ${observed.toFixed(4)} of ${n} histories, exact ${exact.pReject.toFixed(4)}; mean test time ${(hours / n).toFixed(3)} vs exact ${exact.expectedNodeHours.toFixed(3)} (Wald's bounds α′ ≤ ${(plan.alpha / (1 - plan.beta)).toFixed(4)}, β′ ≤ ${(plan.beta / (1 - plan.alpha)).toFixed(4)})\n`);
       expect(agrees(observed, exact.pReject, n), `θ=${theta}: observed reject rate ${observed} vs exact ${exact.pReject.toFixed(4)}`).toBe(true);
       // the expected test time, within 4 % (its spread is about its size: 4000 histories give ~1.6 % standard error)
       expect(Math.abs(hours / n - exact.expectedNodeHours) / exact.expectedNodeHours).toBeLessThan(0.05);
@@ -107,6 +108,7 @@ describe('SPRT for the exponential mean', () => {
       if (a.decision === 'reject') rejects0++;
       if (b.decision === 'accept') accepts1++;
     }
+    process.stderr.write(`sprt III-D truncated at ${fixed.acceptFailures + 1} failures / ${fixed.nodeHours.toFixed(2)} θ1: α′ observed ${(rejects0 / n).toFixed(4)} vs exact ${at0.pReject.toFixed(4)}, β′ observed ${(accepts1 / n).toFixed(4)} vs exact ${at1.pAccept.toFixed(4)} (nominal 0.1 / 0.1)\n`);
     expect(agrees(rejects0 / n, at0.pReject, n), `α′ observed ${rejects0 / n} vs exact ${at0.pReject}`).toBe(true);
     expect(agrees(accepts1 / n, at1.pAccept, n), `β′ observed ${accepts1 / n} vs exact ${at1.pAccept}`).toBe(true);
   });
