@@ -220,8 +220,8 @@ export function chartSpecs(d: ChartData, r: ReportJson): ChartSpec[] {
     });
   }
   // MTBF lower bound against confidence: what this run's evidence shows, how sure
-  const T = r.reliability.sequential.node_hours;
-  const failures = r.mtbf ? r.failures.counted_for_mtbf : 0;
+  const T = r.exposure_node_hours;
+  const failures = r.failures.counted_for_mtbf;
   if (T > 0) {
     const curve = [];
     for (let c = 0.5; c <= 0.991; c += 0.01) curve.push({ confidence: Math.round(c * 100) / 100, hours: mtbfLowerBound(T, failures, c) });

@@ -169,7 +169,8 @@ export function reliability(store: Store, runId: string, x: ReliabilityInput): R
   // Softer events: every episode that was not a fault's (nor Gauntlet's own blindness) doing,
   // and every spell of `degraded` (serving slower than twice
   // the baseline or with errors below the episode threshold) outside a fault's window.
-  const faultSpans = store.faults(runId).flatMap((f) => (f.injected_at === null ? [] : [{ node: f.node, from: f.injected_at, to: (f.reverted_at ?? loadEnd) + plan.detection.fault_grace }]));
+  const faults = store.faults(runId);
+  const faultSpans = faults.flatMap((f) => (f.injected_at === null ? [] : [{ node: f.node, from: f.injected_at, to: (f.reverted_at ?? loadEnd) + plan.detection.fault_grace }]));
   const inFault = (node: string, at: number): boolean => faultSpans.some((s) => s.node === node && at >= s.from && at <= s.to);
   const degradedStarts: { node: string; at: number }[] = [];
   const prev = new Map<string, string>();
@@ -183,7 +184,7 @@ export function reliability(store: Store, runId: string, x: ReliabilityInput): R
     soft_events: trendOf('softer events: episodes not caused by a fault, and each start of a degraded spell (slow or erring below the episode threshold) outside fault windows', soft, nodes, loadStart, loadEnd),
   };
 
-  const kindOf = new Map(store.faults(runId).map((f) => [f.id, f.kind]));
+  const kindOf = new Map(faults.map((f) => [f.id, f.kind]));
   const recovered = x.episodes.filter((e) => e.recoveryMs !== null && e.cause !== 'orchestrator');
   const groups = new Map<string, number[]>();
   const add = (k: string, v: number): void => void (groups.get(k) ?? groups.set(k, []).get(k))?.push(v);

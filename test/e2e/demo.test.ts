@@ -1,6 +1,6 @@
 // The README's demo, as a user runs it: two simulated 4-GPU nodes, the demo plan, a report
 // (its HTML opened in headless Chromium), the containers gone afterwards.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { dockerClient, inspectContainer } from '../../src/docker/engine.js';
@@ -10,9 +10,8 @@ import type { ReportJson } from '../../src/report/build.js';
 import { runCli } from '../helpers/cli.js';
 import { describeDocker } from '../helpers/docker.js';
 import { tempDir } from '../helpers/tmp.js';
-import { CHROMIUM, openChromium } from '../helpers/chromium.js';
+import { CHROMIUM, keepScreenshot, openChromium } from '../helpers/chromium.js';
 import { reportSchemaErrors } from '../helpers/report-schema.js';
-import { packageRoot } from '../../src/util/paths.js';
 
 describeDocker('gauntlet demo (real Docker)', () => {
   it('runs every fault kind against both nodes, counts none as spontaneous, and matches each fault with its effect', async () => {
@@ -81,11 +80,7 @@ describeDocker('gauntlet demo (real Docker)', () => {
         expect(seen.charts).toBe(8);
         expect(seen.drawn).toBe(8);
         expect(seen.verdict).toMatch(/^Verdict: /);
-        const metrics = await chrome.cdp.send<{ cssContentSize: { height: number } }>('Page.getLayoutMetrics');
-        const shot = await chrome.cdp.send<{ data: string }>('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width: 1100, height: Math.min(metrics.cssContentSize.height, 8000), scale: 1 } });
-        const outDir = join(packageRoot(), 'test', 'artifacts');
-        mkdirSync(outDir, { recursive: true });
-        writeFileSync(join(outDir, 'demo-report.png'), Buffer.from(shot.data, 'base64'));
+        await keepScreenshot(chrome.cdp, 'demo-report.png', 1100, 8000);
         expect(chrome.errors().map((e) => JSON.stringify(e.params).slice(0, 300))).toEqual([]);
       } finally {
         await chrome.close();

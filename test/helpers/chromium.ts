@@ -1,10 +1,11 @@
 // Headless Chromium (Debian's) driven over the DevTools protocol, for tests of what a person
 // sees: a page loaded, its text and console read, a screenshot taken.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request, WebSocket } from 'undici';
 import { until } from './cli.js';
+import { packageRoot } from '../../src/util/paths.js';
 
 export const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
@@ -97,4 +98,13 @@ export async function openChromium(profileDir: string, size = '1200,1000'): Prom
     await exited;
     throw err;
   }
+}
+
+/** The page from its top down to `maxHeight` px as a PNG kept in test/artifacts/<name> (CI keeps that folder). */
+export async function keepScreenshot(cdp: Cdp, name: string, width: number, maxHeight: number): Promise<void> {
+  const metrics = await cdp.send<{ cssContentSize: { height: number } }>('Page.getLayoutMetrics');
+  const shot = await cdp.send<{ data: string }>('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width, height: Math.min(metrics.cssContentSize.height, maxHeight), scale: 1 } });
+  const outDir = join(packageRoot(), 'test', 'artifacts');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, name), Buffer.from(shot.data, 'base64'));
 }

@@ -3,7 +3,7 @@
 // engine's stats climb 36 MB/h from each start), then report.json (gates, reliability), junit.xml (one case per gate) and
 // report.html — opened in headless Chromium from the file, with no network: it renders every
 // chart as SVG, shows the verdict first, and logs no error. A screenshot is kept.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
@@ -12,9 +12,8 @@ import type { ReportJson } from '../../src/report/build.js';
 import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { VirtualClock } from '../../src/util/clock.js';
-import { packageRoot } from '../../src/util/paths.js';
 import { seededRandom } from '../../src/util/random.js';
-import { CHROMIUM, openChromium } from '../helpers/chromium.js';
+import { CHROMIUM, keepScreenshot, openChromium } from '../helpers/chromium.js';
 import { reportSchemaErrors } from '../helpers/report-schema.js';
 import { tempDir } from '../helpers/tmp.js';
 import { driveVirtual, VirtualCluster } from '../helpers/virtual-cluster.js';
@@ -125,11 +124,7 @@ describe('the reports of a run', () => {
       })()`);
       expect(seen).toMatchObject({ charts: 8, drawn: 8, gates: report.gates.length });
       expect(seen.verdict).toMatch(/^Verdict: FAIL/);
-      const metrics = await chrome.cdp.send<{ cssContentSize: { height: number } }>('Page.getLayoutMetrics');
-      const shot = await chrome.cdp.send<{ data: string }>('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true, clip: { x: 0, y: 0, width: 1100, height: Math.min(metrics.cssContentSize.height, 6000), scale: 1 } });
-      const outDir = join(packageRoot(), 'test', 'artifacts');
-      mkdirSync(outDir, { recursive: true });
-      writeFileSync(join(outDir, 'report-html.png'), Buffer.from(shot.data, 'base64'));
+      await keepScreenshot(chrome.cdp, 'report-html.png', 1100, 6000);
       expect(chrome.errors().map((e) => JSON.stringify(e.params).slice(0, 300))).toEqual([]);
     }, 60_000);
   });
