@@ -234,17 +234,78 @@ export function shortestFixedDuration(theta0Hours: number, theta1Hours: number, 
   throw new RangeError('no fixed-duration plan within 10 000 failures: the discrimination ratio is too close to 1');
 }
 
-/** The standard PRST plans of MIL-HDBK-781 (nominal risks and discrimination ratio). */
-export const MIL_HDBK_781_PRST: Record<string, { alpha: number; beta: number; d: number }> = {
-  'I-D': { alpha: 0.1, beta: 0.1, d: 1.5 },
-  'II-D': { alpha: 0.2, beta: 0.2, d: 1.5 },
-  'III-D': { alpha: 0.1, beta: 0.1, d: 2 },
-  'IV-D': { alpha: 0.2, beta: 0.2, d: 2 },
-  'V-D': { alpha: 0.1, beta: 0.1, d: 3 },
-  'VI-D': { alpha: 0.2, beta: 0.2, d: 3 },
-  'VII-D': { alpha: 0.3, beta: 0.3, d: 1.5 },
-  'VIII-D': { alpha: 0.3, beta: 0.3, d: 2 },
+/**
+ * A standard PRST plan of MIL-HDBK-781A as the handbook draws it, in multiples of θ1: its
+ * nominal risks and discrimination ratio; its accept line by where it starts (accept with no
+ * failure after this much test time); its reject line by its first cell (that many failures by
+ * this time reject; null when the line is not reached before the truncation); and its truncation.
+ * The lines have Wald's slope for d; their intercepts are the handbook's, which are not Wald's for
+ * the nominal risks (they were chosen so that the truncated test's true risks come near them).
+ */
+export interface MilPrstPlan {
+  alpha: number;
+  beta: number;
+  d: number;
+  acceptWithNoFailure: number;
+  firstReject: { failures: number; theta1: number } | null;
+  truncation: { failures: number; theta1: number };
+}
+
+/**
+ * MIL-HDBK-781A's PRST plans I-D to VIII-D (test/fixtures/published/mil-hdbk-781a-prst.json holds
+ * their whole accept-reject tables and published true risks, and sprt.test.ts checks these
+ * against them).
+ */
+export const MIL_HDBK_781_PRST: Record<string, MilPrstPlan> = {
+  'I-D': { alpha: 0.1, beta: 0.1, d: 1.5, acceptWithNoFailure: 6.95, firstReject: { failures: 6, theta1: 0.34 }, truncation: { failures: 41, theta1: 49.5 } },
+  'II-D': { alpha: 0.2, beta: 0.2, d: 1.5, acceptWithNoFailure: 4.19, firstReject: { failures: 3, theta1: 0.24 }, truncation: { failures: 19, theta1: 21.9 } },
+  'III-D': { alpha: 0.1, beta: 0.1, d: 2, acceptWithNoFailure: 4.4, firstReject: { failures: 3, theta1: 0.7 }, truncation: { failures: 16, theta1: 20.6 } },
+  'IV-D': { alpha: 0.2, beta: 0.2, d: 2, acceptWithNoFailure: 2.8, firstReject: { failures: 2, theta1: 0.7 }, truncation: { failures: 8, theta1: 9.74 } },
+  'V-D': { alpha: 0.1, beta: 0.1, d: 3, acceptWithNoFailure: 3.75, firstReject: { failures: 2, theta1: 0.57 }, truncation: { failures: 7, theta1: 10.35 } },
+  'VI-D': { alpha: 0.2, beta: 0.2, d: 3, acceptWithNoFailure: 2.67, firstReject: { failures: 2, theta1: 0.36 }, truncation: { failures: 3, theta1: 4.5 } },
+  'VII-D': { alpha: 0.3, beta: 0.3, d: 1.5, acceptWithNoFailure: 3.15, firstReject: { failures: 3, theta1: 1.22 }, truncation: { failures: 6, theta1: 6.8 } },
+  'VIII-D': { alpha: 0.3, beta: 0.3, d: 2, acceptWithNoFailure: 1.72, firstReject: null, truncation: { failures: 3, theta1: 4.5 } },
 };
+
+/** The test a sequential plan asks for: θ0, θ1, nominal risks, and optionally a MIL-HDBK-781 plan by name. */
+export interface SequentialSpec {
+  name: string | null;
+  theta0Hours: number;
+  theta1Hours: number;
+  alpha: number;
+  beta: number;
+}
+
+/**
+ * The sequential test to run. A named MIL-HDBK-781A plan is the handbook's own: its lines
+ * (expressed as the risks α*, β* whose Wald lines they are) and its truncation, scaled by θ1.
+ * Otherwise Wald's lines for the risks, truncated at the shortest fixed-duration plan with the
+ * same risks (its node-hours: accept; one failure past its accept number: reject).
+ */
+export function sequentialTestPlan(seq: SequentialSpec): SprtPlan {
+  if (seq.name === null) {
+    const fixed = shortestFixedDuration(seq.theta0Hours, seq.theta1Hours, seq.alpha, seq.beta);
+    return { theta0Hours: seq.theta0Hours, theta1Hours: seq.theta1Hours, alpha: seq.alpha, beta: seq.beta, truncate: { failures: fixed.acceptFailures + 1, nodeHours: fixed.nodeHours } };
+  }
+  const p = MIL_HDBK_781_PRST[seq.name];
+  if (!p) throw new RangeError(`no MIL-HDBK-781 PRST plan ${seq.name} (${Object.keys(MIL_HDBK_781_PRST).join(', ')})`);
+  const d = seq.theta0Hours / seq.theta1Hours;
+  if (!(Math.abs(d - p.d) < 1e-9 * p.d)) throw new RangeError(`plan ${seq.name} has discrimination ratio ${p.d}, not ${d}`);
+  const k = 1 - 1 / d; // 1/θ1 − 1/θ0, per θ1
+  const lnD = Math.log(d);
+  const lnB = -p.acceptWithNoFailure * k;
+  // a reject line never reached before the truncation: one that passes r = failures − 1 at 0
+  const lnA = p.firstReject ? p.firstReject.failures * lnD - p.firstReject.theta1 * k : (p.truncation.failures - 1) * lnD;
+  const A = Math.exp(lnA);
+  const B = Math.exp(lnB);
+  return {
+    theta0Hours: seq.theta0Hours,
+    theta1Hours: seq.theta1Hours,
+    alpha: (1 - B) / (A - B),
+    beta: (B * (A - 1)) / (A - B),
+    truncate: { failures: p.truncation.failures, nodeHours: p.truncation.theta1 * seq.theta1Hours },
+  };
+}
 
 export interface SequentialAnswer {
   plan: string | null;
@@ -261,14 +322,13 @@ export interface SequentialAnswer {
 }
 
 /**
- * The sequential plan for the target as θ0: Wald's lines, truncated at the shortest
- * fixed-duration plan with the same risks (its node-hours: accept; one failure past its accept
- * number: reject), and the true risks and expected test time of the truncated test.
+ * The sequential test for the target as θ0 (sequentialTestPlan), with the true risks and expected
+ * test time of the truncated test, and the fixed-duration test with the same nominal risks it is
+ * the alternative to.
  */
-export function sequentialAnswer(seq: SprtPlan & { name: string | null }): SequentialAnswer {
+export function sequentialAnswer(seq: SequentialSpec): SequentialAnswer {
   const fixed = shortestFixedDuration(seq.theta0Hours, seq.theta1Hours, seq.alpha, seq.beta);
-  const truncation = { failures: fixed.acceptFailures + 1, nodeHours: fixed.nodeHours };
-  const plan: SprtPlan = { ...seq, truncate: truncation };
+  const plan = sequentialTestPlan(seq);
   const l = sprtLines(plan);
   const at0 = sprtOperating(plan, seq.theta0Hours);
   const at1 = sprtOperating(plan, seq.theta1Hours);
@@ -280,7 +340,7 @@ export function sequentialAnswer(seq: SprtPlan & { name: string | null }): Seque
     alpha: seq.alpha,
     beta: seq.beta,
     lines: { slopePerNodeHour: l.slope, rejectIntercept: l.rejectIntercept, acceptIntercept: l.acceptIntercept },
-    truncation,
+    truncation: { failures: plan.truncate?.failures as number, nodeHours: plan.truncate?.nodeHours as number },
     fixedDuration: fixed,
     trueRisks: { alpha: at0.pReject, beta: at1.pAccept },
     expectedNodeHours: { atTheta0: at0.expectedNodeHours, atTheta1: at1.expectedNodeHours },
@@ -288,13 +348,10 @@ export function sequentialAnswer(seq: SprtPlan & { name: string | null }): Seque
 }
 
 /**
- * The sequential test a plan asks for: θ0 its MTBF target, θ1 = θ0 / discrimination, truncated
- * at the shortest fixed-duration test with the same risks (as sequentialAnswer truncates it) —
- * what the report shows the run against and what `stop_early` stops it on. Cheap: the true risks
- * and expected times (sequentialAnswer, about half a second) are not computed.
+ * The sequential test a plan's `sequential:` asks for (sequentialTestPlan) — what the report shows
+ * the run against and what `stop_early` stops it on. Cheap: the true risks and expected times
+ * (sequentialAnswer, about half a second) are not computed.
  */
-export function planSequentialTest(seq: { discrimination: number; alpha: number; beta: number }, targetHours: number): SprtPlan {
-  const theta1Hours = targetHours / seq.discrimination;
-  const fixed = shortestFixedDuration(targetHours, theta1Hours, seq.alpha, seq.beta);
-  return { theta0Hours: targetHours, theta1Hours, alpha: seq.alpha, beta: seq.beta, truncate: { failures: fixed.acceptFailures + 1, nodeHours: fixed.nodeHours } };
+export function planSequentialTest(seq: { mil_plan?: string | undefined; discrimination: number; alpha: number; beta: number }, targetHours: number): SprtPlan {
+  return sequentialTestPlan({ name: seq.mil_plan ?? null, theta0Hours: targetHours, theta1Hours: targetHours / seq.discrimination, alpha: seq.alpha, beta: seq.beta });
 }

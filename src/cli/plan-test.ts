@@ -4,7 +4,7 @@
 // expected test time), every figure with its confidence.
 import { GauntletError } from '../errors.js';
 import { planTest, type TestPlanAnswer } from '../analysis/mtbf.js';
-import { MIL_HDBK_781_PRST, sequentialAnswer, type SequentialAnswer, type SprtPlan } from '../analysis/sprt.js';
+import { MIL_HDBK_781_PRST, sequentialAnswer, type SequentialAnswer, type SequentialSpec } from '../analysis/sprt.js';
 import { parseDuration } from '../util/duration.js';
 
 export interface PlanTestFlags {
@@ -31,7 +31,7 @@ function number(flag: string, raw: string, ok: (n: number) => boolean, expected:
   return n;
 }
 
-export function parsePlanTestFlags(o: PlanTestFlags): { targetHours: number; confidences: number[]; nodes: number; runHours?: number; maxFailures: number; sequential: SprtPlan & { name: string | null } } {
+export function parsePlanTestFlags(o: PlanTestFlags): { targetHours: number; confidences: number[]; nodes: number; runHours?: number; maxFailures: number; sequential: SequentialSpec } {
   const ms = parseDuration(o.mtbf);
   if (ms === undefined || !(ms > 0)) throw bad('--mtbf', o.mtbf, 'a duration such as 1000h or 42d');
   const targetHours = ms / 3_600_000;
@@ -81,7 +81,12 @@ export function formatPlanTest(answers: TestPlanAnswer[], seq: SequentialAnswer)
   }
   lines.push(`Sequential (${seq.plan ? `MIL-HDBK-781 PRST plan ${seq.plan}, ` : ''}probability-ratio test): θ0 = ${hrs(seq.theta0Hours)} accepted with probability 1 − α, θ1 = ${hrs(seq.theta1Hours)} (d = ${seq.discrimination}) accepted with probability β; α = ${pct(seq.alpha)}, β = ${pct(seq.beta)} nominal.`);
   lines.push(`  reject at a failure that brings the count to ≥ ${seq.lines.rejectIntercept.toFixed(2)} + ${seq.lines.slopePerNodeHour.toPrecision(3)} × node-hours; accept once it is ≤ ${seq.lines.acceptIntercept.toFixed(2)} + ${seq.lines.slopePerNodeHour.toPrecision(3)} × node-hours`);
-  lines.push(`  truncated at ${seq.truncation.failures} failures (reject) or ${nh(seq.truncation.nodeHours)} (accept): the shortest fixed-duration test with these risks (accept with ≤ ${seq.fixedDuration.acceptFailures} failures; exact risks ${pct(seq.fixedDuration.alpha)} / ${pct(seq.fixedDuration.beta)})`);
+  const fixed = `the fixed-duration test with these risks accepts with ≤ ${seq.fixedDuration.acceptFailures} failures in ${nh(seq.fixedDuration.nodeHours)} (exact risks ${pct(seq.fixedDuration.alpha)} / ${pct(seq.fixedDuration.beta)})`;
+  lines.push(
+    seq.plan
+      ? `  truncated at ${seq.truncation.failures} failures (reject) or ${nh(seq.truncation.nodeHours)} (accept), the plan's own lines and truncation as MIL-HDBK-781A tabulates them; ${fixed}`
+      : `  truncated at ${seq.truncation.failures} failures (reject) or ${nh(seq.truncation.nodeHours)} (accept): the shortest fixed-duration test with these risks (${fixed.replace('the fixed-duration test with these risks ', '')})`,
+  );
   lines.push(`  true risks of the truncated test: α′ = ${pct(seq.trueRisks.alpha)}, β′ = ${pct(seq.trueRisks.beta)}`);
   lines.push(`  expected test time on ${n} node${n > 1 ? 's' : ''}: ${wall(seq.expectedNodeHours.atTheta0 / n)} (${nh(seq.expectedNodeHours.atTheta0)}) if the MTBF is θ0, ${wall(seq.expectedNodeHours.atTheta1 / n)} if it is θ1; the fixed-duration test always takes ${wall(seq.fixedDuration.nodeHours / n)}`);
   return lines;

@@ -272,8 +272,9 @@ export const DEFAULT_GATES: PlanGates = Gates.parse({});
 
 /**
  * Sequential certification (MIL-HDBK-781's probability-ratio test): θ0 = mtbf_target, θ1 =
- * θ0 / discrimination, producer's risk alpha, consumer's risk beta (or a standard plan by name),
- * truncated at the shortest fixed-duration test with the same risks. The report shows where the
+ * θ0 / discrimination, producer's risk alpha, consumer's risk beta, truncated at the shortest
+ * fixed-duration test with the same risks; or a standard plan by name, with the handbook's own
+ * lines and truncation. The report shows where the
  * run stands against its lines; stop_early ends the run when it decides (accept or reject).
  */
 const Sequential = z

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { estimateMtbf, mtbfLowerBound } from '../../../src/analysis/mtbf.js';
@@ -34,6 +36,17 @@ describe('MTBF bounds (DESIGN.md examples)', () => {
     expect(mtbfLowerBound(72, 0, 0.8)).toBeCloseTo(44.7, 1);
     // r = 0 closed form: T / -ln(1 - C)
     expect(mtbfLowerBound(72, 0, 0.8)).toBeCloseTo(72 / -Math.log(0.2), 9);
+  });
+
+  it('NIST/SEMATECH e-Handbook 8.4.5.1’s example: 800 hours, 2 failures, 90 % two-sided (127.07 h, 2251.2 h)', () => {
+    const nist = JSON.parse(readFileSync(join(__dirname, '..', '..', 'fixtures', 'published', 'nist-apr451-mtbf-interval.json'), 'utf8')) as {
+      example: { total_hours: number; failures: number; confidence_two_sided: number; lower_hours: number; upper_hours: number };
+    };
+    const x = nist.example;
+    const e = estimateMtbf(x.total_hours, x.failures, x.confidence_two_sided, 1000);
+    expect(e.interval_hours[0]).toBeCloseTo(x.lower_hours, 3);
+    expect(e.interval_hours[1] as number).toBeCloseTo(x.upper_hours, 2);
+    expect(e.point_hours).toBe(x.total_hours / x.failures);
   });
 
   it('576 node-hours, 1 failure, 90 %: 148.1 h', () => {
