@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { BuiltinEngine } from '../src/load/builtin.js';
 import { K6Engine } from '../src/load/k6/engine.js';
+import { ParallelBuiltinEngine } from '../src/load/parallel.js';
 import type { LoadEngine, RequestRecord } from '../src/load/types.js';
 import { newHistogram, recordMs } from '../src/analysis/histogram.js';
 import { silentLogger } from '../src/log.js';
@@ -25,6 +26,7 @@ const seconds = Number(args.get('--seconds') ?? 10);
 const warmupS = Number(args.get('--warmup') ?? 2);
 const simPid = args.has('--sim-pid') ? Number(args.get('--sim-pid')) : null;
 const tokens = Number(args.get('--tokens') ?? 8);
+const parallelism = Number(args.get('--parallelism') ?? 1);
 
 /** A process's peak resident set (VmHWM), MB; null once it is gone. */
 function peakRssMb(pid: number): number | null {
@@ -39,8 +41,14 @@ function peakRssMb(pid: number): number | null {
 const workload = benchWorkload({ endpoint, rate, seconds, stream: true, model: 'sim-llama', promptTokens: 64, maxTokens: tokens });
 
 const clock = new RealClock();
-const engine: LoadEngine = engineName === 'k6' ? await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }) : new BuiltinEngine(clock);
-const k6Pid = (): number | null => (engine instanceof K6Engine ? engine.processId() : null);
+const engine: LoadEngine =
+  engineName === 'k6'
+    ? await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, instances: parallelism })
+    : parallelism > 1
+      ? new ParallelBuiltinEngine(clock, parallelism)
+      : new BuiltinEngine(clock);
+/** The k6 processes (one per execution segment). Worker threads are this process: its CPU and RSS. */
+const k6Pids = (): number[] => (engine instanceof K6Engine ? engine.processes().map((x) => x.pid) : []);
 
 const qd = newHistogram();
 const ttft = newHistogram();
@@ -50,19 +58,22 @@ let missed = 0;
 let sent = 0;
 let ok = 0;
 let cancelled = 0;
-let k6PeakMb = 0;
+const k6PeakMb = new Map<number, number>();
 let startedAt: number | null = null;
 let measureFrom = Number.POSITIVE_INFINITY;
-const marks: { at: number; self: number; k6: number | null; sim: number | null }[] = [];
+const marks: { at: number; self: number; k6: Map<number, number>; sim: number | null }[] = [];
 const mark = (): void => {
   const u = process.cpuUsage();
-  const pid = k6Pid();
-  marks.push({ at: clock.now(), self: (u.user + u.system) / 1e6, k6: pid !== null ? processCpuSeconds(pid) : null, sim: simPid !== null ? processCpuSeconds(simPid) : null });
+  const k6 = new Map<number, number>();
+  for (const pid of k6Pids()) {
+    const c = processCpuSeconds(pid);
+    if (c !== null) k6.set(pid, c);
+  }
+  marks.push({ at: clock.now(), self: (u.user + u.system) / 1e6, k6, sim: simPid !== null ? processCpuSeconds(simPid) : null });
 };
 const timers: NodeJS.Timeout[] = [];
 const sampler = setInterval(() => {
-  const pid = k6Pid();
-  if (pid !== null) k6PeakMb = Math.max(k6PeakMb, peakRssMb(pid) ?? 0);
+  for (const pid of k6Pids()) k6PeakMb.set(pid, Math.max(k6PeakMb.get(pid) ?? 0, peakRssMb(pid) ?? 0));
 }, 250);
 
 const launchedAt = clock.now();
@@ -101,13 +112,16 @@ const [a, b] = marks;
 const span = a && b ? (b.at - a.at) / 1000 : null;
 const cores = (x: number | null | undefined, y: number | null | undefined): number | null => (span && x != null && y != null ? (y - x) / span : null);
 const selfCores = cores(a?.self, b?.self);
-const k6Cores = cores(a?.k6, b?.k6);
+// every k6 process seen at both marks
+const k6Cores = engineName === 'k6' && a && b ? [...a.k6].reduce((sum, [pid, c]) => sum + (b.k6.has(pid) ? (cores(c, b.k6.get(pid)) ?? 0) : 0), 0) : null;
 const selfPeakMb = process.resourceUsage().maxRSS / 1024;
 const engineCores = selfCores !== null ? selfCores + (k6Cores ?? 0) : null;
-const engineRssMb = selfPeakMb + k6PeakMb;
+const k6PeakTotalMb = [...k6PeakMb.values()].reduce((x, y) => x + y, 0);
+const engineRssMb = selfPeakMb + k6PeakTotalMb;
 process.stdout.write(
   `${JSON.stringify({
     engine: engineName,
+    parallelism,
     rate,
     seconds,
     warmup_s: warmupS,
@@ -132,7 +146,7 @@ process.stdout.write(
     sim_cpu_cores: cores(a?.sim, b?.sim),
     rss_peak_mb: engineRssMb,
     rss_peak_gauntlet_mb: selfPeakMb,
-    rss_peak_k6_mb: engineName === 'k6' ? k6PeakMb : null,
+    rss_peak_k6_mb: engineName === 'k6' ? k6PeakTotalMb : null,
   })}\n`,
 );
 process.exit(0);

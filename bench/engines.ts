@@ -1,9 +1,12 @@
-// Builtin vs k6, side by side in one run on the same simulator (npm run bench:engines).
-// The simulator runs pinned to core 1, each engine run pinned to core 0 (taskset; the k6 child
-// inherits it, and Go sizes GOMAXPROCS from it), so "one core" is one core for the whole engine:
-// for k6, k6 itself and the Gauntlet process reading its output.
+// The load engines side by side in one run on the same simulator (npm run bench:engines):
+// builtin and k6 on one core, and each spread over every core (worker threads; k6 execution
+// segments, one per core). The simulator runs pinned to core 1; a one-core engine run is pinned
+// to core 0, an every-core run to all cores (taskset; k6 children inherit it, and Go sizes
+// GOMAXPROCS from it), so "one core" is one core for the whole engine: for k6, k6 itself and the
+// Gauntlet process reading its output. On a 2-core machine the every-core runs share core 1 with
+// the simulator: its CPU is in every row, so a step it may have limited shows.
 //
-// Each engine steps its rate up until it no longer holds it:
+// Each configuration steps its rate up until it no longer holds it:
 //   builtin — queue delay (actual − scheduled send) p99 < 5 ms after the warm-up, nothing failed;
 //   k6      — no missed arrivals (dropped_iterations), nothing failed or interrupted.
 // A step where the simulator used over 90 % of its core is flagged: past that the server, not
@@ -24,17 +27,24 @@ const PORT = Number(process.env.BENCH_PORT ?? 18932);
 const url = `http://127.0.0.1:${PORT}`;
 const seconds = Number(process.env.BENCH_SECONDS ?? 12);
 const tokens = 8;
-const ladders: Record<string, number[]> = {
-  builtin: (process.env.BENCH_BUILTIN_RATES ?? '200,400,600,800,900,1000,1100,1200,1400,1600,2000').split(',').map(Number),
-  k6: (process.env.BENCH_K6_RATES ?? '50,100,150,200,250,300,350,400,500,600').split(',').map(Number),
-};
+const rates = (env: string | undefined, fallback: string): number[] => (env ?? fallback).split(',').map(Number);
+/** Generators for the "every core" runs: worker threads or k6 segments, one per core. */
+const spread = Number(process.env.BENCH_PARALLEL ?? cpus().length);
+const allCores = Array.from({ length: cpus().length }, (_, i) => i).join(',');
+/** Each configuration: an engine, how many generators, and the cores it is pinned to. */
+const configs: { key: string; engine: 'builtin' | 'k6'; parallelism: number; cpus: string; ladder: number[] }[] = [
+  { key: 'builtin', engine: 'builtin', parallelism: 1, cpus: '0', ladder: rates(process.env.BENCH_BUILTIN_RATES, '200,400,600,800,900,1000,1100,1200,1400,1600,2000') },
+  { key: `builtin×${spread}`, engine: 'builtin', parallelism: spread, cpus: allCores, ladder: rates(process.env.BENCH_BUILTIN_ALL_RATES, '400,800,1000,1200,1400,1600,1800,2000,2400,2800,3200,4000') },
+  { key: 'k6', engine: 'k6', parallelism: 1, cpus: '0', ladder: rates(process.env.BENCH_K6_RATES, '50,100,150,200,250,300,350,400,500,600') },
+  { key: `k6×${spread}`, engine: 'k6', parallelism: spread, cpus: allCores, ladder: rates(process.env.BENCH_K6_ALL_RATES, '100,200,300,400,500,600,700,800,1000') },
+];
 
 type Result = Record<string, number | string | null>;
 
-async function client(engine: string, rate: number, simPid: number): Promise<Result> {
-  const argv = ['-c', '0', process.execPath, join(root, 'dist/bench/engine-client.js'), '--engine', engine, '--url', url, '--rate', String(rate), '--seconds', String(seconds), '--tokens', String(tokens), '--sim-pid', String(simPid)];
+async function client(c: (typeof configs)[number], rate: number, simPid: number): Promise<Result> {
+  const argv = ['-c', c.cpus, process.execPath, join(root, 'dist/bench/engine-client.js'), '--engine', c.engine, '--parallelism', String(c.parallelism), '--url', url, '--rate', String(rate), '--seconds', String(seconds), '--tokens', String(tokens), '--sim-pid', String(simPid)];
   const { stdout } = await run('taskset', argv, { maxBuffer: 1 << 20, timeout: 300_000, env: process.env });
-  const r = JSON.parse(stdout.trim().split('\n').at(-1) as string) as Result;
+  const r = { key: c.key, cpus: c.cpus, ...(JSON.parse(stdout.trim().split('\n').at(-1) as string) as Result) };
   process.stderr.write(`${JSON.stringify(r)}\n`);
   return r;
 }
@@ -62,16 +72,16 @@ try {
     workload: `streamed chat, 64 prompt tokens, ${tokens} output tokens; simulator ttft 50 ms, ITL 10 ms, no jitter`,
   };
   const summary: Record<string, { capacity: number; at: Result | null; steps: Result[] }> = {};
-  for (const engine of ['builtin', 'k6']) {
-    if (engine === 'k6' && !k6) {
-      results.k6 = 'not measured: no k6 binary (K6_BIN or PATH)';
+  for (const c of configs) {
+    if (c.engine === 'k6' && !k6) {
+      results[c.key] = 'not measured: no k6 binary (K6_BIN or PATH)';
       continue;
     }
     const steps: Result[] = [];
     let capacity = 0;
     let at: Result | null = null;
-    for (const rate of ladders[engine] as number[]) {
-      const r = await client(engine, rate, simPid);
+    for (const rate of c.ladder) {
+      const r = await client(c, rate, simPid);
       r.holds = holds(r) ? 'yes' : 'no';
       r.sim_limited = Number(r.sim_cpu_cores ?? 0) > 0.9 ? 'yes' : 'no';
       steps.push(r);
@@ -79,7 +89,7 @@ try {
       capacity = rate;
       at = r;
     }
-    summary[engine] = { capacity, at, steps };
+    summary[c.key] = { capacity, at, steps };
   }
   results.engines = summary;
 
@@ -92,8 +102,11 @@ try {
     Math.abs(Number(r.ttft_p50_ms) - Number(truth.ttft_p50_ms)) <= 0.05 * Number(truth.ttft_p50_ms) &&
     Math.abs(Number(r.itl_p50_ms) - Number(truth.itl_p50_ms)) <= 0.1 * Number(truth.itl_p50_ms);
   const rowsFor: { label: string; engine: string; capacity: number; at: Result | null }[] = [];
-  for (const [engine, s] of Object.entries(summary)) {
-    rowsFor.push({ label: engine === 'builtin' ? 'builtin (queue delay p99 < 5 ms)' : 'k6 (no missed arrivals)', engine, capacity: s.capacity, at: s.at });
+  for (const [key, s] of Object.entries(summary)) {
+    const c = configs.find((x) => x.key === key) as (typeof configs)[number];
+    const engine = c.engine;
+    const where = `${c.parallelism > 1 ? `${c.parallelism} ${engine === 'k6' ? 'segments' : 'threads'}, ` : ''}cores ${c.cpus}`;
+    rowsFor.push({ label: `${key} (${where}; ${engine === 'builtin' ? 'queue delay p99 < 5 ms' : 'no missed arrivals'})`, engine, capacity: s.capacity, at: s.at });
     for (const r of s.steps) r.numbers_hold = accurate(r) ? 'yes' : 'no';
     if (engine === 'k6') {
       let best: Result | null = null;
@@ -101,7 +114,7 @@ try {
         if (r.holds !== 'yes' || r.numbers_hold !== 'yes') break;
         best = r;
       }
-      rowsFor.push({ label: 'k6 (and ttft, ITL p50 as builtin measures them)', engine, capacity: best ? Number(best.rate) : 0, at: best });
+      rowsFor.push({ label: `${key} (${where}; and ttft, ITL p50 as builtin measures them)`, engine, capacity: best ? Number(best.rate) : 0, at: best });
     }
   }
   results.truth = truth ? { ttft_p50_ms: truth.ttft_p50_ms, itl_p50_ms: truth.itl_p50_ms, from: `builtin at ${truth.rate}/s` } : null;

@@ -16,6 +16,14 @@ await Promise.all([
     packages: 'external',
     banner: { js: '#!/usr/bin/env node' },
   }),
+  // The builtin engine's worker threads (load.parallelism > 1).
+  build({
+    ...common,
+    entryPoints: ['src/load/worker.ts'],
+    outfile: 'dist/load-worker.js',
+    format: 'esm',
+    packages: 'external',
+  }),
   build({
     ...common,
     entryPoints: ['src/sim/main.ts'],

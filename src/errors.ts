@@ -24,6 +24,7 @@ export const ERRORS = {
   GAUNTLET_LOAD_K6_MISSING: { status: 400, message: 'load.engine is k6 but %s' },
   GAUNTLET_LOAD_K6_BUNDLE: { status: 400, message: 'cannot bundle k6 scenario %s: %s' },
   GAUNTLET_LOAD_K6_FAILED: { status: 502, message: 'k6 %s' },
+  GAUNTLET_LOAD_WORKERS: { status: 500, message: 'load worker threads: %s' },
   GAUNTLET_CONFIG_INVALID: { status: 400, message: 'daemon config %s is invalid:\n%s' },
   GAUNTLET_CONFIG_YAML: { status: 400, message: 'daemon config %s is not valid YAML: %s' },
   GAUNTLET_CONFIG_UNREADABLE: { status: 400, message: 'cannot read daemon config %s: %s' },

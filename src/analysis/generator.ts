@@ -6,6 +6,19 @@ import { cpus } from 'node:os';
 /** The pseudo-node Gauntlet's own telemetry is stored under. */
 export const GENERATOR_NODE = '_gauntlet';
 
+/**
+ * Where a load generator's own telemetry is stored: Gauntlet's process and a single k6 under
+ * GENERATOR_NODE, each of several (builtin-2, k6-3) under GENERATOR_NODE:<name>.
+ */
+export function generatorNode(name: string): string {
+  return name === 'k6' || name === 'gauntlet' ? GENERATOR_NODE : `${GENERATOR_NODE}:${name}`;
+}
+
+/** The generator a telemetry node belongs to (generatorNode's inverse). */
+export function generatorName(node: string): string {
+  return node.startsWith(`${GENERATOR_NODE}:`) ? node.slice(GENERATOR_NODE.length + 1) : 'gauntlet';
+}
+
 /** A window is behind when its queue delay p99 is over this (ms)… */
 export const QUEUE_DELAY_LIMIT_MS = 100;
 /** …or this process's event loop lagged more than this at p99 in it (ms)… */
@@ -45,7 +58,8 @@ export function judgeGenerator(input: {
   windowMs: number;
   loadWindows: readonly { node: string; window_start: number; schedule_misses: number }[];
   queueWindows: readonly { node: string; window_start: number; p99_ms: number }[];
-  telemetry: readonly { at: number; metric: string; value: number }[];
+  /** Telemetry of every generator (node: generatorNode of its name; absent: GENERATOR_NODE). */
+  telemetry: readonly { at: number; metric: string; value: number; node?: string }[];
   limitShare: number;
 }): GeneratorVerdict {
   const why = new Map<number, Set<string>>();
@@ -59,22 +73,26 @@ export function judgeGenerator(input: {
   for (const w of input.queueWindows) if (w.p99_ms > QUEUE_DELAY_LIMIT_MS) mark(w.window_start, `${w.node}: sends up to ${w.p99_ms.toFixed(0)} ms late (queue delay p99)`);
   for (const t of input.telemetry) {
     if (t.metric === 'loop_lag_p99_ms' && t.value > LOOP_LAG_LIMIT_MS && t.at >= input.loadStartedAt && t.at <= input.loadEndedAt + 1000) {
-      mark(startOf(Math.min(t.at, input.loadEndedAt - 1)), `Gauntlet's event loop lagged ${t.value.toFixed(0)} ms (p99 over a second)`);
+      const who = t.node === undefined || t.node === GENERATOR_NODE ? "Gauntlet's event loop" : `${generatorName(t.node)}'s event loop`;
+      mark(startOf(Math.min(t.at, input.loadEndedAt - 1)), `${who} lagged ${t.value.toFixed(0)} ms (p99 over a second)`);
     }
   }
-  // k6's CPU share, averaged per window.
-  const share = new Map<number, { sum: number; n: number }>();
+  // Each k6 process's CPU share, averaged per window.
+  const share = new Map<string, { start: number; node: string; sum: number; n: number }>();
   for (const t of input.telemetry) {
     if (t.metric !== 'k6_cpu_share' || t.at < input.loadStartedAt || t.at > input.loadEndedAt + 1000) continue;
     const start = startOf(Math.min(t.at, input.loadEndedAt - 1));
-    const a = share.get(start) ?? { sum: 0, n: 0 };
+    const node = t.node ?? GENERATOR_NODE;
+    const key = `${node} ${start}`;
+    const a = share.get(key) ?? { start, node, sum: 0, n: 0 };
     a.sum += t.value;
     a.n++;
-    share.set(start, a);
+    share.set(key, a);
   }
-  for (const [start, a] of share) {
+  for (const a of share.values()) {
     const mean = a.sum / a.n;
-    if (mean >= K6_CPU_SHARE_LIMIT) mark(start, `k6 used ${(mean * 100).toFixed(0)} % of the CPU it may use: it handles stream events late (ttft reads high)`);
+    const who = a.node === GENERATOR_NODE ? 'k6' : generatorName(a.node);
+    if (mean >= K6_CPU_SHARE_LIMIT) mark(a.start, `${who} used ${(mean * 100).toFixed(0)} % of the CPU it may use: it handles stream events late (ttft reads high)`);
   }
   const duration = Math.max(1, input.loadEndedAt - input.loadStartedAt);
   const spans: BehindSpan[] = [...why.entries()]

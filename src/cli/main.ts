@@ -8,6 +8,7 @@ import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js'
 import { dockerClient, requireDocker } from '../docker/engine.js';
 import { ensureSimImage } from '../docker/sim-image.js';
 import { dockerTimeoutMs } from '../docker/deadline.js';
+import { resolveParallelism } from '../load/parallel.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
 import { createDaemonLogger, createLogger, createRunLogger, envLogLevel, type Logger } from '../log.js';
@@ -168,11 +169,12 @@ function runExitCode(result: RunResult): number {
 }
 
 /** --time-scale: plan time per real time (1: real time). */
-function timeScaleOption(raw: string | undefined, plan: { load: { engine?: string } }): number {
+function timeScaleOption(raw: string | undefined, plan: { load: { engine?: string; parallelism?: number | 'auto' } }): number {
   if (raw === undefined) return 1;
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n) || n < 1 || n > 100_000) throw new GauntletError('GAUNTLET_PLAN_INVALID', ['--time-scale', `  --time-scale: got ${JSON.stringify(raw)}; expected a number from 1 (real time) to 100000`]);
   if (n !== 1 && plan.load.engine === 'k6') throw new GauntletError('GAUNTLET_PLAN_INVALID', ['--time-scale', '  --time-scale: k6 times its requests in real time; a time-scaled run needs the builtin engine (load.engine: builtin)']);
+  if (n !== 1 && plan.load.parallelism !== undefined && resolveParallelism(plan.load.parallelism) > 1) throw new GauntletError('GAUNTLET_PLAN_INVALID', ['--time-scale', '  --time-scale: worker threads time their requests in real time; a time-scaled run needs load.parallelism: 1']);
   return n;
 }
 

@@ -3,6 +3,7 @@
 // (a schedule's when_busy, the API's `queue`) asks. Each run keeps its live progress here; its
 // record is the store's, as for a run from the CLI. Stopping a run is the CLI's Ctrl-C: load
 // stopped, every fault reverted, the run finished as aborted, the report written.
+import { resolveParallelism } from '../load/parallel.js';
 import type { Dispatcher } from 'undici';
 import type { Docker } from '../docker/engine.js';
 import { errorMessage } from '../errors.js';
@@ -87,6 +88,9 @@ export class RunManager {
     const scale = this.ctx.clock.timeScale;
     if (!this.ctx.engine && req.plan.load.engine === 'k6' && Number.isFinite(scale) && scale !== 1) {
       return { id: null, state: 'skipped', reason: `k6 times its requests in real time; this daemon runs plans ×${scale} (--time-scale), which needs the builtin engine (load.engine: builtin)` };
+    }
+    if (!this.ctx.engine && req.plan.load.engine === 'builtin' && Number.isFinite(scale) && scale !== 1 && resolveParallelism(req.plan.load.parallelism) > 1) {
+      return { id: null, state: 'skipped', reason: `worker threads time their requests in real time; this daemon runs plans ×${scale} (--time-scale), which needs load.parallelism: 1` };
     }
     // a Gauntlet outside this daemon (a CLI run) running on the same database: not raced, not waited for
     const outside = this.ctx.store.listRuns(20).find((r) => r.status === 'running' && r.id !== this.current?.run.id && ownerAlive(r.owner ?? null));

@@ -92,6 +92,18 @@ const sleep = (clock: Clock, ms: number, scope: CancelScope): Promise<boolean> =
     });
   });
 
+/**
+ * One of several engines sharing a schedule (worker threads, src/load/parallel.ts): all draw the
+ * same arrivals and requests from the seed, and this one sends arrival k (counted over every
+ * target, from 0) when k mod `of` is `index`, from the shared start `startAt` (epoch ms). The
+ * arrivals, their numbers (seq) and their requests are the ones a single engine would send.
+ */
+export interface EnginePart {
+  index: number;
+  of: number;
+  startAt: number;
+}
+
 export class BuiltinEngine implements LoadEngine {
   readonly name = 'builtin';
   readonly progress: LoadProgress = { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 };
@@ -102,7 +114,10 @@ export class BuiltinEngine implements LoadEngine {
     private readonly dispatcher: Dispatcher = loadDispatcher(),
     /** Benchmarks only: keep the server's per-chunk timestamps from this field on each record. */
     private readonly stampKey: string | null = null,
-  ) {}
+    private readonly part: EnginePart | null = null,
+  ) {
+    if (part && !(Number.isInteger(part.of) && part.of >= 1 && Number.isInteger(part.index) && part.index >= 0 && part.index < part.of)) throw new RangeError(`engine part ${part.index} of ${part.of}`);
+  }
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
     const curve = new RateCurve(w.profile);
@@ -121,7 +136,7 @@ export class BuiltinEngine implements LoadEngine {
       return { target, gen, next: gen.next(), factory: new RequestFactory(w, w.seed, target.node), slots: perTargetCap ? new Slots(perTargetCap, this.clock) : null, onData };
     });
     const jitter = seededRandom(deriveSeed(w.seed, 'retry-jitter'));
-    const start = this.clock.now();
+    const start = this.part?.startAt ?? this.clock.now();
     const end = start + w.durationMs;
     sink.started?.(start);
     const inFlight = new Set<Promise<void>>();
@@ -198,6 +213,13 @@ export class BuiltinEngine implements LoadEngine {
         if (!s) break;
         const at = start + (s.next.value as number);
         if (at >= end) break;
+        // Arrival number seq (from 1, over every target): another part's to send?
+        seq++;
+        if (this.part && (seq - 1) % this.part.of !== this.part.index) {
+          s.factory.skip();
+          s.next = s.gen.next();
+          continue;
+        }
         // Node's timers tick in whole milliseconds against a loop clock that can be stale, so a
         // send may leave up to ~1 ms early or late; queue_delay records exactly how much.
         // (Spinning until the due time would cost a core: measured, see bench/RESULTS.md.)
@@ -216,7 +238,7 @@ export class BuiltinEngine implements LoadEngine {
         }
         this.progress.scheduled++;
         sink.planned?.(s.target.node, at, 1);
-        const p = attemptLoop(s, s.factory.next(), at, ++seq);
+        const p = attemptLoop(s, s.factory.next(), at, seq);
         inFlight.add(p);
         void p.finally(() => inFlight.delete(p)).catch(() => undefined);
         s.next = s.gen.next();

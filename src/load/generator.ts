@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { GENERATOR_NODE } from '../analysis/generator.js';
+import { GENERATOR_NODE, generatorNode } from '../analysis/generator.js';
 
 /** One sample of the generator's own telemetry. */
 export interface GeneratorSample {
@@ -52,17 +52,17 @@ export function processAllowedCores(pid: number): number | null {
   }
 }
 
-/** Samples this process's event-loop lag, and a child process's CPU, every interval. */
+/** Samples this process's event-loop lag, and each child process's CPU (k6), every interval. */
 export class GeneratorMonitor {
   private readonly h: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   private timer: NodeJS.Timeout | null = null;
-  private last: { at: number; cpu: number | null; pid: number | null; allowed: number | null } | null = null;
+  private readonly last = new Map<string, { at: number; cpu: number | null; pid: number; allowed: number | null }>();
 
   constructor(
     private readonly emit: (r: GeneratorSample) => void,
     private readonly now: () => number,
-    /** The k6 process, while it runs (null: none). */
-    private readonly childPid: () => number | null = () => null,
+    /** The generator processes (k6), by name, while they run. */
+    private readonly children: () => { name: string; pid: number }[] = () => [],
     private readonly intervalMs = 1000,
   ) {}
 
@@ -80,15 +80,21 @@ export class GeneratorMonitor {
       this.emit({ node: GENERATOR_NODE, at, metric: 'loop_lag_max_ms', value: this.h.max / 1e6 });
     }
     this.h.reset();
-    const pid = this.childPid();
-    const cpu = pid !== null ? processCpuSeconds(pid) : null;
-    if (cpu !== null && this.last?.cpu != null && this.last.pid === pid && at > this.last.at) {
-      const cores = (cpu - this.last.cpu) / ((at - this.last.at) / 1000);
-      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_cores', value: cores });
-      const allowed = Math.min(cpus().length, this.last.allowed ?? cpus().length);
-      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_share', value: cores / allowed });
+    const seen = new Set<string>();
+    for (const { name, pid } of this.children()) {
+      seen.add(name);
+      const cpu = processCpuSeconds(pid);
+      const last = this.last.get(name);
+      const node = generatorNode(name);
+      if (cpu !== null && last?.cpu != null && last.pid === pid && at > last.at) {
+        const cores = (cpu - last.cpu) / ((at - last.at) / 1000);
+        this.emit({ node, at, metric: 'k6_cpu_cores', value: cores });
+        const allowed = Math.min(cpus().length, last.allowed ?? cpus().length);
+        this.emit({ node, at, metric: 'k6_cpu_share', value: cores / allowed });
+      }
+      this.last.set(name, { at, cpu, pid, allowed: last?.pid === pid ? last.allowed : processAllowedCores(pid) });
     }
-    this.last = { at, cpu, pid, allowed: pid !== null ? (this.last?.pid === pid ? this.last.allowed : processAllowedCores(pid)) : null };
+    for (const name of [...this.last.keys()]) if (!seen.has(name)) this.last.delete(name);
   }
 
   stop(): void {
@@ -97,4 +103,3 @@ export class GeneratorMonitor {
     this.h.disable();
   }
 }
-

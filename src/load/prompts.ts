@@ -96,13 +96,23 @@ function getCorpus(): CorpusSource {
 
 /** About `tokens` tokens of text, from a random place in the corpus. */
 export function syntheticPrompt(rng: Random, tokens: number): string {
+  return syntheticText(syntheticStart(rng, tokens), tokens);
+}
+
+/** Where a synthetic prompt of `tokens` tokens starts in the corpus (null: it repeats the whole). The only draw it makes. */
+function syntheticStart(rng: Random, tokens: number): number | null {
   const c = getCorpus();
   const len = tokens * CHARS_PER_TOKEN;
-  if (len >= c.length) {
+  return len >= c.length ? null : Math.floor(rng.next() * (c.length - len));
+}
+
+function syntheticText(start: number | null, tokens: number): string {
+  const c = getCorpus();
+  const len = tokens * CHARS_PER_TOKEN;
+  if (start === null) {
     const whole = c.slice(0, c.length);
     return whole.repeat(Math.ceil(len / whole.length) + 1).slice(0, len);
   }
-  const start = Math.floor(rng.next() * (c.length - len));
   return c.slice(start, start + len);
 }
 
@@ -138,6 +148,19 @@ export class RequestFactory {
   }
 
   next(): BuiltRequest {
+    return this.draw(true) as BuiltRequest;
+  }
+
+  /**
+   * Passes over the next request without building it: the same draws as next(), so the requests
+   * after it are the ones next() would have given (a worker thread skips the arrivals that
+   * another one sends).
+   */
+  skip(): void {
+    this.draw(false);
+  }
+
+  private draw(build: boolean): BuiltRequest | null {
     let pick = this.rng.next() * this.total;
     let m = this.w.mix[0] as MixItem;
     for (const x of this.w.mix) {
@@ -147,21 +170,24 @@ export class RequestFactory {
         break;
       }
     }
-    const model = m.model ?? this.w.defaultModel;
     let maxTokens = sampleLength(this.rng, m.maxTokens, MAX_OUTPUT_TOKENS);
     let promptTokens: number;
-    let payload: Record<string, unknown>;
+    let payload: Record<string, unknown> | null = null;
     if (m.prompts) {
       const p = m.prompts[Math.floor(this.rng.next() * m.prompts.length)] as PromptRecord;
+      if (!build) return null;
       if (p.maxTokens !== undefined) maxTokens = Math.min(MAX_OUTPUT_TOKENS, p.maxTokens);
       const text = p.messages ? p.messages.map((x) => x.content).join('\n') : (p.prompt as string);
       promptTokens = Math.max(1, Math.ceil(text.length / CHARS_PER_TOKEN));
       payload = m.api === 'chat' ? { messages: p.messages ?? [{ role: 'user', content: p.prompt }] } : { prompt: text };
     } else {
       promptTokens = sampleLength(this.rng, m.promptTokens, MAX_PROMPT_TOKENS);
-      const text = syntheticPrompt(this.rng, promptTokens);
+      const start = syntheticStart(this.rng, promptTokens);
+      if (!build) return null;
+      const text = syntheticText(start, promptTokens);
       payload = m.api === 'chat' ? { messages: [{ role: 'user', content: text }] } : { prompt: text };
     }
+    const model = m.model ?? this.w.defaultModel;
     const body = JSON.stringify({ model, ...payload, max_tokens: maxTokens, stream: m.stream, ...(m.stream ? { stream_options: { include_usage: true } } : {}) });
     return { mix: m.name, path: apiPath(m.api), body, stream: m.stream, timeoutMs: m.timeoutMs, promptTokens, maxTokens };
   }

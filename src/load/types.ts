@@ -76,6 +76,11 @@ export interface LoadSink {
    * it is alive, whatever its health endpoint says. Tells a busy server from a hung one.
    */
   alive?(node: string, at: number): void;
+  /**
+   * A load generator's own saturation signal (a worker thread's event-loop lag, a k6 instance's
+   * CPU), from engines that run several: `generator` names it (builtin-2, k6-3).
+   */
+  generator?(generator: string, at: number, metric: string, value: number): void;
 }
 
 export interface LoadProgress {
@@ -101,6 +106,11 @@ export interface LoadEngine {
   readonly capabilities: EngineCapabilities;
   /** Resolves when the schedule has ended and every request has ended (or been cancelled). */
   run(workload: Workload, signal: AbortSignal, sink: LoadSink): Promise<void>;
-  /** The generator's own process while it runs, when it is not this one (k6). */
-  processId?(): number | null;
+  /** The generator processes running now when they are not this one (k6), by generator name. */
+  processes?(): { name: string; pid: number }[];
+  /**
+   * The load generators besides this process, by name (builtin-1 … on worker threads, k6 or
+   * k6-1 … k6-N): each reports its own saturation signals, under generatorNode(name).
+   */
+  generators?(): string[];
 }

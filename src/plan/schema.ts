@@ -77,6 +77,8 @@ const MixEntry = z.strictObject({
 
 const Stage = z.strictObject({ duration: duration('duration', 0, MAX_RUN_MS), target: z.number().min(0).max(100_000) });
 
+const PARALLELISM = 'expected auto or a whole number of load generators from 1 to 256';
+
 const Load = z
   .strictObject({
     engine: z.enum(['builtin', 'k6']).default('builtin'),
@@ -93,6 +95,14 @@ const Load = z
     burstiness: z.number().min(0.01).max(100).optional(),
     /** Cap on requests in flight; requests over it wait, and the wait is measured as queue delay. */
     max_in_flight: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * Load generators splitting the arrivals: worker threads of the builtin engine, or k6
+     * processes with execution segments; auto: one per core but one. Samples from all of them
+     * go into the same histograms.
+     */
+    parallelism: z
+      .union([z.literal('auto'), z.number().int(PARALLELISM).min(1, PARALLELISM).max(256, PARALLELISM)], { error: PARALLELISM })
+      .default(1),
     timeout: duration('timeout', 100, 3_600_000).default(60_000),
     /** A client retry policy; its effect is reported apart from the raw results. */
     retry: z

@@ -7,7 +7,8 @@ import { mergeHistograms } from '../analysis/histogram.js';
 import { GauntletError } from '../errors.js';
 import type { Plan } from '../plan/schema.js';
 import { isSuccess, type Store } from '../store/store.js';
-import { GENERATOR_NODE, K6_CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../analysis/generator.js';
+import { GENERATOR_NODE, generatorNode, K6_CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_MS, QUEUE_DELAY_LIMIT_MS, judgeGenerator } from '../analysis/generator.js';
+import { hostname } from 'node:os';
 import type { EngineCapabilities } from '../load/types.js';
 import { evaluateGates, overallVerdict, type GateInput, type GateResult, type Verdict } from '../analysis/gates.js';
 import { memoryTrend } from '../analysis/leak.js';
@@ -93,6 +94,12 @@ export interface ReportJson {
     loop_lag_p99_max_ms: number | null;
     k6_cpu_max_cores: number | null;
     cores: number;
+    /**
+     * Every load generator with its own saturation signal: Gauntlet's process (it reads the
+     * records, and runs the builtin engine unless worker threads do), each worker thread, each k6
+     * process. All on this host.
+     */
+    generators: { name: string; kind: 'gauntlet process' | 'worker thread' | 'k6 process'; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null }[];
   };
   mtbf: {
     point_hours: number | null;
@@ -277,7 +284,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
   const s = summary;
   const L = s.latency;
-  const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities }) : null;
+  const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities; generators?: string[] }) : null;
   // Without per-request rows, outside injected episodes is counted per window (the plan's timeout before each episode too).
   const byWindows = s.requests.outsideInjected === null ? store.countOutsideInjectedWindows(runId, loadEnd, plan.load.timeout, plan.service?.name ?? null) : null;
   const outside = s.requests.outsideInjected ?? (byWindows ? { total: byWindows.total, failed: byWindows.failed, errorRate: byWindows.total ? byWindows.failed / byWindows.total : null } : null);
@@ -311,7 +318,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       host: run.host,
       gauntlet_version: run.gauntlet_version,
       error: run.error,
-      engine,
+      engine: engine ? { name: engine.name, capabilities: engine.capabilities } : null,
     },
     nodes: nodes.map((n) => ({
       name: n.name,
@@ -334,14 +341,33 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       const limit = plan.load.generator_behind_limit ?? 0.05;
       // With max_in_flight, waiting for a slot is the plan's own queue, not the generator's lateness.
       const capped = plan.load.max_in_flight !== undefined;
-      const signals = store.generatorSignals(runId, {
-        node: GENERATOR_NODE,
-        loadStartedAt: loadStart,
-        loadEndedAt: loadEnd,
-        windowMs: plan.load.window,
-        queueLimitMs: QUEUE_DELAY_LIMIT_MS,
-        lagLimitMs: LOOP_LAG_LIMIT_MS,
-        shareLimit: K6_CPU_SHARE_LIMIT,
+      // Every generator's own signals: this process's and a single k6's under GENERATOR_NODE,
+      // each of several worker threads or k6 instances under its own node.
+      const named = (engine?.generators ?? []).filter((n) => generatorNode(n) !== GENERATOR_NODE);
+      const nodes = [GENERATOR_NODE, ...named.map(generatorNode)];
+      const perNode = nodes.map((node) =>
+        store.generatorSignals(runId, {
+          node,
+          loadStartedAt: loadStart,
+          loadEndedAt: loadEnd,
+          windowMs: plan.load.window,
+          queueLimitMs: QUEUE_DELAY_LIMIT_MS,
+          lagLimitMs: LOOP_LAG_LIMIT_MS,
+          shareLimit: K6_CPU_SHARE_LIMIT,
+        }),
+      );
+      const first = perNode[0] as (typeof perNode)[number];
+      const signals = { loadWindows: first.loadWindows, queueWindows: first.queueWindows, telemetry: perNode.flatMap((x) => x.telemetry) };
+      const kindOf = (name: string): 'gauntlet process' | 'worker thread' | 'k6 process' => (name === 'gauntlet' ? 'gauntlet process' : name.startsWith('k6') ? 'k6 process' : 'worker thread');
+      const generators = ['gauntlet', ...(engine?.generators ?? []).filter((n) => n !== 'gauntlet')].map((name) => {
+        const node = generatorNode(name);
+        return {
+          name,
+          kind: kindOf(name),
+          host: hostname(),
+          loop_lag_p99_max_ms: name.startsWith('k6') ? null : r4(store.telemetryMax(runId, node, 'loop_lag_p99_ms')),
+          k6_cpu_max_cores: name.startsWith('k6') ? r4(store.telemetryMax(runId, node, 'k6_cpu_cores')) : null,
+        };
       });
       const g = judgeGenerator({ loadStartedAt: loadStart, loadEndedAt: loadEnd, windowMs: plan.load.window, ...signals, queueWindows: capped ? [] : signals.queueWindows, limitShare: limit });
       const lagMax = store.telemetryMax(runId, GENERATOR_NODE, 'loop_lag_p99_ms');
@@ -355,6 +381,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
         loop_lag_p99_max_ms: r4(lagMax),
         k6_cpu_max_cores: r4(g.k6CpuMaxCores),
         cores: g.cores,
+        generators,
       };
     })(),
     mtbf: {

@@ -122,6 +122,11 @@ export function renderHtml(r: ReportJson, charts: { chart: ChartSpec; svg: strin
     body.push(table(['node', 'memory', 'samples', 'slope per hour', 'interval', 'growing', 'per 24 h', 'at its limit in'], r.memory.map((x) => [esc(x.node), esc(x.kind), `${x.samples} over ${hrs(x.span_hours)}`, mib(x.slope_bytes_per_hour), x.interval ? `${mib(x.interval[0])} – ${mib(x.interval[1])}` : '—', x.growing ? '<b>yes</b>' : 'no', mib(x.per_24h_bytes), hrs(x.hours_to_limit)])));
   }
 
+  const gens = r.generator.generators;
+  if (gens.length > 1) {
+    body.push('<h2>Load generators</h2>');
+    body.push(`<table><tr><th>generator</th><th>kind</th><th>host</th><th>event loop lag p99, at most</th><th>CPU, at most</th></tr>${gens.map((x) => `<tr><td>${esc(x.name)}</td><td>${esc(x.kind)}</td><td>${esc(x.host)}</td><td>${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`}</td><td>${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`}</td></tr>`).join('')}</table>`);
+  }
   body.push('<h2>Nodes</h2>');
   body.push(table(['node', 'endpoint', 'container', 'image', 'restarts', 'exposure', 'availability'], r.nodes.map((n) => [esc(n.name), esc(n.endpoint), esc(n.container ?? '—'), esc(n.image ?? '—'), String(n.restarts ?? '—'), hrs(n.exposure_hours), pct(n.availability, 3)])));
   const acc = r.requests.accounting;

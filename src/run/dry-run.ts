@@ -1,6 +1,7 @@
 // --dry-run: every action a run (or drill) would take, in order, and nothing touched. Targets
 // are resolved (Docker inspect is read-only), each fault plug-in describes what it would do,
 // and what the safety settings or this host would skip is said up front.
+import { resolveParallelism } from '../load/parallel.js';
 import { FAULTS } from '../../faults/index.js';
 import { detectHostCaps } from '../fault/host.js';
 import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
@@ -29,7 +30,9 @@ export async function dryRunPlan(plan: Plan, ctx: { docker: Docker | null; log: 
   const l = plan.load;
   const rate = l.rate !== undefined ? `${l.rate} req/s` : `stages from ${l.start_rate} req/s: ${(l.stages ?? []).map((s) => `${s.target}/s over ${formatDuration(s.duration)}`).join(', ')}`;
   lines.push(`wait until every target's ${plan.probes.path} answers 2xx (at most ${formatDuration(plan.ready_timeout)})`);
-  lines.push(`load: ${l.engine} engine, ${rate} in total (${l.arrival} arrivals, open loop) for ${formatDuration(plan.duration)}, timeout ${formatDuration(l.timeout)}`);
+  const gens = resolveParallelism(l.parallelism);
+  const split = gens === 1 ? '' : l.engine === 'k6' ? ` split over ${gens} k6 processes (execution segments)` : ` on ${gens} worker threads`;
+  lines.push(`load: ${l.engine} engine${split}, ${rate} in total (${l.arrival} arrivals, open loop) for ${formatDuration(plan.duration)}, timeout ${formatDuration(l.timeout)}`);
   lines.push(`probes: ${plan.probes.path} every ${formatDuration(plan.probes.interval)} per node (timeout ${formatDuration(plan.probes.timeout)}); a one-token canary every ${formatDuration(plan.probes.canary_interval)}; both every ${formatDuration(plan.probes.fast_interval)}, concurrently on fresh connections, while a node is faulted, suspect, busy, down or recovering`);
   const caps = await detectHostCaps();
   const fctx: FaultContext = { docker, log: ctx.log, clock: ctx.clock, caps };

@@ -19,8 +19,9 @@ import { GauntletError, errorMessage } from '../errors.js';
 import { recordSkipped, revertLeftovers } from '../fault/ledger.js';
 import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
-import { GENERATOR_NODE } from '../analysis/generator.js';
+import { generatorNode, GENERATOR_NODE } from '../analysis/generator.js';
 import { GeneratorMonitor } from '../load/generator.js';
+import { ParallelBuiltinEngine, resolveParallelism } from '../load/parallel.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, LoadSink, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
@@ -281,6 +282,7 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
     if (fdLimit !== null && needed > fdLimit) {
       ctx.log.warn(`this load may need ~${needed} connections but the open-files limit is ${fdLimit}: raise it (ulimit -n ${needed * 2}) or requests will fail with EMFILE`);
     }
+    const generators = resolveParallelism(plan.load.parallelism);
     const engine =
       ctx.engine ??
       (plan.load.engine === 'k6'
@@ -289,8 +291,11 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
             arrival: plan.load.arrival,
             maxInFlight: plan.load.max_in_flight ?? null,
             log: ctx.log,
+            instances: generators,
           })
-        : new BuiltinEngine(clock, ctx.http?.load));
+        : generators > 1
+          ? new ParallelBuiltinEngine(clock, generators)
+          : new BuiltinEngine(clock, ctx.http?.load));
     return { docker, faultCtx, probes, ownProbes: !ctx.http, targets, service, model, workload, engine };
   } catch (err) {
     if (!ctx.http) await probes.close().catch(() => undefined);
@@ -507,7 +512,7 @@ export class Run {
       error: null,
       host: hostname(),
       gauntlet_version: VERSION,
-      engine: JSON.stringify({ name: p.engine.name, capabilities: p.engine.capabilities }),
+      engine: JSON.stringify({ name: p.engine.name, capabilities: p.engine.capabilities, generators: p.engine.generators?.() ?? [] }),
       phase: 'start',
       phase_at: started,
       owner: selfOwner(),
@@ -852,7 +857,7 @@ export class Run {
     const generator = new GeneratorMonitor(
       this.guarded('generator sample', (x) => store.addTelemetry({ run_id: this.id, ...x })),
       () => clock.now(),
-      () => ('processId' in engine && typeof engine.processId === 'function' ? engine.processId() : null),
+      () => engine.processes?.() ?? [],
     );
     generator.start();
     this.hold('generator monitor', () => generator.stop());
@@ -978,6 +983,7 @@ export class Run {
       sample: this.guarded('latency sample', (node: string, metric: 'ttft' | 'itl' | 'tpot', at: number, ms: number): void => windows.sample(node, metric, at, ms)),
       tokens: this.guarded('token count', (node: string, at: number, count: number, source: 'usage' | 'chunks'): void => windows.tokens(node, at, count, source)),
       alive: this.guarded('sign of life', (node: string, at: number): void => this.observe(node, { type: 'alive', at })),
+      generator: this.guarded('generator sample', (name: string, at: number, metric: string, value: number): void => store.addTelemetry({ run_id: this.id, node: generatorNode(name), at, metric, value })),
     };
   }
 

@@ -1,7 +1,7 @@
 // The k6 engine: bundles the scenario, runs the k6 binary with its JSON output going into a
 // FIFO, and reads that stream line by line while k6 runs — a 72 h run's output never sits in
 // memory or on disk. k6's exit code and last stderr lines become a clear error.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { constants, createReadStream, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,8 @@ import { promisify } from 'node:util';
 import { GauntletError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { packageRoot } from '../../util/paths.js';
+import { freePort } from '../../util/ports.js';
+import { request } from 'undici';
 import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink } from '../types.js';
 import type { Workload } from '../workload.js';
 import { locateK6, probeK6, type K6Binary } from './binary.js';
@@ -43,6 +45,49 @@ export interface K6EngineOptions {
   maxInFlight: number | null;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /**
+   * k6 processes splitting the load with execution segments (load.parallelism): 1/N of every
+   * scenario's arrivals each, started paused and resumed together once all are ready.
+   */
+  instances?: number;
+}
+
+/** k6's execution segment sequence for n equal segments: 0, 1/n, 2/n, …, 1. */
+export function segmentSequence(n: number): string[] {
+  return Array.from({ length: n + 1 }, (_, i) => (i === 0 ? '0' : i === n ? '1' : `${i}/${n}`));
+}
+
+/**
+ * Waits until a paused k6's REST API answers (its VUs are initialised): true, or false when the
+ * process ended or the run was stopped first, or it did not answer within a minute.
+ */
+async function waitPaused(port: number, exited: Promise<unknown>, signal: AbortSignal): Promise<boolean> {
+  let gone = false;
+  void exited.then(() => (gone = true));
+  for (let i = 0; i < 600 && !gone && !signal.aborted; i++) {
+    try {
+      const r = await request(`http://127.0.0.1:${port}/v1/status`, { headersTimeout: 1000, bodyTimeout: 1000 });
+      await r.body.dump();
+      if (r.statusCode === 200) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** Resumes a paused k6 through its REST API. */
+async function resume(port: number): Promise<void> {
+  const r = await request(`http://127.0.0.1:${port}/v1/status`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ data: { type: 'status', id: 'default', attributes: { paused: false } } }),
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+  });
+  const text = await r.body.text();
+  if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}: ${text.slice(0, 200)}`);
 }
 
 export class K6Engine implements LoadEngine {
@@ -72,16 +117,70 @@ export class K6Engine implements LoadEngine {
     this.capabilities = { ttft: binary.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: binary.sse, queueDelay: own, notes };
   }
 
-  private pid: number | null = null;
+  /** The k6 processes while they run (one per instance), for their CPU. */
+  private readonly running = new Map<string, number>();
 
   processId(): number | null {
-    return this.pid;
+    return this.instances === 1 ? (this.running.get('k6') ?? null) : null;
+  }
+
+  /** Every k6 process running now, by generator name (k6, or k6-1 … k6-N with execution segments). */
+  processes(): { name: string; pid: number }[] {
+    return [...this.running].map(([name, pid]) => ({ name, pid }));
+  }
+
+  /** The generators, as the report names them. */
+  generators(): string[] {
+    return this.instances === 1 ? ['k6'] : Array.from({ length: this.instances }, (_, i) => `k6-${i + 1}`);
+  }
+
+  /** How many k6 processes split the load (execution segments). */
+  get instances(): number {
+    return this.opts.instances ?? 1;
   }
 
   static async create(opts: K6EngineOptions): Promise<K6Engine> {
     const path = locateK6(opts.env);
     if (!path) throw new GauntletError('GAUNTLET_LOAD_K6_MISSING', ['no k6 binary was found: set K6_BIN or put k6 on PATH (or use load.engine: builtin)']);
+    if (opts.instances !== undefined && !(Number.isInteger(opts.instances) && opts.instances >= 1 && opts.instances <= 256)) throw new RangeError(`k6 instances must be a whole number from 1 to 256, got ${opts.instances}`);
     return new K6Engine(await probeK6(path), opts);
+  }
+
+  /** Starts one k6 process writing its JSON output into `fifo`, and reads that as it comes. */
+  private launch(
+    name: string,
+    fifo: string,
+    parser: K6OutputParser,
+    extra: string[],
+    configPath: string,
+    script: string,
+  ): { child: ChildProcess; exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>; stderrTail: string[]; opened: () => boolean; reading: Promise<Error | null> } {
+    const child = spawn(this.binary.path, ['run', '--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', `json=${fifo}`, '-e', `GAUNTLET_CONFIG=${configPath}`, script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
+    });
+    if (child.pid !== undefined) this.running.set(name, child.pid);
+    const stderrTail: string[] = [];
+    createInterface({ input: child.stderr }).on('line', (l) => {
+      stderrTail.push(l);
+      if (stderrTail.length > 20) stderrTail.shift();
+    });
+    child.stdout.resume();
+    // 'close' (not 'exit'): stderr is fully read by then. A spawn failure ends it too.
+    const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
+      child.once('error', (err) => resolve([null, null, err]));
+      child.once('close', (code, sig) => resolve([code, sig, null]));
+    });
+    void exited.then(() => this.running.delete(name));
+    let opened = false;
+    const reading = (async (): Promise<Error | null> => {
+      const input = createReadStream(fifo, { encoding: 'utf8' });
+      input.on('open', () => (opened = true));
+      for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
+      parser.end();
+      return null;
+    })().catch((err: Error) => err);
+    return { child, exited, stderrTail, opened: () => opened, reading };
   }
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
@@ -95,9 +194,6 @@ export class K6Engine implements LoadEngine {
       const configPath = join(dir, 'config.json');
       writeFileSync(configPath, JSON.stringify(config));
       const script = await bundleScenario(this.entry, join(dir, 'scenario.js'));
-      const fifo = join(dir, 'out.jsonl');
-      await run('mkfifo', [fifo]);
-
       const own = this.opts.script === null;
       const scenarioNode = Object.fromEntries(Object.entries(config.targets).map(([k, v]) => [k, v.node]));
       let problems = 0;
@@ -107,8 +203,19 @@ export class K6Engine implements LoadEngine {
       let starts = 0;
       let finished = 0;
       let startsKnown = false;
+      // Several instances: the load began with the first of them and ended with the last.
+      let began = false;
+      let lastEnd = Number.NEGATIVE_INFINITY;
       const counting: LoadSink = {
         ...sink,
+        started: (at) => {
+          if (began) return;
+          began = true;
+          sink.started?.(at);
+        },
+        ended: (at) => {
+          lastEnd = Math.max(lastEnd, at);
+        },
         record: (r) => {
           this.progress.done++;
           if (r.final) finished++;
@@ -132,77 +239,97 @@ export class K6Engine implements LoadEngine {
           sink.scheduleMiss?.(node, at, count);
         },
       };
-      const parser = new K6OutputParser(
-        { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb' },
-        counting,
-        (m) => {
-          if (++problems <= 20) log.warn(m);
-          else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
-        },
+      let seq = 0;
+      const nextSeq = (): number => ++seq;
+      const n = this.instances;
+      const names = this.generators();
+      const segments = segmentSequence(n);
+      const ports = n > 1 ? await Promise.all(names.map(() => freePort())) : [];
+      const instances = await Promise.all(
+        names.map(async (name, i) => {
+          const fifo = join(dir, `out-${i + 1}.jsonl`);
+          await run('mkfifo', [fifo]);
+          const parser = new K6OutputParser(
+            { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb', nextSeq },
+            counting,
+            (m) => {
+              if (++problems <= 20) log.warn(n > 1 ? `${name}: ${m}` : m);
+              else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
+            },
+          );
+          // With several instances each runs its execution segment, paused until all are ready.
+          const split = n > 1 ? ['--execution-segment', `${segments[i]}:${segments[i + 1]}`, '--execution-segment-sequence', segments.join(','), '--paused', '--address', `127.0.0.1:${ports[i]}`] : [];
+          return { name, fifo, parser, ...this.launch(name, fifo, parser, split, configPath, script) };
+        }),
       );
-
-      const child = spawn(this.binary.path, ['run', '--no-usage-report', '--no-summary', '--quiet', '--out', `json=${fifo}`, '-e', `GAUNTLET_CONFIG=${configPath}`, script], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
-      });
-      this.pid = child.pid ?? null;
-      const stderrTail: string[] = [];
-      createInterface({ input: child.stderr }).on('line', (l) => {
-        stderrTail.push(l);
-        if (stderrTail.length > 20) stderrTail.shift();
-      });
-      child.stdout.resume();
-      // 'close' (not 'exit'): stderr is fully read by then. A spawn failure ends it too.
-      const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
-        child.once('error', (err) => resolve([null, null, err]));
-        child.once('close', (code, sig) => resolve([code, sig, null]));
-      });
-      void exited.then(() => (this.pid = null));
-
-      let opened = false;
-      let readError: Error | null = null;
-      const reading = (async () => {
-        const input = createReadStream(fifo, { encoding: 'utf8' });
-        input.on('open', () => (opened = true));
-        for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
-        parser.end();
-      })().catch((err: Error) => {
-        readError = err;
-      });
+      const stopAll = (): void => {
+        for (const x of instances) x.child.kill('SIGINT');
+      };
+      // One instance failing stops the others: the load is no longer the plan's.
+      let failed: { name: string; code: number | null; sig: NodeJS.Signals | null; err: Error | null; tail: string[] } | null = null;
+      for (const x of instances) {
+        void x.exited.then(([code, sig, err]) => {
+          if (signal.aborted || code === 0 || code === 99) return;
+          failed ??= { name: x.name, code, sig, err, tail: x.stderrTail };
+          stopAll();
+        });
+      }
 
       // Ctrl-C: k6's own graceful stop (SIGINT), then a bounded wait before SIGKILL.
       const graceMs = Math.max(...w.mix.map((m) => m.timeoutMs)) + 15_000;
       let killTimer: NodeJS.Timeout | null = null;
       const onAbort = (): void => {
-        child.kill('SIGINT');
-        killTimer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        stopAll();
+        killTimer ??= setTimeout(() => {
+          for (const x of instances) x.child.kill('SIGKILL');
+        }, graceMs);
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
 
-      const [code, sig, spawnError] = await exited;
-      signal.removeEventListener('abort', onAbort);
-      if (killTimer) clearTimeout(killTimer);
-      if (!opened) {
-        // k6 ended without opening its output: open the FIFO's write end once so the reader ends.
-        try {
-          closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-        } catch {
-          // the reader already finished, or never opened: nothing waits
+      if (n > 1 && !signal.aborted) {
+        // Every instance's REST API answers (its VUs are initialised), then all resume at once,
+        // as k6-operator's starter does.
+        const ready = await Promise.all(instances.map((x, i) => waitPaused(ports[i] as number, x.exited, signal)));
+        if (ready.every(Boolean) && !failed && !signal.aborted) {
+          log.info({ instances: n, segments: segments.join(',') }, 'k6 instances ready: resuming them together');
+          await Promise.all(ports.map((port) => resume(port).catch((err: Error) => log.warn(`could not resume k6 on port ${port}: ${err.message}`))));
+        } else {
+          const slow = instances[ready.findIndex((x) => !x)];
+          if (slow && !signal.aborted) failed ??= { name: slow.name, code: null, sig: null, err: new Error('did not become ready (its REST API did not answer within a minute, or it ended first)'), tail: slow.stderrTail };
+          stopAll();
         }
       }
-      await reading;
-      log.info({ code, signal: sig, ...parser.stats }, 'k6 finished');
-      if (spawnError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`could not be started (${this.binary.path}): ${spawnError.message}`]);
-      if (readError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`output could not be read: ${(readError as Error).message}`]);
 
-      if (signal.aborted || code === 0) return;
-      if (code === 99) {
-        log.warn('k6 says thresholds were crossed (exit 99); Gauntlet judges its own gates, so the run goes on');
+      const results = await Promise.all(instances.map((x) => x.exited));
+      signal.removeEventListener('abort', onAbort);
+      if (killTimer) clearTimeout(killTimer);
+      for (const x of instances) {
+        if (!x.opened()) {
+          // k6 ended without opening its output: open the FIFO's write end once so the reader ends.
+          try {
+            closeSync(openSync(x.fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+          } catch {
+            // the reader already finished, or never opened: nothing waits
+          }
+        }
+      }
+      const readErrors = await Promise.all(instances.map((x) => x.reading));
+      if (lastEnd > Number.NEGATIVE_INFINITY) sink.ended?.(lastEnd);
+      instances.forEach((x, i) => log.info({ instance: x.name, code: results[i]?.[0], signal: results[i]?.[1], ...x.parser.stats }, 'k6 finished'));
+      const spawnError = results.find((r) => r[2] !== null)?.[2];
+      if (spawnError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`could not be started (${this.binary.path}): ${spawnError.message}`]);
+      const readError = readErrors.find((e) => e !== null);
+      if (readError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`output could not be read: ${readError.message}`]);
+
+      if (signal.aborted) return;
+      const f = failed as { name: string; code: number | null; sig: NodeJS.Signals | null; err: Error | null; tail: string[] } | null;
+      if (!f) {
+        if (results.some((r) => r[0] === 99)) log.warn('k6 says thresholds were crossed (exit 99); Gauntlet judges its own gates, so the run goes on');
         return;
       }
-      const meaning = code === null ? `was killed by ${sig}` : `exited with code ${code}${K6_EXIT_CODES[code] ? ` (${K6_EXIT_CODES[code]})` : ''}`;
-      throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`${meaning}${stderrTail.length ? `; its last output:\n${stderrTail.join('\n')}` : ''}`]);
+      const meaning = f.err ? f.err.message : f.code === null ? `was killed by ${f.sig}` : `exited with code ${f.code}${K6_EXIT_CODES[f.code] ? ` (${K6_EXIT_CODES[f.code]})` : ''}`;
+      throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`${n > 1 ? `(${f.name}) ` : ''}${meaning}${f.tail.length ? `; its last output:\n${f.tail.join('\n')}` : ''}`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -37,6 +37,8 @@ export interface K6ParseOptions {
   recordsFrom: 'gauntlet_request' | 'http_reqs';
   /** ttft from a metric (gauntlet_ttft / llm_ttft), or approximated by time to first byte. */
   ttftFrom: 'metric' | 'ttfb';
+  /** Numbers records (seq) when several parsers (k6 instances) feed one run; else each counts from 1. */
+  nextSeq?: () => number;
 }
 
 const TTFT_METRICS = new Set(['gauntlet_ttft', 'llm_ttft']);
@@ -229,7 +231,7 @@ export class K6OutputParser {
     }
     this.emit({
       node,
-      seq: ++this.seq,
+      seq: this.opts.nextSeq ? this.opts.nextSeq() : ++this.seq,
       attempt: Number(tags.attempt ?? 1) || 1,
       final: tags.final !== 'false',
       mix: tags.mix ?? 'default',
@@ -270,7 +272,7 @@ export class K6OutputParser {
     const ttfb = status !== null ? before + v('sending') + v('waiting') : null;
     this.emit({
       node,
-      seq: ++this.seq,
+      seq: this.opts.nextSeq ? this.opts.nextSeq() : ++this.seq,
       attempt: 1,
       final: true,
       mix: g.tags.mix ?? 'default',

@@ -205,5 +205,12 @@ describe('the load section (P2 workload model)', () => {
     expect(bad('  rate: 5\n  max_tokens: 10\n  mix: [{ weight: 1 }]')).toContain('load.max_tokens: with mix, give max_tokens inside each mix entry');
     expect(bad('  rate: 5\n  prompt_tokens: { uniform: [100, 10] }')).toContain('expected uniform: [low, high] with low ≤ high');
     expect(bad('  rate: 5\n  script: x.ts')).toContain('load.script: got "x.ts"; script is only used with engine: k6');
+    for (const p of ['0', '2.5', 'many', '300']) expect(bad(`  rate: 5\n  parallelism: ${p}`)).toContain('expected auto or a whole number of load generators from 1 to 256');
+  });
+
+  it('load generators: 1 by default, a number, or auto', () => {
+    expect(parsePlanText(base('  rate: 5')).load.parallelism).toBe(1);
+    expect(parsePlanText(base('  rate: 5\n  parallelism: 4')).load.parallelism).toBe(4);
+    expect(parsePlanText(base('  rate: 5\n  engine: k6\n  parallelism: auto')).load.parallelism).toBe('auto');
   });
 });

@@ -1,0 +1,67 @@
+// `gauntlet run` with load.parallelism: the builtin engine on worker threads and (with a real
+// k6) k6 split over execution segments, end to end against a simulator process. The report names
+// every generator with its own signal, every arrival is accounted for, and report.json still
+// conforms to its schema.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
+import { runCli } from '../helpers/cli.js';
+import { reportSchemaErrors } from '../helpers/report-schema.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const k6 = locateK6();
+const realK6 = k6 !== null && (await probeK6(k6)).version.indexOf('fake') === -1 && !k6.includes('fake-k6');
+if (!realK6) process.stderr.write('\n*** parallel-run.test.ts: the k6 case is SKIPPED (no real k6 binary; set K6_BIN). ***\n\n');
+
+interface Report {
+  run: { status: string; engine: { name: string; capabilities: { notes: string[] } } | null };
+  generator: { kept_up: boolean; generators: { name: string; kind: string; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null }[] };
+  requests: { accounting: { planned: number; sent: number; missed: number; interrupted: number; cancelled: number } | null };
+}
+
+describe('gauntlet run with several load generators', () => {
+  const dir = tempDir();
+  let sim: SimProcess;
+  beforeAll(async () => {
+    sim = await startSimProcess(['--gpus', '4', '--load-ms', '0', '--ttft-ms', '20', '--itl-ms', '5']);
+  });
+  afterAll(() => sim?.kill());
+
+  const cases: [string, string, string[], boolean][] = [
+    ['builtin on 3 worker threads', 'engine: builtin, parallelism: 3', ['gauntlet', 'builtin-1', 'builtin-2', 'builtin-3'], true],
+    ['k6 in 2 execution segments', 'engine: k6, parallelism: 2', ['gauntlet', 'k6-1', 'k6-2'], realK6],
+  ];
+  for (const [title, load, names, enabled] of cases) {
+    it.runIf(enabled)(title, async () => {
+      const plan = join(dir, `${names[1]}.yaml`);
+      writeFileSync(
+        plan,
+        `name: parallel\nduration: 5s\ntargets: [{ name: n, endpoint: "${sim.endpoint}" }]\n` +
+          `load: { ${load}, rate: 20, arrival: constant, api: chat, stream: true, max_tokens: 6, prompt_tokens: 8, model: sim-llama, window: 1s }\n` +
+          // (5 s cannot show an MTBF; the latency gates are the simulator's business here)
+          `probes: { interval: 1s }\ngates: { mtbf_lower_bound: false, ttft: false, tpot: false }\n`,
+      );
+      const r = await runCli(['run', plan, '--db', join(dir, 'g.db'), '--reports', join(dir, 'reports')], { K6_BIN: k6 ?? '' });
+      const id = /^run (\S+):/m.exec(r.stdout)?.[1] as string;
+      expect(id, r.stdout + r.stderr).toBeTruthy();
+      const report = JSON.parse(readFileSync(join(dir, 'reports', id, 'report.json'), 'utf8')) as Report;
+      process.stderr.write(`${title}: exit ${r.code}; generators ${JSON.stringify(report.generator.generators)}; accounting ${JSON.stringify(report.requests.accounting)}\n`);
+      expect(reportSchemaErrors(report)).toEqual([]);
+      expect(report.run.status).toBe('completed');
+      expect(report.generator.generators.map((g) => g.name)).toEqual(names);
+      // each generator's own signal was recorded: a thread's loop lag, a k6 process's CPU
+      for (const g of report.generator.generators.slice(1)) {
+        if (g.kind === 'worker thread') expect(g.loop_lag_p99_max_ms, g.name).not.toBeNull();
+        else expect(g.k6_cpu_max_cores, g.name).not.toBeNull();
+      }
+      const a = report.requests.accounting;
+      expect(a?.planned).toBe(100);
+      expect((a?.sent ?? 0) + (a?.missed ?? 0) + (a?.interrupted ?? 0) + (a?.cancelled ?? 0)).toBe(a?.planned);
+      expect(a?.sent).toBeGreaterThanOrEqual(98);
+      expect(readFileSync(join(dir, 'reports', id, 'report.md'), 'utf8')).toContain(`| ${names[1]} |`);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+    }, 90_000);
+  }
+});
