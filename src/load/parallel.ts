@@ -56,8 +56,8 @@ export class ParallelBuiltinEngine implements LoadEngine {
   }
 
   /** The generators, as the report names them. */
-  generators(): string[] {
-    return Array.from({ length: this.threads }, (_, i) => `builtin-${i + 1}`);
+  generators(): { name: string; host: string | null }[] {
+    return Array.from({ length: this.threads }, (_, i) => ({ name: `builtin-${i + 1}`, host: null }));
   }
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
@@ -70,7 +70,7 @@ export class ParallelBuiltinEngine implements LoadEngine {
     const sum = (): void => {
       for (const k of Object.keys(this.progress) as (keyof LoadProgress)[]) this.progress[k] = progress.reduce((a, p) => a + p[k], 0);
     };
-    const names = this.generators();
+    const names = this.generators().map((g) => g.name);
     let endedAt = 0;
     let failure: Error | null = null;
     const abortAll = (): void => {

@@ -110,7 +110,8 @@ export interface LoadEngine {
   processes?(): { name: string; pid: number }[];
   /**
    * The load generators besides this process, by name (builtin-1 … on worker threads, k6 or
-   * k6-1 … k6-N): each reports its own saturation signals, under generatorNode(name).
+   * k6-1 … k6-N) and host (null: this machine): each reports its own saturation signals, under
+   * generatorNode(name).
    */
-  generators?(): string[];
+  generators?(): { name: string; host: string | null }[];
 }

@@ -1,6 +1,7 @@
 // The plan: what to load, which nodes, which faults when, how to judge. Parsed with zod at
 // the edge; everything after trusts the `Plan` type. Durations are written "90s", "3m", "72h".
 import { MIL_HDBK_781_PRST } from '../analysis/sprt.js';
+import { K6_PATH, parseSshUrl } from '../load/k6/remote.js';
 import { z } from 'zod';
 import { parseDuration } from '../util/duration.js';
 
@@ -79,6 +80,18 @@ const Stage = z.strictObject({ duration: duration('duration', 0, MAX_RUN_MS), ta
 
 const PARALLELISM = 'expected auto or a whole number of load generators from 1 to 256';
 
+/** A machine running k6 instances for a plan: this one, or one reached over SSH (BatchMode: keys only). */
+const K6HostEntry = z.strictObject({
+  host: z.string().refine((h) => h === 'local' || parseSshUrl(h) !== null, 'expected local or ssh://[user@]host[:port]'),
+  instances: z.number().int().min(1, 'expected 1 to 64 instances').max(64, 'expected 1 to 64 instances').default(1),
+  /** The k6 binary there: a path or a command name (no spaces or shell characters). */
+  k6: z.string().regex(K6_PATH, 'expected a path or command name without spaces or shell characters').default('k6'),
+  /** ssh -i: the key to log in with. */
+  identity_file: z.string().min(1).optional(),
+  /** Where ssh looks up the host's key (unknown keys are refused). */
+  known_hosts_file: z.string().min(1).optional(),
+});
+
 const Load = z
   .strictObject({
     engine: z.enum(['builtin', 'k6']).default('builtin'),
@@ -103,6 +116,11 @@ const Load = z
     parallelism: z
       .union([z.literal('auto'), z.number().int(PARALLELISM).min(1, PARALLELISM).max(256, PARALLELISM)], { error: PARALLELISM })
       .default(1),
+    /**
+     * k6 only: where its instances run — `local` (this machine) or `ssh://[user@]host[:port]` —
+     * and how many on each; the instances split the arrivals with execution segments, in order.
+     */
+    k6_hosts: z.array(K6HostEntry).min(1).max(64).optional(),
     timeout: duration('timeout', 100, 3_600_000).default(60_000),
     /** A client retry policy; its effect is reported apart from the raw results. */
     retry: z
@@ -131,6 +149,11 @@ const Load = z
     if ((l.rate === undefined) === (l.stages === undefined)) ctx.addIssue({ code: 'custom', message: 'expected exactly one of rate or stages', path: ['rate'] });
     if (l.burstiness !== undefined && l.arrival !== 'gamma') ctx.addIssue({ code: 'custom', message: 'burstiness is only used with arrival: gamma', path: ['burstiness'], input: l.burstiness });
     if (l.script !== undefined && l.engine !== 'k6') ctx.addIssue({ code: 'custom', message: 'script is only used with engine: k6', path: ['script'], input: l.script });
+    if (l.k6_hosts !== undefined && l.engine !== 'k6') ctx.addIssue({ code: 'custom', message: 'k6_hosts is only used with engine: k6', path: ['k6_hosts'], input: l.k6_hosts as never });
+    if (l.k6_hosts !== undefined && l.parallelism !== 1) {
+      const total = l.k6_hosts.reduce((a, h) => a + h.instances, 0);
+      if (l.parallelism !== total) ctx.addIssue({ code: 'custom', message: `with k6_hosts, the instances are counted per host (${total} in all): leave parallelism out`, path: ['parallelism'], input: l.parallelism as never });
+    }
     if (l.mix) {
       for (const k of REQUEST_SHAPE_KEYS) {
         if (l[k] !== undefined) ctx.addIssue({ code: 'custom', message: `with mix, give ${k} inside each mix entry`, path: [k], input: l[k] as never });

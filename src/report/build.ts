@@ -97,9 +97,18 @@ export interface ReportJson {
     /**
      * Every load generator with its own saturation signal: Gauntlet's process (it reads the
      * records, and runs the builtin engine unless worker threads do), each worker thread, each k6
-     * process. All on this host.
+     * process, and the host it runs on.
      */
-    generators: { name: string; kind: 'gauntlet process' | 'worker thread' | 'k6 process'; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null }[];
+    generators: {
+      name: string;
+      kind: 'gauntlet process' | 'worker thread' | 'k6 process';
+      host: string;
+      loop_lag_p99_max_ms: number | null;
+      /** A k6 process on this machine: the most CPU it used (cores). */
+      k6_cpu_max_cores: number | null;
+      /** One of several k6 instances (on any host): how late it started an arrival, at most (ms). */
+      late_max_ms: number | null;
+    }[];
   };
   mtbf: {
     point_hours: number | null;
@@ -284,7 +293,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
   const firstEvidence = new Map(episodes.map((e) => [e.id, e.first_evidence]));
   const s = summary;
   const L = s.latency;
-  const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities; generators?: string[] }) : null;
+  const engine = run.engine ? (JSON.parse(run.engine) as { name: string; capabilities: EngineCapabilities; generators?: ({ name: string; host: string | null } | string)[] }) : null;
   // Without per-request rows, outside injected episodes is counted per window (the plan's timeout before each episode too).
   const byWindows = s.requests.outsideInjected === null ? store.countOutsideInjectedWindows(runId, loadEnd, plan.load.timeout, plan.service?.name ?? null) : null;
   const outside = s.requests.outsideInjected ?? (byWindows ? { total: byWindows.total, failed: byWindows.failed, errorRate: byWindows.total ? byWindows.failed / byWindows.total : null } : null);
@@ -343,7 +352,9 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       const capped = plan.load.max_in_flight !== undefined;
       // Every generator's own signals: this process's and a single k6's under GENERATOR_NODE,
       // each of several worker threads or k6 instances under its own node.
-      const named = (engine?.generators ?? []).filter((n) => generatorNode(n) !== GENERATOR_NODE);
+      // (recorded as {name, host}; a run of an earlier version recorded names only)
+      const recorded = (engine?.generators ?? []).map((g) => (typeof g === 'string' ? { name: g, host: null } : g));
+      const named = recorded.map((g) => g.name).filter((n) => generatorNode(n) !== GENERATOR_NODE);
       const nodes = [GENERATOR_NODE, ...named.map(generatorNode)];
       const perNode = nodes.map((node) =>
         store.generatorSignals(runId, {
@@ -359,14 +370,15 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       const first = perNode[0] as (typeof perNode)[number];
       const signals = { loadWindows: first.loadWindows, queueWindows: first.queueWindows, telemetry: perNode.flatMap((x) => x.telemetry) };
       const kindOf = (name: string): 'gauntlet process' | 'worker thread' | 'k6 process' => (name === 'gauntlet' ? 'gauntlet process' : name.startsWith('k6') ? 'k6 process' : 'worker thread');
-      const generators = ['gauntlet', ...(engine?.generators ?? []).filter((n) => n !== 'gauntlet')].map((name) => {
+      const generators = [{ name: 'gauntlet', host: null }, ...recorded.filter((g) => g.name !== 'gauntlet')].map(({ name, host }) => {
         const node = generatorNode(name);
         return {
           name,
           kind: kindOf(name),
-          host: hostname(),
+          host: host ?? hostname(),
           loop_lag_p99_max_ms: name.startsWith('k6') ? null : r4(store.telemetryMax(runId, node, 'loop_lag_p99_ms')),
           k6_cpu_max_cores: name.startsWith('k6') ? r4(store.telemetryMax(runId, node, 'k6_cpu_cores')) : null,
+          late_max_ms: name.startsWith('k6-') ? r4(store.telemetryMax(runId, node, 'late_ms_max')) : null,
         };
       });
       const g = judgeGenerator({ loadStartedAt: loadStart, loadEndedAt: loadEnd, windowMs: plan.load.window, ...signals, queueWindows: capped ? [] : signals.queueWindows, limitShare: limit });

@@ -168,8 +168,8 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     `Load generator: ${g.kept_up ? 'kept up' : '**saturated**'} — behind ${(g.behind_share * 100).toFixed(1)}% of the load (limit ${(g.limit_share * 100).toFixed(0)}%); Gauntlet's event loop lag p99 at most ${g.loop_lag_p99_max_ms === null ? '—' : `${g.loop_lag_p99_max_ms.toFixed(0)} ms`}${g.k6_cpu_max_cores !== null ? `; k6 used up to ${g.k6_cpu_max_cores.toFixed(2)} of ${g.cores} cores` : ''}. Rule: ${g.rules}.`,
   );
   if (g.generators.length > 1) {
-    out.push('', '| generator | kind | host | event loop lag p99, at most | CPU, at most |', '|---|---|---|---|---|');
-    for (const x of g.generators) out.push(`| ${x.name} | ${x.kind} | ${x.host} | ${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`} | ${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`} |`);
+    out.push('', '| generator | kind | host | event loop lag p99, at most | CPU, at most | sends late, at most |', '|---|---|---|---|---|---|');
+    for (const x of g.generators) out.push(`| ${x.name} | ${x.kind} | ${x.host} | ${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`} | ${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`} | ${x.late_max_ms === null ? '—' : `${x.late_max_ms.toFixed(0)} ms`} |`);
   }
   out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);

@@ -22,6 +22,7 @@ import { BuiltinEngine } from '../load/builtin.js';
 import { generatorNode, GENERATOR_NODE } from '../analysis/generator.js';
 import { GeneratorMonitor } from '../load/generator.js';
 import { ParallelBuiltinEngine, resolveParallelism } from '../load/parallel.js';
+import { k6HostsOf } from '../load/k6/remote.js';
 import { K6Engine } from '../load/k6/engine.js';
 import type { LoadEngine, LoadSink, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
@@ -291,7 +292,7 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
             arrival: plan.load.arrival,
             maxInFlight: plan.load.max_in_flight ?? null,
             log: ctx.log,
-            instances: generators,
+            ...(plan.load.k6_hosts ? { hosts: k6HostsOf(plan.load.k6_hosts, planSource ? dirname(planSource) : process.cwd()) } : { instances: generators }),
           })
         : generators > 1
           ? new ParallelBuiltinEngine(clock, generators)

@@ -3,39 +3,54 @@
 // every generator with its own signal, every arrival is accounted for, and report.json still
 // conforms to its schema.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { runCli } from '../helpers/cli.js';
 import { reportSchemaErrors } from '../helpers/report-schema.js';
 import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
+import { sshdAvailable, TestSshd } from '../helpers/sshd.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const k6 = locateK6();
 const realK6 = k6 !== null && (await probeK6(k6)).version.indexOf('fake') === -1 && !k6.includes('fake-k6');
-if (!realK6) process.stderr.write('\n*** parallel-run.test.ts: the k6 case is SKIPPED (no real k6 binary; set K6_BIN). ***\n\n');
+if (!realK6) process.stderr.write('\n*** parallel-run.test.ts: the k6 cases are SKIPPED (no real k6 binary; set K6_BIN). ***\n\n');
+const sshd = sshdAvailable();
+if (process.env.CI === 'true' && !sshd) throw new Error('parallel-run.test.ts: CI=true but OpenSSH is not installed (scripts/ensure-ssh.sh installs it)');
 
 interface Report {
   run: { status: string; engine: { name: string; capabilities: { notes: string[] } } | null };
-  generator: { kept_up: boolean; generators: { name: string; kind: string; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null }[] };
+  generator: { kept_up: boolean; generators: { name: string; kind: string; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null; late_max_ms: number | null }[] };
   requests: { accounting: { planned: number; sent: number; missed: number; interrupted: number; cancelled: number } | null };
 }
 
 describe('gauntlet run with several load generators', () => {
   const dir = tempDir();
   let sim: SimProcess;
+  let server: TestSshd | null = null;
   beforeAll(async () => {
     sim = await startSimProcess(['--gpus', '4', '--load-ms', '0', '--ttft-ms', '20', '--itl-ms', '5']);
+    if (sshd && realK6) server = await TestSshd.start(join(dir, 'sshd'));
   });
-  afterAll(() => sim?.kill());
+  afterAll(() => {
+    sim?.kill();
+    server?.stop();
+  });
 
-  const cases: [string, string, string[], boolean][] = [
-    ['builtin on 3 worker threads', 'engine: builtin, parallelism: 3', ['gauntlet', 'builtin-1', 'builtin-2', 'builtin-3'], true],
-    ['k6 in 2 execution segments', 'engine: k6, parallelism: 2', ['gauntlet', 'k6-1', 'k6-2'], realK6],
+  const sshHosts = (): string =>
+    server
+      ? `engine: k6, k6_hosts: [{ host: local }, { host: "${server.url}", k6: "${k6}", identity_file: "${server.identityFile}", known_hosts_file: "${server.knownHostsFile}" }]`
+      : '';
+  const cases: [string, () => string, string[], boolean][] = [
+    ['builtin on 3 worker threads', () => 'engine: builtin, parallelism: 3', ['gauntlet', 'builtin-1', 'builtin-2', 'builtin-3'], true],
+    ['k6 in 2 execution segments', () => 'engine: k6, parallelism: 2', ['gauntlet', 'k6-1', 'k6-2'], realK6],
+    ['k6 here and on a host over SSH', sshHosts, ['gauntlet', 'k6-1', 'k6-2'], realK6 && sshd],
   ];
-  for (const [title, load, names, enabled] of cases) {
+  for (const [title, loadOf, names, enabled] of cases) {
     it.runIf(enabled)(title, async () => {
-      const plan = join(dir, `${names[1]}.yaml`);
+      const load = loadOf();
+      const plan = join(dir, `${title.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(
         plan,
         `name: parallel\nduration: 5s\ntargets: [{ name: n, endpoint: "${sim.endpoint}" }]\n` +
@@ -52,15 +67,21 @@ describe('gauntlet run with several load generators', () => {
       expect(report.run.status).toBe('completed');
       expect(report.generator.generators.map((g) => g.name)).toEqual(names);
       // each generator's own signal was recorded: a thread's loop lag, a k6 process's CPU
+      // (a k6 on another host: how late it started arrivals, not its CPU, which is not read there)
       for (const g of report.generator.generators.slice(1)) {
         if (g.kind === 'worker thread') expect(g.loop_lag_p99_max_ms, g.name).not.toBeNull();
-        else expect(g.k6_cpu_max_cores, g.name).not.toBeNull();
+        else {
+          expect(g.late_max_ms, g.name).not.toBeNull();
+          if (g.host === hostname()) expect(g.k6_cpu_max_cores, g.name).not.toBeNull();
+        }
       }
       const a = report.requests.accounting;
       expect(a?.planned).toBe(100);
       expect((a?.sent ?? 0) + (a?.missed ?? 0) + (a?.interrupted ?? 0) + (a?.cancelled ?? 0)).toBe(a?.planned);
       expect(a?.sent).toBeGreaterThanOrEqual(98);
       expect(readFileSync(join(dir, 'reports', id, 'report.md'), 'utf8')).toContain(`| ${names[1]} |`);
+      // where each ran: this machine, or the SSH host
+      if (title.includes('SSH')) expect(report.generator.generators.map((g) => g.host).slice(-1)).toEqual([`${server?.user}@127.0.0.1:${server?.port}`]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
     }, 90_000);
   }

@@ -3,7 +3,8 @@
 // memory or on disk. k6's exit code and last stderr lines become a clear error.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { constants, createReadStream, mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, createReadStream, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,12 +14,13 @@ import type { Logger } from '../../log.js';
 import { packageRoot } from '../../util/paths.js';
 import { freePort } from '../../util/ports.js';
 import { request } from 'undici';
-import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink } from '../types.js';
+import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink, RequestRecord } from '../types.js';
 import type { Workload } from '../workload.js';
 import { locateK6, probeK6, type K6Binary } from './binary.js';
 import { bundleScenario } from './bundle.js';
 import { k6Config } from './config.js';
 import { K6OutputParser } from './output.js';
+import { removeRemoteDir, remoteDir, spawnRemoteK6, sshHostName, uploadBundle, type K6Host, type SshHost } from './remote.js';
 
 const run = promisify(execFile);
 
@@ -50,6 +52,31 @@ export interface K6EngineOptions {
    * scenario's arrivals each, started paused and resumed together once all are ready.
    */
   instances?: number;
+  /**
+   * Where each instance runs (load.k6_hosts, one entry per instance): this machine, or a host
+   * reached over SSH. Given, it sets the number of instances.
+   */
+  hosts?: K6Host[];
+}
+
+export type { K6Host } from './remote.js';
+
+/** Per second of arrival, how late the instance's sends were at most (its own saturation signal). */
+class Lateness {
+  private second = -1;
+  private worst = 0;
+  constructor(private readonly emit: (at: number, ms: number) => void) {}
+  note(at: number, lateMs: number): void {
+    const s = Math.floor(at / 1000);
+    if (s !== this.second) this.flush();
+    if (this.second === -1) this.second = s;
+    this.worst = Math.max(this.worst, lateMs);
+  }
+  flush(): void {
+    if (this.second >= 0) this.emit((this.second + 1) * 1000, this.worst);
+    this.second = -1;
+    this.worst = 0;
+  }
 }
 
 /** k6's execution segment sequence for n equal segments: 0, 1/n, 2/n, …, 1. */
@@ -75,6 +102,18 @@ async function waitPaused(port: number, exited: Promise<unknown>, signal: AbortS
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
+}
+
+/** Stops a k6 through its REST API (as Ctrl-C does: the iterations in flight are cut). */
+async function stopK6(port: number): Promise<void> {
+  const r = await request(`http://127.0.0.1:${port}/v1/status`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ data: { type: 'status', id: 'default', attributes: { stopped: true } } }),
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+  });
+  await r.body.dump();
 }
 
 /** Resumes a paused k6 through its REST API. */
@@ -129,20 +168,28 @@ export class K6Engine implements LoadEngine {
     return [...this.running].map(([name, pid]) => ({ name, pid }));
   }
 
-  /** The generators, as the report names them. */
-  generators(): string[] {
-    return this.instances === 1 ? ['k6'] : Array.from({ length: this.instances }, (_, i) => `k6-${i + 1}`);
+  /** The generators, as the report names them, and where they run (null: this machine). */
+  generators(): { name: string; host: string | null }[] {
+    const hosts = this.hosts();
+    if (hosts.length === 1 && hosts[0]?.kind === 'local') return [{ name: 'k6', host: null }];
+    return hosts.map((h, i) => ({ name: `k6-${i + 1}`, host: h.kind === 'ssh' ? sshHostName(h) : null }));
+  }
+
+  /** Where each instance runs. */
+  private hosts(): K6Host[] {
+    return this.opts.hosts ?? Array.from({ length: this.opts.instances ?? 1 }, () => ({ kind: 'local' as const }));
   }
 
   /** How many k6 processes split the load (execution segments). */
   get instances(): number {
-    return this.opts.instances ?? 1;
+    return this.hosts().length;
   }
 
   static async create(opts: K6EngineOptions): Promise<K6Engine> {
     const path = locateK6(opts.env);
     if (!path) throw new GauntletError('GAUNTLET_LOAD_K6_MISSING', ['no k6 binary was found: set K6_BIN or put k6 on PATH (or use load.engine: builtin)']);
     if (opts.instances !== undefined && !(Number.isInteger(opts.instances) && opts.instances >= 1 && opts.instances <= 256)) throw new RangeError(`k6 instances must be a whole number from 1 to 256, got ${opts.instances}`);
+    if (opts.hosts !== undefined && !(opts.hosts.length >= 1 && opts.hosts.length <= 256)) throw new RangeError(`k6 hosts: 1 to 256 instances, got ${opts.hosts.length}`);
     return new K6Engine(await probeK6(path), opts);
   }
 
@@ -181,6 +228,32 @@ export class K6Engine implements LoadEngine {
       return null;
     })().catch((err: Error) => err);
     return { child, exited, stderrTail, opened: () => opened, reading };
+  }
+
+  /** Starts one k6 on another host over SSH; its JSON output comes back on the session's stdout. */
+  private launchRemote(
+    host: SshHost,
+    dir: string,
+    parser: K6OutputParser,
+    extra: string[],
+    ports: { local: number; remote: number },
+  ): { child: ChildProcess; exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>; stderrTail: string[]; opened: () => boolean; reading: Promise<Error | null> } {
+    const child = spawnRemoteK6(host, dir, ['--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', 'json=/dev/stdout', '-e', `GAUNTLET_CONFIG=${dir}/config.json`, `${dir}/scenario.js`], ports);
+    const stderrTail: string[] = [];
+    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (l) => {
+      stderrTail.push(l);
+      if (stderrTail.length > 20) stderrTail.shift();
+    });
+    const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
+      child.once('error', (err) => resolve([null, null, err]));
+      child.once('close', (code, sig) => resolve([code, sig, null]));
+    });
+    const reading = (async (): Promise<Error | null> => {
+      for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity })) parser.line(line);
+      parser.end();
+      return null;
+    })().catch((err: Error) => err);
+    return { child, exited, stderrTail, opened: () => true, reading };
   }
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
@@ -242,28 +315,76 @@ export class K6Engine implements LoadEngine {
       let seq = 0;
       const nextSeq = (): number => ++seq;
       const n = this.instances;
-      const names = this.generators();
+      const hosts = this.hosts();
+      const names = this.generators().map((g) => g.name);
       const segments = segmentSequence(n);
       const ports = n > 1 ? await Promise.all(names.map(() => freePort())) : [];
+      // Remote hosts: the bundle, a config naming the files where they will be there, and the prompts.
+      const settled = await Promise.allSettled(
+        hosts.map(async (h, i) => {
+          if (h.kind !== 'ssh') return null;
+          const rdir = remoteDir();
+          const files = [
+            { name: 'scenario.js', content: readFileSync(script) },
+            { name: 'config.json', content: Buffer.from(JSON.stringify(k6Config(w, (k) => `${rdir}/prompts-${k}.json`))) },
+            ...w.mix.flatMap((m, k) => (m.prompts ? [{ name: `prompts-${k}.json`, content: Buffer.from(JSON.stringify(m.prompts)) }] : [])),
+          ];
+          try {
+            await uploadBundle(h, rdir, files);
+          } catch (err) {
+            throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`(${names[i]} on ${sshHostName(h)}) could not be set up: ${(err as Error).message}`]);
+          }
+          // the REST API's port there: one of Gauntlet's choosing (k6 says 106 if it is taken)
+          return { host: h, dir: rdir, remotePort: 30_000 + randomInt(30_000) };
+        }),
+      );
+      const remote = settled.map((x) => (x.status === 'fulfilled' ? x.value : null));
+      const setupFailed = settled.find((x) => x.status === 'rejected');
+      if (setupFailed) {
+        await Promise.all(remote.map((x) => (x ? removeRemoteDir(x.host, x.dir) : undefined)));
+        throw setupFailed.reason;
+      }
       const instances = await Promise.all(
         names.map(async (name, i) => {
           const fifo = join(dir, `out-${i + 1}.jsonl`);
-          await run('mkfifo', [fifo]);
+          const there = remote[i];
+          if (!there) await run('mkfifo', [fifo]);
+          // each instance's own lateness, when there are several: which one fell behind
+          const late = new Lateness((at, ms) => sink.generator?.(name, at, 'late_ms_max', ms));
+          const instanceSink: LoadSink =
+            n > 1
+              ? {
+                  ...counting,
+                  record: (r: RequestRecord) => {
+                    if (r.queueDelayMs !== null) late.note(r.sentAt, r.queueDelayMs);
+                    counting.record(r);
+                  },
+                }
+              : counting;
           const parser = new K6OutputParser(
             { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb', nextSeq },
-            counting,
+            instanceSink,
             (m) => {
               if (++problems <= 20) log.warn(n > 1 ? `${name}: ${m}` : m);
               else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
             },
           );
           // With several instances each runs its execution segment, paused until all are ready.
-          const split = n > 1 ? ['--execution-segment', `${segments[i]}:${segments[i + 1]}`, '--execution-segment-sequence', segments.join(','), '--paused', '--address', `127.0.0.1:${ports[i]}`] : [];
-          return { name, fifo, parser, ...this.launch(name, fifo, parser, split, configPath, script) };
+          const split = (address: number): string[] =>
+            n > 1 ? ['--execution-segment', `${segments[i]}:${segments[i + 1]}`, '--execution-segment-sequence', segments.join(','), '--paused', '--address', `127.0.0.1:${address}`] : [];
+          const launched = there
+            ? this.launchRemote(there.host, there.dir, parser, split(there.remotePort), { local: ports[i] as number, remote: there.remotePort })
+            : this.launch(name, fifo, parser, split(ports[i] as number), configPath, script);
+          void launched.reading.then(() => late.flush());
+          return { name, fifo, parser, port: ports[i] ?? null, remote: there, ...launched };
         }),
       );
       const stopAll = (): void => {
-        for (const x of instances) x.child.kill('SIGINT');
+        for (const x of instances) {
+          // a remote k6 does not hear a signal sent to ssh: it is stopped through its REST API
+          if (x.port !== null) void stopK6(x.port).catch(() => undefined);
+          if (!x.remote) x.child.kill('SIGINT');
+        }
       };
       // One instance failing stops the others: the load is no longer the plan's.
       let failed: { name: string; code: number | null; sig: NodeJS.Signals | null; err: Error | null; tail: string[] } | null = null;
@@ -315,6 +436,7 @@ export class K6Engine implements LoadEngine {
         }
       }
       const readErrors = await Promise.all(instances.map((x) => x.reading));
+      await Promise.all(instances.map((x) => (x.remote ? removeRemoteDir(x.remote.host, x.remote.dir) : undefined)));
       if (lastEnd > Number.NEGATIVE_INFINITY) sink.ended?.(lastEnd);
       instances.forEach((x, i) => log.info({ instance: x.name, code: results[i]?.[0], signal: results[i]?.[1], ...x.parser.stats }, 'k6 finished'));
       const spawnError = results.find((r) => r[2] !== null)?.[2];

@@ -208,6 +208,26 @@ describe('the load section (P2 workload model)', () => {
     for (const p of ['0', '2.5', 'many', '300']) expect(bad(`  rate: 5\n  parallelism: ${p}`)).toContain('expected auto or a whole number of load generators from 1 to 256');
   });
 
+  it('k6 hosts: local or ssh://, instances per host, a k6 path without shell characters', () => {
+    const l = parsePlanText(base('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: local }, { host: "ssh://g@loadgen-1:2222", instances: 3, k6: /opt/k6/bin/k6 }]')).load;
+    expect(l.k6_hosts).toEqual([
+      { host: 'local', instances: 1, k6: 'k6' },
+      { host: 'ssh://g@loadgen-1:2222', instances: 3, k6: '/opt/k6/bin/k6' },
+    ]);
+    const bad = (load: string): string => {
+      try {
+        parsePlanText(base(load));
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(bad('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: loadgen-1 }]')).toContain('expected local or ssh://[user@]host[:port]');
+    expect(bad('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: "ssh://h", k6: "k6; rm -rf /" }]')).toContain('expected a path or command name without spaces or shell characters');
+    expect(bad('  rate: 5\n  k6_hosts: [{ host: local }]')).toContain('k6_hosts is only used with engine: k6');
+    expect(bad('  rate: 5\n  engine: k6\n  parallelism: 3\n  k6_hosts: [{ host: local }]')).toContain('with k6_hosts, the instances are counted per host (1 in all): leave parallelism out');
+  });
+
   it('load generators: 1 by default, a number, or auto', () => {
     expect(parsePlanText(base('  rate: 5')).load.parallelism).toBe(1);
     expect(parsePlanText(base('  rate: 5\n  parallelism: 4')).load.parallelism).toBe(4);

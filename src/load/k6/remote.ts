@@ -1,0 +1,119 @@
+// k6 instances on other machines, reached over SSH (load.k6_hosts): the bundle, its config and
+// prompt files go over as one tar stream into a fresh folder there; k6 runs its execution
+// segment paused with its REST API on the remote loopback, forwarded to a local port (ssh -L) so
+// Gauntlet resumes and stops it as it does a local one; its JSON output comes back on the SSH
+// session's stdout. Nothing from the plan reaches a shell unvalidated: the remote command is built
+// from Gauntlet's own folder name, numbers and a k6 path that must look like one, each quoted.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { filesTar, type TarFile } from '../../docker/tar.js';
+
+export interface SshHost {
+  user: string | null;
+  host: string;
+  port: number;
+  /** ssh -i: the private key to log in with (else ssh's defaults). */
+  identityFile: string | null;
+  /** UserKnownHostsFile (else ssh's default); unknown host keys are refused either way (BatchMode). */
+  knownHostsFile: string | null;
+  /** The k6 binary there (a path or a name on its PATH). */
+  k6: string;
+}
+
+/** Where one k6 instance runs. */
+export type K6Host = { kind: 'local' } | ({ kind: 'ssh' } & SshHost);
+
+/**
+ * A plan's load.k6_hosts, one entry per instance, in order (the order of their execution
+ * segments). Key and known-hosts files are read relative to `baseDir` (the plan's folder).
+ */
+export function k6HostsOf(entries: readonly { host: string; instances: number; k6: string; identity_file?: string | undefined; known_hosts_file?: string | undefined }[], baseDir: string): K6Host[] {
+  return entries.flatMap((e) => {
+    let h: K6Host = { kind: 'local' };
+    if (e.host !== 'local') {
+      const u = parseSshUrl(e.host);
+      if (!u) throw new Error(`k6 host ${e.host}: expected local or ssh://[user@]host[:port]`);
+      h = { kind: 'ssh', ...u, k6: e.k6, identityFile: e.identity_file ? resolve(baseDir, e.identity_file) : null, knownHostsFile: e.known_hosts_file ? resolve(baseDir, e.known_hosts_file) : null };
+    }
+    return Array.from({ length: e.instances }, () => h);
+  });
+}
+
+/** A k6 path or command name as the remote shell will see it: no spaces, quotes or metacharacters. */
+export const K6_PATH = /^[A-Za-z0-9_./+-]+$/;
+
+const SSH_URL = /^ssh:\/\/(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+
+/** ssh://[user@]host[:port] → its parts (null: not such a URL). */
+export function parseSshUrl(url: string): { user: string | null; host: string; port: number } | null {
+  const m = SSH_URL.exec(url);
+  if (!m) return null;
+  const port = m[3] ? Number(m[3]) : 22;
+  if (!(port >= 1 && port <= 65535)) return null;
+  return { user: m[1] ?? null, host: (m[2] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+/** How the report names the host. */
+export function sshHostName(h: Pick<SshHost, 'user' | 'host' | 'port'>): string {
+  return `${h.user ? `${h.user}@` : ''}${h.host}${h.port !== 22 ? `:${h.port}` : ''}`;
+}
+
+/** One word for a POSIX shell, single-quoted. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** ssh's own arguments: no prompts, bounded connect, keep-alives; then the destination. */
+export function sshArgs(h: SshHost, extra: string[] = []): string[] {
+  return [
+    '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=10',
+    '-o', 'ServerAliveInterval=15',
+    '-o', 'ServerAliveCountMax=4',
+    '-o', 'LogLevel=ERROR',
+    ...(h.knownHostsFile ? ['-o', `UserKnownHostsFile=${h.knownHostsFile}`] : []),
+    ...(h.identityFile ? ['-i', h.identityFile, '-o', 'IdentitiesOnly=yes'] : []),
+    '-p', String(h.port),
+    ...extra,
+    h.user ? `${h.user}@${h.host}` : h.host,
+  ];
+}
+
+/** Runs one command there with `input` on its stdin; rejects with ssh's own words when it fails. */
+function sshRun(h: SshHost, command: string, input: Buffer | null, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('ssh', [...sshArgs(h), '--', command], { timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`ssh ${sshHostName(h)}: ${(stderr || err.message).trim().split('\n').slice(-3).join(' ')}`));
+      else resolve(stdout);
+    });
+    if (input) child.stdin?.end(input);
+    else child.stdin?.end();
+  });
+}
+
+/** A fresh folder there for one instance, named by Gauntlet (nothing from the plan in it). */
+export function remoteDir(): string {
+  return `/tmp/gauntlet-k6-${randomBytes(6).toString('hex')}`;
+}
+
+/** Copies files into a new folder there (one tar stream), and checks the k6 binary runs. */
+export async function uploadBundle(h: SshHost, dir: string, files: readonly TarFile[]): Promise<void> {
+  if (!K6_PATH.test(h.k6)) throw new Error(`k6 path ${JSON.stringify(h.k6)}: expected a path or command name without spaces or shell characters`);
+  await sshRun(h, `mkdir -p ${shellQuote(dir)} && tar -x -C ${shellQuote(dir)} && ${shellQuote(h.k6)} version`, filesTar(files), 60_000);
+}
+
+/** Removes the folder there (best effort: the run's result does not hang on it). */
+export async function removeRemoteDir(h: SshHost, dir: string): Promise<void> {
+  if (!/^\/tmp\/gauntlet-k6-[0-9a-f]{12}$/.test(dir)) throw new Error(`not a folder of Gauntlet's: ${dir}`);
+  await sshRun(h, `rm -rf ${shellQuote(dir)}`, null, 30_000).catch(() => undefined);
+}
+
+/**
+ * Starts k6 there: `args` after `k6 run`, its REST API on the remote 127.0.0.1:remotePort
+ * forwarded to 127.0.0.1:localPort here, its JSON output on this process's stdout.
+ */
+export function spawnRemoteK6(h: SshHost, dir: string, args: readonly string[], ports: { local: number; remote: number }): ChildProcess {
+  const command = ['exec', h.k6, 'run', ...args].map(shellQuote).join(' ');
+  return spawn('ssh', [...sshArgs(h, ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${ports.local}:127.0.0.1:${ports.remote}`]), '--', `cd ${shellQuote(dir)} && ${command}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+}

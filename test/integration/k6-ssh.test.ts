@@ -1,0 +1,126 @@
+// k6 instances on a "remote" host over SSH (load.k6_hosts): an sshd of the test's own on
+// 127.0.0.1 stands in for the load host, with the real k6. One plan split over a local instance
+// and two remote ones sends what one k6 sends, every record comes back over the SSH sessions into
+// one run, a stop reaches the remote k6 (no process left there), the remote folders are removed,
+// and a host that cannot be reached is a clear error. Needs a real k6 and OpenSSH's sshd: with
+// CI=true a missing sshd fails (scripts/ensure-ssh.sh installs it), otherwise it is skipped, loudly.
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
+import { K6Engine } from '../../src/load/k6/engine.js';
+import { k6HostsOf, parseSshUrl, shellQuote, sshHostName } from '../../src/load/k6/remote.js';
+import type { RequestRecord } from '../../src/load/types.js';
+import { silentLogger } from '../../src/log.js';
+import { freePort } from '../../src/util/ports.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
+import { sshdAvailable, TestSshd } from '../helpers/sshd.js';
+import { tempDir } from '../helpers/tmp.js';
+import { testMix, testWorkload } from '../helpers/workload.js';
+
+const k6 = locateK6();
+const realK6 = k6 !== null && (await probeK6(k6)).version.indexOf('fake') === -1 && !k6.includes('fake-k6');
+const sshd = sshdAvailable();
+if (process.env.CI === 'true' && !sshd) throw new Error('k6-ssh.test.ts: CI=true but OpenSSH is not installed (scripts/ensure-ssh.sh installs it)');
+if (!realK6 || !sshd) process.stderr.write(`\n*** SKIPPED k6-ssh.test.ts: ${!realK6 ? 'no real k6 binary (set K6_BIN)' : 'no OpenSSH server (apt-get install openssh-server)'}. ***\n\n`);
+
+/** Remote folders of Gauntlet's left in /tmp (the "remote" host is this machine). */
+const leftovers = (): string[] => readdirSync('/tmp').filter((n) => /^gauntlet-k6-[0-9a-f]{12}$/.test(n));
+
+describe('ssh:// load hosts', () => {
+  it('parses ssh URLs, names hosts, quotes for the remote shell', () => {
+    expect(parseSshUrl('ssh://gauntlet@loadgen-1.example:2222')).toEqual({ user: 'gauntlet', host: 'loadgen-1.example', port: 2222 });
+    expect(parseSshUrl('ssh://10.0.0.5')).toEqual({ user: null, host: '10.0.0.5', port: 22 });
+    expect(parseSshUrl('ssh://[::1]:22')).toEqual({ user: null, host: '::1', port: 22 });
+    for (const bad of ['loadgen-1', 'ssh://a b', 'ssh://x;rm -rf /', 'ssh://h:99999', 'http://h']) expect(parseSshUrl(bad), bad).toBeNull();
+    expect(sshHostName({ user: 'g', host: 'h', port: 22 })).toBe('g@h');
+    expect(shellQuote("it's")).toBe(`'it'\\''s'`);
+    const hosts = k6HostsOf([{ host: 'local', instances: 1, k6: 'k6' }, { host: 'ssh://g@h:2222', instances: 2, k6: '/opt/k6', identity_file: 'keys/id' }], '/plans');
+    expect(hosts.map((h) => h.kind)).toEqual(['local', 'ssh', 'ssh']);
+    expect(hosts[1]).toMatchObject({ user: 'g', host: 'h', port: 2222, k6: '/opt/k6', identityFile: '/plans/keys/id', knownHostsFile: null });
+  });
+});
+
+describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', () => {
+  const dir = tempDir();
+  let sim: SimProcess;
+  let server: TestSshd;
+  beforeAll(async () => {
+    sim = await startSimProcess(['--gpus', '8', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5']);
+    server = await TestSshd.start(`${dir}/sshd`);
+  });
+  afterAll(() => {
+    sim?.kill();
+    server?.stop();
+  });
+
+  const sshHost = () => {
+    const u = parseSshUrl(server.url) as NonNullable<ReturnType<typeof parseSshUrl>>;
+    return { kind: 'ssh' as const, ...u, identityFile: server.identityFile, knownHostsFile: server.knownHostsFile, k6: k6 as string };
+  };
+
+  const workload = (durationMs: number) =>
+    testWorkload({
+      targets: [
+        { node: 'a', endpoint: sim.endpoint },
+        { node: 'b', endpoint: sim.endpoint },
+      ],
+      durationMs,
+      profile: { startRate: 30, stages: [] },
+      mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })],
+      defaultModel: 'sim-llama',
+    });
+
+  it('a local and two remote instances send what one k6 sends; every record comes back, numbered once', async () => {
+    const run = async (engine: K6Engine, signal = new AbortController().signal) => {
+      const recs: RequestRecord[] = [];
+      let planned = 0;
+      const late: string[] = [];
+      await engine.run(workload(4000), signal, { record: (r) => recs.push(r), planned: (_n, _a, c) => (planned += c), generator: (name) => late.push(name) });
+      return { recs, planned, late };
+    };
+    const one = await run(await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }));
+    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [{ kind: 'local' }, sshHost(), sshHost()] });
+    expect(engine.generators()).toEqual([
+      { name: 'k6-1', host: null },
+      { name: 'k6-2', host: `${server.user}@127.0.0.1:${server.port}` },
+      { name: 'k6-3', host: `${server.user}@127.0.0.1:${server.port}` },
+    ]);
+    const three = await run(engine);
+    process.stderr.write(`k6 over ssh: planned ${one.planned} vs ${three.planned}, records ${one.recs.length} vs ${three.recs.length}; lateness reported by ${[...new Set(three.late)].join(', ')}\n`);
+    expect(one.planned).toBe(120);
+    expect(three.planned).toBe(120);
+    expect(three.recs.length).toBe(one.recs.length);
+    expect(new Set(three.recs.map((r) => r.seq)).size).toBe(three.recs.length);
+    expect(three.recs.filter((r) => r.outcome !== 'ok').map((r) => r.error)).toEqual([]);
+    // every instance reported its own lateness: the remote ones too
+    expect(new Set(three.late)).toEqual(new Set(['k6-1', 'k6-2', 'k6-3']));
+    expect(leftovers()).toEqual([]);
+  }, 120_000);
+
+  it('a stop reaches the remote k6 through its REST API: nothing is left running there', async () => {
+    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [sshHost(), sshHost()] });
+    const ac = new AbortController();
+    let records = 0;
+    const started = Date.now();
+    await engine.run(workload(60_000), ac.signal, {
+      record: () => {
+        if (++records === 20) ac.abort();
+      },
+    });
+    expect(records).toBeGreaterThanOrEqual(20);
+    expect(Date.now() - started).toBeLessThan(45_000);
+    // no k6 of a remote folder left running (the remote host is this machine)
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+    expect(ps.split('\n').filter((l) => /gauntlet-k6-[0-9a-f]{12}/.test(l))).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  }, 120_000);
+
+  it('a host that cannot be reached is a clear error, before any load', async () => {
+    const closed = await freePort();
+    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [{ kind: 'local' }, { ...sshHost(), port: closed }] });
+    let records = 0;
+    await expect(engine.run(workload(3000), new AbortController().signal, { record: () => records++ })).rejects.toThrow(/k6-2 on .*:\d+\) could not be set up: ssh /);
+    expect(records).toBe(0);
+  }, 60_000);
+});
