@@ -1,7 +1,8 @@
 // The gauntlet command line. Thin: every command calls the same services a daemon would.
 // Exit codes: 0 done, 1 run failed or error, 2 bad input, 130 interrupted.
 import { Command, CommanderError } from 'commander';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { runDemo } from '../demo.js';
 import { doctorPassed, formatCheck, runDoctor, summaryLine } from '../doctor.js';
@@ -9,6 +10,10 @@ import { dockerClient, requireDocker } from '../docker/engine.js';
 import { ensureSimImage } from '../docker/sim-image.js';
 import { dockerTimeoutMs } from '../docker/deadline.js';
 import { resolveParallelism } from '../load/parallel.js';
+import { bundleScenario } from '../load/k6/bundle.js';
+import { k6OperatorManifest, OPERATOR_NAME } from '../load/k6/operator.js';
+import { buildWorkload } from '../load/workload.js';
+import { packageRoot } from '../util/paths.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { revertLeftovers } from '../fault/ledger.js';
 import { createDaemonLogger, createLogger, createRunLogger, envLogLevel, type Logger } from '../log.js';
@@ -166,6 +171,55 @@ function runExitCode(result: RunResult): number {
   if (!r) return 1;
   if (!r.generator.kept_up) return 3;
   return r.verdict_fails_run ? 4 : 0;
+}
+
+interface OperatorFlags {
+  parallelism: string;
+  name?: string;
+  namespace: string;
+  image?: string;
+  sse?: boolean;
+  model?: string;
+  out?: string;
+}
+
+/** gauntlet k6-operator: the plan's load as a ConfigMap and a k6-operator TestRun. */
+async function cmdK6Operator(planPath: string, o: OperatorFlags): Promise<number> {
+  const plan = loadPlanFile(planPath);
+  const flag = (name: string, value: string, expected: string): GauntletError => new GauntletError('GAUNTLET_CLI_FLAG', [name, `got ${JSON.stringify(value)}; expected ${expected}`]);
+  const n = Number(o.parallelism);
+  if (!(Number.isInteger(n) && n >= 1 && n <= 1000)) throw flag('--parallelism', o.parallelism, 'a whole number of runners from 1 to 1000');
+  const name = o.name ?? (plan.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 42).replace(/-+$/, '') || 'gauntlet');
+  if (!OPERATOR_NAME.test(name)) throw flag('--name', name, "lowercase letters, digits and '-', at most 42 characters");
+  if (!OPERATOR_NAME.test(o.namespace)) throw flag('--namespace', o.namespace, "lowercase letters, digits and '-'");
+  // The runners reach the targets from inside the cluster: every target needs its endpoint.
+  const targets = plan.service ? [{ node: plan.service.name, endpoint: plan.service.endpoint }] : plan.targets.map((t) => ({ node: t.name, endpoint: t.endpoint ?? '' }));
+  const missing = targets.filter((t) => !t.endpoint).map((t) => t.node);
+  if (missing.length > 0) throw new GauntletError('GAUNTLET_PLAN_INVALID', [planPath, `  targets ${missing.join(', ')}: give each an endpoint the cluster can reach (a container is not looked up here)`]);
+  const entries = plan.load.mix ?? [plan.load];
+  const model = o.model ?? entries.find((e) => e.model !== undefined)?.model;
+  if (!model) throw flag('--model', '', 'the model to ask for: the plan names none (it is asked of the server at run time otherwise)');
+  const workload = buildWorkload(plan, targets, model, planPath);
+  const entry = plan.load.script ? resolve(dirname(planPath), plan.load.script) : join(packageRoot(), 'scenarios', 'load', o.sse ? 'chat-sse.ts' : 'chat.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'gauntlet-operator-'));
+  try {
+    const bundle = readFileSync(await bundleScenario(entry, join(dir, 'scenario.js')), 'utf8');
+    let manifest;
+    try {
+      manifest = k6OperatorManifest(workload, bundle, { name, namespace: o.namespace, parallelism: n, image: o.image ?? null });
+    } catch (err) {
+      throw new GauntletError('GAUNTLET_CLI_FLAG', ['k6-operator', (err as Error).message]);
+    }
+    if (o.out) writeFileSync(o.out, manifest.yaml);
+    else process.stdout.write(manifest.yaml);
+    const say = (line: string): void => void process.stderr.write(`${line}\n`);
+    say(`${o.out ? `wrote ${o.out}: ` : ''}ConfigMap ${name}-scenario (${(manifest.configMapBytes / 1024).toFixed(0)} KiB) and TestRun ${name} with ${n} runner${n === 1 ? '' : 's'} in namespace ${o.namespace}.`);
+    if (!o.sse && !plan.load.script) say('The scenario is the plain-k6 one (ttft is time to first byte, no inter-token gaps): with a runner image built with xk6-sse, give --image and --sse.');
+    say(`Apply with kubectl apply -f; each runner's k6 JSON output is its pod's log: kubectl logs job/${name}-<1…${n}> -n ${o.namespace}.`);
+    return 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** --time-scale: plan time per real time (1: real time). */
@@ -614,6 +668,20 @@ export function buildCli(): Command {
     .action(async (o: Common & { force?: boolean }) => {
     process.exitCode = await cmdRevert(o);
   });
+  program
+    .command('k6-operator')
+    .argument('<plan>', 'plan file (YAML)')
+    .description("the plan's load as a k6-operator TestRun for Kubernetes: a ConfigMap with the bundled scenario, its config and prompts, and the TestRun with --parallelism runners")
+    .option('--parallelism <n>', 'k6 runners (each its execution segment)', '4')
+    .option('--name <name>', 'the TestRun name (default: from the plan name)')
+    .option('--namespace <ns>', 'Kubernetes namespace', 'default')
+    .option('--image <image>', 'the runner image (default: k6-operator\'s grafana/k6)')
+    .option('--sse', 'the runner image has the xk6-sse extension: time every stream event (ttft, inter-token gaps)')
+    .option('--model <model>', 'the model to ask for where the plan names none')
+    .option('--out <file>', 'write the manifest here instead of to stdout')
+    .action(async (planPath: string, o: OperatorFlags) => {
+      process.exitCode = await cmdK6Operator(planPath, o);
+    });
   program
     .command('plan-test')
     .description('how long a certification must run to show an MTBF target (time-terminated and sequential), and what a run of --hours can show')

@@ -33,6 +33,27 @@ describe('gauntlet check', () => {
     expect([r.code, r.stderr.trim()]).toEqual([2, 'error GAUNTLET_ENV_INVALID: environment variable GAUNTLET_LOG_LEVEL: got "bogus"; expected one of fatal, error, warn, info, debug, trace, silent']);
   });
 
+  it('k6-operator: the plan as a ConfigMap and a TestRun of N runners; targets the cluster cannot reach are refused', async () => {
+    const plan = join(dir, 'operator.yaml');
+    writeFileSync(plan, 'name: Nightly_Soak\nduration: 6h\ntargets:\n  - { name: a, endpoint: "http://vllm-a.inference.svc:8000" }\n  - { name: b, endpoint: "http://vllm-b.inference.svc:8000" }\nload: { engine: k6, rate: 40, model: llama }\n');
+    const manifest = join(dir, 'operator-out.yaml');
+    const r = await runCli(['k6-operator', plan, '--parallelism', '3', '--namespace', 'load', '--out', manifest]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('ConfigMap nightly-soak-scenario');
+    expect(r.stderr).toContain('kubectl logs job/nightly-soak-<1…3> -n load');
+    const text = readFileSync(manifest, 'utf8');
+    expect(text).toContain('kind: TestRun');
+    expect(text).toContain('parallelism: 3');
+    expect(text).toContain('GAUNTLET_CONFIG=/test/config.json');
+    const container = join(dir, 'operator-container.yaml');
+    writeFileSync(container, 'name: c\nduration: 1h\ntargets: [{ name: a, container: gpu-a }]\nload: { engine: k6, rate: 4, model: llama }\n');
+    const refused = await runCli(['k6-operator', container]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('targets a: give each an endpoint the cluster can reach');
+    const badFlag = await runCli(['k6-operator', plan, '--parallelism', 'many']);
+    expect([badFlag.code, badFlag.stderr.trim()]).toEqual([2, 'error GAUNTLET_CLI_FLAG: --parallelism: got "many"; expected a whole number of runners from 1 to 1000']);
+  });
+
   it('plan-test: the node-hours to show 1000 h at 90 % on 8 nodes, what 72 h shows, the sequential plan; JSON; a bad flag named', async () => {
     const r = await runCli(['plan-test', '--mtbf', '1000h', '--confidence', '0.9', '--nodes', '8', '--hours', '72h', '--mil-plan', 'III-D']);
     expect(r.code).toBe(0);
