@@ -89,7 +89,7 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
     });
     const one = await run(await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }), w);
     const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, instances: 3 });
-    expect(engine.generators()).toEqual(['k6-1', 'k6-2', 'k6-3']);
+    expect(engine.generators()).toEqual(['k6-1', 'k6-2', 'k6-3'].map((name) => ({ name, host: null })));
     const three = await run(engine, w);
     const lines: string[] = [];
     for (const p of [50, 99]) {
