@@ -294,8 +294,9 @@ export function sequentialTestPlan(seq: SequentialSpec): SprtPlan {
   const k = 1 - 1 / d; // 1/θ1 − 1/θ0, per θ1
   const lnD = Math.log(d);
   const lnB = -p.acceptWithNoFailure * k;
-  // a reject line never reached before the truncation: one that passes r = failures − 1 at 0
-  const lnA = p.firstReject ? p.firstReject.failures * lnD - p.firstReject.theta1 * k : (p.truncation.failures - 1) * lnD;
+  // a reject line never reached before the truncation: one that passes r = failures at 0 (the
+  // truncation's failure count rejects, by the truncation, whenever it comes)
+  const lnA = p.firstReject ? p.firstReject.failures * lnD - p.firstReject.theta1 * k : p.truncation.failures * lnD;
   const A = Math.exp(lnA);
   const B = Math.exp(lnB);
   return {

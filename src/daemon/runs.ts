@@ -89,6 +89,11 @@ export class RunManager {
     if (!this.ctx.engine && req.plan.load.engine === 'k6' && Number.isFinite(scale) && scale !== 1) {
       return { id: null, state: 'skipped', reason: `k6 times its requests in real time; this daemon runs plans ×${scale} (--time-scale), which needs the builtin engine (load.engine: builtin)` };
     }
+    // A plan sent over the API does not get to log in elsewhere with this daemon's keys: k6 on
+    // SSH hosts runs from the CLI or from a schedule in the daemon's own config.
+    if (req.origin.kind === 'api' && req.plan.load.k6_hosts?.some((h) => h.host !== 'local')) {
+      return { id: null, state: 'skipped', reason: 'plans sent over the API may not run k6 on SSH hosts (load.k6_hosts): run them with gauntlet run, or schedule them in the daemon config' };
+    }
     if (!this.ctx.engine && req.plan.load.engine === 'builtin' && Number.isFinite(scale) && scale !== 1 && resolveParallelism(req.plan.load.parallelism) > 1) {
       return { id: null, state: 'skipped', reason: `worker threads time their requests in real time; this daemon runs plans ×${scale} (--time-scale), which needs load.parallelism: 1` };
     }

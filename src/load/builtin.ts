@@ -96,7 +96,8 @@ const sleep = (clock: Clock, ms: number, scope: CancelScope): Promise<boolean> =
  * One of several engines sharing a schedule (worker threads, src/load/parallel.ts): all draw the
  * same arrivals and requests from the seed, and this one sends arrival k (counted over every
  * target, from 0) when k mod `of` is `index`, from the shared start `startAt` (epoch ms). The
- * arrivals, their numbers (seq) and their requests are the ones a single engine would send.
+ * arrivals, their numbers (seq) and their requests are the ones a single engine would send (a
+ * retry's backoff jitter is drawn per part).
  */
 export interface EnginePart {
   index: number;

@@ -81,18 +81,29 @@ export class GeneratorMonitor {
     }
     this.h.reset();
     const seen = new Set<string>();
-    for (const { name, pid } of this.children()) {
+    const children = this.children();
+    // several k6 processes here: their sum too, under GENERATOR_NODE (each alone may use a small
+    // share of the machine while together they use all of it)
+    let total = 0;
+    let measured = 0;
+    for (const { name, pid } of children) {
       seen.add(name);
       const cpu = processCpuSeconds(pid);
       const last = this.last.get(name);
       const node = generatorNode(name);
       if (cpu !== null && last?.cpu != null && last.pid === pid && at > last.at) {
         const cores = (cpu - last.cpu) / ((at - last.at) / 1000);
+        total += cores;
+        measured++;
         this.emit({ node, at, metric: 'k6_cpu_cores', value: cores });
         const allowed = Math.min(cpus().length, last.allowed ?? cpus().length);
         this.emit({ node, at, metric: 'k6_cpu_share', value: cores / allowed });
       }
       this.last.set(name, { at, cpu, pid, allowed: last?.pid === pid ? last.allowed : processAllowedCores(pid) });
+    }
+    if (measured > 1) {
+      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_cores', value: total });
+      this.emit({ node: GENERATOR_NODE, at, metric: 'k6_cpu_share', value: total / cpus().length });
     }
     for (const name of [...this.last.keys()]) if (!seen.has(name)) this.last.delete(name);
   }

@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { GauntletError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
@@ -43,7 +44,7 @@ export class ParallelBuiltinEngine implements LoadEngine {
   readonly capabilities: EngineCapabilities;
 
   constructor(
-    private readonly clock: Clock,
+    private readonly clock: RealClock | Clock,
     readonly threads: number,
   ) {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`worker threads must be a whole number ≥ 1, got ${threads}`);
@@ -61,11 +62,17 @@ export class ParallelBuiltinEngine implements LoadEngine {
   }
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {
-    if (!(this.clock instanceof RealClock)) throw new GauntletError('GAUNTLET_LOAD_WORKERS', ['run on worker threads only in real time (not with --time-scale or a virtual clock): set load.parallelism to 1']);
+    if (!(this.clock instanceof RealClock) || this.clock.timeScale !== 1) throw new GauntletError('GAUNTLET_LOAD_WORKERS', ['run on worker threads only in real time (not with --time-scale or a virtual clock): set load.parallelism to 1']);
     const script = workerScript();
     if (!existsSync(script)) throw new GauntletError('GAUNTLET_LOAD_WORKERS', [`${script} is missing: run npm run build`]);
     const n = this.threads;
-    const workers = Array.from({ length: n }, (_, index) => new Worker(script, { workerData: { workload: w, index, of: n } satisfies WorkerInit }));
+    // max_in_flight is the plan's, over all threads: each gets its share (at least one per target)
+    if (w.maxInFlight !== null && w.maxInFlight < n * w.targets.length) {
+      throw new GauntletError('GAUNTLET_LOAD_WORKERS', [`max_in_flight ${w.maxInFlight} cannot be shared by ${n} threads over ${w.targets.length} target${w.targets.length === 1 ? '' : 's'} (at least one each): lower load.parallelism or raise max_in_flight`]);
+    }
+    const share: Workload = w.maxInFlight === null ? w : { ...w, maxInFlight: Math.floor(w.maxInFlight / n) };
+    const clock = { anchor: this.clock.anchor, timeOrigin: performance.timeOrigin };
+    const workers = Array.from({ length: n }, (_, index) => new Worker(script, { workerData: { workload: share, index, of: n, clock } satisfies WorkerInit }));
     const progress = workers.map((): LoadProgress => ({ scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 }));
     const sum = (): void => {
       for (const k of Object.keys(this.progress) as (keyof LoadProgress)[]) this.progress[k] = progress.reduce((a, p) => a + p[k], 0);

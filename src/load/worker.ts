@@ -2,7 +2,7 @@
 // parallel.ts): a BuiltinEngine that owns every N-th arrival of the shared schedule, sending its
 // records and counts to the main thread in batches, with its own event-loop lag every second
 // (a thread that falls behind says so itself). Its clock is real: plan time is wall time.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { RealClock } from '../util/clock.js';
 import { BuiltinEngine, loadDispatcher, type EnginePart } from './builtin.js';
@@ -13,6 +13,8 @@ export interface WorkerInit {
   workload: Workload;
   index: number;
   of: number;
+  /** The main thread's clock (its anchor and performance.timeOrigin): the workers read the same time. */
+  clock: { anchor: number; timeOrigin: number };
 }
 
 /** What a worker tells the main thread (events in the order they happened). */
@@ -39,7 +41,8 @@ function main(): void {
   const port = parentPort;
   if (!port) throw new Error('load-worker.js runs as a worker thread of the builtin engine');
   const init = workerData as WorkerInit;
-  const clock = new RealClock();
+  // the main thread's time: its anchor, moved to this thread's performance.now() origin
+  const clock = new RealClock(init.clock.anchor + (performance.timeOrigin - init.clock.timeOrigin));
   const abort = new AbortController();
   const post = (m: FromWorker): void => port.postMessage(m);
   let engine: BuiltinEngine | null = null;

@@ -375,7 +375,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
         return {
           name,
           kind: kindOf(name),
-          host: host ?? hostname(),
+          host: host ?? run.host ?? hostname(),
           loop_lag_p99_max_ms: name.startsWith('k6') ? null : r4(store.telemetryMax(runId, node, 'loop_lag_p99_ms')),
           k6_cpu_max_cores: name.startsWith('k6') ? r4(store.telemetryMax(runId, node, 'k6_cpu_cores')) : null,
           late_max_ms: name.startsWith('k6-') ? r4(store.telemetryMax(runId, node, 'late_ms_max')) : null,

@@ -31,7 +31,14 @@ export async function dryRunPlan(plan: Plan, ctx: { docker: Docker | null; log: 
   const rate = l.rate !== undefined ? `${l.rate} req/s` : `stages from ${l.start_rate} req/s: ${(l.stages ?? []).map((s) => `${s.target}/s over ${formatDuration(s.duration)}`).join(', ')}`;
   lines.push(`wait until every target's ${plan.probes.path} answers 2xx (at most ${formatDuration(plan.ready_timeout)})`);
   const gens = resolveParallelism(l.parallelism);
-  const split = gens === 1 ? '' : l.engine === 'k6' ? ` split over ${gens} k6 processes (execution segments)` : ` on ${gens} worker threads`;
+  const hosts = l.k6_hosts;
+  const split = hosts
+    ? ` split over ${hosts.reduce((a, h) => a + h.instances, 0)} k6 instances (execution segments): ${hosts.map((h) => `${h.instances} on ${h.host === 'local' ? 'this machine' : h.host}`).join(', ')}`
+    : gens === 1
+      ? ''
+      : l.engine === 'k6'
+        ? ` split over ${gens} k6 processes (execution segments)`
+        : ` on ${gens} worker threads`;
   lines.push(`load: ${l.engine} engine${split}, ${rate} in total (${l.arrival} arrivals, open loop) for ${formatDuration(plan.duration)}, timeout ${formatDuration(l.timeout)}`);
   lines.push(`probes: ${plan.probes.path} every ${formatDuration(plan.probes.interval)} per node (timeout ${formatDuration(plan.probes.timeout)}); a one-token canary every ${formatDuration(plan.probes.canary_interval)}; both every ${formatDuration(plan.probes.fast_interval)}, concurrently on fresh connections, while a node is faulted, suspect, busy, down or recovering`);
   const caps = await detectHostCaps();

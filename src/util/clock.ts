@@ -62,7 +62,12 @@ function deadlineOn(clock: Clock, ms: number): AbortSignal {
  */
 export class RealClock implements Clock {
   readonly timeScale = 1;
-  private readonly anchor = Date.now() - performance.now();
+  /** Epoch ms at this thread's performance.now() = 0 (given: another thread's clock, carried over). */
+  readonly anchor: number;
+
+  constructor(anchor?: number) {
+    this.anchor = anchor ?? Date.now() - performance.now();
+  }
 
   now(): number {
     return this.anchor + performance.now();

@@ -32,7 +32,7 @@ describe('ssh:// load hosts', () => {
     expect(parseSshUrl('ssh://gauntlet@loadgen-1.example:2222')).toEqual({ user: 'gauntlet', host: 'loadgen-1.example', port: 2222 });
     expect(parseSshUrl('ssh://10.0.0.5')).toEqual({ user: null, host: '10.0.0.5', port: 22 });
     expect(parseSshUrl('ssh://[::1]:22')).toEqual({ user: null, host: '::1', port: 22 });
-    for (const bad of ['loadgen-1', 'ssh://a b', 'ssh://x;rm -rf /', 'ssh://h:99999', 'http://h']) expect(parseSshUrl(bad), bad).toBeNull();
+    for (const bad of ['loadgen-1', 'ssh://a b', 'ssh://x;rm -rf /', 'ssh://h:99999', 'http://h', 'ssh://-V', 'ssh://-oProxyCommand=x@h', 'ssh://u@-h']) expect(parseSshUrl(bad), bad).toBeNull();
     expect(sshHostName({ user: 'g', host: 'h', port: 22 })).toBe('g@h');
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
     const hosts = k6HostsOf([{ host: 'local', instances: 1, k6: 'k6' }, { host: 'ssh://g@h:2222', instances: 2, k6: '/opt/k6', identity_file: 'keys/id' }], '/plans');
@@ -98,8 +98,9 @@ describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', 
     expect(leftovers()).toEqual([]);
   }, 120_000);
 
-  it('a stop reaches the remote k6 through its REST API: nothing is left running there', async () => {
-    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [sshHost(), sshHost()] });
+  it('a single remote instance runs, and a stop reaches it through its REST API: nothing is left running there', async () => {
+    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [sshHost()] });
+    expect(engine.generators()).toEqual([{ name: 'k6-1', host: `${server.user}@127.0.0.1:${server.port}` }]);
     const ac = new AbortController();
     let records = 0;
     const started = Date.now();

@@ -150,5 +150,8 @@ describe('builtin engine on worker threads', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
     await expect(new ParallelBuiltinEngine(new VirtualClock(0), 2).run(w, new AbortController().signal, { record: () => undefined })).rejects.toThrow(/real time/);
     expect(() => new ParallelBuiltinEngine(clock, 0)).toThrow(/whole number/);
+    // max_in_flight is the plan's over all threads: 3 cannot be shared by 2 threads over 2 targets
+    const capped = { ...w, targets: [w.targets[0] as (typeof w.targets)[number], { node: 'b', endpoint }], maxInFlight: 3 };
+    await expect(new ParallelBuiltinEngine(clock, 2).run(capped, new AbortController().signal, { record: () => undefined })).rejects.toThrow(/max_in_flight 3 cannot be shared by 2 threads over 2 targets/);
   });
 });

@@ -35,7 +35,7 @@ export const K6_EXIT_CODES: Record<number, string> = {
   103: 'engine error',
   104: 'invalid configuration',
   105: 'aborted from outside',
-  106: 'cannot start its REST API (is port 6565 taken?)',
+  106: 'cannot start its REST API (its address is taken)',
   107: 'the script threw an exception',
   108: 'the script aborted the test',
 };
@@ -94,8 +94,9 @@ async function waitPaused(port: number, exited: Promise<unknown>, signal: AbortS
   for (let i = 0; i < 600 && !gone && !signal.aborted; i++) {
     try {
       const r = await request(`http://127.0.0.1:${port}/v1/status`, { headersTimeout: 1000, bodyTimeout: 1000 });
-      await r.body.dump();
-      if (r.statusCode === 200) return true;
+      const body = (await r.body.json().catch(() => null)) as { data?: { attributes?: { paused?: boolean } } } | null;
+      // ready: up, and paused (as asked) before its test starts
+      if (r.statusCode === 200 && body?.data?.attributes?.paused === true) return true;
     } catch {
       // not listening yet
     }
@@ -196,13 +197,13 @@ export class K6Engine implements LoadEngine {
   /** Starts one k6 process writing its JSON output into `fifo`, and reads that as it comes. */
   private launch(
     name: string,
-    fifo: string,
+    fifo: string | null,
     parser: K6OutputParser,
     extra: string[],
     configPath: string,
     script: string,
   ): { child: ChildProcess; exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>; stderrTail: string[]; opened: () => boolean; reading: Promise<Error | null> } {
-    const child = spawn(this.binary.path, ['run', '--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', `json=${fifo}`, '-e', `GAUNTLET_CONFIG=${configPath}`, script], {
+    const child = spawn(this.binary.path, ['run', '--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', `json=${fifo ?? '-'}`, '-e', `GAUNTLET_CONFIG=${configPath}`, script], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
     });
@@ -212,16 +213,16 @@ export class K6Engine implements LoadEngine {
       stderrTail.push(l);
       if (stderrTail.length > 20) stderrTail.shift();
     });
-    child.stdout.resume();
+    if (fifo) child.stdout.resume();
     // 'close' (not 'exit'): stderr is fully read by then. A spawn failure ends it too.
     const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
       child.once('error', (err) => resolve([null, null, err]));
       child.once('close', (code, sig) => resolve([code, sig, null]));
     });
     void exited.then(() => this.running.delete(name));
-    let opened = false;
+    let opened = fifo === null;
     const reading = (async (): Promise<Error | null> => {
-      const input = createReadStream(fifo, { encoding: 'utf8' });
+      const input = fifo ? createReadStream(fifo, { encoding: 'utf8' }) : child.stdout;
       input.on('open', () => (opened = true));
       for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
       parser.end();
@@ -238,9 +239,11 @@ export class K6Engine implements LoadEngine {
     extra: string[],
     ports: { local: number; remote: number },
   ): { child: ChildProcess; exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>; stderrTail: string[]; opened: () => boolean; reading: Promise<Error | null> } {
-    const child = spawnRemoteK6(host, dir, ['--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', 'json=/dev/stdout', '-e', `GAUNTLET_CONFIG=${dir}/config.json`, `${dir}/scenario.js`], ports);
+    const child = spawnRemoteK6(host, dir, ['--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', 'json=-', '-e', `GAUNTLET_CONFIG=${dir}/config.json`, `${dir}/scenario.js`], ports);
     const stderrTail: string[] = [];
     createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (l) => {
+      // (ssh's own noise while the REST API is polled before k6 listens)
+      if (/^channel \d+: open failed/.test(l)) return;
       stderrTail.push(l);
       if (stderrTail.length > 20) stderrTail.shift();
     });
@@ -318,7 +321,10 @@ export class K6Engine implements LoadEngine {
       const hosts = this.hosts();
       const names = this.generators().map((g) => g.name);
       const segments = segmentSequence(n);
-      const ports = n > 1 ? await Promise.all(names.map(() => freePort())) : [];
+      // A REST API address for each instance that needs one: every instance when there are
+      // several (to resume them together), and a remote one always (to stop it: a signal to ssh
+      // does not reach it).
+      const ports = await Promise.all(hosts.map((h) => (n > 1 || h.kind === 'ssh' ? freePort() : Promise.resolve(null))));
       // Remote hosts: the bundle, a config naming the files where they will be there, and the prompts.
       const settled = await Promise.allSettled(
         hosts.map(async (h, i) => {
@@ -332,6 +338,7 @@ export class K6Engine implements LoadEngine {
           try {
             await uploadBundle(h, rdir, files);
           } catch (err) {
+            await removeRemoteDir(h, rdir);
             throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`(${names[i]} on ${sshHostName(h)}) could not be set up: ${(err as Error).message}`]);
           }
           // the REST API's port there: one of Gauntlet's choosing (k6 says 106 if it is taken)
@@ -346,9 +353,12 @@ export class K6Engine implements LoadEngine {
       }
       const instances = await Promise.all(
         names.map(async (name, i) => {
-          const fifo = join(dir, `out-${i + 1}.jsonl`);
+          // One local instance writes into a FIFO (as before several existed); several write to their
+          // stdout, `json=-` (a FIFO's open would hold one of libuv's four threads each until k6
+          // opens it; and /dev/stdout cannot be opened when stdout is Node's socket pair).
           const there = remote[i];
-          if (!there) await run('mkfifo', [fifo]);
+          const fifo = !there && n === 1 ? join(dir, 'out.jsonl') : null;
+          if (fifo) await run('mkfifo', [fifo]);
           // each instance's own lateness, when there are several: which one fell behind
           const late = new Lateness((at, ms) => sink.generator?.(name, at, 'late_ms_max', ms));
           const instanceSink: LoadSink =
@@ -370,21 +380,29 @@ export class K6Engine implements LoadEngine {
             },
           );
           // With several instances each runs its execution segment, paused until all are ready.
-          const split = (address: number): string[] =>
-            n > 1 ? ['--execution-segment', `${segments[i]}:${segments[i + 1]}`, '--execution-segment-sequence', segments.join(','), '--paused', '--address', `127.0.0.1:${address}`] : [];
+          const split = (address: number | null): string[] => [
+            ...(n > 1 ? ['--execution-segment', `${segments[i]}:${segments[i + 1]}`, '--execution-segment-sequence', segments.join(','), '--paused'] : []),
+            ...(address !== null ? ['--address', `127.0.0.1:${address}`] : []),
+          ];
           const launched = there
             ? this.launchRemote(there.host, there.dir, parser, split(there.remotePort), { local: ports[i] as number, remote: there.remotePort })
-            : this.launch(name, fifo, parser, split(ports[i] as number), configPath, script);
+            : this.launch(name, fifo, parser, split(ports[i] ?? null), configPath, script);
           void launched.reading.then(() => late.flush());
           return { name, fifo, parser, port: ports[i] ?? null, remote: there, ...launched };
         }),
       );
+      // A stop: each instance's REST API (a remote k6 hears nothing else) and SIGINT to a local one,
+      // k6's own graceful stop; after a grace, SIGKILL (a remote k6 is then killed by removeRemoteDir).
+      const graceMs = Math.max(...w.mix.map((m) => m.timeoutMs)) + 15_000;
+      let killTimer: NodeJS.Timeout | null = null;
       const stopAll = (): void => {
         for (const x of instances) {
-          // a remote k6 does not hear a signal sent to ssh: it is stopped through its REST API
           if (x.port !== null) void stopK6(x.port).catch(() => undefined);
           if (!x.remote) x.child.kill('SIGINT');
         }
+        killTimer ??= setTimeout(() => {
+          for (const x of instances) x.child.kill('SIGKILL');
+        }, graceMs);
       };
       // One instance failing stops the others: the load is no longer the plan's.
       let failed: { name: string; code: number | null; sig: NodeJS.Signals | null; err: Error | null; tail: string[] } | null = null;
@@ -396,15 +414,8 @@ export class K6Engine implements LoadEngine {
         });
       }
 
-      // Ctrl-C: k6's own graceful stop (SIGINT), then a bounded wait before SIGKILL.
-      const graceMs = Math.max(...w.mix.map((m) => m.timeoutMs)) + 15_000;
-      let killTimer: NodeJS.Timeout | null = null;
-      const onAbort = (): void => {
-        stopAll();
-        killTimer ??= setTimeout(() => {
-          for (const x of instances) x.child.kill('SIGKILL');
-        }, graceMs);
-      };
+      // Ctrl-C
+      const onAbort = stopAll;
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
 
@@ -414,7 +425,15 @@ export class K6Engine implements LoadEngine {
         const ready = await Promise.all(instances.map((x, i) => waitPaused(ports[i] as number, x.exited, signal)));
         if (ready.every(Boolean) && !failed && !signal.aborted) {
           log.info({ instances: n, segments: segments.join(',') }, 'k6 instances ready: resuming them together');
-          await Promise.all(ports.map((port) => resume(port).catch((err: Error) => log.warn(`could not resume k6 on port ${port}: ${err.message}`))));
+          // (one that cannot be resumed would wait paused for ever: the run fails and all stop)
+          await Promise.all(
+            instances.map((x) =>
+              resume(x.port as number).catch((err: Error) => {
+                failed ??= { name: x.name, code: null, sig: null, err: new Error(`could not be resumed through its REST API: ${err.message}`), tail: x.stderrTail };
+              }),
+            ),
+          );
+          if (failed) stopAll();
         } else {
           const slow = instances[ready.findIndex((x) => !x)];
           if (slow && !signal.aborted) failed ??= { name: slow.name, code: null, sig: null, err: new Error('did not become ready (its REST API did not answer within a minute, or it ended first)'), tail: slow.stderrTail };
@@ -426,7 +445,7 @@ export class K6Engine implements LoadEngine {
       signal.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
       for (const x of instances) {
-        if (!x.opened()) {
+        if (x.fifo && !x.opened()) {
           // k6 ended without opening its output: open the FIFO's write end once so the reader ends.
           try {
             closeSync(openSync(x.fifo, constants.O_WRONLY | constants.O_NONBLOCK));
@@ -450,7 +469,8 @@ export class K6Engine implements LoadEngine {
         if (results.some((r) => r[0] === 99)) log.warn('k6 says thresholds were crossed (exit 99); Gauntlet judges its own gates, so the run goes on');
         return;
       }
-      const meaning = f.err ? f.err.message : f.code === null ? `was killed by ${f.sig}` : `exited with code ${f.code}${K6_EXIT_CODES[f.code] ? ` (${K6_EXIT_CODES[f.code]})` : ''}`;
+      const viaSsh = instances.find((x) => x.name === f.name)?.remote;
+      const meaning = f.err ? f.err.message : viaSsh && f.code === 255 ? `could not be reached or run over ssh (${sshHostName(viaSsh.host)}, ssh exit 255)` : f.code === null ? `was killed by ${f.sig}` : `exited with code ${f.code}${K6_EXIT_CODES[f.code] ? ` (${K6_EXIT_CODES[f.code]})` : ''}`;
       throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`${n > 1 ? `(${f.name}) ` : ''}${meaning}${f.tail.length ? `; its last output:\n${f.tail.join('\n')}` : ''}`]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -51,7 +51,7 @@ export function k6OperatorManifest(w: Workload, bundle: string, o: OperatorOptio
       parallelism: o.parallelism,
       script: { configMap: { name: `${o.name}-scenario`, file: 'scenario.js' } },
       // each runner's JSON output on its stdout: `kubectl logs job/<name>-<i>` reads it back
-      arguments: `--no-usage-report --no-summary --out json=/dev/stdout -e GAUNTLET_CONFIG=${OPERATOR_MOUNT}/config.json`,
+      arguments: `--no-usage-report --no-summary --out json=- -e GAUNTLET_CONFIG=${OPERATOR_MOUNT}/config.json`,
       ...(o.image ? { runner: { image: o.image } } : {}),
     },
   };

@@ -43,7 +43,8 @@ export function k6HostsOf(entries: readonly { host: string; instances: number; k
 /** A k6 path or command name as the remote shell will see it: no spaces, quotes or metacharacters. */
 export const K6_PATH = /^[A-Za-z0-9_./+-]+$/;
 
-const SSH_URL = /^ssh:\/\/(?:([A-Za-z0-9._-]+)@)?([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+// (user and host start with a letter or digit: nothing ssh could take for an option)
+const SSH_URL = /^ssh:\/\/(?:([A-Za-z0-9][A-Za-z0-9._-]*)@)?([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
 
 /** ssh://[user@]host[:port] → its parts (null: not such a URL). */
 export function parseSshUrl(url: string): { user: string | null; host: string; port: number } | null {
@@ -64,10 +65,12 @@ export function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** ssh's own arguments: no prompts, bounded connect, keep-alives; then the destination. */
+/** ssh's own arguments: no prompts, host keys checked, bounded connect, keep-alives; then `--` and the destination. */
 export function sshArgs(h: SshHost, extra: string[] = []): string[] {
   return [
     '-o', 'BatchMode=yes',
+    // whatever the user's ssh config says: a host whose key is not known is refused
+    '-o', 'StrictHostKeyChecking=yes',
     '-o', 'ConnectTimeout=10',
     '-o', 'ServerAliveInterval=15',
     '-o', 'ServerAliveCountMax=4',
@@ -76,6 +79,7 @@ export function sshArgs(h: SshHost, extra: string[] = []): string[] {
     ...(h.identityFile ? ['-i', h.identityFile, '-o', 'IdentitiesOnly=yes'] : []),
     '-p', String(h.port),
     ...extra,
+    '--',
     h.user ? `${h.user}@${h.host}` : h.host,
   ];
 }
@@ -83,7 +87,7 @@ export function sshArgs(h: SshHost, extra: string[] = []): string[] {
 /** Runs one command there with `input` on its stdin; rejects with ssh's own words when it fails. */
 function sshRun(h: SshHost, command: string, input: Buffer | null, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = execFile('ssh', [...sshArgs(h), '--', command], { timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const child = execFile('ssh', [...sshArgs(h), command], { timeout: timeoutMs, maxBuffer: 1 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err) reject(new Error(`ssh ${sshHostName(h)}: ${(stderr || err.message).trim().split('\n').slice(-3).join(' ')}`));
       else resolve(stdout);
     });
@@ -103,10 +107,16 @@ export async function uploadBundle(h: SshHost, dir: string, files: readonly TarF
   await sshRun(h, `mkdir -p ${shellQuote(dir)} && tar -x -C ${shellQuote(dir)} && ${shellQuote(h.k6)} version`, filesTar(files), 60_000);
 }
 
-/** Removes the folder there (best effort: the run's result does not hang on it). */
+/**
+ * Kills a k6 still running from the folder there (one that never heard its stop: its REST API
+ * did not answer), then removes the folder. Best effort: the run's result does not hang on it.
+ */
 export async function removeRemoteDir(h: SshHost, dir: string): Promise<void> {
-  if (!/^\/tmp\/gauntlet-k6-[0-9a-f]{12}$/.test(dir)) throw new Error(`not a folder of Gauntlet's: ${dir}`);
-  await sshRun(h, `rm -rf ${shellQuote(dir)}`, null, 30_000).catch(() => undefined);
+  const m = /^\/tmp\/gauntlet-k6-([0-9a-f]{12})$/.exec(dir);
+  if (!m) throw new Error(`not a folder of Gauntlet's: ${dir}`);
+  // ([g]…: the pattern does not match the shell that runs pkill, whose command line holds it)
+  const pattern = `[g]auntlet-k6-${m[1]}/scenario[.]js`;
+  await sshRun(h, `pkill -KILL -f -- ${shellQuote(pattern)}; rm -rf ${shellQuote(dir)}`, null, 30_000).catch(() => undefined);
 }
 
 /**
@@ -115,5 +125,5 @@ export async function removeRemoteDir(h: SshHost, dir: string): Promise<void> {
  */
 export function spawnRemoteK6(h: SshHost, dir: string, args: readonly string[], ports: { local: number; remote: number }): ChildProcess {
   const command = ['exec', h.k6, 'run', ...args].map(shellQuote).join(' ');
-  return spawn('ssh', [...sshArgs(h, ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${ports.local}:127.0.0.1:${ports.remote}`]), '--', `cd ${shellQuote(dir)} && ${command}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn('ssh', [...sshArgs(h, ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${ports.local}:127.0.0.1:${ports.remote}`]), `cd ${shellQuote(dir)} && ${command}`], { stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -34,7 +34,7 @@ describe('k6-operator manifest', () => {
     expect(tr.spec).toEqual({
       parallelism: 6,
       script: { configMap: { name: 'nightly-scenario', file: 'scenario.js' } },
-      arguments: '--no-usage-report --no-summary --out json=/dev/stdout -e GAUNTLET_CONFIG=/test/config.json',
+      arguments: '--no-usage-report --no-summary --out json=- -e GAUNTLET_CONFIG=/test/config.json',
       runner: { image: 'registry.local/k6-sse:0.49' },
     });
     expect(tr.metadata.labels['app.kubernetes.io/managed-by']).toBe('gauntlet');
