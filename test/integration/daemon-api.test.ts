@@ -129,6 +129,14 @@ describe('daemon API', () => {
     expect((await d.app.inject({ url: '/api/runs?limit=0', headers: auth() })).statusCode).toBe(400);
   });
 
+  it('a plan sent over the API may not run k6 on SSH hosts (it would log in with the daemon\'s keys)', async () => {
+    const text = planText('ssh').replace('load: { rate: 1, model: m }', 'load: { engine: k6, rate: 1, model: m, k6_hosts: [{ host: "ssh://g@loadgen-1" }] }');
+    const r = await d.app.inject({ method: 'POST', url: '/api/runs', headers: auth(), payload: { plan_text: text } });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error.message).toMatch(/plans sent over the API may not run k6 on SSH hosts/);
+    expect(d.store.listRuns(50).some((x) => x.plan_name === 'ssh')).toBe(false);
+  });
+
   it('starts a run, refuses a second while it runs (409) unless queued, stops it (aborted, with a report), then runs the queued one', async () => {
     engineMs = 60_000;
     const post = (body: unknown) => d.app.inject({ method: 'POST', url: '/api/runs', headers: auth(), payload: body as Record<string, unknown> });
