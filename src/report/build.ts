@@ -108,6 +108,8 @@ export interface ReportJson {
       k6_cpu_max_cores: number | null;
       /** One of several k6 instances (on any host): how late it started an arrival, at most (ms). */
       late_max_ms: number | null;
+      /** On another host: how far its clock was from this one's (theirs − ours, ms); its samples' times were corrected by it. */
+      clock_offset_ms: number | null;
     }[];
   };
   mtbf: {
@@ -379,6 +381,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
           loop_lag_p99_max_ms: name.startsWith('k6') ? null : r4(store.telemetryMax(runId, node, 'loop_lag_p99_ms')),
           k6_cpu_max_cores: name.startsWith('k6') ? r4(store.telemetryMax(runId, node, 'k6_cpu_cores')) : null,
           late_max_ms: name.startsWith('k6-') ? r4(store.telemetryMax(runId, node, 'late_ms_max')) : null,
+          clock_offset_ms: host !== null ? r4(store.telemetryMax(runId, node, 'clock_offset_ms')) : null,
         };
       });
       const g = judgeGenerator({ loadStartedAt: loadStart, loadEndedAt: loadEnd, windowMs: plan.load.window, ...signals, queueWindows: capped ? [] : signals.queueWindows, limitShare: limit });

@@ -169,7 +169,7 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
   );
   if (g.generators.length > 1) {
     out.push('', '| generator | kind | host | event loop lag p99, at most | CPU, at most | sends late, at most |', '|---|---|---|---|---|---|');
-    for (const x of g.generators) out.push(`| ${x.name} | ${x.kind} | ${x.host} | ${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`} | ${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`} | ${x.late_max_ms === null ? '—' : `${x.late_max_ms.toFixed(0)} ms`} |`);
+    for (const x of g.generators) out.push(`| ${x.name} | ${x.kind} | ${x.host}${x.clock_offset_ms === null ? '' : ` (clock ${x.clock_offset_ms >= 0 ? '+' : ''}${x.clock_offset_ms.toFixed(1)} ms, corrected)`} | ${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`} | ${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`} | ${x.late_max_ms === null ? '—' : `${x.late_max_ms.toFixed(0)} ms`} |`);
   }
   out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
   for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);

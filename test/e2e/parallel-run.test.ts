@@ -21,7 +21,7 @@ if (process.env.CI === 'true' && !sshd) throw new Error('parallel-run.test.ts: C
 
 interface Report {
   run: { status: string; engine: { name: string; capabilities: { notes: string[] } } | null };
-  generator: { kept_up: boolean; generators: { name: string; kind: string; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null; late_max_ms: number | null }[] };
+  generator: { kept_up: boolean; generators: { name: string; kind: string; host: string; loop_lag_p99_max_ms: number | null; k6_cpu_max_cores: number | null; late_max_ms: number | null; clock_offset_ms: number | null }[] };
   requests: { accounting: { planned: number; sent: number; missed: number; interrupted: number; cancelled: number } | null };
 }
 
@@ -81,7 +81,11 @@ describe('gauntlet run with several load generators', () => {
       expect(a?.sent).toBeGreaterThanOrEqual(98);
       expect(readFileSync(join(dir, 'reports', id, 'report.md'), 'utf8')).toContain(`| ${names[1]} |`);
       // where each ran: this machine, or the SSH host
-      if (title.includes('SSH')) expect(report.generator.generators.map((g) => g.host).slice(-1)).toEqual([`${server?.user}@127.0.0.1:${server?.port}`]);
+      if (title.includes('SSH')) {
+        expect(report.generator.generators.map((g) => g.host).slice(-1)).toEqual([`${server?.user}@127.0.0.1:${server?.port}`]);
+        // its clock was measured (the same machine's: near 0) and its times corrected by it
+        expect(Math.abs(report.generator.generators.at(-1)?.clock_offset_ms as number)).toBeLessThan(50);
+      }
       expect(r.code, r.stdout + r.stderr).toBe(0);
     }, 90_000);
   }

@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { K6Engine } from '../../src/load/k6/engine.js';
-import { k6HostsOf, parseSshUrl, shellQuote, sshHostName } from '../../src/load/k6/remote.js';
+import { k6HostsOf, parseSshUrl, remoteClockOffset, shellQuote, sshHostName } from '../../src/load/k6/remote.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
 import { freePort } from '../../src/util/ports.js';
@@ -76,9 +76,13 @@ describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', 
       const recs: RequestRecord[] = [];
       let planned = 0;
       const late: string[] = [];
-      await engine.run(workload(4000), signal, { record: (r) => recs.push(r), planned: (_n, _a, c) => (planned += c), generator: (name) => late.push(name) });
+      await engine.run(workload(4000), signal, { record: (r) => recs.push(r), planned: (_n, _a, c) => (planned += c), generator: (name, _at, metric) => metric === 'late_ms_max' && late.push(name) });
       return { recs, planned, late };
     };
+    // the "remote" host is this machine: its clock is this one's, to the measurement's error
+    const offset = await remoteClockOffset(sshHost());
+    expect(offset).not.toBeNull();
+    expect(Math.abs((offset as { offsetMs: number }).offsetMs)).toBeLessThanOrEqual((offset as { errorMs: number }).errorMs + 5);
     const one = await run(await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }));
     const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [{ kind: 'local' }, sshHost(), sshHost()] });
     expect(engine.generators()).toEqual([

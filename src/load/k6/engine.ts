@@ -20,7 +20,7 @@ import { locateK6, probeK6, type K6Binary } from './binary.js';
 import { bundleScenario } from './bundle.js';
 import { k6Config } from './config.js';
 import { K6OutputParser } from './output.js';
-import { removeRemoteDir, remoteDir, spawnRemoteK6, sshHostName, uploadBundle, type K6Host, type SshHost } from './remote.js';
+import { remoteClockOffset, removeRemoteDir, remoteDir, spawnRemoteK6, sshHostName, uploadBundle, type K6Host, type SshHost } from './remote.js';
 
 const run = promisify(execFile);
 
@@ -335,14 +335,18 @@ export class K6Engine implements LoadEngine {
             { name: 'config.json', content: Buffer.from(JSON.stringify(k6Config(w, (k) => `${rdir}/prompts-${k}.json`))) },
             ...w.mix.flatMap((m, k) => (m.prompts ? [{ name: `prompts-${k}.json`, content: Buffer.from(JSON.stringify(m.prompts)) }] : [])),
           ];
+          let clock: { offsetMs: number; errorMs: number } | null = null;
           try {
-            await uploadBundle(h, rdir, files);
+            [clock] = await Promise.all([remoteClockOffset(h), uploadBundle(h, rdir, files)]);
           } catch (err) {
             await removeRemoteDir(h, rdir);
             throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`(${names[i]} on ${sshHostName(h)}) could not be set up: ${(err as Error).message}`]);
           }
           // the REST API's port there: one of Gauntlet's choosing (k6 says 106 if it is taken)
-          return { host: h, dir: rdir, remotePort: 30_000 + randomInt(30_000) };
+          // Its k6 stamps samples with its own clock: brought onto this one's.
+          if (clock) log.info({ instance: names[i], host: sshHostName(h), offsetMs: clock.offsetMs, errorMs: clock.errorMs }, `${names[i]} on ${sshHostName(h)}: its clock is ${clock.offsetMs.toFixed(1)} ± ${clock.errorMs.toFixed(1)} ms off this one's; its samples' times are corrected`);
+          else log.warn(`${names[i]} on ${sshHostName(h)}: its clock's offset could not be measured (no date +%s%N there): its samples keep that host's times`);
+          return { host: h, dir: rdir, remotePort: 30_000 + randomInt(30_000), clock };
         }),
       );
       const remote = settled.map((x) => (x.status === 'fulfilled' ? x.value : null));
@@ -372,7 +376,7 @@ export class K6Engine implements LoadEngine {
                 }
               : counting;
           const parser = new K6OutputParser(
-            { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb', nextSeq },
+            { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb', nextSeq, ...(there?.clock ? { clockShiftMs: -there.clock.offsetMs } : {}) },
             instanceSink,
             (m) => {
               if (++problems <= 20) log.warn(n > 1 ? `${name}: ${m}` : m);
@@ -388,6 +392,7 @@ export class K6Engine implements LoadEngine {
             ? this.launchRemote(there.host, there.dir, parser, split(there.remotePort), { local: ports[i] as number, remote: there.remotePort })
             : this.launch(name, fifo, parser, split(ports[i] ?? null), configPath, script);
           void launched.reading.then(() => late.flush());
+          if (there?.clock) sink.generator?.(name, Date.now(), 'clock_offset_ms', there.clock.offsetMs);
           return { name, fifo, parser, port: ports[i] ?? null, remote: there, ...launched };
         }),
       );

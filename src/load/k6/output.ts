@@ -39,6 +39,11 @@ export interface K6ParseOptions {
   ttftFrom: 'metric' | 'ttfb';
   /** Numbers records (seq) when several parsers (k6 instances) feed one run; else each counts from 1. */
   nextSeq?: () => number;
+  /**
+   * Added to every time k6 writes (ms): a k6 on another host stamps its samples with that host's
+   * clock, this brings them onto this one's (this clock − that clock).
+   */
+  clockShiftMs?: number;
 }
 
 const TTFT_METRICS = new Set(['gauntlet_ttft', 'llm_ttft']);
@@ -102,7 +107,7 @@ export class K6OutputParser {
     }
     const l = r.data;
     if (l.type === 'Metric') return;
-    const time = parseK6Time(l.data.time);
+    const time = parseK6Time(l.data.time) + (this.opts.clockShiftMs ?? 0);
     if (!Number.isFinite(time)) return this.problem(`data.time: not an RFC 3339 time: ${l.data.time}`);
     this.stats.points++;
     this.point(l.metric, time, l.data.value, l.data.tags ?? {}, l.data.metadata);

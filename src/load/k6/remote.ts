@@ -7,6 +7,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { filesTar, type TarFile } from '../../docker/tar.js';
 
 export interface SshHost {
@@ -105,6 +106,55 @@ export function remoteDir(): string {
 export async function uploadBundle(h: SshHost, dir: string, files: readonly TarFile[]): Promise<void> {
   if (!K6_PATH.test(h.k6)) throw new Error(`k6 path ${JSON.stringify(h.k6)}: expected a path or command name without spaces or shell characters`);
   await sshRun(h, `mkdir -p ${shellQuote(dir)} && tar -x -C ${shellQuote(dir)} && ${shellQuote(h.k6)} version`, filesTar(files), 60_000);
+}
+
+/**
+ * How far that host's clock is from this one's (theirs − ours, ms), from one SSH session: a few
+ * lines sent and `date +%s%N` read back each time, the reading taken at the midpoint of the
+ * quickest round trip (its half is the error). Null when the host's `date` cannot say nanoseconds.
+ */
+export function remoteClockOffset(h: SshHost, rounds = 5): Promise<{ offsetMs: number; errorMs: number } | null> {
+  return new Promise((resolve) => {
+    const child = spawn('ssh', [...sshArgs(h), 'while read -r _; do date +%s%N; done'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    let best: { offsetMs: number; errorMs: number } | null = null;
+    let sentAt = 0;
+    let left = rounds;
+    let buffered = '';
+    const ask = (): void => {
+      sentAt = performance.timeOrigin + performance.now();
+      child.stdin.write('\n');
+    };
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        const now = performance.timeOrigin + performance.now();
+        if (!/^\d{19}$/.test(line)) {
+          child.stdin.end();
+          continue;
+        }
+        const theirs = Number(BigInt(line) / 1000n) / 1000; // ns → ms, µs kept
+        const rtt = now - sentAt;
+        if (!best || rtt / 2 < best.errorMs) best = { offsetMs: theirs - (sentAt + rtt / 2), errorMs: rtt / 2 };
+        if (--left > 0) ask();
+        else child.stdin.end();
+      }
+    });
+    child.stdin.on('error', () => undefined);
+    child.once('close', () => {
+      clearTimeout(timer);
+      resolve(best);
+    });
+    child.once('error', () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+    // (the first round trip includes the session's setup: the quickest of the others counts)
+    ask();
+  });
 }
 
 /**

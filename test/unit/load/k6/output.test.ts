@@ -55,6 +55,22 @@ describe('k6 JSON output (real k6 v0.49 captures)', () => {
     expect(stats.malformed).toBe(0);
   });
 
+  it("a k6 on another host: its clock's offset is taken off every time (the load's span, sends, ends), durations unchanged", () => {
+    const lines = real('chat-nonstream.out.jsonl');
+    const here = parse(lines);
+    const there = parse(lines, { clockShiftMs: -1234.5 });
+    expect(there.records).toHaveLength(here.records.length);
+    for (let i = 0; i < here.records.length; i++) {
+      const a = here.records[i] as RequestRecord;
+      const b = there.records[i] as RequestRecord;
+      expect(b.sentAt).toBeCloseTo(a.sentAt - 1234.5, 6);
+      expect(b.endAt).toBeCloseTo(a.endAt - 1234.5, 6);
+      expect(b.e2eMs).toBeCloseTo(a.e2eMs, 9);
+      expect(b.ttftMs).toBe(a.ttftMs);
+    }
+    expect(there.calls.map(([k, at]) => [k, at + 1234.5])).toEqual(here.calls.map(([k, at]) => [k, expect.closeTo(at, 6)]));
+  });
+
   it('k6/http, target killed mid-run: in-flight resets and refused connections are conn_error; dropped iterations are schedule misses', () => {
     const { records, misses } = parse(real('chat-killed.out.jsonl'));
     expect(records).toHaveLength(25);
