@@ -1,4 +1,5 @@
 // Building request records and window rows for analysis tests.
+import { encodeHistogram, mergeHistograms, newHistogram, recordMs } from '../../src/analysis/histogram.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { WindowAggregator } from '../../src/load/windows.js';
 import { latencyRow, loadRow } from '../../src/store/store.js';
@@ -65,4 +66,20 @@ export function windowRows(
   for (const r of records) agg.record(r);
   agg.flush();
   return { loadWindows, latencyWindows, loadRollups, latencyRollups };
+}
+
+/**
+ * A ttft percentile of records two ways: from histograms of slices of `slice` samples, merged (as
+ * windows and generators merge), and from the samples themselves (ground truth).
+ */
+export function ttftMergedAndRaw(recs: readonly RequestRecord[], p: number, slice: number): { merged: number; raw: number } {
+  const values = recs.filter((r) => r.ttftMs !== null).map((r) => r.ttftMs as number);
+  const slices: string[] = [];
+  for (let i = 0; i < values.length; i += slice) {
+    const h = newHistogram();
+    for (const v of values.slice(i, i + slice)) recordMs(h, v);
+    slices.push(encodeHistogram(h));
+  }
+  const sorted = [...values].sort((a, b) => a - b);
+  return { merged: mergeHistograms(slices).percentile(p) as number, raw: sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1] as number };
 }

@@ -2,16 +2,13 @@
 // against the simulator: the same arrivals as one k6 (k6 splits every scenario's iterations
 // exactly), every record read back from every instance's output into one run, numbered once,
 // and the same server latency. Skipped, saying so, without a real k6.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHistogram, mergeHistograms, newHistogram, recordMs } from '../../src/analysis/histogram.js';
-import { simBundlePath } from '../../src/docker/sim-image.js';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { K6Engine, segmentSequence } from '../../src/load/k6/engine.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
-import { freePort } from '../../src/util/ports.js';
+import { ttftMergedAndRaw } from '../helpers/records.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
 const path = locateK6();
@@ -41,19 +38,6 @@ async function run(engine: K6Engine, w: Parameters<K6Engine['run']>[0]): Promise
   return { recs, planned, misses, processesSeen };
 }
 
-/** A percentile from histograms of slices of the samples (merged), and from the samples themselves. */
-function ttft(recs: RequestRecord[], p: number): { merged: number; raw: number } {
-  const values = recs.filter((r) => r.ttftMs !== null).map((r) => r.ttftMs as number);
-  const slices: string[] = [];
-  for (let i = 0; i < values.length; i += 29) {
-    const h = newHistogram();
-    for (const v of values.slice(i, i + 29)) recordMs(h, v);
-    slices.push(encodeHistogram(h));
-  }
-  const sorted = [...values].sort((a, b) => a - b);
-  return { merged: mergeHistograms(slices).percentile(p) as number, raw: sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1] as number };
-}
-
 describe('k6 execution segments', () => {
   it('splits a plan into equal segments', () => {
     expect(segmentSequence(1)).toEqual(['0', '1']);
@@ -62,19 +46,13 @@ describe('k6 execution segments', () => {
 });
 
 describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
-  let sim: ChildProcess;
+  let sim: SimProcess;
   let endpoint: string;
   beforeAll(async () => {
-    const port = await freePort();
-    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '8', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5'], { stdio: 'ignore' });
-    endpoint = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      const ok = await request(`${endpoint}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false);
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    sim = await startSimProcess(['--gpus', '8', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5']);
+    endpoint = sim.endpoint;
   });
-  afterAll(() => sim?.kill('SIGKILL'));
+  afterAll(() => sim?.kill());
 
   it('as 1 instance and as 3 segments: the same arrivals, every record numbered once, the same latency', async () => {
     const w = testWorkload({
@@ -93,8 +71,8 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
     const three = await run(engine, w);
     const lines: string[] = [];
     for (const p of [50, 99]) {
-      const a = ttft(one.recs, p);
-      const b = ttft(three.recs, p);
+      const a = ttftMergedAndRaw(one.recs, p, 29);
+      const b = ttftMergedAndRaw(three.recs, p, 29);
       lines.push(`ttft p${p}: 1 instance ${a.merged.toFixed(1)} ms, 3 segments ${b.merged.toFixed(1)} ms`);
       for (const x of [a, b]) expect(Math.abs(x.merged - x.raw)).toBeLessThanOrEqual(x.raw * 1e-3 + 1e-3);
     }
@@ -107,7 +85,7 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
     expect(new Set(three.recs.map((r) => r.node))).toEqual(new Set(['a', 'b']));
     for (const x of [one, three]) expect(x.recs.filter((r) => r.outcome !== 'ok').map((r) => r.error)).toEqual([]);
     // the same server read by both (k6 times in whole ms)
-    const p50 = [ttft(one.recs, 50).merged, ttft(three.recs, 50).merged];
+    const p50 = [ttftMergedAndRaw(one.recs, 50, 29).merged, ttftMergedAndRaw(three.recs, 50, 29).merged];
     for (const v of p50) expect(v).toBeGreaterThanOrEqual(29);
     expect(Math.abs((p50[0] as number) - (p50[1] as number))).toBeLessThanOrEqual(0.25 * Math.min(...p50) + 3);
   });

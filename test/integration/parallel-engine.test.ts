@@ -3,18 +3,15 @@
 // none of their records, and reads the same server's latency. The percentiles are read from
 // histograms built from every thread's samples (the windows' merge), and checked against the
 // raw samples of the same run.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mergeHistograms, newHistogram, recordMs, encodeHistogram } from '../../src/analysis/histogram.js';
-import { simBundlePath } from '../../src/docker/sim-image.js';
 import { BuiltinEngine } from '../../src/load/builtin.js';
 import { ParallelBuiltinEngine } from '../../src/load/parallel.js';
 import { RequestFactory } from '../../src/load/prompts.js';
 import type { LoadEngine, RequestRecord } from '../../src/load/types.js';
 import type { Workload } from '../../src/load/workload.js';
 import { RealClock, VirtualClock } from '../../src/util/clock.js';
-import { freePort } from '../../src/util/ports.js';
+import { ttftMergedAndRaw } from '../helpers/records.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
 const clock = new RealClock();
@@ -40,20 +37,6 @@ async function run(engine: LoadEngine, w: Workload): Promise<Ran> {
   return { start, recs, planned, lagSamples };
 }
 
-/** ttft percentile from one histogram per slice of the records (as windows and threads merge), and from the raw samples. */
-function ttft(recs: RequestRecord[], p: number): { merged: number; raw: number } {
-  const values = recs.filter((r) => r.ttftMs !== null).map((r) => r.ttftMs as number);
-  const slices: string[] = [];
-  for (let i = 0; i < values.length; i += 37) {
-    const h = newHistogram();
-    for (const v of values.slice(i, i + 37)) recordMs(h, v);
-    slices.push(encodeHistogram(h));
-  }
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return { merged: mergeHistograms(slices).percentile(p) as number, raw: sorted[rank - 1] as number };
-}
-
 describe('RequestFactory.skip', () => {
   it('makes the same draws as next(): the requests after a skip are the ones next() gives', () => {
     const w = { mix: [testMix({ name: 'a', promptTokens: { uniform: [8, 4000] }, maxTokens: { lognormal: { median: 64, sigma: 1 } } }), testMix({ name: 'b', weight: 2, api: 'completions', stream: false, prompts: [{ prompt: 'x' }, { prompt: 'yy', maxTokens: 7 }] })], defaultModel: 'm' };
@@ -68,26 +51,14 @@ describe('RequestFactory.skip', () => {
 });
 
 describe('builtin engine on worker threads', () => {
-  let sim: ChildProcess;
+  let sim: SimProcess;
   let endpoint: string;
 
   beforeAll(async () => {
-    const port = await freePort();
-    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '8', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5'], { stdio: 'ignore' });
-    endpoint = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      try {
-        const r = await request(`${endpoint}/health`);
-        await r.body.dump();
-        if (r.statusCode === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('simulator did not become healthy');
+    sim = await startSimProcess(['--gpus', '8', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5']);
+    endpoint = sim.endpoint;
   });
-  afterAll(() => sim.kill('SIGKILL'));
+  afterAll(() => sim?.kill());
 
   it('as 1 engine and as 4 threads: the same arrivals and requests, every record, the same latency', async () => {
     const w = testWorkload({
@@ -121,15 +92,15 @@ describe('builtin engine on worker threads', () => {
     expect(four.recs.every((r) => r.outputTokens === r.maxTokens && r.gaps.length === (r.maxTokens as number) - 1)).toBe(true);
     const lines: string[] = [];
     for (const p of [50, 99]) {
-      const a = ttft(one.recs, p);
-      const b = ttft(four.recs, p);
+      const a = ttftMergedAndRaw(one.recs, p, 37);
+      const b = ttftMergedAndRaw(four.recs, p, 37);
       lines.push(`ttft p${p}: 1 engine ${a.merged.toFixed(2)} ms (raw ${a.raw.toFixed(2)}), 4 threads ${b.merged.toFixed(2)} ms (raw ${b.raw.toFixed(2)})`);
       // merged histograms give the raw samples' percentile to their precision (3 digits)
       for (const x of [a, b]) expect(Math.abs(x.merged - x.raw)).toBeLessThanOrEqual(x.raw * 1e-3 + 1e-3);
     }
     process.stderr.write(`parallel builtin: ${one.recs.length} requests each; ${lines.join('; ')}\n`);
     // the same server read by both: the simulator's 30 ms ttft, give or take a busy machine
-    const p50 = [ttft(one.recs, 50).merged, ttft(four.recs, 50).merged];
+    const p50 = [ttftMergedAndRaw(one.recs, 50, 37).merged, ttftMergedAndRaw(four.recs, 50, 37).merged];
     for (const v of p50) expect(v).toBeGreaterThanOrEqual(30);
     expect(Math.abs((p50[0] as number) - (p50[1] as number))).toBeLessThanOrEqual(0.25 * Math.min(...p50) + 3);
   });

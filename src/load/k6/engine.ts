@@ -130,6 +130,43 @@ async function resume(port: number): Promise<void> {
   if (r.statusCode !== 200) throw new Error(`status ${r.statusCode}: ${text.slice(0, 200)}`);
 }
 
+/** A k6 process (local, or ssh running one): how it ended, its last stderr lines, its output being read. */
+interface LaunchedK6 {
+  child: ChildProcess;
+  exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>;
+  stderrTail: string[];
+  opened: () => boolean;
+  reading: Promise<Error | null>;
+}
+
+/**
+ * Watches a started k6: keeps its last 20 stderr lines (but those matching `noise`), and feeds its
+ * JSON output to the parser — from the FIFO it writes into, or (fifo null) from its stdout.
+ */
+function watchK6(child: ChildProcess, parser: K6OutputParser, fifo: string | null, noise: RegExp | null = null): LaunchedK6 {
+  const stderrTail: string[] = [];
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (l) => {
+    if (noise?.test(l)) return;
+    stderrTail.push(l);
+    if (stderrTail.length > 20) stderrTail.shift();
+  });
+  if (fifo) child.stdout?.resume();
+  // 'close' (not 'exit'): stderr is fully read by then. A spawn failure ends it too.
+  const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
+    child.once('error', (err) => resolve([null, null, err]));
+    child.once('close', (code, sig) => resolve([code, sig, null]));
+  });
+  let opened = fifo === null;
+  const reading = (async (): Promise<Error | null> => {
+    let input: NodeJS.ReadableStream = child.stdout as NodeJS.ReadableStream;
+    if (fifo) input = createReadStream(fifo, { encoding: 'utf8' }).on('open', () => (opened = true));
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
+    parser.end();
+    return null;
+  })().catch((err: Error) => err);
+  return { child, exited, stderrTail, opened: () => opened, reading };
+}
+
 export class K6Engine implements LoadEngine {
   readonly name = 'k6';
   readonly progress: LoadProgress = { scheduled: 0, inFlight: 0, done: 0, ok: 0, failed: 0 };
@@ -202,61 +239,22 @@ export class K6Engine implements LoadEngine {
     extra: string[],
     configPath: string,
     script: string,
-  ): { child: ChildProcess; exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>; stderrTail: string[]; opened: () => boolean; reading: Promise<Error | null> } {
+  ): LaunchedK6 {
     const child = spawn(this.binary.path, ['run', '--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', `json=${fifo ?? '-'}`, '-e', `GAUNTLET_CONFIG=${configPath}`, script], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.opts.env, K6_NO_USAGE_REPORT: 'true' },
     });
     if (child.pid !== undefined) this.running.set(name, child.pid);
-    const stderrTail: string[] = [];
-    createInterface({ input: child.stderr }).on('line', (l) => {
-      stderrTail.push(l);
-      if (stderrTail.length > 20) stderrTail.shift();
-    });
-    if (fifo) child.stdout.resume();
-    // 'close' (not 'exit'): stderr is fully read by then. A spawn failure ends it too.
-    const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
-      child.once('error', (err) => resolve([null, null, err]));
-      child.once('close', (code, sig) => resolve([code, sig, null]));
-    });
-    void exited.then(() => this.running.delete(name));
-    let opened = fifo === null;
-    const reading = (async (): Promise<Error | null> => {
-      const input = fifo ? createReadStream(fifo, { encoding: 'utf8' }) : child.stdout;
-      input.on('open', () => (opened = true));
-      for await (const line of createInterface({ input, crlfDelay: Infinity })) parser.line(line);
-      parser.end();
-      return null;
-    })().catch((err: Error) => err);
-    return { child, exited, stderrTail, opened: () => opened, reading };
+    const launched = watchK6(child, parser, fifo);
+    void launched.exited.then(() => this.running.delete(name));
+    return launched;
   }
 
   /** Starts one k6 on another host over SSH; its JSON output comes back on the session's stdout. */
-  private launchRemote(
-    host: SshHost,
-    dir: string,
-    parser: K6OutputParser,
-    extra: string[],
-    ports: { local: number; remote: number },
-  ): { child: ChildProcess; exited: Promise<[number | null, NodeJS.Signals | null, Error | null]>; stderrTail: string[]; opened: () => boolean; reading: Promise<Error | null> } {
+  private launchRemote(host: SshHost, dir: string, parser: K6OutputParser, extra: string[], ports: { local: number; remote: number }): LaunchedK6 {
     const child = spawnRemoteK6(host, dir, ['--no-usage-report', '--no-summary', '--quiet', ...extra, '--out', 'json=-', '-e', `GAUNTLET_CONFIG=${dir}/config.json`, `${dir}/scenario.js`], ports);
-    const stderrTail: string[] = [];
-    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (l) => {
-      // (ssh's own noise while the REST API is polled before k6 listens)
-      if (/^channel \d+: open failed/.test(l)) return;
-      stderrTail.push(l);
-      if (stderrTail.length > 20) stderrTail.shift();
-    });
-    const exited = new Promise<[number | null, NodeJS.Signals | null, Error | null]>((resolve) => {
-      child.once('error', (err) => resolve([null, null, err]));
-      child.once('close', (code, sig) => resolve([code, sig, null]));
-    });
-    const reading = (async (): Promise<Error | null> => {
-      for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream, crlfDelay: Infinity })) parser.line(line);
-      parser.end();
-      return null;
-    })().catch((err: Error) => err);
-    return { child, exited, stderrTail, opened: () => true, reading };
+    // (ssh's own noise while the REST API is polled before k6 listens stays out of the error's last lines)
+    return watchK6(child, parser, null, /^channel \d+: open failed/);
   }
 
   async run(w: Workload, signal: AbortSignal, sink: LoadSink): Promise<void> {

@@ -173,6 +173,15 @@ load: { rate: 1 }
 
 describe('the load section (P2 workload model)', () => {
   const base = (load: string): string => `name: p\nduration: 60s\ntargets: [{ name: a, endpoint: "http://127.0.0.1:1" }]\nload:\n${load}\n`;
+  /** The message a plan with this load section is refused with ('accepted' when it is not). */
+  const loadRefusal = (load: string): string => {
+    try {
+      parsePlanText(base(load));
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'accepted';
+  };
 
   it('accepts stages, gamma arrivals, a cap, retries and a weighted mix with length distributions', () => {
     const plan = parsePlanText(
@@ -192,20 +201,12 @@ describe('the load section (P2 workload model)', () => {
   });
 
   it('refuses rate with stages, burstiness without gamma, mix with single-kind fields, bad distributions', () => {
-    const bad = (load: string): string => {
-      try {
-        parsePlanText(base(load));
-      } catch (err) {
-        return (err as Error).message;
-      }
-      return 'accepted';
-    };
-    expect(bad('  rate: 5\n  stages: [{ duration: 10s, target: 5 }]')).toContain('load.rate: expected exactly one of rate or stages');
-    expect(bad('  rate: 5\n  burstiness: 2')).toContain('load.burstiness: got 2; burstiness is only used with arrival: gamma');
-    expect(bad('  rate: 5\n  max_tokens: 10\n  mix: [{ weight: 1 }]')).toContain('load.max_tokens: with mix, give max_tokens inside each mix entry');
-    expect(bad('  rate: 5\n  prompt_tokens: { uniform: [100, 10] }')).toContain('expected uniform: [low, high] with low ≤ high');
-    expect(bad('  rate: 5\n  script: x.ts')).toContain('load.script: got "x.ts"; script is only used with engine: k6');
-    for (const p of ['0', '2.5', 'many', '300']) expect(bad(`  rate: 5\n  parallelism: ${p}`)).toContain('expected auto or a whole number of load generators from 1 to 256');
+    expect(loadRefusal('  rate: 5\n  stages: [{ duration: 10s, target: 5 }]')).toContain('load.rate: expected exactly one of rate or stages');
+    expect(loadRefusal('  rate: 5\n  burstiness: 2')).toContain('load.burstiness: got 2; burstiness is only used with arrival: gamma');
+    expect(loadRefusal('  rate: 5\n  max_tokens: 10\n  mix: [{ weight: 1 }]')).toContain('load.max_tokens: with mix, give max_tokens inside each mix entry');
+    expect(loadRefusal('  rate: 5\n  prompt_tokens: { uniform: [100, 10] }')).toContain('expected uniform: [low, high] with low ≤ high');
+    expect(loadRefusal('  rate: 5\n  script: x.ts')).toContain('load.script: got "x.ts"; script is only used with engine: k6');
+    for (const p of ['0', '2.5', 'many', '300']) expect(loadRefusal(`  rate: 5\n  parallelism: ${p}`)).toContain('expected auto or a whole number of load generators from 1 to 256');
   });
 
   it('k6 hosts: local or ssh://, instances per host, a k6 path without shell characters', () => {
@@ -214,18 +215,10 @@ describe('the load section (P2 workload model)', () => {
       { host: 'local', instances: 1, k6: 'k6' },
       { host: 'ssh://g@loadgen-1:2222', instances: 3, k6: '/opt/k6/bin/k6' },
     ]);
-    const bad = (load: string): string => {
-      try {
-        parsePlanText(base(load));
-      } catch (err) {
-        return (err as Error).message;
-      }
-      return 'accepted';
-    };
-    expect(bad('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: loadgen-1 }]')).toContain('expected local or ssh://[user@]host[:port]');
-    expect(bad('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: "ssh://h", k6: "k6; rm -rf /" }]')).toContain('expected a path or command name without spaces or shell characters');
-    expect(bad('  rate: 5\n  k6_hosts: [{ host: local }]')).toContain('k6_hosts is only used with engine: k6');
-    expect(bad('  rate: 5\n  engine: k6\n  parallelism: 3\n  k6_hosts: [{ host: local }]')).toContain('with k6_hosts, the instances are counted per host (1 in all): leave parallelism out');
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: loadgen-1 }]')).toContain('expected local or ssh://[user@]host[:port]');
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: "ssh://h", k6: "k6; rm -rf /" }]')).toContain('expected a path or command name without spaces or shell characters');
+    expect(loadRefusal('  rate: 5\n  k6_hosts: [{ host: local }]')).toContain('k6_hosts is only used with engine: k6');
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  parallelism: 3\n  k6_hosts: [{ host: local }]')).toContain('with k6_hosts, the instances are counted per host (1 in all): leave parallelism out');
   });
 
   it('load generators: 1 by default, a number, or auto', () => {
