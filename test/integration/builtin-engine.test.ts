@@ -4,18 +4,16 @@
 // fewer requests in flight), never against a fixed number of ms: the machine may be busy, and
 // speed is bench/'s business.
 import { readFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simBundlePath } from '../../src/docker/sim-image.js';
 import { BuiltinEngine } from '../../src/load/builtin.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { readPrompts, resolvePromptsFile, type Workload } from '../../src/load/workload.js';
 import { RealClock } from '../../src/util/clock.js';
-import { freePort } from '../../src/util/ports.js';
 import { quantile, watchLateness, type Lateness } from '../helpers/timing.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
 const clock = new RealClock();
@@ -43,26 +41,13 @@ async function run(w: Workload): Promise<RequestRecord[]> {
 }
 
 describe('builtin engine against the simulator', () => {
-  let sim: ChildProcess;
+  let sim: SimProcess;
   let endpoint: string;
-
   beforeAll(async () => {
-    const port = await freePort();
-    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '2', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5'], { stdio: 'ignore' });
-    endpoint = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      try {
-        const r = await request(`${endpoint}/health`);
-        await r.body.dump();
-        if (r.statusCode === 200) return;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('simulator did not become healthy');
+    sim = await startSimProcess(['--gpus', '2', '--load-ms', '0', '--ttft-ms', '30', '--itl-ms', '5']);
+    endpoint = sim.endpoint;
   });
-  afterAll(() => sim.kill('SIGKILL'));
+  afterAll(() => sim?.kill());
 
   it('a weighted mix of streamed chat from a JSONL file and non-streamed completions, on schedule', async () => {
     const file = resolvePromptsFile('prompts-sample.jsonl', null);

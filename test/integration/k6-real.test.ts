@@ -1,9 +1,6 @@
 // Gauntlet's k6 scenario on a real k6 binary against the simulator. Runs when K6_BIN or PATH
 // has a real k6 (not the test stand-in); otherwise it says plainly that it was skipped.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simBundlePath } from '../../src/docker/sim-image.js';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { BuiltinEngine } from '../../src/load/builtin.js';
 import { K6Engine } from '../../src/load/k6/engine.js';
@@ -12,8 +9,8 @@ import { silentLogger } from '../../src/log.js';
 import { QUEUE_DELAY_LIMIT_MS } from '../../src/analysis/generator.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
-import { startSimProcess } from '../helpers/sim-process.js';
 import { quantile } from '../helpers/timing.js';
+import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { testMix, testWorkload } from '../helpers/workload.js';
 
 const path = locateK6();
@@ -21,19 +18,13 @@ const real = path !== null && (await probeK6(path)).version.indexOf('fake') === 
 if (!real) process.stderr.write('\n*** SKIPPED k6-real.test.ts: no real k6 binary (set K6_BIN or put k6 on PATH to run Gauntlet\'s k6 scenario for real). ***\n\n');
 
 describe.runIf(real)('k6 engine with a real k6 binary', () => {
-  let sim: ChildProcess;
+  let sim: SimProcess;
   let endpoint: string;
   beforeAll(async () => {
-    const port = await freePort();
-    sim = spawn(process.execPath, [simBundlePath(), '--port', String(port), '--gpus', '2', '--load-ms', '0'], { stdio: 'ignore' });
-    endpoint = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      const ok = await request(`${endpoint}/health`).then((r) => (r.body.dump(), r.statusCode === 200), () => false);
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    sim = await startSimProcess(['--gpus', '2', '--load-ms', '0']);
+    endpoint = sim.endpoint;
   });
-  afterAll(() => sim?.kill('SIGKILL'));
+  afterAll(() => sim?.kill());
 
   it("each record says when its response began and its first token came (k6 sample metadata), so recovery is timed as with the builtin engine", async () => {
     // A second simulator with a long, known time to first token: 150 ms, then 7 × 20 ms.
