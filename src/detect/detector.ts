@@ -199,6 +199,11 @@ function requestWhat(o: Extract<Observation, { type: 'request' }>): string {
 
 /** Failed health probes kept since the node's last sign of life (bounded; only the first N matter). */
 const MAX_SINCE_ALIVE = 1000;
+/** Failure evidence kept while an episode is open, to be judged again if it turns out to be a later one's (bounded). */
+const MAX_HELD = 2000;
+/** Signs of life kept for that judgement: one per this many ms, for this long. */
+const ALIVE_GRAIN_MS = 20;
+const ALIVE_KEEP_MS = 10 * 60_000;
 
 export class NodeDetector {
   private open: Episode | null = null;
@@ -226,6 +231,15 @@ export class NodeDetector {
   private recentSuccesses: { sentAt: number; respondedAt: number; what: string }[] = [];
   private containerRunning = true;
   private seq = 0;
+  /**
+   * Failure evidence observed while an episode was open (failed probes, deaths). Successes are
+   * reported when they complete: a response that began before a second failure can complete
+   * after it, closing the episode at its response start — and what failed after that start
+   * was a new failure, not the old one's. Judged again when the episode closes.
+   */
+  private held: Observation[] = [];
+  /** Recent signs of life (coarse, bounded), for judging held evidence afterwards. */
+  private aliveTimes: number[] = [];
 
   constructor(
     readonly node: string,
@@ -297,6 +311,11 @@ export class NodeDetector {
   private alive(at: number): void {
     if (at <= this.lastAliveAt) return;
     this.lastAliveAt = at;
+    const lastKept = this.aliveTimes.at(-1);
+    if (lastKept === undefined || at - lastKept >= ALIVE_GRAIN_MS) {
+      this.aliveTimes.push(at);
+      while ((this.aliveTimes[0] as number) < at - ALIVE_KEEP_MS) this.aliveTimes.shift();
+    }
     if (this.sinceAlive.length > 0) this.sinceAlive = this.sinceAlive.filter((f) => f.sentAt > at);
     this.judgeHealth();
   }
@@ -339,6 +358,7 @@ export class NodeDetector {
     }
     switch (o.action) {
       case 'oom': {
+        if (this.open) this.hold(o);
         const ep = this.ensureOpen(o.at, 'container OOM-killed', { hard: true });
         ep.evidence.oomKilled = true;
         this.containerRunning = false;
@@ -347,6 +367,7 @@ export class NodeDetector {
       }
       case 'die': {
         const what = `container died (exit code ${o.exitCode ?? '?'})`;
+        if (this.open) this.hold(o);
         const ep = this.ensureOpen(o.at, what, { hard: true });
         if (o.exitCode !== undefined) ep.evidence.exitCode = o.exitCode;
         this.containerRunning = false;
@@ -405,6 +426,7 @@ export class NodeDetector {
       this.alive(respondedAt);
       return;
     }
+    if (ep) this.hold(o);
     if (o.kind === 'inference') {
       if (!this.canaryFailed || o.sentAt > this.canaryFailed.sentAt) this.canaryFailed = { sentAt: o.sentAt, endAt };
       if (!ep) this.judgeHealth();
@@ -562,6 +584,40 @@ export class NodeDetector {
     this.canaryFailed = null;
     this.errorStreak = null;
     this.recentFailures = [];
+    this.judgeHeld(respondedAt);
+  }
+
+  private hold(o: Observation): void {
+    this.held.push(o);
+    if (this.held.length > MAX_HELD) this.held.shift();
+  }
+
+  /**
+   * An episode just closed at `servedAt` (a response start). The failure evidence observed
+   * while it was open and sent (or happening) after that start is judged again, in the order it
+   * was seen and among the signs of life seen since, as if no episode had been open: a node
+   * that served once between two freezes has had two failures, not one long one.
+   */
+  private judgeHeld(servedAt: number): void {
+    const startOf = (o: Observation): number => (o.type === 'probe' ? o.sentAt : o.type === 'docker' ? o.at : Number.NaN);
+    const seenAt = (o: Observation): number => (o.type === 'probe' ? (o.endAt ?? o.sentAt) : o.type === 'docker' ? o.at : Number.NaN);
+    const held = this.held.filter((o) => startOf(o) > servedAt);
+    this.held = [];
+    if (held.length === 0) return;
+    this.reportState(); // the node served: that is a state of its own, however short
+    const from = Math.min(...held.map(startOf));
+    const saved = this.lastAliveAt;
+    // what the detector knew of the node's life when the first held failure began
+    this.lastAliveAt = Math.max(servedAt, ...this.aliveTimes.filter((t) => t <= from));
+    const lives = this.aliveTimes.filter((t) => t > from);
+    const events: { at: number; o: Observation | null; life?: number }[] = [...held.map((o) => ({ at: seenAt(o), o })), ...lives.map((t) => ({ at: t, o: null, life: t }))];
+    events.sort((a, b) => a.at - b.at);
+    for (const e of events) {
+      if (e.o === null) this.alive(e.life as number);
+      else if (e.o.type === 'probe') this.onProbe(e.o);
+      else if (e.o.type === 'docker') this.onDocker(e.o);
+    }
+    this.lastAliveAt = Math.max(saved, this.lastAliveAt);
   }
 
   /** Recovered, or recovery_failed when it took longer than the limit — whenever that is noticed. */
@@ -588,6 +644,7 @@ export class NodeDetector {
       this.signal(ep, at, what);
       return ep;
     }
+    this.held = [];
     const early = this.recentFailures.filter((f) => f.at < at && f.at >= at - EARLY_EVIDENCE_MS);
     const start = Math.min(at, ...early.map((f) => f.at));
     const opened: Episode = {

@@ -160,8 +160,10 @@ ready_timeout: 30s
     // and once the engine answers again, the leftover is reverted (what `gauntlet revert` or the next run does)
     await relay.up();
     // (force: the ledger names this test process, still alive, as the fault's owner; `gauntlet
-    // revert` after the run is another process and needs no force)
-    const done = await revertLeftovers(store, { docker, log: silentLogger, clock }, { force: true });
+    // revert` after the run is another process and needs no force. The sweep looks into this
+    // test's container only: other tests' faults may be active beside it.)
+    const self = (await docker.getContainer(NAME).inspect()).Id;
+    const done = await revertLeftovers(store, { docker, log: silentLogger, clock }, { force: true, containers: [self] });
     expect(done.join('; ')).toMatch(/hang/);
     expect((await docker.getContainer(NAME).inspect()).State.Paused).toBe(false);
     expect(store.faults(result.runId).find((f) => f.kind === 'hang')?.state).toBe('reverted');

@@ -2,6 +2,7 @@
 // against the simulator: the same arrivals as one k6 (k6 splits every scenario's iterations
 // exactly), every record read back from every instance's output into one run, numbered once,
 // and the same server latency. Skipped, saying so, without a real k6.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { K6Engine, segmentSequence } from '../../src/load/k6/engine.js';
@@ -88,5 +89,45 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
     const p50 = [ttftMergedAndRaw(one.recs, 50, 29).merged, ttftMergedAndRaw(three.recs, 50, 29).merged];
     for (const v of p50) expect(v).toBeGreaterThanOrEqual(29);
     expect(Math.abs((p50[0] as number) - (p50[1] as number))).toBeLessThanOrEqual(0.25 * Math.min(...p50) + 3);
+  });
+
+  it('two runs with one k6 each on this host at once both complete, each with a REST API address of its own', async () => {
+    const w = testWorkload({
+      targets: [{ node: 'a', endpoint }],
+      durationMs: 2000,
+      profile: { startRate: 10, stages: [] },
+      mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 4 } })],
+      defaultModel: 'sim-llama',
+    });
+    const make = () => K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger });
+    const engines = await Promise.all([make(), make()]);
+    // each k6's command line, read while it runs
+    const addresses = new Set<string>();
+    const runWatching = async (e: K6Engine): Promise<Ran> => {
+      const seen = setInterval(() => {
+        for (const p of e.processes()) {
+          try {
+            const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0');
+            const at = argv.indexOf('--address');
+            if (at >= 0) addresses.add(argv[at + 1] as string);
+          } catch {
+            // exited between the listing and the read
+          }
+        }
+      }, 100);
+      try {
+        return await run(e, w);
+      } finally {
+        clearInterval(seen);
+      }
+    };
+    const both = await Promise.all(engines.map(runWatching));
+    expect([...addresses].length, [...addresses].join(', ')).toBe(2);
+    for (const a of addresses) expect(a).toMatch(/^127\.0\.0\.1:\d+$/);
+    for (const r of both) {
+      expect(r.planned).toBe(20);
+      expect(r.recs.length + r.misses).toBe(20);
+      expect(r.recs.filter((x) => x.outcome !== 'ok').map((x) => x.error)).toEqual([]);
+    }
   });
 });

@@ -319,10 +319,12 @@ export class K6Engine implements LoadEngine {
       const hosts = this.hosts();
       const names = this.generators().map((g) => g.name);
       const segments = segmentSequence(n);
-      // A REST API address for each instance that needs one: every instance when there are
-      // several (to resume them together), and a remote one always (to stop it: a signal to ssh
-      // does not reach it).
-      const ports = await Promise.all(hosts.map((h) => (n > 1 || h.kind === 'ssh' ? freePort() : Promise.resolve(null))));
+      // A REST API address of its own for every instance, on 127.0.0.1: several are resumed
+      // together through it, a remote one is stopped through it (a signal to ssh does not reach
+      // it), and with k6's default (localhost:6565) a second k6 on this host — another run, the
+      // daemon's drill beside a soak — runs without its REST API (k6 0.49 only warns) and could
+      // not be paused, resumed or stopped through it; a paused one would wait for ever.
+      const ports = await Promise.all(hosts.map(() => freePort()));
       // Remote hosts: the bundle, a config naming the files where they will be there, and the prompts.
       const settled = await Promise.allSettled(
         hosts.map(async (h, i) => {
@@ -388,10 +390,10 @@ export class K6Engine implements LoadEngine {
           ];
           const launched = there
             ? this.launchRemote(there.host, there.dir, parser, split(there.remotePort), { local: ports[i] as number, remote: there.remotePort })
-            : this.launch(name, fifo, parser, split(ports[i] ?? null), configPath, script);
+            : this.launch(name, fifo, parser, split(ports[i] as number), configPath, script);
           void launched.reading.then(() => late.flush());
           if (there?.clock) sink.generator?.(name, Date.now(), 'clock_offset_ms', there.clock.offsetMs);
-          return { name, fifo, parser, port: ports[i] ?? null, remote: there, ...launched };
+          return { name, fifo, parser, port: ports[i] as number, remote: there, ...launched };
         }),
       );
       // A stop: each instance's REST API (a remote k6 hears nothing else) and SIGINT to a local one,
@@ -400,7 +402,7 @@ export class K6Engine implements LoadEngine {
       let killTimer: NodeJS.Timeout | null = null;
       const stopAll = (): void => {
         for (const x of instances) {
-          if (x.port !== null) void stopK6(x.port).catch(() => undefined);
+          void stopK6(x.port).catch(() => undefined);
           if (!x.remote) x.child.kill('SIGINT');
         }
         killTimer ??= setTimeout(() => {
@@ -431,7 +433,7 @@ export class K6Engine implements LoadEngine {
           // (one that cannot be resumed would wait paused for ever: the run fails and all stop)
           await Promise.all(
             instances.map((x) =>
-              resume(x.port as number).catch((err: Error) => {
+              resume(x.port).catch((err: Error) => {
                 failed ??= { name: x.name, code: null, sig: null, err: new Error(`could not be resumed through its REST API: ${err.message}`), tail: x.stderrTail };
               }),
             ),

@@ -131,6 +131,55 @@ describe('NodeDetector: other evidence', () => {
     expect([...episodes.values()][0]).toMatchObject({ startedAt: 1600 });
   });
 
+  it('a node that serves once between two hangs has two episodes, though the response that ends the first completes after the second began', () => {
+    const { d, episodes, feed } = setup({ probeFailures: 2 });
+    feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: 1000, ok: true, timedOut: false });
+    feed(healthTimeout(2000, 500));
+    feed(healthTimeout(2100, 500));
+    feed(canaryTimeout(2050, 500));
+    expect(d.state).toBe('down');
+    // The first hang ends at 5780; a request sent at 5800 begins its response at 5830. The node
+    // freezes again at 5950, before that response completes: it completes at 9990.
+    for (const t of [5960, 6060, 6160]) feed(healthTimeout(t, 500));
+    feed(canaryTimeout(5970, 500));
+    feed({ type: 'request', sentAt: 5800, respondedAt: 5830, firstTokenAt: 5830, endAt: 9990, outcome: 'ok' });
+    const [first, second] = [...episodes.values()];
+    expect(first).toMatchObject({ startedAt: 2000, servingAgainAt: 5830, status: 'recovered' });
+    expect(second, 'the second hang is an episode of its own').toMatchObject({ startedAt: 5960, servingAgainAt: null, status: 'open' });
+    expect(second?.evidence.hang).toBe(true);
+    expect(d.state).toBe('down');
+    feed({ type: 'probe', kind: 'inference', sentAt: 10_100, respondedAt: 10_120, ok: true, timedOut: false });
+    expect([...episodes.values()][1]).toMatchObject({ startedAt: 5960, servingAgainAt: 10_120, status: 'recovered' });
+    expect(episodes.size).toBe(2);
+  });
+
+  it('failures held while an episode was open are not a second one when the node showed life among them', () => {
+    const { d, episodes, feed } = setup({ probeFailures: 2 });
+    feed(healthTimeout(2000, 500));
+    feed(healthTimeout(2100, 500));
+    feed(canaryTimeout(2050, 500));
+    // slow, not frozen: probes time out, but output keeps coming (a sign of life at 6300)
+    for (const t of [5960, 6060]) feed(healthTimeout(t, 500));
+    feed(canaryTimeout(5970, 500));
+    feed({ type: 'alive', at: 6300 });
+    feed({ type: 'request', sentAt: 5800, respondedAt: 5830, firstTokenAt: 5830, endAt: 6900, outcome: 'ok' });
+    expect(episodes.size).toBe(1);
+    expect([...episodes.values()][0]).toMatchObject({ servingAgainAt: 5830, status: 'recovered' });
+    expect(d.state).not.toBe('down');
+  });
+
+  it('a death after the response that ended an episode began, learnt before that response completed, opens a new episode', () => {
+    const { episodes, feed } = setup();
+    feed({ type: 'docker', action: 'die', at: 1000, exitCode: 1 });
+    feed({ type: 'docker', action: 'start', at: 2000 });
+    feed({ type: 'docker', action: 'die', at: 2600, exitCode: 1 });
+    feed({ type: 'request', sentAt: 2400, respondedAt: 2500, firstTokenAt: 2500, endAt: 2590, outcome: 'ok' }, 2700);
+    const all = [...episodes.values()];
+    expect(all).toHaveLength(2);
+    expect(all[0]).toMatchObject({ startedAt: 1000, servingAgainAt: 2500 });
+    expect(all[1]).toMatchObject({ startedAt: 2600, status: 'open', firstEvidence: 'container died (exit code 1)' });
+  });
+
   it('health failing with errors (503, refused) needs no canary: the node says it is not serving', () => {
     const { d, feed } = setup({ probeFailures: 2 });
     feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: 1001, ok: false, timedOut: false, status: 503 });
