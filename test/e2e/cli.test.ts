@@ -237,9 +237,13 @@ describe('gauntlet run with engine: k6 (stand-in k6 binary replaying recorded ou
     const run = await runCli(['run', plan, '--db', db, '--reports', reports], { K6_BIN: fake, FAKE_K6_REPLAY: replay, FAKE_K6_PACE_MS: '20' });
     // The recording has 2 dropped arrivals in its ~2 s: the generator was behind (exit 3).
     expect(run.code, run.stderr).toBe(3);
-    expect(run.stdout).toMatch(/LOAD GENERATOR SATURATED: .*2 arrivals not started/);
+    expect(run.stdout).toMatch(/LOAD GENERATOR SATURATED: /);
     const id = /^run (\S+): completed/m.exec(run.stdout)?.[1] as string;
     const report = JSON.parse(readFileSync(join(reports, id, 'report.json'), 'utf8'));
+    // the terminal names the first reason; on a busy machine that can be Gauntlet's own event
+    // loop, and the dropped arrivals are among the reasons all the same
+    const why = (report.generator.behind_windows as { why: string[] }[]).flatMap((w) => w.why);
+    expect(why.some((w) => /2 arrivals not started/.test(w)), JSON.stringify(why)).toBe(true);
     expect(report.run.engine.name).toBe('k6');
     expect(report.run.engine.capabilities).toMatchObject({ ttft: 'time_to_first_byte', itl: false, queueDelay: true });
     expect(report.requests).toMatchObject({ total: 10, ok: 9, schedule_misses: 2, output_tokens: 144 });

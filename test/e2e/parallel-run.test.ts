@@ -86,7 +86,9 @@ describe('gauntlet run with several load generators', () => {
         // its clock was measured (the same machine's: near 0) and its times corrected by it
         expect(Math.abs(report.generator.generators.at(-1)?.clock_offset_ms as number)).toBeLessThan(50);
       }
-      expect(r.code, r.stdout + r.stderr).toBe(0);
+      // 0, or 3 when the generators could not keep up (a saturated machine: this test under
+      // stress-ng beside another) — then the report says so, and the count above still holds
+      expect(r.code === 0 || (r.code === 3 && !report.generator.kept_up), `exit ${r.code}: ${r.stdout}${r.stderr}`).toBe(true);
     }, 90_000);
   }
 });
