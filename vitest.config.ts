@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
 // lateness to milliseconds). They run one at a time, after the others.
 const ALONE = [
   'test/integration/engine-restart.test.ts',
+  'test/integration/multi-engine.test.ts',
   'test/integration/busy-or-hung.test.ts',
   'test/integration/k6-real.test.ts',
   'test/integration/k6-segments.test.ts',

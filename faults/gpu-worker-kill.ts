@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import type { Docker } from '../src/docker/engine.js';
 import { machineClock, type FaultContext, type FaultInjector, type FaultTarget, type UndoRecord } from '../src/fault/types.js';
-import { procStat, processRunning } from '../src/util/proc.js';
+import { hostOf } from '../src/fault/host-access.js';
 
 /** The simulator's shards (`sim.cjs --worker <rank>`) and vLLM's workers (multiprocessing or Ray). */
 export const DEFAULT_WORKER_PATTERN = '--worker |VllmWorker|RayWorkerWrapper|multiproc_worker';
@@ -124,9 +124,9 @@ export const gpuWorkerKill: FaultInjector<Params> = {
     const choice = chooseWorker(await listProcesses(docker, info.Id), info.State.Pid, params.pattern, params.rank);
     if (!choice.ok) throw refuse(target, choice.why);
     const { pid, command } = choice.chosen;
-    const stat = procStat(pid);
-    if (!stat || !processRunning(pid)) {
-      throw refuse(target, `worker pid ${pid} is not visible in /proc here: Gauntlet must run in the Docker host's PID namespace`);
+    const stat = await hostOf(ctx).stat(pid);
+    if (!stat || stat.state === 'Z' || stat.state === 'X') {
+      throw refuse(target, `worker pid ${pid} is not visible in /proc on ${hostOf(ctx).where}: Gauntlet must run in the Docker host's PID namespace`);
     }
     return {
       containerId: info.Id,
@@ -153,13 +153,13 @@ export const gpuWorkerKill: FaultInjector<Params> = {
     if (!info.State.Running || info.State.StartedAt !== undo.startedAt) {
       throw refuse(target, `container ${info.State.Running ? 'restarted' : `is ${info.State.Status}`} between prepare and the kill`);
     }
-    const stat = procStat(pid);
+    const stat = await hostOf(ctx).stat(pid);
     if (!stat || stat.startTime !== undo.procStart || stat.state === 'Z') {
       throw refuse(target, `worker pid ${pid} (${String(undo.command)}) ${stat ? 'was reused by another process' : 'is gone'} before the kill`);
     }
     const at = ctx.clock.now();
     try {
-      process.kill(pid, 'SIGKILL');
+      await hostOf(ctx).kill(pid, 'SIGKILL');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ESRCH' ? 'no such process (it exited just now)' : code === 'EPERM' ? 'not permitted: killing a container process from the host needs root' : (err as Error).message;
@@ -191,12 +191,12 @@ export const gpuWorkerKill: FaultInjector<Params> = {
       // A SIGKILLed process still has to be scheduled to die: on a busy host /proc shows it
       // for a moment. One still there after a second was never killed (Gauntlet died between
       // the ledger write and the kill).
-      const alive = (): boolean => {
-        const st = procStat(pid);
+      const alive = async (): Promise<boolean> => {
+        const st = await hostOf(ctx).stat(pid);
         return st !== null && st.state !== 'Z' && st.state !== 'X' && st.startTime === undo.procStart;
       };
-      for (let i = 0; i < KILL_LAND_MS / 20 && alive(); i++) await machineClock(ctx).sleep(20);
-      if (alive()) return { action: `nothing: the kill never landed; worker pid ${pid} is still running` };
+      for (let i = 0; i < KILL_LAND_MS / 20 && (await alive()); i++) await machineClock(ctx).sleep(20);
+      if (await alive()) return { action: `nothing: the kill never landed; worker pid ${pid} is still running` };
       // A node that reacts by exiting takes a moment to do it (and Docker another to see it):
       // judging before that would restart a container that is restarting itself.
       const bound = new AbortController();

@@ -24,11 +24,10 @@ import { z } from 'zod';
 import type { Docker } from '../src/docker/engine.js';
 import { ensureHelperImage, proxyBundlePath } from '../src/docker/sim-image.js';
 import { GauntletError, errorMessage } from '../src/errors.js';
-import { detectHostCaps } from '../src/fault/host.js';
-import { deleteTaggedRules, inNetns, inNetnsOk, listTaggedRules } from '../src/fault/netns.js';
+import { netnsOn } from '../src/fault/netns.js';
+import { capsOf, hostOf } from '../src/fault/host-access.js';
 import { helperLabels, ruleComment, type FaultContext, type FaultInjector, type FaultTarget, type HostCaps, type UndoRecord } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
-import { processRunning } from '../src/util/proc.js';
 import { durationParam } from './params.js';
 
 /** The root qdisc handle of latency's netem (packet-loss uses 6a17:); the sweep knows both. */
@@ -89,7 +88,7 @@ function requireDocker(ctx: FaultContext): Docker {
 }
 
 async function caps(ctx: FaultContext): Promise<HostCaps> {
-  return ctx.caps ?? (await detectHostCaps());
+  return ctx.caps ?? (await capsOf(hostOf(ctx)));
 }
 
 /** What only the proxy can do, in words; empty when netem can do it all. */
@@ -388,7 +387,8 @@ const outsideFilter = (port: number): string[] => [
 ];
 
 /** Resets the given connections (server side, `ss -K`); returns how many ss reported. */
-async function resetPeers(pid: number, port: number, peers: string[]): Promise<number> {
+async function resetPeers(pid: number, port: number, peers: string[], ctx: FaultContext): Promise<number> {
+  const { inNetns } = netnsOn(hostOf(ctx));
   let n = 0;
   for (let i = 0; i < peers.length; i += 50) {
     const or = peers.slice(i, i + 50).flatMap((p, k) => (k === 0 ? ['dst', p] : ['or', 'dst', p]));
@@ -404,6 +404,7 @@ async function resetPeers(pid: number, port: number, peers: string[]): Promise<n
  * the client just reconnects, through the proxy); those still busy after the grace are cut.
  */
 async function moveEstablished(pid: number, port: number, graceMs: number, ctx: FaultContext): Promise<{ idle: number; cut: number; quietMs?: number; note?: string }> {
+  const { inNetns } = netnsOn(hostOf(ctx));
   const deadline = ctx.clock.now() + graceMs;
   const watch = new QuietWatch();
   let idle = 0;
@@ -413,7 +414,7 @@ async function moveEstablished(pid: number, port: number, graceMs: number, ctx: 
     const socks = parseSsInfo(list.stdout);
     if (socks.length === 0) return { idle, cut: 0, quietMs: watch.thresholdMs() };
     const ready = watch.observe(ctx.clock.now(), socks);
-    if (ready.length > 0) idle += await resetPeers(pid, port, ready);
+    if (ready.length > 0) idle += await resetPeers(pid, port, ready, ctx);
     if (ctx.clock.now() >= deadline) break;
     await ctx.clock.sleep(QUIET_POLL_MS);
   }
@@ -479,12 +480,13 @@ export const latency: FaultInjector<Params> = {
   },
 
   async prepare(target: FaultTarget, params, ctx): Promise<UndoRecord> {
+    const { inNetns, inNetnsOk, running } = netnsOn(hostOf(ctx));
     const docker = requireDocker(ctx);
     const refuse = (why: string): GauntletError => new GauntletError('GAUNTLET_FAULT_INJECT', ['latency', target.node, why]);
     const info = await docker.getContainer(target.containerId as string).inspect();
     if (!info.State.Running || info.State.Paused || !info.State.Pid) throw refuse(`container is ${info.State.Paused ? 'paused' : info.State.Status}, not running`);
     const pid = info.State.Pid;
-    if (!processRunning(pid)) throw refuse(`the container's main pid ${pid} is not visible here: Gauntlet must run in the Docker host's PID namespace`);
+    if (!(await running(pid))) throw refuse(`the container's main pid ${pid} is not visible here: Gauntlet must run in the Docker host's PID namespace`);
     if (info.HostConfig.NetworkMode === 'host') throw refuse("the container uses the host's network namespace: delaying traffic there would hit the whole host; refused");
     const chosen = chooseDriver(params, await caps(ctx));
     if ('refused' in chosen) throw refuse(chosen.refused);
@@ -516,6 +518,7 @@ export const latency: FaultInjector<Params> = {
   },
 
   async inject(target, params, undo, ctx) {
+    const { inNetns, inNetnsOk } = netnsOn(hostOf(ctx));
     const docker = requireDocker(ctx);
     const pid = undo.pid as number;
     const faultId = undo.faultId as string;
@@ -589,6 +592,7 @@ export const latency: FaultInjector<Params> = {
   },
 
   async revert(undo, ctx) {
+    const { inNetns, inNetnsOk, listTaggedRules, deleteTaggedRules, running } = netnsOn(hostOf(ctx));
     const docker = requireDocker(ctx);
     let info: Docker.ContainerInspectInfo | null = null;
     try {
@@ -596,7 +600,7 @@ export const latency: FaultInjector<Params> = {
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
     }
-    const live = info !== null && info.State.Running && info.State.Pid > 1 && processRunning(info.State.Pid);
+    const live = info !== null && info.State.Running && info.State.Pid > 1 && (await running(info.State.Pid));
     const restarted = info !== null && info.State.StartedAt !== undo.startedAt;
     const where = info === null ? 'the container no longer exists' : !live ? 'the container is not running' : 'the container restarted: its new namespace has none';
 

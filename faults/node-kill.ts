@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import { machineClock, type FaultContext, type FaultInjector, type FaultTarget, type UndoRecord } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
-import { hostProcesses } from '../src/util/proc.js';
+import { hostOf, runningOn } from '../src/fault/host-access.js';
 import { durationParam } from './params.js';
 
 const Params = z
@@ -63,7 +63,7 @@ export const nodeKill: FaultInjector<Params> = {
     if (!info.State.Running || info.State.Paused || info.State.Restarting || !info.State.Pid) {
       throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `container is ${info.State.Status}, not running`]);
     }
-    if (!(ctx.processes ?? hostProcesses).running(info.State.Pid)) {
+    if (!(await runningOn(hostOf(ctx), info.State.Pid))) {
       throw new GauntletError('GAUNTLET_FAULT_INJECT', ['node-kill', target.node, `the container's main pid ${info.State.Pid} is not visible here: Gauntlet must run in the Docker host's PID namespace`]);
     }
     return {
@@ -71,7 +71,7 @@ export const nodeKill: FaultInjector<Params> = {
       containerName: info.Name.replace(/^\//, ''),
       pid: info.State.Pid,
       /** The main process's start time (/proc), so a reused pid is never taken for it. */
-      procStart: (ctx.processes ?? hostProcesses).stat(info.State.Pid)?.startTime ?? null,
+      procStart: (await hostOf(ctx).stat(info.State.Pid))?.startTime ?? null,
       startedAt: info.State.StartedAt,
       restartCountBefore: info.RestartCount,
       restartPolicy: info.HostConfig.RestartPolicy?.Name ?? 'no',
@@ -95,7 +95,7 @@ export const nodeKill: FaultInjector<Params> = {
     }
     const at = ctx.clock.now();
     try {
-      (ctx.processes ?? hostProcesses).kill(info.State.Pid, 'SIGKILL');
+      await hostOf(ctx).kill(info.State.Pid, 'SIGKILL');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ESRCH' ? "no such process: Gauntlet must run in the Docker host's PID namespace" : code === 'EPERM' ? 'not permitted: killing a container process from the host needs root' : (err as Error).message;
@@ -127,12 +127,12 @@ export const nodeKill: FaultInjector<Params> = {
       // A SIGKILLed process still has to be scheduled to die: on a busy host /proc shows it
       // alive for a moment. Only one still alive after a second truly survived (the kill never
       // landed, e.g. Gauntlet died between the ledger write and the kill).
-      const alive = (): boolean => {
-        const st = (ctx.processes ?? hostProcesses).stat(undo.pid as number);
+      const alive = async (): Promise<boolean> => {
+        const st = await hostOf(ctx).stat(undo.pid as number);
         return st !== null && st.state !== 'Z' && st.state !== 'X' && (undo.procStart === null || undo.procStart === undefined || st.startTime === undo.procStart);
       };
-      for (let i = 0; i < 50 && alive(); i++) await machineClock(ctx).sleep(20);
-      if (alive()) return { action: 'nothing: the kill never landed; the process is still running' };
+      for (let i = 0; i < 50 && (await alive()); i++) await machineClock(ctx).sleep(20);
+      if (await alive()) return { action: 'nothing: the kill never landed; the process is still running' };
       // Killed, but Docker has not registered the exit yet (it takes ~150 ms). Deciding now
       // would see "running" and leave the node down: wait, bounded, for the exit.
       const bound = new AbortController();

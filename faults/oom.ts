@@ -10,7 +10,7 @@
 // The hog removes its own file and exits by itself after its hold, so the fault ends even if
 // Gauntlet is gone; a container that dies takes the hog with it. The result says what
 // happened: OOM-killed, survived (with the numbers), or refused (no memory limit).
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { singleFileTar } from '../src/docker/tar.js';
@@ -18,7 +18,7 @@ import { GauntletError, errorMessage } from '../src/errors.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
 import { packageRoot } from '../src/util/paths.js';
-import { procStat, processRunning } from '../src/util/proc.js';
+import { hostOf, runningOn, type HostAccess } from '../src/fault/host-access.js';
 import { durationParam, share } from './params.js';
 
 const MIB = 1024 * 1024;
@@ -54,19 +54,16 @@ function refuse(node: string, why: string): never {
   throw new GauntletError('GAUNTLET_FAULT_INJECT', ['oom', node, why]);
 }
 
-function readScore(pid: number): number | null {
-  try {
-    return Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim());
-  } catch {
-    return null;
-  }
+async function readScore(host: HostAccess, pid: number): Promise<number | null> {
+  const text = await host.readFile(`/proc/${pid}/oom_score_adj`);
+  return text === null ? null : Number(text.trim());
 }
 
 /** The pid's oom_score_adj, written only while it is still the same process (start time). */
-function writeScore(pid: number, procStart: unknown, value: number): boolean {
-  const st = procStat(pid);
+async function writeScore(host: HostAccess, pid: number, procStart: unknown, value: number): Promise<boolean> {
+  const st = await host.stat(pid);
   if (!st || st.state === 'Z' || (typeof procStart === 'string' && st.startTime !== procStart)) return false;
-  writeFileSync(`/proc/${pid}/oom_score_adj`, String(value));
+  await host.writeFile(`/proc/${pid}/oom_score_adj`, String(value));
   return true;
 }
 
@@ -127,7 +124,7 @@ export const oom: FaultInjector<Params> = {
     if (!limit) {
       refuse(target.node, `container ${info.Name.replace(/^\//, '')} has no memory limit (HostConfig.Memory is 0): an OOM would be the host's, not the node's; refused (give the container a limit, docker run -m)`);
     }
-    if (params.mode === 'kill' && !processRunning(info.State.Pid)) {
+    if (params.mode === 'kill' && !(await runningOn(hostOf(ctx), info.State.Pid))) {
       refuse(target.node, `the container's main pid ${info.State.Pid} is not visible here: Gauntlet must run in the Docker host's PID namespace`);
     }
     return {
@@ -135,12 +132,12 @@ export const oom: FaultInjector<Params> = {
       containerName: info.Name.replace(/^\//, ''),
       mode: params.mode,
       pid: info.State.Pid,
-      procStart: procStat(info.State.Pid)?.startTime ?? null,
+      procStart: (await hostOf(ctx).stat(info.State.Pid))?.startTime ?? null,
       startedAt: info.State.StartedAt,
       restartCountBefore: info.RestartCount,
       restartPolicy: info.HostConfig.RestartPolicy?.Name ?? 'no',
       limitBytes: limit,
-      oomScoreAdjBefore: readScore(info.State.Pid),
+      oomScoreAdjBefore: await readScore(hostOf(ctx), info.State.Pid),
       scoreRaised: false,
       hogName: `.gauntlet-hog-${(ctx.faultId ?? 'manual').replace(/[^A-Za-z0-9._-]/g, '_')}`,
     };
@@ -154,7 +151,7 @@ export const oom: FaultInjector<Params> = {
     if (params.mode === 'kill') {
       // Raised before the hog exists: the kernel must find the node, not the hog, the worst.
       // The ledger's undo record (written before this) holds the old value for the revert.
-      if (!writeScore(undo.pid as number, undo.procStart, 1000)) refuse(target.node, `main pid ${String(undo.pid)} is gone before the hog started`);
+      if (!(await writeScore(hostOf(ctx), undo.pid as number, undo.procStart, 1000))) refuse(target.node, `main pid ${String(undo.pid)} is gone before the hog started`);
       mb = Math.ceil(limitMb * 2);
       holdS = Math.ceil(params.hog_timeout / 1000);
     } else {
@@ -184,7 +181,7 @@ export const oom: FaultInjector<Params> = {
     if (info.State.Running && !info.State.Paused) {
       for (const pid of await hogPids(ctx, info.Id, undo.hogName as string)) {
         try {
-          process.kill(pid, 'SIGKILL');
+          await hostOf(ctx).kill(pid, 'SIGKILL');
           notes.push(`killed the hog (pid ${pid})`);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ESRCH') notes.push(`could not kill the hog pid ${pid}: ${errorMessage(err)}`);
@@ -196,8 +193,8 @@ export const oom: FaultInjector<Params> = {
     if (sameIncarnation && info.State.Running) {
       // It survived: put its score back, and say with what numbers.
       const before = undo.oomScoreAdjBefore;
-      if (undo.mode === 'kill' && typeof before === 'number' && readScore(undo.pid as number) !== before) {
-        if (writeScore(undo.pid as number, undo.procStart, before)) notes.push(`restored oom_score_adj ${before}`);
+      if (undo.mode === 'kill' && typeof before === 'number' && (await readScore(hostOf(ctx), undo.pid as number)) !== before) {
+        if (await writeScore(hostOf(ctx), undo.pid as number, undo.procStart, before)) notes.push(`restored oom_score_adj ${before}`);
       }
       const numbers = await memoryNumbers(ctx, info.Id);
       notes.unshift(`the node survived${undo.mode === 'kill' ? ' (no OOM kill happened: the hog was refused or killed instead)' : ''}`);

@@ -11,11 +11,10 @@
 // rules went with the old one.
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
-import { detectHostCaps } from '../src/fault/host.js';
-import { deleteTaggedRules, inNetns, inNetnsOk, taggedRulePackets, tcpRetransmits } from '../src/fault/netns.js';
+import { netnsOn } from '../src/fault/netns.js';
+import { capsOf, hostOf } from '../src/fault/host-access.js';
 import { ruleComment, type FaultContext, type FaultInjector, type HostCaps } from '../src/fault/types.js';
 import { formatDuration } from '../src/util/duration.js';
-import { processRunning } from '../src/util/proc.js';
 import { durationParam, share } from './params.js';
 
 /** The qdisc handle Gauntlet's netem uses: found and removed by it, never someone else's. */
@@ -38,7 +37,7 @@ function requireDocker(ctx: FaultContext) {
 }
 
 async function caps(ctx: FaultContext): Promise<HostCaps> {
-  return ctx.caps ?? (await detectHostCaps());
+  return ctx.caps ?? (await capsOf(hostOf(ctx)));
 }
 
 function chooseDriver(p: Params, c: HostCaps): { driver: 'netem' | 'iptables' } | { refused: string } {
@@ -81,9 +80,10 @@ export const packetLoss: FaultInjector<Params> = {
   },
 
   async prepare(target, params, ctx) {
+    const { inNetnsOk, tcpRetransmits, running } = netnsOn(hostOf(ctx));
     const info = await requireDocker(ctx).getContainer(target.containerId as string).inspect();
     if (!info.State.Running || !info.State.Pid) throw new GauntletError('GAUNTLET_FAULT_INJECT', ['packet-loss', target.node, `container is ${info.State.Status}, not running`]);
-    if (!processRunning(info.State.Pid)) {
+    if (!(await running(info.State.Pid))) {
       throw new GauntletError('GAUNTLET_FAULT_INJECT', ['packet-loss', target.node, `the container's main pid ${info.State.Pid} is not visible here: Gauntlet must run in the Docker host's PID namespace`]);
     }
     if (info.HostConfig.NetworkMode === 'host') {
@@ -109,6 +109,7 @@ export const packetLoss: FaultInjector<Params> = {
   },
 
   async inject(target, params, undo, ctx) {
+    const { inNetns, inNetnsOk } = netnsOn(hostOf(ctx));
     const pid = undo.pid as number;
     const id = undo.faultId as string;
     let at: number;
@@ -128,6 +129,7 @@ export const packetLoss: FaultInjector<Params> = {
   },
 
   async revert(undo, ctx) {
+    const { inNetns, inNetnsOk, deleteTaggedRules, tcpRetransmits, taggedRulePackets } = netnsOn(hostOf(ctx));
     let info;
     try {
       info = await requireDocker(ctx).getContainer(undo.containerId as string).inspect();

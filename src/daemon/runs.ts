@@ -94,6 +94,11 @@ export class RunManager {
     if (req.origin.kind === 'api' && req.plan.load.k6_hosts?.some((h) => h.host !== 'local')) {
       return { id: null, state: 'skipped', reason: 'plans sent over the API may not run k6 on SSH hosts (load.k6_hosts): run them with gauntlet run, or schedule them in the daemon config' };
     }
+    // The same for other Docker engines: their certificates and keys are files on this machine,
+    // and faults there run as root on that host.
+    if (req.origin.kind === 'api' && req.plan.engines.length > 0) {
+      return { id: null, state: 'skipped', reason: 'plans sent over the API may not name Docker engines (engines): run them with gauntlet run, or schedule them in the daemon config' };
+    }
     if (!this.ctx.engine && req.plan.load.engine === 'builtin' && Number.isFinite(scale) && scale !== 1 && resolveParallelism(req.plan.load.parallelism) > 1) {
       return { id: null, state: 'skipped', reason: `worker threads time their requests in real time; this daemon runs plans ×${scale} (--time-scale), which needs load.parallelism: 1` };
     }

@@ -138,8 +138,9 @@ export class FaultWindows {
     for (const node of nodes) if (!this.windows.some((w) => w.node === node && w.faultId === BLIND && w.to === null)) this.windows.push({ node, faultId: BLIND, from: at, to: null });
   }
 
-  blindEnd(at: number): void {
-    this.close(BLIND, at);
+  /** Gauntlet sees these nodes again (default: every node). */
+  blindEnd(at: number, nodes?: readonly string[]): void {
+    for (const w of this.windows) if (w.faultId === BLIND && w.to === null && (!nodes || nodes.includes(w.node))) w.to = at;
   }
 
   /** Forgets a fault that never landed. */

@@ -79,6 +79,8 @@ export function cpuCores(prev: DockerStats, cur: DockerStats): number | null {
 export interface TelemetryTarget {
   node: string;
   containerId: string | null;
+  /** The container's engine (default: the collector's). */
+  docker?: Docker | null;
   /** Base URL; /metrics is read from it when metricsPath is set. */
   endpoint: string;
 }
@@ -133,7 +135,8 @@ export class TelemetryCollector {
     for (let k = 0; !signal.aborted; k++) {
       // On schedule, without waiting for slow answers (Docker's stats take about a second).
       for (const t of this.targets) {
-        if (this.docker && t.containerId) this.launch(`${t.node}:stats`, () => this.containerStats(t.node, t.containerId as string));
+        const docker = t.docker ?? this.docker;
+        if (docker && t.containerId) this.launch(`${t.node}:stats`, () => this.containerStats(docker, t.node, t.containerId as string));
         if (this.cfg.metricsPath) this.launch(`${t.node}:metrics`, () => this.scrape(t));
       }
       const next = start + (k + 1) * this.cfg.intervalMs;
@@ -176,13 +179,13 @@ export class TelemetryCollector {
     this.onSample({ node, at, metric, value });
   }
 
-  private async containerStats(node: string, id: string): Promise<void> {
+  private async containerStats(docker: Docker, node: string, id: string): Promise<void> {
     try {
       const at = this.clock.now();
       // one-shot: one collection cycle instead of two (still about a second); CPU comes from
       // our own previous sample. No abortSignal: dockerode throws it, uncaught, at a stream
       // that has already ended.
-      const stats = (await this.within((this.docker as Docker).getContainer(id).stats({ stream: false, 'one-shot': true } as never) as unknown as Promise<unknown>, 'docker stats')) as DockerStats;
+      const stats = (await this.within(docker.getContainer(id).stats({ stream: false, 'one-shot': true } as never) as unknown as Promise<unknown>, 'docker stats')) as DockerStats;
       const mem = containerMemory(stats);
       if (mem) {
         this.emit(node, at, CONTAINER_METRICS.memory, mem.bytes);

@@ -19,13 +19,13 @@ function where(): string {
 }
 
 /** Fails with GAUNTLET_DOCKER_UNAVAILABLE and a hint when the engine cannot be reached. */
-export async function requireDocker(docker: Docker): Promise<{ version: string; apiVersion: string }> {
+export async function requireDocker(docker: Docker, label = where()): Promise<{ version: string; apiVersion: string }> {
   try {
     const v = await docker.version();
     return { version: v.Version, apiVersion: v.ApiVersion };
   } catch (err) {
     const hint = 'start the engine (as root on Debian: bash scripts/ensure-docker.sh) or set DOCKER_HOST';
-    throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [where(), `${(err as Error).message}; ${hint}`], { cause: err });
+    throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [label, `${(err as Error).message}; ${hint}`], { cause: err });
   }
 }
 

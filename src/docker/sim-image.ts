@@ -4,6 +4,7 @@
 // carries a hash of those inputs, so a changed bundle gets a new image.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -32,6 +33,17 @@ export function parseLdd(output: string): string[] {
   return files;
 }
 
+/** Every file under a folder (following no symlinked folders), sorted. */
+function listTree(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listTree(p));
+    else if (e.isFile() || e.isSymbolicLink()) out.push(p);
+  }
+  return out.sort();
+}
+
 async function imageExists(docker: Docker, tag: string): Promise<boolean> {
   try {
     await docker.getImage(tag).inspect();
@@ -53,6 +65,10 @@ interface ScratchImageSpec {
   dockerfile: string[];
   /** What the build log calls it. */
   what: string;
+  /** Host programs to copy in (path in the image = host path), with the libraries `ldd` lists for each. */
+  programs?: { src: string; dest: string }[];
+  /** Host folders copied in whole (their files, recursively; e.g. iptables' extensions). */
+  trees?: string[];
 }
 
 /**
@@ -62,10 +78,20 @@ interface ScratchImageSpec {
  */
 async function ensureScratchImage(docker: Docker, log: Logger, spec: ScratchImageSpec): Promise<string> {
   const nodeBin = process.execPath;
-  const { stdout } = await run('ldd', [nodeBin]);
-  const libs = parseLdd(stdout);
+  const programs = spec.programs ?? [];
+  const libSet = new Set<string>();
+  for (const bin of [nodeBin, ...programs.map((p) => p.src)]) {
+    const { stdout } = await run('ldd', [bin]).catch((err: Error) => {
+      throw new GauntletError('GAUNTLET_DOCKER_IMAGE_BUILD', [spec.repo, `ldd ${bin}: ${err.message}`]);
+    });
+    for (const lib of parseLdd(stdout)) libSet.add(lib);
+  }
+  const libs = [...libSet].sort();
+  const treeFiles = (spec.trees ?? []).flatMap((dir) => listTree(dir));
   const h = createHash('sha256');
   for (const f of spec.files) h.update(f.content);
+  for (const p of programs) h.update(p.dest).update(await readFile(p.src));
+  for (const f of treeFiles) h.update(f).update(String(statSync(f).size));
   const hash = h.update(process.version).update(libs.join('\n')).digest('hex').slice(0, 12);
   const tag = `${spec.repo}:${hash}`;
   if (await imageExists(docker, tag)) return tag;
@@ -82,6 +108,8 @@ async function ensureScratchImage(docker: Docker, log: Logger, spec: ScratchImag
     };
     await put(nodeBin, '/usr/bin/node');
     for (const lib of libs) await put(lib, lib);
+    for (const p of programs) await put(p.src, p.dest);
+    for (const f of treeFiles) await put(f, f);
     for (const f of spec.files) await put(f.src, f.dest);
     await writeFile(join(ctx, 'Dockerfile'), ['FROM scratch', 'COPY rootfs/ /', ...spec.dockerfile, ''].join('\n'));
     const stream = await docker.buildImage({ context: ctx, src: files }, { t: tag, rm: true, forcerm: true });
@@ -210,4 +238,41 @@ export async function removeContainers(docker: Docker, names: string[]): Promise
       }
     }),
   );
+}
+
+export const AGENT_IMAGE_REPO = 'gauntlet-agent';
+
+/** Where the agent's programs are on this machine (Debian: util-linux, iptables, iproute2). */
+const AGENT_PROGRAMS = ['/usr/bin/nsenter', '/usr/bin/unshare', '/usr/bin/true', '/usr/sbin/iptables', '/usr/sbin/iptables-save', '/usr/sbin/tc', '/usr/sbin/ip', '/usr/bin/ss'];
+const XTABLES_DIRS = ['/usr/lib/x86_64-linux-gnu/xtables', '/usr/lib/aarch64-linux-gnu/xtables', '/usr/lib/xtables'];
+
+/**
+ * Returns the tag of an up-to-date agent image (src/fault/host-access.ts), building it on the
+ * engine if needed: node, nsenter, iptables (and its extensions), tc, ip and ss, from this
+ * machine, with their libraries. Its entrypoint is node.
+ */
+export async function ensureAgentImage(docker: Docker, log: Logger): Promise<string> {
+  const missing = AGENT_PROGRAMS.filter((p) => {
+    try {
+      return !statSync(p).isFile();
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) throw new GauntletError('GAUNTLET_DOCKER_IMAGE_BUILD', [AGENT_IMAGE_REPO, `this machine lacks ${missing.join(', ')} (apt-get install util-linux iptables iproute2)`]);
+  const xtables = XTABLES_DIRS.filter((d) => {
+    try {
+      return statSync(d).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+  return ensureScratchImage(docker, log, {
+    repo: AGENT_IMAGE_REPO,
+    what: 'agent',
+    files: [{ src: '/etc/protocols', dest: '/etc/protocols', content: await readFile('/etc/protocols').catch(() => Buffer.from('tcp 6 TCP\nudp 17 UDP\n')) }],
+    programs: AGENT_PROGRAMS.map((p) => ({ src: p, dest: p })),
+    trees: xtables,
+    dockerfile: ['LABEL gauntlet=1 gauntlet.component=agent-image', 'ENTRYPOINT ["/usr/bin/node"]'],
+  });
 }

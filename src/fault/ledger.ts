@@ -10,6 +10,8 @@ import type { Store, FaultRow } from '../store/store.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from './types.js';
 import { ownerAlive, selfOwner } from '../util/proc.js';
 import { sweepCandidates, sweepLeftovers } from './sweep.js';
+import { contextFor, EngineContexts, sameEngine } from './engine-contexts.js';
+import type { EngineSpec } from '../docker/engines.js';
 
 export interface ActiveFault {
   id: string;
@@ -32,16 +34,18 @@ export async function injectFault(
   id: string = randomUUID(),
 ): Promise<ActiveFault> {
   const log = ctx.log.child({ fault: id, kind: injector.kind, node: target.node });
-  ctx = { ...ctx, faultId: id };
+  // on the node's engine: its Docker client, its host
+  ctx = { ...contextFor(ctx, target.engine), faultId: id };
+  const engine = target.engine ? JSON.stringify(target.engine) : null;
   const plannedAt = ctx.clock.now();
   let undo: UndoRecord;
   try {
     undo = await injector.prepare(target, params, ctx);
   } catch (err) {
-    note(log, () => store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}`, container_id: target.containerId })));
+    note(log, () => store.insertFault(row(id, runId, injector.kind, target.node, params, {}, 'failed', plannedAt, { error: `prepare: ${errorMessage(err)}`, container_id: target.containerId, engine })));
     throw err instanceof GauntletError ? err : new GauntletError('GAUNTLET_FAULT_INJECT', [injector.kind, target.node, errorMessage(err)], { cause: err });
   }
-  store.insertFault(row(id, runId, injector.kind, target.node, params, undo, 'injecting', plannedAt, { container_id: target.containerId }));
+  store.insertFault(row(id, runId, injector.kind, target.node, params, undo, 'injecting', plannedAt, { container_id: target.containerId, engine }));
   let injectedAt: number;
   let driver: string | null = null;
   try {
@@ -129,7 +133,7 @@ export function activeFromLedger(store: Store, id: string, ctx: FaultContext): A
     injectedAt: f.injected_at ?? f.planned_at ?? ctx.clock.now(),
     driver: f.driver ?? null,
     revert() {
-      reverting ??= revertRecorded(store, injector, id, JSON.parse(f.undo) as UndoRecord, ctx).catch((err: unknown) => {
+      reverting ??= revertRecorded(store, injector, id, JSON.parse(f.undo) as UndoRecord, contextFor(ctx, engineOf(f))).catch((err: unknown) => {
         reverting = null;
         throw err;
       });
@@ -143,7 +147,7 @@ export function activeFromLedger(store: Store, id: string, ctx: FaultContext): A
  * host cannot run): a ledger row in state 'skipped' with the reason; nothing is touched.
  */
 export function recordSkipped(store: Store, runId: string | null, id: string, kind: string, target: FaultTarget, params: unknown, at: number, reason: string): void {
-  store.insertFault(row(id, runId, kind, target.node, params, {}, 'skipped', at, { error: reason, container_id: target.containerId }));
+  store.insertFault(row(id, runId, kind, target.node, params, {}, 'skipped', at, { error: reason, container_id: target.containerId, engine: target.engine ? JSON.stringify(target.engine) : null }));
 }
 
 /**
@@ -152,6 +156,24 @@ export function recordSkipped(store: Store, runId: string | null, id: string, ki
  * `force`. Returns what was done, one line per fault.
  */
 export async function revertLeftovers(store: Store, ctx: FaultContext, options: { force?: boolean; containers?: readonly string[] } = {}): Promise<string[]> {
+  // Each fault goes back to its own engine (the ledger says which); agents started here for
+  // that are removed at the end, unless the caller's registry owns them.
+  const own = ctx.engines ? null : new EngineContexts(ctx);
+  if (own) ctx = own.for(ctx.engine);
+  try {
+    return await revertLeftoversOn(store, ctx, options);
+  } finally {
+    await own?.close();
+  }
+}
+
+/** The engine a ledger row names (null: DOCKER_HOST's); an unreadable one is reported by the revert. */
+function engineOf(f: FaultRow): EngineSpec | null {
+  if (!f.engine) return null;
+  return JSON.parse(f.engine) as EngineSpec;
+}
+
+async function revertLeftoversOn(store: Store, ctx: FaultContext, options: { force?: boolean; containers?: readonly string[] }): Promise<string[]> {
   const done: string[] = [];
   const touched = new Set<string>(options.containers ?? []);
   for (const f of store.unrevertedFaults()) {
@@ -165,7 +187,7 @@ export async function revertLeftovers(store: Store, ctx: FaultContext, options: 
       continue;
     }
     try {
-      const action = await revertRecorded(store, injector, f.id, JSON.parse(f.undo) as UndoRecord, ctx, 'on start, left by an earlier process: ');
+      const action = await revertRecorded(store, injector, f.id, JSON.parse(f.undo) as UndoRecord, contextFor(ctx, engineOf(f)), 'on start, left by an earlier process: ');
       done.push(`${f.id} (${f.kind} on ${f.node}): ${action}`);
     } catch (err) {
       done.push(`${f.id} (${f.kind} on ${f.node}): FAILED: ${errorMessage(err)}`);
@@ -178,6 +200,24 @@ export async function revertLeftovers(store: Store, ctx: FaultContext, options: 
   // for the broad sweep: every container the ledger names or that is labelled a target.
   if (options.containers === undefined) for (const c of await sweepCandidates(store, ctx)) touched.add(c);
   for (const line of await sweepLeftovers(store, ctx, [...touched])) done.push(`sweep: ${line}`);
+  // The broad sweep goes to every other engine the ledger names too, into its containers there.
+  if (options.containers === undefined) {
+    const others = new Map<string, { spec: EngineSpec; ids: Set<string> }>();
+    for (const r of store.db.prepare('SELECT DISTINCT container_id, engine FROM faults WHERE engine IS NOT NULL AND container_id IS NOT NULL').all() as { container_id: string; engine: string }[]) {
+      const spec = JSON.parse(r.engine) as EngineSpec;
+      if (sameEngine(spec, ctx.engine)) continue;
+      const e = others.get(r.engine) ?? { spec, ids: new Set<string>() };
+      e.ids.add(r.container_id);
+      others.set(r.engine, e);
+    }
+    for (const { spec, ids } of others.values()) {
+      try {
+        for (const line of await sweepLeftovers(store, contextFor(ctx, spec), [...ids])) done.push(`sweep on engine ${spec.name}: ${line}`);
+      } catch (err) {
+        done.push(`sweep on engine ${spec.name} (${spec.host}): ${errorMessage(err)}`);
+      }
+    }
+  }
   return done;
 }
 

@@ -2,36 +2,24 @@
 // (`nsenter -t <pid> -n <cmd> …`). Arguments go to execFile as an array: no shell, nothing
 // built from input is ever parsed as a command line. Rules Gauntlet adds carry the comment
 // `gauntlet:<fault id>`, so they can be listed and removed without the ledger.
-import { execFile } from 'node:child_process';
+import { localHost, runningOn, type HostAccess } from './host-access.js';
+import type { ExecResult } from './exec.js';
 
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export { run, type ExecResult } from './exec.js';
 
-/** Runs a program with arguments (no shell), bounded in time; never throws for a non-zero exit. */
-export function run(file: string, args: readonly string[], timeoutMs = 10_000): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    execFile(file, args as string[], { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { code?: number | string; killed?: boolean }) | null;
-      if (!e) return resolve({ code: 0, stdout, stderr });
-      if (typeof e.code === 'string') return resolve({ code: 127, stdout, stderr: `${file}: ${e.code === 'ENOENT' ? 'not installed (not on PATH)' : e.message}` });
-      resolve({ code: typeof e.code === 'number' ? e.code : 1, stdout, stderr: e.killed ? `${file}: timed out after ${timeoutMs} ms` : stderr || e.message });
-    });
-  });
-}
-
-/** Runs a program inside the network namespace of `pid` (a container's main process). */
-export function inNetns(pid: number, file: string, args: readonly string[], timeoutMs = 10_000): Promise<ExecResult> {
+/**
+ * Runs a program inside the network namespace of `pid` (a container's main process), on the
+ * host `on` (default this machine; another engine's through its agent).
+ */
+export function inNetns(pid: number, file: string, args: readonly string[], on: HostAccess = localHost(), timeoutMs = 10_000): Promise<ExecResult> {
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to enter the network namespace of pid ${pid}`);
-  return run('nsenter', ['-t', String(pid), '-n', '--', file, ...args], timeoutMs);
+  return on.run('nsenter', ['-t', String(pid), '-n', '--', file, ...args], timeoutMs);
 }
 
 /** Like inNetns, but throws with the command and its stderr when it fails. */
-export async function inNetnsOk(pid: number, file: string, args: readonly string[], timeoutMs = 10_000): Promise<string> {
-  const r = await inNetns(pid, file, args, timeoutMs);
-  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} in the netns of pid ${pid} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+export async function inNetnsOk(pid: number, file: string, args: readonly string[], on: HostAccess = localHost(), timeoutMs = 10_000): Promise<string> {
+  const r = await inNetns(pid, file, args, on, timeoutMs);
+  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} in the netns of pid ${pid}${on.local ? '' : ` on ${on.where}`} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
   return r.stdout;
 }
 
@@ -67,40 +55,54 @@ export function splitRule(spec: string): string[] {
 }
 
 /** Gauntlet's rules in a namespace (optionally only one fault's). */
-export async function listTaggedRules(pid: number, faultId?: string): Promise<TaggedRule[]> {
-  const save = await inNetnsOk(pid, 'iptables-save', []);
+export async function listTaggedRules(pid: number, faultId?: string, on: HostAccess = localHost()): Promise<TaggedRule[]> {
+  const save = await inNetnsOk(pid, 'iptables-save', [], on);
   return parseTaggedRules(save).filter((r) => faultId === undefined || r.faultId === faultId);
 }
 
 /** Deletes Gauntlet's rules (optionally one fault's) in a namespace; returns how many. */
-export async function deleteTaggedRules(pid: number, faultId?: string): Promise<number> {
+export async function deleteTaggedRules(pid: number, faultId?: string, on: HostAccess = localHost()): Promise<number> {
   let n = 0;
-  for (const r of await listTaggedRules(pid, faultId)) {
+  for (const r of await listTaggedRules(pid, faultId, on)) {
     const args = splitRule(r.spec);
     args[0] = '-D';
-    await inNetnsOk(pid, 'iptables', ['-w', '5', '-t', r.table, ...args]);
+    await inNetnsOk(pid, 'iptables', ['-w', '5', '-t', r.table, ...args], on);
     n++;
   }
   return n;
 }
 
 /** The namespace's TCP retransmitted segments so far (/proc/net/snmp, read from inside it). */
-export async function tcpRetransmits(pid: number): Promise<number | null> {
-  const r = await inNetns(pid, 'cat', ['/proc/net/snmp']);
-  if (r.code !== 0) return null;
-  const [head, values] = r.stdout.split('\n').filter((l) => l.startsWith('Tcp:'));
+export async function tcpRetransmits(pid: number, on: HostAccess = localHost()): Promise<number | null> {
+  // /proc/<pid>/net is the network namespace of that process: no need to enter it
+  const text = await on.readFile(`/proc/${pid}/net/snmp`);
+  if (text === null) return null;
+  const [head, values] = text.split('\n').filter((l) => l.startsWith('Tcp:'));
   const i = (head ?? '').split(/\s+/).indexOf('RetransSegs');
   const v = Number((values ?? '').split(/\s+/)[i]);
   return i < 0 || !Number.isFinite(v) ? null : v;
 }
 
 /** Packets matched so far by one fault's rules (iptables-save -c counters). */
-export async function taggedRulePackets(pid: number, faultId: string): Promise<number> {
-  const save = await inNetnsOk(pid, 'iptables-save', ['-c']);
+export async function taggedRulePackets(pid: number, faultId: string, on: HostAccess = localHost()): Promise<number> {
+  const save = await inNetnsOk(pid, 'iptables-save', ['-c'], on);
   let n = 0;
   for (const line of save.split('\n')) {
     const m = /^\[(\d+):\d+\] -A .*--comment "?gauntlet:([^"\s]+)"?/.exec(line);
     if (m && m[2] === faultId) n += Number(m[1]);
   }
   return n;
+}
+
+/** The functions above, bound to one host (a fault's node's: this machine, or an engine's agent). */
+export function netnsOn(on: HostAccess) {
+  return {
+    inNetns: (pid: number, file: string, args: readonly string[], timeoutMs?: number) => inNetns(pid, file, args, on, timeoutMs),
+    inNetnsOk: (pid: number, file: string, args: readonly string[], timeoutMs?: number) => inNetnsOk(pid, file, args, on, timeoutMs),
+    listTaggedRules: (pid: number, faultId?: string) => listTaggedRules(pid, faultId, on),
+    deleteTaggedRules: (pid: number, faultId?: string) => deleteTaggedRules(pid, faultId, on),
+    tcpRetransmits: (pid: number) => tcpRetransmits(pid, on),
+    taggedRulePackets: (pid: number, faultId: string) => taggedRulePackets(pid, faultId, on),
+    running: (pid: number) => runningOn(on, pid),
+  };
 }

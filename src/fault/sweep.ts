@@ -5,8 +5,9 @@
 // Gauntlet process (another run) is left to it.
 import { errorMessage } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { ownerAlive, processRunning, selfOwner } from '../util/proc.js';
-import { deleteTaggedRules, inNetns, listTaggedRules } from './netns.js';
+import { ownerAlive, selfOwner } from '../util/proc.js';
+import { AGENT_COMPONENT, hostOf } from './host-access.js';
+import { netnsOn } from './netns.js';
 import type { FaultContext } from './types.js';
 
 /** Root qdisc handles Gauntlet's network faults use (packet-loss netem, latency netem). */
@@ -37,6 +38,21 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
   }
   const done: string[] = [];
   const liveIds = liveFaultIds(store);
+  const { inNetns, listTaggedRules, deleteTaggedRules, running } = netnsOn(hostOf(ctx));
+
+  // Agent containers (another engine's host work) whose Gauntlet died.
+  try {
+    const agents = (await docker.listContainers({ all: true, filters: { label: [`gauntlet.component=${AGENT_COMPONENT}`] } })) as { Id: string; Names: string[]; Labels: Record<string, string> }[];
+    for (const a of agents) {
+      if (live(a.Labels['gauntlet.owner'])) continue;
+      await docker.getContainer(a.Id).remove({ force: true }).then(
+        () => done.push(`removed agent container ${a.Names[0]?.replace(/^\//, '') ?? a.Id.slice(0, 12)} (its Gauntlet is gone)`),
+        (err: unknown) => done.push(`could not remove agent container ${a.Id.slice(0, 12)}: ${errorMessage(err)}`),
+      );
+    }
+  } catch (err) {
+    done.push(`cannot list agent containers: ${errorMessage(err)}`);
+  }
 
   // Helper containers (latency proxies, GPU-memory sidecars …).
   let helpers: { Id: string; Names: string[]; Labels: Record<string, string> }[] = [];
@@ -66,7 +82,7 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
     try {
       const info = await docker.getContainer(cid).inspect();
       name = info.Name.replace(/^\//, '');
-      if (!info.State.Running || !info.State.Pid || info.HostConfig.NetworkMode === 'host' || !processRunning(info.State.Pid)) continue;
+      if (!info.State.Running || !info.State.Pid || info.HostConfig.NetworkMode === 'host' || !(await running(info.State.Pid))) continue;
       pid = info.State.Pid;
     } catch {
       continue; // gone: its namespace went with it

@@ -5,6 +5,9 @@
 //   Gauntlet, with nothing but the undo record from the ledger).
 // `describe` is what --dry-run prints: the actions inject and revert would take, read-only.
 import type { ProcessHost } from '../util/proc.js';
+import type { HostAccess } from './host-access.js';
+import type { EngineSpec } from '../docker/engines.js';
+import type { EngineContexts } from './engine-contexts.js';
 import type { z } from 'zod';
 import type { Docker } from '../docker/engine.js';
 import type { Logger } from '../log.js';
@@ -16,6 +19,8 @@ export interface FaultTarget {
   node: string;
   containerId: string | null;
   containerName: string | null;
+  /** The engine the container is on (null or absent: DOCKER_HOST's). */
+  engine?: EngineSpec | null;
 }
 
 /** What this host can do, detected once (src/fault/host.ts); faults pick their driver from it. */
@@ -40,6 +45,15 @@ export interface FaultContext {
   faultId?: string;
   /** The host's processes (default: the real ones, from /proc); a test's fake Docker brings its own. */
   processes?: ProcessHost;
+  /**
+   * The node's host, for what is done there rather than through the Docker API (signals, /proc,
+   * network namespaces): default this machine; another engine's host through its agent.
+   */
+  host?: HostAccess;
+  /** The engine `docker` talks to (null or absent: DOCKER_HOST's). */
+  engine?: EngineSpec | null;
+  /** Contexts for the other engines a fault (or a ledger row) may name. */
+  engines?: EngineContexts;
   /**
    * The clock for waits on real machinery — a killed process to be reaped, Docker to register an
    * exit — which take real time whatever the plan's clock (a time-scaled run's clock would cut

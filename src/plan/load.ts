@@ -121,6 +121,17 @@ function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: s
     if (names.has(t.name)) add(['targets', i, 'name'], `got ${show(t.name)}; target names must be unique`);
     names.add(t.name);
   });
+  const engines = new Set<string>();
+  (Array.isArray(raw.engines) ? raw.engines : []).forEach((e: unknown, i: number) => {
+    if (!isObject(e) || typeof e.name !== 'string') return;
+    if (engines.has(e.name)) add(['engines', i, 'name'], `got ${show(e.name)}; engine names must be unique`);
+    engines.add(e.name);
+  });
+  (Array.isArray(raw.targets) ? raw.targets : []).forEach((t: unknown, i: number) => {
+    if (isObject(t) && typeof t.engine === 'string' && !engines.has(t.engine)) {
+      add(['targets', i, 'engine'], `got ${show(t.engine)}; expected one of the plan's engines (${[...engines].join(', ') || 'none: add engines: [{ name, host }]'})`);
+    }
+  });
   if (isObject(raw.service) && typeof raw.service.name === 'string' && names.has(raw.service.name)) {
     add(['service', 'name'], `got ${show(raw.service.name)}; the service needs a name of its own, not a target's`);
   }

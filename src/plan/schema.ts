@@ -3,6 +3,7 @@
 import { MIL_HDBK_781_PRST } from '../analysis/sprt.js';
 import { K6_PATH, parseSshUrl } from '../load/k6/remote.js';
 import { z } from 'zod';
+import { engineSpecProblems } from '../docker/engines.js';
 import { parseDuration } from '../util/duration.js';
 
 /**
@@ -33,12 +34,27 @@ const Target = z
     container: z.string().min(1).optional(),
     label: z.string().min(1).optional(),
     endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+    /** The Docker engine the container is on (one of the plan's engines); default DOCKER_HOST's. */
+    engine: name.optional(),
   })
   .superRefine((t, ctx) => {
+    if (t.engine && !t.container && !t.label) ctx.addIssue({ code: 'custom', message: 'engine is for container targets (give container: or label:)', path: ['engine'], input: t.engine });
     if (t.container && t.label) ctx.addIssue({ code: 'custom', message: 'give either container or label, not both', path: ['label'], input: t.label });
     if (!t.container && !t.label && !t.endpoint) {
       ctx.addIssue({ code: 'custom', message: 'expected container, label or endpoint (a bare endpoint needs endpoint)', path: ['endpoint'] });
     }
+  });
+
+/** A Docker engine targets can be on: DOCKER_HOST's form, TLS files for TCP, a key for SSH. */
+const Engine = z
+  .strictObject({
+    name,
+    host: z.string().min(1),
+    tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    identity_file: z.string().min(1).optional(),
+  })
+  .superRefine((e, ctx) => {
+    for (const p of engineSpecProblems(e)) ctx.addIssue({ code: 'custom', message: p.message, path: [p.path], input: (e as Record<string, unknown>)[p.path] });
   });
 
 const tokens = z.number().int().min(1).max(131_072);
@@ -337,6 +353,8 @@ export const PlanSchema = z.strictObject({
   duration: duration('duration', 1000, MAX_RUN_MS),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
   targets: z.array(Target).min(1, 'expected at least one target'),
+  /** Docker engines besides DOCKER_HOST's that targets name (target.engine). */
+  engines: z.array(Engine).default([]),
   service: Service.optional(),
   load: Load,
   faults: z.array(Fault).default([]),
@@ -363,6 +381,7 @@ export const PlanSchema = z.strictObject({
 export type PlanInput = z.input<typeof PlanSchema>;
 export type Plan = z.output<typeof PlanSchema>;
 export type PlanTarget = Plan['targets'][number];
+export type PlanEngine = Plan['engines'][number];
 export type PlanFault = Plan['faults'][number];
 export type PlanLoad = Plan['load'];
 export type LengthSpec = z.output<typeof Length>;

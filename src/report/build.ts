@@ -62,6 +62,8 @@ export interface ReportJson {
     name: string;
     endpoint: string;
     container: string | null;
+    /** The Docker engine the container is on ("rack-b (tcp://10.0.0.5:2376)", or DOCKER_HOST's); null for a bare endpoint. */
+    docker_engine: string | null;
     image: string | null;
     restarts: number | null;
     exposure_hours: number;
@@ -335,6 +337,7 @@ export function buildReport(store: Store, runId: string): { report: ReportJson; 
       name: n.name,
       endpoint: n.endpoint,
       container: n.container_name,
+      docker_engine: n.docker_engine ?? null,
       image: n.image,
       // Counted from Docker's own start events during the run: its RestartCount goes back to
       // 0 whenever a container is started or restarted by hand (node-kill stop and restart do).

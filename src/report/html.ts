@@ -128,7 +128,7 @@ export function renderHtml(r: ReportJson, charts: { chart: ChartSpec; svg: strin
     body.push(`<table><tr><th>generator</th><th>kind</th><th>host</th><th>event loop lag p99, at most</th><th>CPU, at most</th><th>sends late, at most</th></tr>${gens.map((x) => `<tr><td>${esc(x.name)}</td><td>${esc(x.kind)}</td><td>${esc(x.host)}${x.clock_offset_ms === null ? '' : ` (clock ${x.clock_offset_ms >= 0 ? '+' : ''}${x.clock_offset_ms.toFixed(1)} ms, corrected)`}</td><td>${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`}</td><td>${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`}</td><td>${x.late_max_ms === null ? '—' : `${x.late_max_ms.toFixed(0)} ms`}</td></tr>`).join('')}</table>`);
   }
   body.push('<h2>Nodes</h2>');
-  body.push(table(['node', 'endpoint', 'container', 'image', 'restarts', 'exposure', 'availability'], r.nodes.map((n) => [esc(n.name), esc(n.endpoint), esc(n.container ?? '—'), esc(n.image ?? '—'), String(n.restarts ?? '—'), hrs(n.exposure_hours), pct(n.availability, 3)])));
+  body.push(table(['node', 'endpoint', 'container', 'Docker engine', 'image', 'restarts', 'exposure', 'availability'], r.nodes.map((n) => [esc(n.name), esc(n.endpoint), esc(n.container ?? '—'), esc(n.docker_engine ?? '—'), esc(n.image ?? '—'), String(n.restarts ?? '—'), hrs(n.exposure_hours), pct(n.availability, 3)])));
   const acc = r.requests.accounting;
   if (acc) body.push(`<p class="sub">Every planned arrival accounted for: ${acc.planned} planned = ${acc.sent} sent + ${acc.missed} missed + ${acc.interrupted} interrupted + ${acc.cancelled} cancelled.</p>`);
 

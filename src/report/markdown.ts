@@ -171,8 +171,8 @@ export function renderMarkdown(r: ReportJson, plan: Plan): string {
     out.push('', '| generator | kind | host | event loop lag p99, at most | CPU, at most | sends late, at most |', '|---|---|---|---|---|---|');
     for (const x of g.generators) out.push(`| ${x.name} | ${x.kind} | ${x.host}${x.clock_offset_ms === null ? '' : ` (clock ${x.clock_offset_ms >= 0 ? '+' : ''}${x.clock_offset_ms.toFixed(1)} ms, corrected)`} | ${x.loop_lag_p99_max_ms === null ? '—' : `${x.loop_lag_p99_max_ms.toFixed(0)} ms`} | ${x.k6_cpu_max_cores === null ? '—' : `${x.k6_cpu_max_cores.toFixed(2)} cores`} | ${x.late_max_ms === null ? '—' : `${x.late_max_ms.toFixed(0)} ms`} |`);
   }
-  out.push('', '## Nodes', '', '| node | endpoint | container | restarts during run | exposure | availability |', '|---|---|---|---|---|---|');
-  for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
+  out.push('', '## Nodes', '', '| node | endpoint | container | Docker engine | restarts during run | exposure | availability |', '|---|---|---|---|---|---|---|');
+  for (const n of r.nodes) out.push(`| ${n.name} | ${n.endpoint} | ${n.container ?? '(bare endpoint)'} | ${n.docker_engine ?? '—'} | ${n.restarts ?? '—'} | ${h(n.exposure_hours)} | ${pct(n.availability)} |`);
   const withTelemetry = r.nodes.filter((n) => Object.keys(n.telemetry).length > 0);
   if (withTelemetry.length > 0) {
     out.push('', `Telemetry, sampled every ${formatDuration(plan.telemetry.interval)} (first → last, min–max):`, '', '| node | metric | samples | first → last | min–max |', '|---|---|---|---|---|');

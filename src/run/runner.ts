@@ -14,6 +14,8 @@ import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { CancelScope } from '../load/request.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
+import { engineHostAddress, engineLabel, engineSpecOf, type EngineSpec } from '../docker/engines.js';
+import { EngineContexts, sameEngine } from '../fault/engine-contexts.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { recordSkipped, revertLeftovers } from '../fault/ledger.js';
@@ -66,6 +68,8 @@ export interface RunContext {
   http?: { load: Dispatcher; probes: Dispatcher };
   /** The host's processes, for faults that signal a container's process (default: the real ones). */
   processes?: ProcessHost;
+  /** Tests: how a Docker client for a plan's engine is made (default: dockerode from its spec). */
+  connectEngine?: (spec: EngineSpec) => Docker;
   /**
    * Ends the run early, as completed, once this returns true (checked every 250 ms): a drill
    * ends when its fault is over and the node serves again.
@@ -231,8 +235,12 @@ const EVENTS_READY_WAIT_MS = 15_000;
  * here holds a resource that must be released except the probe dispatcher the run then owns.
  */
 export interface Prepared {
+  /** DOCKER_HOST's engine (null when no target is on it). */
   docker: Docker | null;
+  /** The default engine's fault context; `engines` moves it to a target's engine. */
   faultCtx: FaultContext;
+  /** Each engine's context (the plan's engines), with the agents to remove at the end. */
+  engines: EngineContexts;
   probes: Dispatcher;
   /** The probe dispatcher was made here (closed when the run ends), not passed in. */
   ownProbes: boolean;
@@ -251,22 +259,42 @@ export interface Prepared {
  */
 export async function prepare(plan: Plan, planSource: string | null, ctx: RunContext, resume: { model: string | null } | null = null): Promise<Prepared> {
   const { store, clock, signal } = ctx;
-  const docker = needsDocker(plan.targets) ? ctx.docker : null;
-  if (needsDocker(plan.targets)) {
+  const onDefault = plan.targets.filter((t) => !t.engine);
+  const docker = needsDocker(onDefault) ? ctx.docker : null;
+  if (needsDocker(onDefault)) {
     if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', 'the plan has container targets but no Docker client is available']);
     await requireDocker(docker);
   }
   // Waits on real machinery (a process to be reaped, Docker to register an exit) take real time
   // even when the plan's clock is scaled; a virtual clock's fakes live on it.
   const machine = Number.isFinite(clock.timeScale) && clock.timeScale !== 1 ? new RealClock() : clock;
-  const faultCtx: FaultContext = { docker, log: ctx.log, clock, machineClock: machine, ...(ctx.processes ? { processes: ctx.processes } : {}) };
+  const base: FaultContext = { docker, log: ctx.log, clock, machineClock: machine, ...(ctx.processes ? { processes: ctx.processes } : {}) };
+  const engines = new EngineContexts(base, ctx.connectEngine);
+  const faultCtx = engines.for(null);
+  // The plan's engines, their files relative to the plan; each reachable before anything starts.
+  const specs = new Map(plan.engines.map((e) => [e.name, engineSpecOf(e, planSource ? dirname(planSource) : process.cwd())]));
   const probes = ctx.http?.probes ?? probeDispatcher();
   try {
-    const targets = await Promise.all(plan.targets.map((t) => resolveTarget(t, docker, clock)));
+    for (const spec of specs.values()) {
+      if (!plan.targets.some((t) => t.engine === spec.name)) continue;
+      await requireDocker(engines.docker(spec) as Docker, engineLabel(spec));
+    }
+    const targets = await Promise.all(
+      plan.targets.map(async (t) => {
+        const spec = t.engine ? (specs.get(t.engine) as EngineSpec) : null;
+        const r = await resolveTarget(t, spec ? engines.docker(spec) : docker, clock, engineHostAddress(spec));
+        return { ...r, engine: spec };
+      }),
+    );
     // Faults an earlier, killed Gauntlet left behind are undone before anything else touches
-    // the targets: the ledger first, then anything still carrying Gauntlet's mark.
-    const targetContainers = targets.flatMap((t) => (t.containerId ? [t.containerId] : []));
-    for (const line of await revertLeftovers(store, { ...faultCtx, docker: ctx.docker }, { containers: targetContainers })) ctx.log.warn(`reverted a leftover fault: ${line}`);
+    // the targets: the ledger first (each fault on its own engine), then anything still
+    // carrying Gauntlet's mark in the targets, engine by engine.
+    for (const spec of [null, ...specs.values()]) {
+      const mine = targets.filter((t) => sameEngine(t.engine, spec) && t.containerId).map((t) => t.containerId as string);
+      if (spec && mine.length === 0) continue;
+      const on = spec ? engines.for(spec) : { ...faultCtx, docker: ctx.docker };
+      for (const line of await revertLeftovers(store, on, { containers: mine })) ctx.log.warn(`reverted a leftover fault${spec ? ` (engine ${spec.name})` : ''}: ${line}`);
+    }
     // A run taken up after a crash does not wait for its nodes: one may be down, and that is
     // what its detection must see; the model is the one its load used.
     if (!resume) await waitReady(targets, plan, clock, signal, ctx.log, probes);
@@ -297,9 +325,10 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
         : generators > 1
           ? new ParallelBuiltinEngine(clock, generators)
           : new BuiltinEngine(clock, ctx.http?.load));
-    return { docker, faultCtx, probes, ownProbes: !ctx.http, targets, service, model, workload, engine };
+    return { docker, faultCtx, engines, probes, ownProbes: !ctx.http, targets, service, model, workload, engine };
   } catch (err) {
     if (!ctx.http) await probes.close().catch(() => undefined);
+    await engines.close().catch(() => undefined);
     throw err;
   }
 }
@@ -402,6 +431,8 @@ export class Run {
     this.views = [...p.targets.map((t) => ({ node: t.node, endpoint: t.endpoint, errorBurst: plan.detection.error_burst })), ...(p.service ? [{ ...p.service, errorBurst: 1 }] : [])];
     this.schedule = faultSchedule(plan);
     if (p.ownProbes) this.hold('probe connections', () => p.probes.close());
+    // agent containers on other engines: removed once everything else is released (they revert)
+    this.hold('engine agents', () => p.engines.close());
   }
 
   /** Prepare, then every phase in turn: what runPlan does. */
@@ -530,6 +561,7 @@ export class Run {
         image: t.image,
         restart_count_start: t.restartCount,
         restart_count_end: null,
+        docker_engine: t.containerId ? engineLabel(t.engine ?? null) : null,
       });
     }
   }
@@ -587,7 +619,7 @@ export class Run {
 
     if (plan.telemetry.interval > 0) {
       this.telemetry = new TelemetryCollector(
-        p.targets.map((t) => ({ node: t.node, containerId: t.containerId, endpoint: t.endpoint })),
+        p.targets.map((t) => ({ node: t.node, containerId: t.containerId, endpoint: t.endpoint, docker: p.engines.docker(t.engine) })),
         { intervalMs: plan.telemetry.interval, metricsPath: plan.telemetry.metrics_path, metrics: plan.telemetry.metrics, timeoutMs: Math.min(plan.telemetry.interval, 5000) },
         p.docker,
         clock,
@@ -650,10 +682,22 @@ export class Run {
     (this.detectors.get(node) as NodeDetector).observe(o);
   }
 
+  /** Each engine's event stream, for the targets on it (all at once; each bounded). */
   private async watchDocker(since: number): Promise<void> {
+    const groups = new Map<string, ResolvedTarget[]>();
+    for (const t of this.p.targets.filter((x) => x.containerId)) {
+      const key = t.engine ? JSON.stringify(t.engine) : '';
+      groups.set(key, [...(groups.get(key) ?? []), t]);
+    }
+    await Promise.all([...groups.values()].map((ts) => this.watchEngine(since, ts)));
+  }
+
+  private async watchEngine(since: number, targets: ResolvedTarget[]): Promise<void> {
     const { p, store, clock } = this;
-    const docker = p.docker;
-    const byContainer = new Map(p.targets.filter((t) => t.containerId).map((t) => [t.containerId as string, t]));
+    const spec = targets[0]?.engine ?? null;
+    const docker = p.engines.docker(spec);
+    const byContainer = new Map(targets.map((t) => [t.containerId as string, t]));
+    const which = spec ? `the Docker engine ${spec.name} (${spec.host})` : 'the Docker engine';
     if (!docker || byContainer.size === 0) return;
     const watch = watchContainerEvents(
       docker,
@@ -694,23 +738,23 @@ export class Run {
           if (state === 'lost') {
             this.faultWindows.blindStart(nodes, at);
             this.blind.push({ from: at, to: null, nodes });
-            this.journal('orchestrator_blind', `lost the Docker engine (${why}): failures seen until it answers again are orchestrator blindness, not node failures, and the time is left out of exposure`);
-            this.log.error({ why }, 'lost the Docker engine: Gauntlet cannot see its containers');
+            this.journal('orchestrator_blind', `lost ${which} (${why}): failures seen on ${nodes.join(', ')} until it answers again are orchestrator blindness, not node failures, and the time is left out of exposure`);
+            this.log.error({ why, nodes }, `lost ${which}: Gauntlet cannot see its containers`);
           } else {
-            this.faultWindows.blindEnd(at);
-            const span = this.blind.at(-1);
-            if (span && span.to === null) span.to = at;
-            this.journal('orchestrator_restored', `the Docker engine answers again${span ? ` after ${formatDuration(at - span.from)}` : ''}`);
-            this.log.warn('the Docker engine answers again');
+            this.faultWindows.blindEnd(at, nodes);
+            const span = this.blind.findLast((b) => b.to === null && b.nodes.join() === nodes.join());
+            if (span) span.to = at;
+            this.journal('orchestrator_restored', `${which} answers again${span ? ` after ${formatDuration(at - span.from)}` : ''}`);
+            this.log.warn(`${which} answers again`);
           }
         }),
       },
     );
-    this.hold('docker events', () => watch.stop());
+    this.hold(spec ? `docker events of engine ${spec.name}` : 'docker events', () => watch.stop());
     // Bounded: an engine that does not open its event stream is said (and counted as blind
     // time by the watch itself), not waited for forever; the stream keeps trying meanwhile.
     const opened = await Promise.race([watch.ready.then(() => true), clock.sleep(EVENTS_READY_WAIT_MS, this.ctx.signal).then(() => false, () => false)]);
-    if (!opened) this.log.warn(`the Docker engine has not opened its event stream within ${formatDuration(EVENTS_READY_WAIT_MS)}: the run goes on, container events are seen once it does`);
+    if (!opened) this.log.warn(`${which} has not opened its event stream within ${formatDuration(EVENTS_READY_WAIT_MS)}: the run goes on, container events are seen once it does`);
   }
 
   private startProbes(): void {
@@ -989,7 +1033,7 @@ export class Run {
   }
 
   private skip(id: string, occ: Occurrence, t: ResolvedTarget, reason: string): void {
-    recordSkipped(this.store, this.id, id, occ.kind, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, this.clock.now(), reason);
+    recordSkipped(this.store, this.id, id, occ.kind, { node: t.node, containerId: t.containerId, containerName: t.containerName, engine: t.engine ?? null }, occ.params, this.clock.now(), reason);
     this.journal('fault_skipped', `${occ.kind} on ${t.node} skipped: ${reason}`, { fault: id });
     this.log.warn({ fault: id, kind: occ.kind, node: t.node, reason }, 'fault skipped');
     this.faultsDone++;
@@ -1001,7 +1045,7 @@ export class Run {
     const { plan, clock } = this;
     if (this.halted) return `halted: ${this.halted}`;
     const injector = FAULTS[occ.kind] as FaultInjector<unknown>;
-    const unsupported = await injector.unsupported?.(this.p.faultCtx);
+    const unsupported = await injector.unsupported?.(this.p.engines.for(t.engine));
     if (unsupported) return `not supported on this host: ${unsupported}`;
     // The plan's own limit first: it is the reason a user set, whatever else also applies.
     const max = plan.safety.max_concurrent_faults;
@@ -1061,7 +1105,7 @@ export class Run {
       }
       const holdMs = isInstant(injector, occ.params) ? plan.recovery_limit : (injector.holdMs?.(occ.params) ?? plan.recovery_limit);
       const quietMs = Math.max(10_000, plan.probes.interval * (plan.probes.failures + 2));
-      const injection = this.faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName }, occ.params, holdMs, quietMs);
+      const injection = this.faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName, engine: t.engine ?? null }, occ.params, holdMs, quietMs);
       // The fault's window is open now: the node's probes go to the fast pace from the injection.
       this.probers.get(t.node)?.hurry();
       if (p.service) this.probers.get(p.service.node)?.hurry();
@@ -1169,11 +1213,12 @@ export class Run {
     await this.releaseAll();
     await Promise.allSettled([...this.evidenceTasks]);
     for (const d of this.detectors.values()) d.tick(clock.now());
-    if (p.docker) {
+    {
       for (const t of p.targets) {
-        if (!t.containerId) continue;
+        const docker = p.engines.docker(t.engine);
+        if (!t.containerId || !docker) continue;
         try {
-          const info = await p.docker.getContainer(t.containerId).inspect();
+          const info = await docker.getContainer(t.containerId).inspect();
           store.updateNode(this.id, t.node, { restart_count_end: info.RestartCount });
         } catch {
           // container gone: leave the end count empty

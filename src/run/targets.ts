@@ -6,6 +6,7 @@ import { GauntletError } from '../errors.js';
 import type { Docker } from '../docker/engine.js';
 import { inspectContainer } from '../docker/engine.js';
 import type { PlanTarget } from '../plan/schema.js';
+import { isLoopback, type EngineSpec } from '../docker/engines.js';
 
 export const TARGET_LABEL = 'gauntlet.target';
 
@@ -16,6 +17,8 @@ export interface ResolvedTarget {
   containerName: string | null;
   image: string | null;
   restartCount: number | null;
+  /** The engine the container is on (null or absent: DOCKER_HOST's). */
+  engine?: EngineSpec | null;
 }
 
 export function needsDocker(targets: readonly PlanTarget[]): boolean {
@@ -24,12 +27,15 @@ export function needsDocker(targets: readonly PlanTarget[]): boolean {
 
 type PortMap = Record<string, Array<{ HostIp?: string; HostPort?: string }> | null | undefined>;
 
-function firstTcpBinding(ports: PortMap | undefined): string | null {
+function firstTcpBinding(ports: PortMap | undefined, engineHost: string | null): string | null {
   for (const [key, bindings] of Object.entries(ports ?? {})) {
     if (!key.endsWith('/tcp') || !bindings) continue;
     for (const b of bindings) {
       if (!b.HostPort) continue; // "" in HostConfig means "any free port": only the live state knows it
-      const host = !b.HostIp || b.HostIp === '0.0.0.0' || b.HostIp === '::' ? '127.0.0.1' : b.HostIp;
+      const any = !b.HostIp || b.HostIp === '0.0.0.0' || b.HostIp === '::';
+      // On another engine's host: its address, unless bound to its loopback (unreachable from here)
+      if (engineHost !== null && !any && isLoopback(b.HostIp as string) && !isLoopback(engineHost)) continue;
+      const host = engineHost !== null && (any || isLoopback(b.HostIp as string)) ? engineHost : any ? '127.0.0.1' : (b.HostIp as string);
       return `http://${host.includes(':') ? `[${host}]` : host}:${b.HostPort}`;
     }
   }
@@ -41,15 +47,19 @@ function firstTcpBinding(ports: PortMap | undefined): string | null {
  * bindings (NetworkSettings.Ports) are empty while a container is restarting or stopped, so a
  * fixed host port configured in HostConfig.PortBindings, which survives restarts, is the fallback.
  */
-export function endpointFromPorts(info: Docker.ContainerInspectInfo): string | null {
-  return firstTcpBinding(info.NetworkSettings?.Ports as PortMap | undefined) ?? firstTcpBinding(info.HostConfig?.PortBindings as PortMap | undefined);
+export function endpointFromPorts(info: Docker.ContainerInspectInfo, engineHost: string | null = null): string | null {
+  return firstTcpBinding(info.NetworkSettings?.Ports as PortMap | undefined, engineHost) ?? firstTcpBinding(info.HostConfig?.PortBindings as PortMap | undefined, engineHost);
 }
 
 /** How long resolveTarget waits for a restarting container whose port only its live state knows. */
 export const RESTARTING_WAIT_MS = 15_000;
 const RESTARTING_POLL_MS = 250;
 
-export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock: Clock = new RealClock()): Promise<ResolvedTarget> {
+/**
+ * `engineHost`: the host of the target's engine when it is not on this machine (its published
+ * ports are reached there).
+ */
+export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock: Clock = new RealClock(), engineHost: string | null = null): Promise<ResolvedTarget> {
   if (!t.container && !t.label) {
     return { node: t.name, endpoint: t.endpoint as string, containerId: null, containerName: null, image: null, restartCount: null };
   }
@@ -69,7 +79,7 @@ export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock:
     if (!info) throw new GauntletError('GAUNTLET_TARGET_NOT_FOUND', [t.name, `container with label ${TARGET_LABEL}=${t.label} disappeared`]);
   }
   const name = info.Name.replace(/^\//, '');
-  let endpoint = t.endpoint ?? endpointFromPorts(info);
+  let endpoint = t.endpoint ?? endpointFromPorts(info, engineHost);
   // A container Docker is restarting (restart policy, or a crash the plan is about to measure)
   // shows no live ports and, with an ephemeral host port, no configured one either: wait a
   // bounded time for it to run again rather than refusing a target that is about to be back.
@@ -79,7 +89,7 @@ export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock:
     const again = await inspectContainer(docker, info.Id);
     if (!again) break;
     info = again;
-    endpoint = endpointFromPorts(info);
+    endpoint = endpointFromPorts(info, engineHost);
   }
   if (!endpoint) {
     throw new GauntletError('GAUNTLET_TARGET_NO_ENDPOINT', [t.name, `container ${name} publishes no TCP port; publish one (on 127.0.0.1) or give the target an endpoint`]);

@@ -335,4 +335,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN model TEXT;
   ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
   `,
+  /* 11 */ `
+  -- The Docker engine a fault's container is on (JSON: name, host, TLS or SSH key files), so a
+  -- revert after a crash goes to that engine without the plan; NULL: DOCKER_HOST's.
+  ALTER TABLE faults ADD COLUMN engine TEXT;
+  -- The engine each node's container is on, as the report names it ("rack-b (tcp://…)").
+  ALTER TABLE nodes ADD COLUMN docker_engine TEXT;
+  `,
 ];

@@ -296,9 +296,9 @@ export class Store {
   addNode(node: NodeRow): void {
     this.critical('the run', () =>
       this.stmt(
-        `INSERT INTO nodes (run_id,name,endpoint,container_id,container_name,image,restart_count_start,restart_count_end)
-         VALUES (@run_id,@name,@endpoint,@container_id,@container_name,@image,@restart_count_start,@restart_count_end)`,
-      ).run(node),
+        `INSERT INTO nodes (run_id,name,endpoint,container_id,container_name,image,restart_count_start,restart_count_end,docker_engine)
+         VALUES (@run_id,@name,@endpoint,@container_id,@container_name,@image,@restart_count_start,@restart_count_end,@docker_engine)`,
+      ).run({ docker_engine: null, ...node }),
     );
   }
 
@@ -665,9 +665,9 @@ export class Store {
   // ---- the fault ledger (synchronous: it must be on disk before the target is touched)
   insertFault(f: FaultRow): void {
     this.critical('the fault ledger', () => this.stmt(
-        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner,driver,result,container_id)
-         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error,@owner,@driver,@result,@container_id)`,
-      ).run({ driver: null, result: null, container_id: null, ...f }));
+        `INSERT INTO faults (id,run_id,kind,node,params,undo,state,planned_at,injected_at,reverted_at,detail,revert_action,error,owner,driver,result,container_id,engine)
+         VALUES (@id,@run_id,@kind,@node,@params,@undo,@state,@planned_at,@injected_at,@reverted_at,@detail,@revert_action,@error,@owner,@driver,@result,@container_id,@engine)`,
+      ).run({ driver: null, result: null, container_id: null, engine: null, ...f }));
   }
 
   updateFault(id: string, fields: Partial<Omit<FaultRow, 'id'>>): void {

@@ -45,6 +45,8 @@ export interface NodeRow {
   image: string | null;
   restart_count_start: number | null;
   restart_count_end: number | null;
+  /** The Docker engine of its container, as the report names it; null for a bare endpoint. */
+  docker_engine?: string | null;
 }
 
 export { isSuccess, type Outcome } from '../load/outcome.js';
@@ -123,6 +125,8 @@ export interface FaultRow {
   result?: string | null;
   /** The container it touched, for the label/rule sweep. */
   container_id?: string | null;
+  /** The engine of that container (JSON EngineSpec); null: DOCKER_HOST's. */
+  engine?: string | null;
 }
 
 export interface RunEventRow {

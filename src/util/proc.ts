@@ -27,13 +27,17 @@ export const hostProcesses: ProcessHost = {
 /** State letter and start time (clock ticks since boot) of a pid, or null if not visible. */
 export function procStat(pid: number): ProcStat | null {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may contain spaces: fields start after the last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '?', startTime: fields[19] ?? '?' };
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return null;
   }
+}
+
+/** State letter and start time from the text of /proc/<pid>/stat. */
+export function parseProcStat(text: string): ProcStat {
+  // The command name is in parentheses and may contain spaces: fields start after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '?', startTime: fields[19] ?? '?' };
 }
 
 /** True when pid exists and is not a zombie (i.e. it has not been killed). */

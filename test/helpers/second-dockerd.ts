@@ -18,14 +18,27 @@ export class SecondEngine {
   private proc: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
 
-  /** `root`: an empty folder of the test's (kept short: containerd's socket paths live under it). */
-  constructor(private readonly root: string) {
+  /**
+   * `root`: an empty folder of the test's (kept short: containerd's socket paths live under it).
+   * `opts.tcpPort`: also listen on tcp://127.0.0.1:<port> (plain: loopback only), as a "remote"
+   * engine is reached; `opts.subnet`: the third octet of its bridge's 10.213.x.0/24.
+   */
+  constructor(
+    private readonly root: string,
+    private readonly opts: { tcpPort?: number; subnet?: number; name?: string } = {},
+  ) {
     this.socket = join(root, 'docker.sock');
     this.docker = new Dockerode({ socketPath: this.socket });
+    this.bridge = `${opts.name ?? 'gtest'}${process.pid % 100_000}`;
   }
 
   /** The bridge this engine owns (a name of its own: docker0 is the machine engine's). */
-  readonly bridge = `gtest${process.pid % 100_000}`;
+  readonly bridge: string;
+
+  /** Its TCP address (DOCKER_HOST form), when it listens on one. */
+  get tcpHost(): string | null {
+    return this.opts.tcpPort ? `tcp://127.0.0.1:${this.opts.tcpPort}` : null;
+  }
 
   get logPath(): string {
     return join(this.root, 'dockerd.log');
@@ -41,7 +54,7 @@ export class SecondEngine {
       execFileSync('ip', ['link', 'show', this.bridge], { stdio: 'ignore' });
     } catch {
       execFileSync('ip', ['link', 'add', this.bridge, 'type', 'bridge'], { stdio: 'ignore' });
-      execFileSync('ip', ['addr', 'add', '10.213.77.1/24', 'dev', this.bridge], { stdio: 'ignore' });
+      execFileSync('ip', ['addr', 'add', `10.213.${this.opts.subnet ?? 77}.1/24`, 'dev', this.bridge], { stdio: 'ignore' });
       execFileSync('ip', ['link', 'set', this.bridge, 'up'], { stdio: 'ignore' });
     }
     const log = openSync(this.logPath, 'a');
@@ -52,6 +65,7 @@ export class SecondEngine {
         '--exec-root', join(this.root, 'exec'),
         '--pidfile', join(this.root, 'dockerd.pid'),
         '--host', `unix://${this.socket}`,
+        ...(this.opts.tcpPort ? ['--host', `tcp://127.0.0.1:${this.opts.tcpPort}`] : []),
         '--live-restore',
         '--bridge', this.bridge,
         '--iptables=false',

@@ -137,6 +137,14 @@ describe('daemon API', () => {
     expect(d.store.listRuns(50).some((x) => x.plan_name === 'ssh')).toBe(false);
   });
 
+  it('a plan sent over the API may not name other Docker engines (their keys are the daemon\'s files; faults there run as root)', async () => {
+    const text = `${planText('engines')}engines: [{ name: rack-b, host: "tcp://10.0.0.5:2376", tls: { ca: /etc/ssl/ca.pem, cert: c.pem, key: k.pem } }]\n`;
+    const r = await d.app.inject({ method: 'POST', url: '/api/runs', headers: auth(), payload: { plan_text: text } });
+    expect(r.statusCode, r.body).toBe(409);
+    expect(r.json().error.message).toMatch(/plans sent over the API may not name Docker engines/);
+    expect(d.store.listRuns(50).some((x) => x.plan_name === 'engines')).toBe(false);
+  });
+
   it('starts a run, refuses a second while it runs (409) unless queued, stops it (aborted, with a report), then runs the queued one', async () => {
     engineMs = 60_000;
     const post = (body: unknown) => d.app.inject({ method: 'POST', url: '/api/runs', headers: auth(), payload: body as Record<string, unknown> });

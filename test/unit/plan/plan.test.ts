@@ -227,3 +227,34 @@ describe('the load section (P2 workload model)', () => {
     expect(parsePlanText(base('  rate: 5\n  engine: k6\n  parallelism: auto')).load.parallelism).toBe('auto');
   });
 });
+
+describe('Docker engines (targets on several engines)', () => {
+  const plan = (engines: string, targets = '[{ name: a, container: c1 }, { name: b, container: c2, engine: rack-b }]'): string =>
+    `name: p\nduration: 60s\nengines: ${engines}\ntargets: ${targets}\nload: { rate: 1, model: m }\n`;
+  const refusal = (text: string): string => {
+    try {
+      parsePlanText(text);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('accepts an engine over TCP with TLS, over SSH, and on a local socket; targets name theirs', () => {
+    const p = parsePlanText(plan('[{ name: rack-b, host: "tcp://10.0.0.5:2376", tls: { ca: ca.pem, cert: cert.pem, key: key.pem } }, { name: rack-c, host: "ssh://ops@10.0.0.6" }, { name: lab, host: "unix:///run/lab/docker.sock" }]'));
+    expect(p.engines.map((e) => e.name)).toEqual(['rack-b', 'rack-c', 'lab']);
+    expect(p.targets.map((t) => t.engine)).toEqual([undefined, 'rack-b']);
+    expect(parsePlanText(plan('[{ name: rack-b, host: "tcp://127.0.0.1:2375" }]')).engines[0]?.host).toBe('tcp://127.0.0.1:2375');
+  });
+
+  it('refuses what cannot be reached safely or does not exist, naming it', () => {
+    expect(refusal(plan('[{ name: rack-b, host: "tcp://10.0.0.5:2375" }]'))).toContain('engines[0].tls: got nothing; an engine on tcp://10.0.0.5 without TLS gives root on that host to anyone who can reach the port');
+    expect(refusal(plan('[{ name: rack-b, host: "10.0.0.5:2376" }]'))).toContain('engines[0].host: got "10.0.0.5:2376"; expected unix:///path, tcp://host:port or ssh://user@host[:port]');
+    expect(refusal(plan('[{ name: rack-b, host: "tcp://10.0.0.5" }]'))).toContain('expected a port (tcp://host:2376)');
+    expect(refusal(plan('[{ name: rack-b, host: "ssh://10.0.0.5" }]'))).toContain('expected ssh://user@host[:port]');
+    expect(refusal(plan('[{ name: rack-b, host: "ssh://ops@h", tls: { ca: a, cert: b, key: c } }]'))).toContain('tls is for tcp:// engines; ssh:// is encrypted by SSH');
+    expect(refusal(plan('[{ name: rack-c, host: "ssh://ops@h" }]'))).toContain('targets[1].engine: got "rack-b"; expected one of the plan\'s engines (rack-c)');
+    expect(refusal(plan('[{ name: rack-b, host: "ssh://ops@h" }, { name: rack-b, host: "ssh://ops@i" }]'))).toContain('engine names must be unique');
+    expect(refusal(plan('[{ name: rack-b, host: "ssh://ops@h" }]', '[{ name: a, endpoint: "http://127.0.0.1:1", engine: rack-b }]'))).toContain('engine is for container targets');
+  });
+});

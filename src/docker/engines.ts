@@ -1,0 +1,187 @@
+// The Docker engines a plan's targets live on. Targets name no engine by default: they are on the
+// engine DOCKER_HOST names (or the local socket). A plan can name others — a rack's engine over
+// TCP with TLS, or over SSH — and put targets on them:
+//
+//   engines:
+//     - { name: rack-b, host: "tcp://10.0.0.5:2376", tls: { ca: ca.pem, cert: cert.pem, key: key.pem } }
+//   targets:
+//     - { name: node-3, container: vllm-3, engine: rack-b }
+//
+// Each fault goes to its node's engine. What a fault does on the node's host (signals, /proc,
+// entering a network namespace) is done on this machine for an engine on a local socket, and on
+// the engine's own host, through an agent container, for any other (src/fault/host-access.ts).
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import Docker from 'dockerode';
+import { GauntletError } from '../errors.js';
+import { withDeadlines } from './deadline.js';
+
+/** An engine as a plan (and the fault ledger, to revert without the plan) names it. */
+export interface EngineSpec {
+  name: string;
+  /** DOCKER_HOST form: unix:///path, tcp://host:port, ssh://user@host[:port]. */
+  host: string;
+  /** Client certificate and the CA that signed the engine's (files; TCP only). */
+  tls?: { ca: string; cert: string; key: string };
+  /** SSH only: the private key (default: the ssh agent at SSH_AUTH_SOCK). */
+  identity_file?: string;
+}
+
+export type EngineAddress =
+  | { kind: 'unix'; socketPath: string }
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'ssh'; host: string; port: number; user: string };
+
+/** Parses an engine's host; a string saying what is wrong when it cannot. */
+export function parseEngineHost(host: string): EngineAddress | string {
+  if (host.startsWith('unix://')) {
+    const socketPath = host.slice('unix://'.length);
+    if (!socketPath.startsWith('/')) return 'expected unix:///absolute/path';
+    return { kind: 'unix', socketPath };
+  }
+  let url: URL;
+  try {
+    url = new URL(host);
+  } catch {
+    return 'expected unix:///path, tcp://host:port or ssh://user@host[:port]';
+  }
+  if (url.pathname !== '' && url.pathname !== '/') return `expected no path after the host and port (${url.pathname})`;
+  const name = url.hostname.replace(/^\[|\]$/g, '');
+  if (!/^[A-Za-z0-9.:_-]+$/.test(name) || name.startsWith('-')) return `expected a host name or address (${url.hostname})`;
+  if (url.protocol === 'tcp:') {
+    if (!url.port) return 'expected a port (tcp://host:2376)';
+    if (url.username || url.password) return 'a tcp:// engine takes no user (TLS certificates authenticate it)';
+    return { kind: 'tcp', host: name, port: Number(url.port) };
+  }
+  if (url.protocol === 'ssh:') {
+    if (!url.username || !/^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(url.username)) return 'expected ssh://user@host[:port]';
+    if (url.password) return 'no password in an engine address: use an SSH key (identity_file, or the ssh agent)';
+    return { kind: 'ssh', host: name, port: url.port ? Number(url.port) : 22, user: url.username };
+  }
+  return `expected unix://, tcp:// or ssh:// (not ${url.protocol}//)`;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.')) || host === '::1';
+}
+
+/** Problems with an engine spec beyond its address's syntax (for the plan's checks). */
+export function engineSpecProblems(spec: EngineSpec): { path: string; message: string }[] {
+  const addr = parseEngineHost(spec.host);
+  if (typeof addr === 'string') return [{ path: 'host', message: addr }];
+  const out: { path: string; message: string }[] = [];
+  if (spec.tls && addr.kind !== 'tcp') out.push({ path: 'tls', message: `tls is for tcp:// engines; ${addr.kind}:// is ${addr.kind === 'ssh' ? 'encrypted by SSH' : 'a local socket'}` });
+  if (spec.identity_file && addr.kind !== 'ssh') out.push({ path: 'identity_file', message: 'identity_file is for ssh:// engines' });
+  if (addr.kind === 'tcp' && !spec.tls && !isLoopback(addr.host)) {
+    out.push({ path: 'tls', message: `an engine on tcp://${addr.host} without TLS gives root on that host to anyone who can reach the port: give tls (ca, cert, key), or reach it over ssh://` });
+  }
+  return out;
+}
+
+function readPem(what: string, path: string, engine: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [`engine ${engine}`, `cannot read its TLS ${what} ${path}: ${(err as Error).message}`]);
+  }
+}
+
+/** A Docker client for the engine (every call that does not stream has a deadline). */
+export function engineClient(spec: EngineSpec): Docker {
+  const addr = parseEngineHost(spec.host);
+  if (typeof addr === 'string') throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [`engine ${spec.name}`, addr]);
+  if (addr.kind === 'unix') return withDeadlines(new Docker({ socketPath: addr.socketPath }));
+  if (addr.kind === 'tcp') {
+    if (!spec.tls) return withDeadlines(new Docker({ protocol: 'http', host: addr.host, port: addr.port }));
+    return withDeadlines(
+      new Docker({
+        protocol: 'https',
+        host: addr.host,
+        port: addr.port,
+        ca: readPem('CA', spec.tls.ca, spec.name),
+        cert: readPem('certificate', spec.tls.cert, spec.name),
+        key: readPem('key', spec.tls.key, spec.name),
+      }),
+    );
+  }
+  // docker-modem over ssh2: `docker system dial-stdio` on the remote host (its docker CLI).
+  const sshOptions: Record<string, unknown> = {};
+  if (spec.identity_file) sshOptions.privateKey = readPem('SSH key', spec.identity_file, spec.name);
+  else if (process.env.SSH_AUTH_SOCK) sshOptions.agent = process.env.SSH_AUTH_SOCK;
+  return withDeadlines(new Docker({ protocol: 'ssh', host: addr.host, port: addr.port, username: addr.user, sshOptions } as Docker.DockerOptions));
+}
+
+/**
+ * Where a container's published ports on this engine are reached from here: null for an engine
+ * on this machine (its bindings say), the engine's host otherwise.
+ */
+export function engineHostAddress(spec: EngineSpec | null): string | null {
+  if (!spec) return null;
+  const addr = parseEngineHost(spec.host);
+  return typeof addr === 'string' || addr.kind === 'unix' ? null : addr.host;
+}
+
+/** True when the engine runs on this machine (a local socket): host work is done from here. */
+export function engineIsLocal(spec: EngineSpec | null): boolean {
+  if (!spec) return !process.env.DOCKER_HOST || process.env.DOCKER_HOST.startsWith('unix://');
+  const addr = parseEngineHost(spec.host);
+  return typeof addr !== 'string' && addr.kind === 'unix';
+}
+
+/** How the engine is named in messages and reports. */
+export function engineLabel(spec: EngineSpec | null): string {
+  return spec ? `${spec.name} (${spec.host})` : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
+}
+
+/**
+ * The engines of one run: the default client (DOCKER_HOST or the local socket) and one per
+ * engine the plan names, made on first use.
+ */
+export class Engines {
+  private readonly clients = new Map<string, Docker>();
+  private readonly specs: Map<string, EngineSpec>;
+
+  constructor(
+    readonly defaultDocker: Docker | null,
+    specs: readonly EngineSpec[] = [],
+    private readonly connect: (spec: EngineSpec) => Docker = engineClient,
+  ) {
+    this.specs = new Map(specs.map((s) => [s.name, s]));
+  }
+
+  /** The spec of a named engine; null for the default one. */
+  spec(name: string | undefined | null): EngineSpec | null {
+    if (name === undefined || name === null) return null;
+    const s = this.specs.get(name);
+    if (!s) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [`engine ${name}`, `the plan names no engine "${name}" (engines: ${[...this.specs.keys()].join(', ') || 'none'})`]);
+    return s;
+  }
+
+  docker(name: string | undefined | null): Docker | null {
+    const spec = this.spec(name);
+    if (!spec) return this.defaultDocker;
+    let c = this.clients.get(spec.name);
+    if (!c) {
+      c = this.connect(spec);
+      this.clients.set(spec.name, c);
+    }
+    return c;
+  }
+
+  /** Every engine named, with its spec (the default one first, as null). */
+  all(): { spec: EngineSpec | null; docker: Docker | null }[] {
+    return [{ spec: null, docker: this.defaultDocker }, ...[...this.specs.values()].map((s) => ({ spec: s, docker: this.docker(s.name) }))];
+  }
+}
+
+/** A plan's engine with its files made absolute (relative to the plan's folder). */
+export function engineSpecOf(e: EngineSpec, dir: string): EngineSpec {
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));
+  return {
+    name: e.name,
+    host: e.host,
+    ...(e.tls ? { tls: { ca: abs(e.tls.ca), cert: abs(e.tls.cert), key: abs(e.tls.key) } } : {}),
+    ...(e.identity_file ? { identity_file: abs(e.identity_file) } : {}),
+  };
+}

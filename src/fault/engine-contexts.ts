@@ -1,0 +1,58 @@
+// A fault's context on its node's engine: the engine's Docker client and its host (this machine
+// for a local socket, the engine's agent otherwise). Made once per engine and run; `close()`
+// removes the agents started.
+import { engineClient, engineIsLocal, engineLabel, type EngineSpec } from '../docker/engines.js';
+import type { Docker } from '../docker/engine.js';
+import { AgentHost } from './host-access.js';
+import type { FaultContext } from './types.js';
+
+export class EngineContexts {
+  private readonly made = new Map<string, { docker: Docker; agent: AgentHost | null }>();
+
+  constructor(
+    /** The default engine's context (DOCKER_HOST's, this machine's host). */
+    private readonly base: FaultContext,
+    private readonly connect: (spec: EngineSpec) => Docker = engineClient,
+  ) {}
+
+  /** The context on the engine `spec` names (null: the default engine's). */
+  for(spec: EngineSpec | null | undefined): FaultContext {
+    const base = this.base;
+    if (!spec) return { ...base, engines: this };
+    const key = JSON.stringify(spec);
+    let m = this.made.get(key);
+    if (!m) {
+      const docker = this.connect(spec);
+      m = { docker, agent: engineIsLocal(spec) ? null : new AgentHost(docker, engineLabel(spec), base.log) };
+      this.made.set(key, m);
+    }
+    // caps are the default host's: a remote host's are probed through its agent
+    const { caps: _caps, processes: _processes, ...rest } = base;
+    return { ...rest, docker: m.docker, engine: spec, engines: this, ...(m.agent ? { host: m.agent } : {}) };
+  }
+
+  /** The Docker client of an engine (made on first use). */
+  docker(spec: EngineSpec | null | undefined): Docker | null {
+    return this.for(spec).docker;
+  }
+
+  /** Removes every agent container started for these engines. */
+  async close(): Promise<void> {
+    await Promise.all([...this.made.values()].map((m) => m.agent?.close()));
+  }
+}
+
+/** Same engine: both the default, or the same spec. */
+export function sameEngine(a: EngineSpec | null | undefined, b: EngineSpec | null | undefined): boolean {
+  return (!a && !b) || (!!a && !!b && JSON.stringify(a) === JSON.stringify(b));
+}
+
+/**
+ * The context for work on `spec`'s engine, through the context's registry. A context with no
+ * registry (a caller that knows one engine) serves its own engine only.
+ */
+export function contextFor(ctx: FaultContext, spec: EngineSpec | null | undefined): FaultContext {
+  if (sameEngine(ctx.engine, spec)) return ctx;
+  if (!ctx.engines) throw new Error(`no context for engine ${spec ? `${spec.name} (${spec.host})` : 'default'}: the caller knows only ${ctx.engine ? ctx.engine.name : 'the default engine'}`);
+  return ctx.engines.for(spec);
+}

@@ -1,0 +1,136 @@
+// Faults on two Docker engines in one run: the machine's engine, and a second dockerd of the
+// test's own listening on TCP 127.0.0.1 (its own data root, containerd, bridge), reached as a
+// remote engine is — through its TCP address, never its socket. Every fault goes to its node's
+// engine; what a fault does on the node's host (SIGKILL by pid, rules in the network namespace)
+// goes through Gauntlet's agent container on that engine; the ledger records the engine, so a
+// Gauntlet that died mid-fault is reverted there by the next one, without the plan.
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { dockerClient } from '../../src/docker/engine.js';
+import { engineClient, type EngineSpec } from '../../src/docker/engines.js';
+import { ensureSimImage, removeContainers, startSimContainer } from '../../src/docker/sim-image.js';
+import { EngineContexts } from '../../src/fault/engine-contexts.js';
+import { injectFault, revertLeftovers } from '../../src/fault/ledger.js';
+import { listTaggedRules } from '../../src/fault/netns.js';
+import { FAULTS } from '../../faults/index.js';
+import { silentLogger } from '../../src/log.js';
+import { parsePlanText } from '../../src/plan/load.js';
+import { runPlan } from '../../src/run/runner.js';
+import { openStore } from '../../src/store/store.js';
+import { RealClock } from '../../src/util/clock.js';
+import { freePort } from '../../src/util/ports.js';
+import { describeDocker } from '../helpers/docker.js';
+import { SecondEngine } from '../helpers/second-dockerd.js';
+import { tempDir, testTmp } from '../helpers/tmp.js';
+
+const LOCAL = 'gauntlet-it-me-local';
+const REMOTE = 'gauntlet-it-me-remote';
+
+describeDocker('faults on two Docker engines, the second over TCP (real Docker)', () => {
+  const docker = dockerClient();
+  const dir = tempDir();
+  let engine: SecondEngine;
+  let spec: EngineSpec;
+
+  beforeAll(async () => {
+    engine = new SecondEngine(mkdtempSync(join(testTmp(), 'gdm-')), { tcpPort: await freePort(), subnet: 78, name: 'gtme' });
+    await engine.start();
+    spec = { name: 'rack-b', host: engine.tcpHost as string };
+    const remote = engineClient(spec);
+    const [img1, img2] = await Promise.all([ensureSimImage(docker, silentLogger), ensureSimImage(remote, silentLogger)]);
+    await removeContainers(docker, [LOCAL]);
+    const common = { gpus: 2, loadMs: 300, ttftMs: 20, itlMs: 5 } as const;
+    await startSimContainer(docker, img1, { ...common, name: LOCAL, targetLabel: 'it-me-local', hostPort: await freePort() });
+    await startSimContainer(remote, img2, { ...common, name: REMOTE, targetLabel: 'it-me-remote', hostPort: await freePort() });
+  }, 180_000);
+
+  afterAll(async () => {
+    await removeContainers(docker, [LOCAL]);
+    await engine?.destroy();
+  }, 120_000);
+
+  it('each fault goes to its node’s engine; host work on the remote one goes through its agent; all reverted, nothing left on either', async () => {
+    const store = openStore(join(dir, 'run.db'));
+    const plan = parsePlanText(`
+name: two-engines
+duration: 30s
+engines:
+  - { name: rack-b, host: "${spec.host}" }
+targets:
+  - { name: local, container: ${LOCAL} }
+  - { name: remote, container: ${REMOTE}, engine: rack-b }
+load: { rate: 6, api: chat, stream: true, prompt_tokens: 16, max_tokens: 8, timeout: 10s, model: sim-llama }
+faults:
+  - { kind: node-kill, target: remote, at: 3s, params: { mode: crash } }
+  - { kind: packet-loss, target: remote, at: 9s, params: { share: 0.3, duration: 4s, driver: iptables } }
+  - { kind: hang, target: remote, at: 15s, params: { duration: 2s } }
+  - { kind: node-kill, target: local, at: 21s, params: { mode: crash } }
+probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
+safety: { max_concurrent_faults: 1, min_healthy_nodes: 1 }
+recovery_limit: 20s
+ready_timeout: 30s
+`);
+    // the agent, seen on the remote engine while the run goes on
+    const remote = engineClient(spec);
+    const agentsSeen = new Set<string>();
+    let watching = true;
+    const watch = (async () => {
+      for (let i = 0; i < 600 && watching; i++) {
+        for (const c of await remote.listContainers({ filters: { label: ['gauntlet.component=agent'] } })) agentsSeen.add(c.Names[0] ?? c.Id);
+        await new RealClock().sleep(100);
+      }
+    })();
+    const result = await runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    watching = false;
+    await watch;
+    expect(result.status, result.error ?? '').toBe('completed');
+    const ledger = store.faults(result.runId);
+    const summary = ledger.map((f) => `${f.kind}@${f.node} ${f.state} engine=${f.engine ? (JSON.parse(f.engine) as EngineSpec).name : 'default'} ${f.error ?? ''} ${f.result ?? ''}`);
+    process.stderr.write(`two engines: ${summary.join(' | ')}; agents seen: ${[...agentsSeen].join(', ')}\n`);
+    expect(ledger.map((f) => f.state), summary.join('\n')).toEqual(['reverted', 'reverted', 'reverted', 'reverted']);
+    for (const f of ledger) expect(f.engine ? (JSON.parse(f.engine) as EngineSpec).name : null, f.kind).toBe(f.node === 'remote' ? 'rack-b' : null);
+    // the packet loss acted inside the remote container's namespace: its rule matched packets
+    const loss = ledger.find((f) => f.kind === 'packet-loss');
+    expect(JSON.parse(loss?.result ?? '{}').dropped_packets, loss?.result ?? '').toBeGreaterThan(0);
+    // each kill and the hang is an episode of its node, attributed to its fault
+    const episodes = store.episodes(result.runId);
+    for (const f of ledger.filter((x) => x.kind !== 'packet-loss')) {
+      expect(episodes.some((e) => e.fault_id === f.id && e.node === f.node), `${f.kind} on ${f.node}: ${JSON.stringify(episodes.map((e) => [e.node, e.cause, e.first_evidence]))}`).toBe(true);
+    }
+    // the remote node was killed by its pid on its host: Docker saw a crash (restart policy), not a stop
+    const remoteInfo = await remote.getContainer(REMOTE).inspect();
+    expect(remoteInfo.RestartCount).toBeGreaterThanOrEqual(1);
+    // an agent ran on the remote engine and is gone; none on this machine's engine; no helper left
+    expect(agentsSeen.size).toBe(1);
+    expect(await remote.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+    expect(await docker.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+    expect(await listTaggedRules(remoteInfo.State.Pid)).toEqual([]);
+    store.close();
+  }, 120_000);
+
+  it('a Gauntlet killed with a fault active on the remote engine: the next start reverts it there, from the ledger alone', async () => {
+    const store = openStore(join(dir, 'leftover.db'));
+    const clock = new RealClock();
+    const base = { docker, log: silentLogger, clock };
+    const engines = new EngineContexts(base);
+    const remote = engineClient(spec);
+    const info = await remote.getContainer(REMOTE).inspect();
+    const injector = FAULTS['packet-loss'];
+    if (!injector) throw new Error('no packet-loss fault');
+    const params = injector.params.parse({ share: 0.2, duration: '60s', driver: 'iptables' });
+    const fault = await injectFault(store, null, injector, { node: 'remote', containerId: info.Id, containerName: REMOTE, engine: spec }, params, engines.for(null), 'leftover-f1');
+    expect(fault.driver).toBe('iptables');
+    expect((await listTaggedRules(info.State.Pid, 'leftover-f1')).length).toBeGreaterThan(0);
+    // "killed": its agent goes with it only at close; the ledger holds the fault as active
+    await engines.close();
+    expect(store.unrevertedFaults().map((f) => f.id)).toEqual(['leftover-f1']);
+    // the next Gauntlet knows no plan: the ledger's engine takes the revert to the remote host
+    const lines = await revertLeftovers(store, base, { force: true, containers: [] });
+    expect(lines.join('; ')).toMatch(/leftover-f1 \(packet-loss on remote\): removed 2 iptables rule/);
+    expect(await listTaggedRules(info.State.Pid)).toEqual([]);
+    expect(store.getFault('leftover-f1')?.state).toBe('reverted');
+    expect(await remote.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+    store.close();
+  }, 90_000);
+});
