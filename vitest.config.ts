@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
 // restart an engine, sweep every Gauntlet leftover on it (a daemon's start, `gauntlet revert`),
 // count every helper container on it, or hold measurements to margins a second test running
 // beside them on a 2-core machine could break (rates of 150/s and up, availability to 0.02,
-// lateness to milliseconds). They run one at a time, after the others.
+// lateness to milliseconds, exit codes that say whether the load generator kept up). They run
+// one at a time, after the others.
 const ALONE = [
   'test/integration/engine-restart.test.ts',
   'test/integration/multi-engine.test.ts',
@@ -20,6 +21,7 @@ const ALONE = [
   'test/e2e/daemon-sigkill.test.ts',
   'test/e2e/daemon-cli.test.ts',
   'test/e2e/dry-run.test.ts',
+  'test/e2e/cli.test.ts',
 ];
 
 const common = { testTimeout: 30_000, hookTimeout: 120_000 };

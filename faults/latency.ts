@@ -19,7 +19,7 @@
 // mid-fault has a new namespace: no rule or qdisc is left there, and the helper (stuck in the
 // old namespace) is removed.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Docker } from '../src/docker/engine.js';
 import { ensureHelperImage, proxyBundlePath } from '../src/docker/sim-image.js';
@@ -206,15 +206,13 @@ export function pickProxyPort(used: ReadonlySet<number>, faultId: string): numbe
   return null;
 }
 
-function readNetTcp(pid: number): { v4: TcpSocket[]; v6: TcpSocket[] } {
-  const read = (f: string): TcpSocket[] => {
-    try {
-      return parseProcNetTcp(readFileSync(`/proc/${pid}/net/${f}`, 'utf8'));
-    } catch {
-      return [];
-    }
+/** The sockets of pid's network namespace, read on the node's host (this machine, or through the agent). */
+async function readNetTcp(pid: number, ctx: FaultContext): Promise<{ v4: TcpSocket[]; v6: TcpSocket[] }> {
+  const read = async (f: string): Promise<TcpSocket[]> => {
+    const text = await hostOf(ctx).readFile(`/proc/${pid}/net/${f}`);
+    return text === null ? [] : parseProcNetTcp(text);
   };
-  return { v4: read('tcp'), v6: read('tcp6') };
+  return { v4: await read('tcp'), v6: await read('tcp6') };
 }
 
 /** The container's first exposed TCP port, or null. */
@@ -503,7 +501,7 @@ export const latency: FaultInjector<Params> = {
 
     const port = params.port ?? exposedPort(info);
     if (port === null) throw refuse('the container exposes no TCP port: give params.port (the port the node serves on inside the container)');
-    const { v4, v6 } = readNetTcp(pid);
+    const { v4, v6 } = await readNetTcp(pid, ctx);
     const upstream = upstreamFor(v4, v6, port);
     if (upstream === null) throw refuse(`nothing listens on TCP port ${port} in the container's network namespace${params.port === undefined ? ' (its first exposed port; give params.port)' : ''}`);
     const proxyPort = pickProxyPort(new Set([...v4, ...v6].map((s) => s.port)), faultId);
@@ -552,7 +550,7 @@ export const latency: FaultInjector<Params> = {
     for (let i = 0; i < LISTEN_WAIT_MS / 100 && !listening; i++) {
       const logs = await helperLogs(docker, name);
       listening = proxyEvents(logs.stdout, 'listening')[0];
-      if (!listening && readNetTcp(pid).v4.some((s) => s.listening && s.port === proxyPort)) listening = { event: 'listening', port: proxyPort, seen: 'socket' };
+      if (!listening && (await readNetTcp(pid, ctx)).v4.some((s) => s.listening && s.port === proxyPort)) listening = { event: 'listening', port: proxyPort, seen: 'socket' };
       if (listening) break;
       const state = (await helper.inspect()).State;
       if (!state.Running) throw refuse(`the fault proxy exited (code ${state.ExitCode}) before listening: ${(logs.stderr.trim() || logs.stdout.trim()).slice(0, 500) || 'no output'}`);

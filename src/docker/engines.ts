@@ -12,7 +12,9 @@
 // the engine's own host, through an agent container, for any other (src/fault/host-access.ts).
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { knownHostsVerifier } from './known-hosts.js';
 import Docker from 'dockerode';
 import { GauntletError } from '../errors.js';
 import { withDeadlines } from './deadline.js';
@@ -26,6 +28,8 @@ export interface EngineSpec {
   tls?: { ca: string; cert: string; key: string };
   /** SSH only: the private key (default: the ssh agent at SSH_AUTH_SOCK). */
   identity_file?: string;
+  /** SSH only: the host's key must be listed here (default ~/.ssh/known_hosts). */
+  known_hosts_file?: string;
 }
 
 export type EngineAddress =
@@ -73,6 +77,7 @@ export function engineSpecProblems(spec: EngineSpec): { path: string; message: s
   const out: { path: string; message: string }[] = [];
   if (spec.tls && addr.kind !== 'tcp') out.push({ path: 'tls', message: `tls is for tcp:// engines; ${addr.kind}:// is ${addr.kind === 'ssh' ? 'encrypted by SSH' : 'a local socket'}` });
   if (spec.identity_file && addr.kind !== 'ssh') out.push({ path: 'identity_file', message: 'identity_file is for ssh:// engines' });
+  if (spec.known_hosts_file && addr.kind !== 'ssh') out.push({ path: 'known_hosts_file', message: 'known_hosts_file is for ssh:// engines' });
   if (addr.kind === 'tcp' && !spec.tls && !isLoopback(addr.host)) {
     out.push({ path: 'tls', message: `an engine on tcp://${addr.host} without TLS gives root on that host to anyone who can reach the port: give tls (ca, cert, key), or reach it over ssh://` });
   }
@@ -85,6 +90,14 @@ function readPem(what: string, path: string, engine: string): Buffer {
   } catch (err) {
     throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [`engine ${engine}`, `cannot read its TLS ${what} ${path}: ${(err as Error).message}`]);
   }
+}
+
+/** Why an engine's SSH host key was refused (by engine name), for the error a refused connection gives. */
+const refused = new Map<string, string>();
+
+/** The reason the last SSH connection to this engine was refused by host key checking, if it was. */
+export function hostKeyRefusal(name: string): string | undefined {
+  return refused.get(name);
 }
 
 /** A Docker client for the engine (every call that does not stream has a deadline). */
@@ -105,8 +118,14 @@ export function engineClient(spec: EngineSpec): Docker {
       }),
     );
   }
-  // docker-modem over ssh2: `docker system dial-stdio` on the remote host (its docker CLI).
-  const sshOptions: Record<string, unknown> = {};
+  // docker-modem over ssh2: `docker system dial-stdio` on the remote host (its docker CLI). The
+  // host's key must be known (ssh2 checks none by itself).
+  const knownHosts = spec.known_hosts_file ?? join(homedir(), '.ssh', 'known_hosts');
+  const sshOptions: Record<string, unknown> = {
+    hostVerifier: knownHostsVerifier(knownHosts, addr.host, addr.port, (why) => {
+      refused.set(spec.name, why);
+    }),
+  };
   if (spec.identity_file) sshOptions.privateKey = readPem('SSH key', spec.identity_file, spec.name);
   else if (process.env.SSH_AUTH_SOCK) sshOptions.agent = process.env.SSH_AUTH_SOCK;
   return withDeadlines(new Docker({ protocol: 'ssh', host: addr.host, port: addr.port, username: addr.user, sshOptions } as Docker.DockerOptions));
@@ -134,47 +153,6 @@ export function engineLabel(spec: EngineSpec | null): string {
   return spec ? `${spec.name} (${spec.host})` : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
 }
 
-/**
- * The engines of one run: the default client (DOCKER_HOST or the local socket) and one per
- * engine the plan names, made on first use.
- */
-export class Engines {
-  private readonly clients = new Map<string, Docker>();
-  private readonly specs: Map<string, EngineSpec>;
-
-  constructor(
-    readonly defaultDocker: Docker | null,
-    specs: readonly EngineSpec[] = [],
-    private readonly connect: (spec: EngineSpec) => Docker = engineClient,
-  ) {
-    this.specs = new Map(specs.map((s) => [s.name, s]));
-  }
-
-  /** The spec of a named engine; null for the default one. */
-  spec(name: string | undefined | null): EngineSpec | null {
-    if (name === undefined || name === null) return null;
-    const s = this.specs.get(name);
-    if (!s) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [`engine ${name}`, `the plan names no engine "${name}" (engines: ${[...this.specs.keys()].join(', ') || 'none'})`]);
-    return s;
-  }
-
-  docker(name: string | undefined | null): Docker | null {
-    const spec = this.spec(name);
-    if (!spec) return this.defaultDocker;
-    let c = this.clients.get(spec.name);
-    if (!c) {
-      c = this.connect(spec);
-      this.clients.set(spec.name, c);
-    }
-    return c;
-  }
-
-  /** Every engine named, with its spec (the default one first, as null). */
-  all(): { spec: EngineSpec | null; docker: Docker | null }[] {
-    return [{ spec: null, docker: this.defaultDocker }, ...[...this.specs.values()].map((s) => ({ spec: s, docker: this.docker(s.name) }))];
-  }
-}
-
 /** A plan's engine with its files made absolute (relative to the plan's folder). */
 export function engineSpecOf(e: EngineSpec, dir: string): EngineSpec {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(dir, p));
@@ -183,5 +161,6 @@ export function engineSpecOf(e: EngineSpec, dir: string): EngineSpec {
     host: e.host,
     ...(e.tls ? { tls: { ca: abs(e.tls.ca), cert: abs(e.tls.cert), key: abs(e.tls.key) } } : {}),
     ...(e.identity_file ? { identity_file: abs(e.identity_file) } : {}),
+    ...(e.known_hosts_file ? { known_hosts_file: abs(e.known_hosts_file) } : {}),
   };
 }

@@ -8,6 +8,7 @@ import type { FaultContext } from './types.js';
 
 export class EngineContexts {
   private readonly made = new Map<string, { docker: Docker; agent: AgentHost | null }>();
+  private defaultAgent: AgentHost | null = null;
 
   constructor(
     /** The default engine's context (DOCKER_HOST's, this machine's host). */
@@ -18,7 +19,12 @@ export class EngineContexts {
   /** The context on the engine `spec` names (null: the default engine's). */
   for(spec: EngineSpec | null | undefined): FaultContext {
     const base = this.base;
-    if (!spec) return { ...base, engines: this };
+    if (!spec) {
+      // DOCKER_HOST may itself name another machine: then its host work goes through an agent too
+      if (engineIsLocal(null) || !base.docker || base.host || base.processes) return { ...base, engines: this };
+      this.defaultAgent ??= new AgentHost(base.docker, engineLabel(null), base.log);
+      return { ...base, engines: this, host: this.defaultAgent };
+    }
     const key = JSON.stringify(spec);
     let m = this.made.get(key);
     if (!m) {
@@ -39,6 +45,7 @@ export class EngineContexts {
   /** Removes every agent container started for these engines. */
   async close(): Promise<void> {
     await Promise.all([...this.made.values()].map((m) => m.agent?.close()));
+    await this.defaultAgent?.close();
   }
 }
 

@@ -64,8 +64,14 @@ export function capsOf(host: HostAccess): Promise<HostCaps> {
   if (host.local) return detectHostCaps();
   let p = probed.get(host);
   if (!p) {
-    // nsenter into the agent's own namespace there (the host's: it shares it), touching nothing
-    p = (async () => probeHostCaps({ runner: (file, args, timeoutMs) => host.run(file, args, timeoutMs), pid: await (host as AgentHost).pid(), uid: 0 }))();
+    // nsenter into the agent's own namespace there (the host's: it shares it), touching nothing.
+    // An agent that cannot start makes every host capability missing, with the reason (not a
+    // failed run), and is asked again next time.
+    p = (async () => probeHostCaps({ runner: (file, args, timeoutMs) => host.run(file, args, timeoutMs), pid: await (host as AgentHost).pid(), uid: 0 }))().catch((err: unknown) => {
+      probed.delete(host);
+      const why = errorMessage(err);
+      return { netem: false, iptables: false, nsenter: false, notes: { netem: why, iptables: why, nsenter: why } };
+    });
     probed.set(host, p);
   }
   return p;
@@ -137,6 +143,28 @@ export class AgentHost implements HostAccess {
   }
 
   async run(file: string, args: readonly string[], timeoutMs = 10_000): Promise<ExecResult> {
+    // The whole of it within the deadline (the hijacked exec stream has none of Docker's);
+    // an agent that is gone (removed, its engine restarted) is started again, once.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<ExecResult>((resolve) => {
+      timer = setTimeout(() => resolve({ code: 124, stdout: '', stderr: `${file}: no answer within ${timeoutMs} ms (on ${this.where})` }), timeoutMs);
+    });
+    try {
+      return await Promise.race([
+        this.runOnce(file, args).catch(async (err: unknown) => {
+          const status = (err as { statusCode?: number }).statusCode;
+          if (status !== 404 && status !== 409) throw err;
+          this.container = null;
+          return this.runOnce(file, args);
+        }),
+        deadline,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async runOnce(file: string, args: readonly string[]): Promise<ExecResult> {
     const id = await this.agent();
     const exec = await this.docker.getContainer(id).exec({ Cmd: [file, ...args], AttachStdout: true, AttachStderr: true, Tty: false });
     const stream = await exec.start({ hijack: true, stdin: false });
@@ -147,27 +175,21 @@ export class AgentHost implements HostAccess {
     so.on('data', (b: Buffer) => out.push(b));
     se.on('data', (b: Buffer) => err.push(b));
     this.docker.modem.demuxStream(stream, so, se);
-    let timer: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([
-      new Promise<boolean>((resolve) => {
-        stream.once('end', () => resolve(true));
-        stream.once('close', () => resolve(true));
-        stream.once('error', () => resolve(true));
-      }),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!ended) {
-      stream.destroy();
-      return { code: 124, stdout: Buffer.concat(out).toString('utf8'), stderr: `${file}: timed out after ${timeoutMs} ms (on ${this.where})` };
+    await new Promise<void>((resolve) => {
+      stream.once('end', () => resolve());
+      stream.once('close', () => resolve());
+      stream.once('error', () => resolve());
+    });
+    // Docker records the exit a moment after the stream ends: ask until it says (bounded by run's deadline)
+    let info = await exec.inspect();
+    for (let i = 0; i < 100 && info.Running; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      info = await exec.inspect();
     }
-    const info = await exec.inspect();
     const code = info.ExitCode ?? 1;
     const stderr = Buffer.concat(err).toString('utf8');
     // exec of a program the image lacks: the runtime's message, as `run` gives it for ENOENT
-    return { code: code === 126 || code === 127 ? 127 : code, stdout: Buffer.concat(out).toString('utf8'), stderr: code === 127 && !stderr ? `${file}: not installed in the agent image` : stderr };
+    return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: code === 127 && !stderr ? `${file}: not installed in the agent image` : stderr };
   }
 
   /** The agent's own process, as the host sees it. */

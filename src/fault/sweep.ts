@@ -5,6 +5,7 @@
 // Gauntlet process (another run) is left to it.
 import { errorMessage } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { hostname } from 'node:os';
 import { ownerAlive, selfOwner } from '../util/proc.js';
 import { AGENT_COMPONENT, hostOf } from './host-access.js';
 import { netnsOn } from './netns.js';
@@ -18,9 +19,15 @@ function liveFaultIds(store: Store): Set<string> {
   return new Set(store.unrevertedFaults().filter((f) => live(f.owner)).map((f) => f.id));
 }
 
-/** This process, or another live Gauntlet process on this host. */
+/**
+ * This process, another live Gauntlet process on this host, or a Gauntlet on another machine
+ * (an engine two machines share): whether that one lives cannot be told from here, so what it
+ * holds is left to it (its own next start sweeps it).
+ */
 function live(owner: string | null | undefined): boolean {
-  return owner !== null && owner !== undefined && (owner === selfOwner() || ownerAlive(owner));
+  if (owner === null || owner === undefined) return false;
+  if (owner.split('|')[0] !== hostname()) return true;
+  return owner === selfOwner() || ownerAlive(owner);
 }
 
 /**

@@ -52,6 +52,7 @@ const Engine = z
     host: z.string().min(1),
     tls: z.strictObject({ ca: z.string().min(1), cert: z.string().min(1), key: z.string().min(1) }).optional(),
     identity_file: z.string().min(1).optional(),
+    known_hosts_file: z.string().min(1).optional(),
   })
   .superRefine((e, ctx) => {
     for (const p of engineSpecProblems(e)) ctx.addIssue({ code: 'custom', message: p.message, path: [p.path], input: (e as Record<string, unknown>)[p.path] });

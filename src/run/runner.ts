@@ -14,7 +14,7 @@ import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { CancelScope } from '../load/request.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
-import { engineHostAddress, engineLabel, engineSpecOf, type EngineSpec } from '../docker/engines.js';
+import { engineHostAddress, engineLabel, engineSpecOf, hostKeyRefusal, type EngineSpec } from '../docker/engines.js';
 import { EngineContexts, sameEngine } from '../fault/engine-contexts.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
@@ -277,7 +277,12 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
   try {
     for (const spec of specs.values()) {
       if (!plan.targets.some((t) => t.engine === spec.name)) continue;
-      await requireDocker(engines.docker(spec) as Docker, engineLabel(spec));
+      try {
+        await requireDocker(engines.docker(spec) as Docker, engineLabel(spec));
+      } catch (err) {
+        const why = hostKeyRefusal(spec.name);
+        throw why ? new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [engineLabel(spec), why], { cause: err }) : err;
+      }
     }
     const targets = await Promise.all(
       plan.targets.map(async (t) => {

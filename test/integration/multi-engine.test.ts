@@ -4,7 +4,7 @@
 // engine; what a fault does on the node's host (SIGKILL by pid, rules in the network namespace)
 // goes through Gauntlet's agent container on that engine; the ledger records the engine, so a
 // Gauntlet that died mid-fault is reverted there by the next one, without the plan.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dockerClient } from '../../src/docker/engine.js';
@@ -22,6 +22,7 @@ import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { describeDocker } from '../helpers/docker.js';
 import { SecondEngine } from '../helpers/second-dockerd.js';
+import { sshdAvailable, TestSshd } from '../helpers/sshd.js';
 import { tempDir, testTmp } from '../helpers/tmp.js';
 
 const LOCAL = 'gauntlet-it-me-local';
@@ -54,7 +55,7 @@ describeDocker('faults on two Docker engines, the second over TCP (real Docker)'
     const store = openStore(join(dir, 'run.db'));
     const plan = parsePlanText(`
 name: two-engines
-duration: 30s
+duration: 34s
 engines:
   - { name: rack-b, host: "${spec.host}" }
 targets:
@@ -66,6 +67,7 @@ faults:
   - { kind: packet-loss, target: remote, at: 9s, params: { share: 0.3, duration: 4s, driver: iptables } }
   - { kind: hang, target: remote, at: 15s, params: { duration: 2s } }
   - { kind: node-kill, target: local, at: 21s, params: { mode: crash } }
+  - { kind: latency, target: remote, at: 27s, params: { delay: 200ms, duration: 3s, driver: proxy } }
 probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
 safety: { max_concurrent_faults: 1, min_healthy_nodes: 1 }
 recovery_limit: 20s
@@ -88,14 +90,16 @@ ready_timeout: 30s
     const ledger = store.faults(result.runId);
     const summary = ledger.map((f) => `${f.kind}@${f.node} ${f.state} engine=${f.engine ? (JSON.parse(f.engine) as EngineSpec).name : 'default'} ${f.error ?? ''} ${f.result ?? ''}`);
     process.stderr.write(`two engines: ${summary.join(' | ')}; agents seen: ${[...agentsSeen].join(', ')}\n`);
-    expect(ledger.map((f) => f.state), summary.join('\n')).toEqual(['reverted', 'reverted', 'reverted', 'reverted']);
+    expect(ledger.map((f) => f.state), summary.join('\n')).toEqual(['reverted', 'reverted', 'reverted', 'reverted', 'reverted']);
+    // the proxy found the remote node's listening port in its namespace there (/proc through the agent)
+    expect(ledger.find((f) => f.kind === 'latency')?.driver).toBe('proxy');
     for (const f of ledger) expect(f.engine ? (JSON.parse(f.engine) as EngineSpec).name : null, f.kind).toBe(f.node === 'remote' ? 'rack-b' : null);
     // the packet loss acted inside the remote container's namespace: its rule matched packets
     const loss = ledger.find((f) => f.kind === 'packet-loss');
     expect(JSON.parse(loss?.result ?? '{}').dropped_packets, loss?.result ?? '').toBeGreaterThan(0);
     // each kill and the hang is an episode of its node, attributed to its fault
     const episodes = store.episodes(result.runId);
-    for (const f of ledger.filter((x) => x.kind !== 'packet-loss')) {
+    for (const f of ledger.filter((x) => x.kind === 'node-kill' || x.kind === 'hang')) {
       expect(episodes.some((e) => e.fault_id === f.id && e.node === f.node), `${f.kind} on ${f.node}: ${JSON.stringify(episodes.map((e) => [e.node, e.cause, e.first_evidence]))}`).toBe(true);
     }
     // the remote node was killed by its pid on its host: Docker saw a crash (restart policy), not a stop
@@ -106,7 +110,58 @@ ready_timeout: 30s
     expect(await remote.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
     expect(await docker.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
     expect(await listTaggedRules(remoteInfo.State.Pid)).toEqual([]);
+    expect(await remote.listContainers({ all: true, filters: { label: ['gauntlet.fault'] } })).toEqual([]);
     store.close();
+  }, 120_000);
+
+  // The SSH transport, against this machine's engine through an sshd of the test's own on
+  // 127.0.0.1 (docker-modem runs `docker system dial-stdio` there): the engine counts as remote,
+  // so host work goes through the agent; a host key not in known_hosts is refused before anything.
+  it.runIf(sshdAvailable() || process.env.CI === 'true')('an engine over SSH: its host key checked, faults there through the agent, reverted', async () => {
+    const server = await TestSshd.start(join(dir, 'sshd'));
+    try {
+      const store = openStore(join(dir, 'ssh.db'));
+      const planOf = (knownHosts: string) =>
+        parsePlanText(`
+name: over-ssh
+duration: 18s
+engines:
+  - { name: lab, host: "${server.url}", identity_file: "${server.identityFile}", known_hosts_file: "${knownHosts}" }
+targets:
+  - { name: local, container: ${LOCAL}, engine: lab }
+load: { rate: 4, api: chat, stream: true, prompt_tokens: 16, max_tokens: 8, timeout: 10s, model: sim-llama }
+faults:
+  - { kind: hang, target: local, at: 2s, params: { duration: 2s } }
+  - { kind: node-kill, target: local, at: 10s, params: { mode: crash } }
+probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
+recovery_limit: 20s
+ready_timeout: 30s
+`);
+      const ctx = { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal };
+      // an unknown host key: refused, saying why, before any run exists
+      const empty = join(dir, 'empty_known_hosts');
+      writeFileSync(empty, '');
+      const refused = await runPlan(planOf(empty), null, ctx).then(
+        () => 'ran',
+        (err: Error) => err.message,
+      );
+      expect(refused).toMatch(/is not in .*empty_known_hosts \(add its key: ssh-keyscan/);
+      expect(store.listRuns(10)).toEqual([]);
+      const restartsBefore = (await docker.getContainer(LOCAL).inspect()).RestartCount;
+      const result = await runPlan(planOf(server.knownHostsFile), null, ctx);
+      expect(result.status, result.error ?? '').toBe('completed');
+      const ledger = store.faults(result.runId);
+      process.stderr.write(`over ssh: ${ledger.map((f) => `${f.kind} ${f.state} ${f.error ?? ''}`).join(' | ')}\n`);
+      expect(ledger.map((f) => [f.kind, f.state, (JSON.parse(f.engine ?? 'null') as EngineSpec | null)?.name])).toEqual([
+        ['hang', 'reverted', 'lab'],
+        ['node-kill', 'reverted', 'lab'],
+      ]);
+      expect((await docker.getContainer(LOCAL).inspect()).RestartCount).toBeGreaterThan(restartsBefore);
+      expect(await docker.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+      store.close();
+    } finally {
+      server.stop();
+    }
   }, 120_000);
 
   it('a Gauntlet killed with a fault active on the remote engine: the next start reverts it there, from the ledger alone', async () => {
