@@ -200,6 +200,16 @@ function requestWhat(o: Extract<Observation, { type: 'request' }>): string {
 
 /** Failed health probes kept since the node's last sign of life (bounded; only the first N matter). */
 const MAX_SINCE_ALIVE = 1000;
+/** An open episode's attribution and hard evidence, before held evidence touched it. */
+interface HeldSnapshot {
+  faultId: string | null;
+  cause: string;
+  hard: boolean | undefined;
+  exitCode: number | undefined;
+  oomKilled: boolean | undefined;
+  runningAgainAt: number | null;
+}
+
 /** Failure evidence kept while an episode is open, to be judged again if it turns out to be a later one's (bounded). */
 const MAX_HELD = 2000;
 /** Signs of life kept for that judgement: one per this many ms, for this long. */
@@ -238,7 +248,7 @@ export class NodeDetector {
    * after it, closing the episode at its response start — and what failed after that start
    * was a new failure, not the old one's. Judged again when the episode closes.
    */
-  private held: Observation[] = [];
+  private held: { o: Observation; before: HeldSnapshot | null }[] = [];
   /** Recent signs of life (coarse, bounded), for judging held evidence afterwards. */
   private aliveTimes: number[] = [];
 
@@ -381,6 +391,7 @@ export class NodeDetector {
       case 'start':
       case 'restart':
       case 'unpause':
+        if (this.open) this.hold(o);
         this.containerRunning = true;
         if (this.open && this.open.runningAgainAt === null && o.at >= this.open.startedAt) {
           const ep = this.open;
@@ -589,7 +600,12 @@ export class NodeDetector {
   }
 
   private hold(o: Observation): void {
-    this.held.push(o);
+    const ep = this.open;
+    // what the open episode was before this evidence touched it: undone if it was a later failure's
+    const before: HeldSnapshot | null = ep
+      ? { faultId: ep.faultId, cause: ep.cause, hard: ep.evidence.hard, exitCode: ep.evidence.exitCode, oomKilled: ep.evidence.oomKilled, runningAgainAt: ep.runningAgainAt }
+      : null;
+    this.held.push({ o, before });
     if (this.held.length > MAX_HELD) this.held.shift();
   }
 
@@ -602,9 +618,25 @@ export class NodeDetector {
   private judgeHeld(servedAt: number): void {
     const startOf = (o: Observation): number => (o.type === 'probe' ? o.sentAt : o.type === 'docker' ? o.at : Number.NaN);
     const seenAt = (o: Observation): number => (o.type === 'probe' ? (o.endAt ?? o.sentAt) : o.type === 'docker' ? o.at : Number.NaN);
-    const held = this.held.filter((o) => startOf(o) > servedAt);
+    const after = this.held.filter((h) => startOf(h.o) > servedAt);
     this.held = [];
-    if (held.length === 0) return;
+    if (after.length === 0) return;
+    // The episode just closed took in evidence of what began after it ended (a death, a restart):
+    // put it back as it was before the first of those, and keep its signals up to its end.
+    const closed = this.lastClosed;
+    const first = after.find((h) => h.o.type === 'docker')?.before;
+    if (closed && first) {
+      closed.faultId = first.faultId;
+      closed.cause = first.cause;
+      closed.runningAgainAt = first.runningAgainAt;
+      for (const k of ['hard', 'exitCode', 'oomKilled'] as const) {
+        if (first[k] === undefined) delete closed.evidence[k];
+        else (closed.evidence as unknown as Record<string, unknown>)[k] = first[k];
+      }
+      closed.evidence.signals = closed.evidence.signals.filter((s) => s.at <= (closed.servingAgainAt ?? Number.POSITIVE_INFINITY));
+      this.emit(closed);
+    }
+    const held = after.map((h) => h.o);
     this.reportState(); // the node served: that is a state of its own, however short
     const from = Math.min(...held.map(startOf));
     const saved = this.lastAliveAt;

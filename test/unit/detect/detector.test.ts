@@ -180,6 +180,26 @@ describe('NodeDetector: other evidence', () => {
     expect(all[1]).toMatchObject({ startedAt: 2600, status: 'open', firstEvidence: 'container died (exit code 1)' });
   });
 
+  it('evidence of the later failure is taken back from the episode that ended before it: its cause, its exit code, its restart', () => {
+    const { windows, episodes, feed } = setup();
+    // a spontaneous hang, found from outside
+    feed(healthTimeout(1000, 500));
+    feed(healthTimeout(1100, 500));
+    feed(canaryTimeout(1050, 500));
+    // a response begins at 2500 (the node serves again); a node-kill lands at 2600, its death and
+    // restart are seen before that response completes
+    windows.open('node-a', 'f1', 2590);
+    feed({ type: 'docker', action: 'die', at: 2600, exitCode: 137 });
+    feed({ type: 'docker', action: 'start', at: 3800 });
+    feed({ type: 'request', sentAt: 2400, respondedAt: 2500, firstTokenAt: 2500, endAt: 2650, outcome: 'ok' }, 3900);
+    const [hang, kill] = [...episodes.values()];
+    expect(hang).toMatchObject({ cause: 'spontaneous', faultId: null, servingAgainAt: 2500, runningAgainAt: null });
+    expect(hang?.evidence.exitCode).toBeUndefined();
+    expect(hang?.evidence.signals.every((x) => x.at <= 2500)).toBe(true);
+    expect(kill).toMatchObject({ cause: 'injected:f1', startedAt: 2600, runningAgainAt: 3800, status: 'open' });
+    expect(kill?.evidence.exitCode).toBe(137);
+  });
+
   it('health failing with errors (503, refused) needs no canary: the node says it is not serving', () => {
     const { d, feed } = setup({ probeFailures: 2 });
     feed({ type: 'probe', kind: 'health', sentAt: 1000, respondedAt: 1001, ok: false, timedOut: false, status: 503 });
