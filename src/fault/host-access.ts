@@ -20,6 +20,8 @@ export interface HostAccess {
   /** Where, for messages: "this machine", or the engine's host through its agent. */
   readonly where: string;
   readonly local: boolean;
+  /** A test's stand-in processes (a fake Docker's containers): no program runs there. */
+  readonly simulated?: boolean;
   /** Runs a program on that host, as root, in its namespaces (argument array, no shell); never throws for a non-zero exit. */
   run(file: string, args: readonly string[], timeoutMs?: number): Promise<ExecResult>;
   stat(pid: number): Promise<ProcStat | null>;
@@ -31,13 +33,17 @@ export interface HostAccess {
 
 /** This machine, or a test's stand-in processes (a fake Docker's containers). */
 export function localHost(processes: ProcessHost = hostProcesses): HostAccess {
+  const simulated = processes !== hostProcesses;
   return {
-    where: 'this machine',
+    where: simulated ? 'the simulated host' : 'this machine',
     local: true,
-    run: (file, args, timeoutMs) => run(file, args, timeoutMs),
+    simulated,
+    // the pids of a simulated host are not this machine's: no program is pointed at them
+    run: simulated ? async (file) => ({ code: 127, stdout: '', stderr: `${file}: not run on a simulated host` }) : (file, args, timeoutMs) => run(file, args, timeoutMs),
     stat: async (pid) => processes.stat(pid),
     kill: async (pid, signal) => processes.kill(pid, signal),
     readFile: async (path) => {
+      if (simulated) return null;
       const { readFileSync } = await import('node:fs');
       try {
         return readFileSync(path, 'utf8');
@@ -46,6 +52,7 @@ export function localHost(processes: ProcessHost = hostProcesses): HostAccess {
       }
     },
     writeFile: async (path, text) => {
+      if (simulated) throw new Error(`${path}: not written on a simulated host`);
       const { writeFileSync } = await import('node:fs');
       writeFileSync(path, text);
     },

@@ -81,7 +81,8 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
     }
   }
 
-  // Rules and qdiscs inside the targets' namespaces.
+  // Rules and qdiscs inside the targets' namespaces (none on a simulated host: nothing runs there).
+  if (hostOf(ctx).simulated) return done;
   const liveContainers = new Set(store.unrevertedFaults().filter((f) => live(f.owner) && f.container_id).map((f) => f.container_id as string));
   for (const cid of new Set(containerIds)) {
     let pid: number;

@@ -25,7 +25,7 @@ export class SecondEngine {
    */
   constructor(
     private readonly root: string,
-    private readonly opts: { tcpPort?: number; subnet?: number; name?: string } = {},
+    private readonly opts: { tcpPort?: number; subnet?: number; name?: string; tls?: { ca: string; cert: string; key: string } } = {},
   ) {
     this.socket = join(root, 'docker.sock');
     this.docker = new Dockerode({ socketPath: this.socket });
@@ -66,6 +66,7 @@ export class SecondEngine {
         '--pidfile', join(this.root, 'dockerd.pid'),
         '--host', `unix://${this.socket}`,
         ...(this.opts.tcpPort ? ['--host', `tcp://127.0.0.1:${this.opts.tcpPort}`] : []),
+        ...(this.opts.tls ? ['--tlsverify', '--tlscacert', this.opts.tls.ca, '--tlscert', this.opts.tls.cert, '--tlskey', this.opts.tls.key] : []),
         '--live-restore',
         '--bridge', this.bridge,
         '--iptables=false',

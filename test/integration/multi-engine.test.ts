@@ -1,6 +1,7 @@
 // Faults on two Docker engines in one run: the machine's engine, and a second dockerd of the
-// test's own listening on TCP 127.0.0.1 (its own data root, containerd, bridge), reached as a
-// remote engine is — through its TCP address, never its socket. Every fault goes to its node's
+// test's own listening on TCP 127.0.0.1 with TLS (--tlsverify, a CA of the test's own; its own data
+// root, containerd, bridge), reached as a remote engine is — through its TCP address with a client
+// certificate, never its socket. Every fault goes to its node's
 // engine; what a fault does on the node's host (SIGKILL by pid, rules in the network namespace)
 // goes through Gauntlet's agent container on that engine; the ledger records the engine, so a
 // Gauntlet that died mid-fault is reverted there by the next one, without the plan.
@@ -22,6 +23,7 @@ import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
 import { describeDocker } from '../helpers/docker.js';
 import { SecondEngine } from '../helpers/second-dockerd.js';
+import { makeTestPki } from '../helpers/tls.js';
 import { sshdAvailable, TestSshd } from '../helpers/sshd.js';
 import { tempDir, testTmp } from '../helpers/tmp.js';
 
@@ -35,9 +37,10 @@ describeDocker('faults on two Docker engines, the second over TCP (real Docker)'
   let spec: EngineSpec;
 
   beforeAll(async () => {
-    engine = new SecondEngine(mkdtempSync(join(testTmp(), 'gdm-')), { tcpPort: await freePort(), subnet: 78, name: 'gtme' });
+    const pki = makeTestPki(dir);
+    engine = new SecondEngine(mkdtempSync(join(testTmp(), 'gdm-')), { tcpPort: await freePort(), subnet: 78, name: 'gtme', tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey } });
     await engine.start();
-    spec = { name: 'rack-b', host: engine.tcpHost as string };
+    spec = { name: 'rack-b', host: engine.tcpHost as string, tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } };
     const remote = engineClient(spec);
     const [img1, img2] = await Promise.all([ensureSimImage(docker, silentLogger), ensureSimImage(remote, silentLogger)]);
     await removeContainers(docker, [LOCAL]);
@@ -57,7 +60,7 @@ describeDocker('faults on two Docker engines, the second over TCP (real Docker)'
 name: two-engines
 duration: 34s
 engines:
-  - { name: rack-b, host: "${spec.host}" }
+  - { name: rack-b, host: "${spec.host}", tls: { ca: "${spec.tls?.ca}", cert: "${spec.tls?.cert}", key: "${spec.tls?.key}" } }
 targets:
   - { name: local, container: ${LOCAL} }
   - { name: remote, container: ${REMOTE}, engine: rack-b }
@@ -163,6 +166,27 @@ ready_timeout: 30s
       server.stop();
     }
   }, 120_000);
+
+  it('an engine whose certificate another CA signed is refused before any run, saying so', async () => {
+    const other = makeTestPki(dir, 'other');
+    const store = openStore(join(dir, 'tls.db'));
+    const plan = parsePlanText(`
+name: wrong-ca
+duration: 5s
+engines:
+  - { name: rack-b, host: "${spec.host}", tls: { ca: "${other.ca}", cert: "${other.clientCert}", key: "${other.clientKey}" } }
+targets:
+  - { name: remote, container: ${REMOTE}, engine: rack-b }
+load: { rate: 1, model: sim-llama }
+`);
+    const err = await runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal }).then(
+      () => null,
+      (e: Error) => e.message,
+    );
+    expect(err).toMatch(/Docker engine not reachable \(rack-b \(tcp:\/\/127\.0\.0\.1:\d+\)\): .*(certificate|self.signed|verify)/i);
+    expect(store.listRuns(10)).toEqual([]);
+    store.close();
+  });
 
   it('a Gauntlet killed with a fault active on the remote engine: the next start reverts it there, from the ledger alone', async () => {
     const store = openStore(join(dir, 'leftover.db'));
