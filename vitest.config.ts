@@ -8,7 +8,6 @@ import { defineConfig } from 'vitest/config';
 // one at a time, after the others.
 const ALONE = [
   'test/integration/engine-restart.test.ts',
-  'test/integration/multi-engine.test.ts',
   'test/integration/busy-or-hung.test.ts',
   'test/integration/k6-real.test.ts',
   'test/integration/k6-segments.test.ts',
