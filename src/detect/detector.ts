@@ -645,12 +645,21 @@ export class NodeDetector {
     const lives = this.aliveTimes.filter((t) => t > from);
     const events: { at: number; o: Observation | null; life?: number }[] = [...held.map((o) => ({ at: seenAt(o), o })), ...lives.map((t) => ({ at: t, o: null, life: t }))];
     events.sort((a, b) => a.at - b.at);
+    // The replay looks for a failure that began after the episode's end, nothing else: a 'busy'
+    // judgement it would reach is about the past (probes late while the node caught up), and is
+    // not put back in time; the node's busy state is judged from what comes next.
+    const busyBefore = this.busy;
     for (const e of events) {
       if (e.o === null) this.alive(e.life as number);
       else if (e.o.type === 'probe') this.onProbe(e.o);
       else if (e.o.type === 'docker') this.onDocker(e.o);
     }
     this.lastAliveAt = Math.max(saved, this.lastAliveAt);
+    if (!this.open) {
+      this.busy = busyBefore;
+      this.healthStreak = null;
+      this.sinceAlive = [];
+    }
   }
 
   /** Recovered, or recovery_failed when it took longer than the limit — whenever that is noticed. */
