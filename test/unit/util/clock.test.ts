@@ -56,14 +56,21 @@ describe('VirtualClock', () => {
 describe('ScaledClock', () => {
   it('runs plan time N times faster: a plan-second sleep passes in a fiftieth of one, and epoch times map both ways', async () => {
     const c = new ScaledClock(50);
-    const realStart = performance.now();
+    // each plan-clock read between two real-clock reads: exact bounds however busy the machine
+    // (a read pair taken apart by a preemption would skew a plain ratio)
+    const r0 = performance.now();
     const planStart = c.now();
+    const r1 = performance.now();
     await c.sleep(1000);
-    const planElapsed = c.now() - planStart;
-    const realElapsed = performance.now() - realStart;
+    const r2 = performance.now();
+    const planEnd = c.now();
+    const r3 = performance.now();
+    const planElapsed = planEnd - planStart;
     expect(planElapsed).toBeGreaterThanOrEqual(1000);
-    // the plan time that passed is the real time that passed, × 50 (the same clock read twice)
-    expect(planElapsed / realElapsed).toBeCloseTo(50, 0);
+    // the plan time that passed is the real time that passed, × 50
+    // (epoch-ms floats: a few ten-thousandths of a ms of rounding)
+    expect(planElapsed / 50).toBeGreaterThanOrEqual(r2 - r1 - 0.01);
+    expect(planElapsed / 50).toBeLessThanOrEqual(r3 - r0 + 0.01);
     const t = Date.now();
     expect(c.toEpoch(c.fromEpoch(t))).toBeCloseTo(t, 3);
     expect(c.fromEpoch(t + 1000) - c.fromEpoch(t)).toBeCloseTo(50_000, 3);
