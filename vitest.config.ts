@@ -15,6 +15,7 @@ const ALONE = [
   'test/integration/builtin-engine.test.ts',
   'test/integration/parallel-engine.test.ts',
   'test/integration/failover.test.ts',
+  'test/integration/fault-latency.test.ts',
   'test/e2e/fault-sigkill.test.ts',
   'test/e2e/fault-safety.test.ts',
   'test/e2e/daemon-sigkill.test.ts',
