@@ -602,7 +602,8 @@ export class NodeDetector {
   private hold(o: Observation): void {
     const ep = this.open;
     // what the open episode was before this evidence touched it: undone if it was a later failure's
-    const before: HeldSnapshot | null = ep
+    const before: HeldSnapshot | null =
+      ep && o.type === 'docker'
       ? { faultId: ep.faultId, cause: ep.cause, hard: ep.evidence.hard, exitCode: ep.evidence.exitCode, oomKilled: ep.evidence.oomKilled, runningAgainAt: ep.runningAgainAt }
       : null;
     this.held.push({ o, before });
@@ -643,14 +644,14 @@ export class NodeDetector {
     // what the detector knew of the node's life when the first held failure began
     this.lastAliveAt = Math.max(servedAt, ...this.aliveTimes.filter((t) => t <= from));
     const lives = this.aliveTimes.filter((t) => t > from);
-    const events: { at: number; o: Observation | null; life?: number }[] = [...held.map((o) => ({ at: seenAt(o), o })), ...lives.map((t) => ({ at: t, o: null, life: t }))];
+    const events: { at: number; o: Observation | null }[] = [...held.map((o) => ({ at: seenAt(o), o })), ...lives.map((t) => ({ at: t, o: null }))];
     events.sort((a, b) => a.at - b.at);
     // The replay looks for a failure that began after the episode's end, nothing else: a 'busy'
     // judgement it would reach is about the past (probes late while the node caught up), and is
     // not put back in time; the node's busy state is judged from what comes next.
     const busyBefore = this.busy;
     for (const e of events) {
-      if (e.o === null) this.alive(e.life as number);
+      if (e.o === null) this.alive(e.at);
       else if (e.o.type === 'probe') this.onProbe(e.o);
       else if (e.o.type === 'docker') this.onDocker(e.o);
     }

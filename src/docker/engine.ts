@@ -14,12 +14,13 @@ export function dockerClient(): Docker {
   return withDeadlines(new Docker());
 }
 
-function where(): string {
+/** DOCKER_HOST's engine, as messages name it. */
+export function defaultEngineLabel(): string {
   return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
 }
 
 /** Fails with GAUNTLET_DOCKER_UNAVAILABLE and a hint when the engine cannot be reached. */
-export async function requireDocker(docker: Docker, label = where()): Promise<{ version: string; apiVersion: string }> {
+export async function requireDocker(docker: Docker, label = defaultEngineLabel()): Promise<{ version: string; apiVersion: string }> {
   try {
     const v = await docker.version();
     return { version: v.Version, apiVersion: v.ApiVersion };

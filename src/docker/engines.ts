@@ -18,6 +18,7 @@ import { knownHostsVerifier } from './known-hosts.js';
 import Docker from 'dockerode';
 import { GauntletError } from '../errors.js';
 import { withDeadlines } from './deadline.js';
+import { defaultEngineLabel } from './engine.js';
 
 /** An engine as a plan (and the fault ledger, to revert without the plan) names it. */
 export interface EngineSpec {
@@ -150,7 +151,7 @@ export function engineIsLocal(spec: EngineSpec | null): boolean {
 
 /** How the engine is named in messages and reports. */
 export function engineLabel(spec: EngineSpec | null): string {
-  return spec ? `${spec.name} (${spec.host})` : (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock');
+  return spec ? `${spec.name} (${spec.host})` : defaultEngineLabel();
 }
 
 /** A plan's engine with its files made absolute (relative to the plan's folder). */

@@ -97,6 +97,11 @@ const NODE_KILL = 'process.kill(Number(process.argv[1]), process.argv[2])';
 const NODE_READ = "process.stdout.write(require('fs').readFileSync(process.argv[1], 'utf8'))";
 const NODE_WRITE = "require('fs').writeFileSync(process.argv[1], process.argv[2])";
 
+/** What a failed `node -e` said: its Error line, or its exit code. */
+function nodeError(r: ExecResult): string {
+  return r.stderr.trim().split('\n').find((l) => /Error/.test(l)) ?? `exit ${r.code}`;
+}
+
 /**
  * The host of another Docker engine, reached through an agent container on it. Started on first
  * use; `close()` removes it.
@@ -214,7 +219,7 @@ export class AgentHost implements HostAccess {
     const r = await this.run('node', ['-e', NODE_KILL, String(pid), signal]);
     if (r.code !== 0) {
       const code = /ESRCH/.test(r.stderr) ? 'ESRCH' : /EPERM/.test(r.stderr) ? 'EPERM' : undefined;
-      throw Object.assign(new Error(`kill ${signal} ${pid} on ${this.where}: ${r.stderr.trim().split('\n').find((l) => /Error/.test(l)) ?? `exit ${r.code}`}`), code ? { code } : {});
+      throw Object.assign(new Error(`kill ${signal} ${pid} on ${this.where}: ${nodeError(r)}`), code ? { code } : {});
     }
   }
 
@@ -225,7 +230,7 @@ export class AgentHost implements HostAccess {
 
   async writeFile(path: string, text: string): Promise<void> {
     const r = await this.run('node', ['-e', NODE_WRITE, path, text]);
-    if (r.code !== 0) throw new Error(`writing ${path} on ${this.where}: ${r.stderr.trim().split('\n').find((l) => /Error/.test(l)) ?? `exit ${r.code}`}`);
+    if (r.code !== 0) throw new Error(`writing ${path} on ${this.where}: ${nodeError(r)}`);
   }
 
   /** Removes the agent container (if one was started). */

@@ -19,7 +19,7 @@ import { EngineContexts, sameEngine } from '../fault/engine-contexts.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
 import { recordSkipped, revertLeftovers } from '../fault/ledger.js';
-import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
+import { isInstant, type FaultContext, type FaultInjector, type FaultTarget } from '../fault/types.js';
 import { BuiltinEngine } from '../load/builtin.js';
 import { generatorNode, GENERATOR_NODE } from '../analysis/generator.js';
 import { GeneratorMonitor } from '../load/generator.js';
@@ -225,6 +225,11 @@ function episodeRow(runId: string, e: Episode): EpisodeRow {
     evidence: JSON.stringify(e.evidence),
     requests_affected: e.requestsAffected,
   };
+}
+
+/** What a fault is told of its target. */
+function faultTarget(t: ResolvedTarget): FaultTarget {
+  return { node: t.node, containerId: t.containerId, containerName: t.containerName, engine: t.engine ?? null };
 }
 
 /** How long the run waits for the Docker event stream to open before it goes on without it. */
@@ -1038,7 +1043,7 @@ export class Run {
   }
 
   private skip(id: string, occ: Occurrence, t: ResolvedTarget, reason: string): void {
-    recordSkipped(this.store, this.id, id, occ.kind, { node: t.node, containerId: t.containerId, containerName: t.containerName, engine: t.engine ?? null }, occ.params, this.clock.now(), reason);
+    recordSkipped(this.store, this.id, id, occ.kind, faultTarget(t), occ.params, this.clock.now(), reason);
     this.journal('fault_skipped', `${occ.kind} on ${t.node} skipped: ${reason}`, { fault: id });
     this.log.warn({ fault: id, kind: occ.kind, node: t.node, reason }, 'fault skipped');
     this.faultsDone++;
@@ -1110,7 +1115,7 @@ export class Run {
       }
       const holdMs = isInstant(injector, occ.params) ? plan.recovery_limit : (injector.holdMs?.(occ.params) ?? plan.recovery_limit);
       const quietMs = Math.max(10_000, plan.probes.interval * (plan.probes.failures + 2));
-      const injection = this.faults.inject(id, injector, { node: t.node, containerId: t.containerId, containerName: t.containerName, engine: t.engine ?? null }, occ.params, holdMs, quietMs);
+      const injection = this.faults.inject(id, injector, faultTarget(t), occ.params, holdMs, quietMs);
       // The fault's window is open now: the node's probes go to the fast pace from the injection.
       this.probers.get(t.node)?.hurry();
       if (p.service) this.probers.get(p.service.node)?.hurry();
@@ -1218,16 +1223,14 @@ export class Run {
     await this.releaseAll();
     await Promise.allSettled([...this.evidenceTasks]);
     for (const d of this.detectors.values()) d.tick(clock.now());
-    {
-      for (const t of p.targets) {
-        const docker = p.engines.docker(t.engine);
-        if (!t.containerId || !docker) continue;
-        try {
-          const info = await docker.getContainer(t.containerId).inspect();
-          store.updateNode(this.id, t.node, { restart_count_end: info.RestartCount });
-        } catch {
-          // container gone: leave the end count empty
-        }
+    for (const t of p.targets) {
+      const docker = p.engines.docker(t.engine);
+      if (!t.containerId || !docker) continue;
+      try {
+        const info = await docker.getContainer(t.containerId).inspect();
+        store.updateNode(this.id, t.node, { restart_count_end: info.RestartCount });
+      } catch {
+        // container gone: leave the end count empty
       }
     }
     try {
