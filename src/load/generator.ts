@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { GENERATOR_NODE, generatorNode } from '../analysis/generator.js';
+import { cpuListCount, statCpuTicks } from '../util/proc.js';
 
 /** One sample of the generator's own telemetry. */
 export interface GeneratorSample {
@@ -26,11 +27,8 @@ export interface GeneratorSample {
 /** CPU time of a process (user + system), seconds, from /proc; null where there is no /proc. */
 export function processCpuSeconds(pid: number): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
-    return Number.isFinite(ticks) ? ticks / 100 : null; // USER_HZ is 100 on Linux
+    const ticks = statCpuTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return ticks === null ? null : ticks / 100; // USER_HZ is 100 on Linux
   } catch {
     return null;
   }
@@ -40,13 +38,7 @@ export function processCpuSeconds(pid: number): number | null {
 export function processAllowedCores(pid: number): number | null {
   try {
     const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    if (!m) return null;
-    let n = 0;
-    for (const part of (m[1] as string).split(',')) {
-      const [a, b] = part.split('-').map(Number);
-      n += b === undefined ? 1 : (b as number) - (a as number) + 1;
-    }
-    return n > 0 ? n : null;
+    return m ? cpuListCount(m[1] as string) : null;
   } catch {
     return null;
   }

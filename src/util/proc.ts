@@ -40,6 +40,24 @@ export function parseProcStat(text: string): ProcStat {
   return { state: fields[0] ?? '?', startTime: fields[19] ?? '?' };
 }
 
+/** CPU time (user + system) in clock ticks, from the text of /proc/<pid>/stat; null if unreadable. */
+export function statCpuTicks(text: string): number | null {
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  return Number.isFinite(ticks) ? ticks : null;
+}
+
+/** How many CPUs a Cpus_allowed_list names ("0-3,8" → 5); null when it names none or is not one. */
+export function cpuListCount(list: string): number | null {
+  let n = 0;
+  for (const part of list.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) return null;
+    n += m[2] === undefined ? 1 : Number(m[2]) - Number(m[1]) + 1;
+  }
+  return n > 0 ? n : null;
+}
+
 /** True when pid exists and is not a zombie (i.e. it has not been killed). */
 export function processRunning(pid: number): boolean {
   const s = procStat(pid);

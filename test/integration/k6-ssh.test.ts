@@ -4,12 +4,15 @@
 // one run, a stop reaches the remote k6 (no process left there), the remote folders are removed,
 // and a host that cannot be reached is a clear error. Needs a real k6 and OpenSSH's sshd: with
 // CI=true a missing sshd fails (scripts/ensure-ssh.sh installs it), otherwise it is skipped, loudly.
-import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
 import { K6Engine } from '../../src/load/k6/engine.js';
-import { k6HostsOf, parseSshUrl, remoteClockOffset, shellQuote, sshHostName } from '../../src/load/k6/remote.js';
+import { k6HostsOf, parseSshUrl, remoteClockOffset, shellQuote, sshHostName, watchRemoteCpu } from '../../src/load/k6/remote.js';
+import { statCpuTicks } from '../../src/util/proc.js';
 import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
 import { freePort } from '../../src/util/ports.js';
@@ -76,8 +79,16 @@ describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', 
       const recs: RequestRecord[] = [];
       let planned = 0;
       const late: string[] = [];
-      await engine.run(workload(4000), signal, { record: (r) => recs.push(r), planned: (_n, _a, c) => (planned += c), generator: (name, _at, metric) => metric === 'late_ms_max' && late.push(name) });
-      return { recs, planned, late };
+      const cpu = new Map<string, number[]>();
+      await engine.run(workload(4000), signal, {
+        record: (r) => recs.push(r),
+        planned: (_n, _a, c) => (planned += c),
+        generator: (name, _at, metric, value) => {
+          if (metric === 'late_ms_max') late.push(name);
+          if (metric === 'k6_cpu_cores') cpu.set(name, [...(cpu.get(name) ?? []), value]);
+        },
+      });
+      return { recs, planned, late, cpu };
     };
     // the "remote" host is this machine: its clock is this one's, to the measurement's error
     const offset = await remoteClockOffset(sshHost());
@@ -99,8 +110,54 @@ describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', 
     expect(three.recs.filter((r) => r.outcome !== 'ok').map((r) => r.error)).toEqual([]);
     // every instance reported its own lateness: the remote ones too
     expect(new Set(three.late)).toEqual(new Set(['k6-1', 'k6-2', 'k6-3']));
+    // each remote k6's CPU, read on its host every second (a local one's is the run monitor's):
+    // busy sending and reading streams, so above nothing, and within the host's cores
+    process.stderr.write(`k6 over ssh, CPU read there: ${[...three.cpu].map(([n, v]) => `${n} ${v.map((x) => x.toFixed(2)).join('/')} cores`).join('; ')}\n`);
+    // (its accuracy is checked against /proc below, with a process of known load)
+    expect([...three.cpu.keys()].sort()).toEqual(['k6-2', 'k6-3']);
+    for (const v of three.cpu.values()) {
+      expect(v.length).toBeGreaterThanOrEqual(2);
+      for (const x of v) expect(x >= 0 && x <= cpus().length + 0.5, String(x)).toBe(true);
+    }
     expect(leftovers()).toEqual([]);
   }, 120_000);
+
+  it("a remote k6's CPU read over SSH agrees with /proc read here for the same process", async () => {
+    // A CPU-bound process standing in for k6, found there as k6 is: by its script's path in a
+    // Gauntlet folder name (the "remote" host is this machine, so /proc here is the truth)
+    const hex = randomBytes(6).toString('hex');
+    const dir = `/tmp/gauntlet-k6-${hex}`;
+    const burner = spawn(process.execPath, ['-e', 'const end = Date.now() + 8000; while (Date.now() < end);', `${dir}/scenario.js`], { stdio: 'ignore' });
+    try {
+      const ticks = (): number => statCpuTicks(readFileSync(`/proc/${burner.pid}/stat`, 'utf8')) as number;
+      const samples: number[] = [];
+      let first: { at: number; ticks: number } | null = null;
+      let last: { at: number; ticks: number } | null = null;
+      const watch = watchRemoteCpu(sshHost(), dir, (x) => {
+        // the truth over the same spans: this host's /proc, read as each sample arrives
+        const now = { at: performance.now(), ticks: ticks() };
+        first ??= now;
+        last = now;
+        samples.push(x.cores);
+      }, (why) => samples.push(Number.NaN) && process.stderr.write(`watch: ${why}\n`));
+      // (the burner runs 8 s; the watch needs a second or two to find it)
+      await new Promise((r) => setTimeout(r, 6000));
+      watch.stop();
+      await watch.done;
+      expect(samples.every(Number.isFinite)).toBe(true);
+      expect(samples.length).toBeGreaterThanOrEqual(3);
+      const f = first as unknown as { at: number; ticks: number };
+      const l = last as unknown as { at: number; ticks: number };
+      const truth = (l.ticks - f.ticks) / 100 / ((l.at - f.at) / 1000);
+      // the samples after the first cover the same span as the truth (each is the second before it)
+      const measured = samples.slice(1).reduce((a, b) => a + b, 0) / (samples.length - 1);
+      process.stderr.write(`remote CPU watch: ${samples.map((x) => x.toFixed(2)).join('/')} cores; mean ${measured.toFixed(3)} vs /proc here ${truth.toFixed(3)}\n`);
+      expect(truth).toBeGreaterThan(0.2);
+      expect(Math.abs(measured - truth)).toBeLessThan(0.15 + 0.1 * truth);
+    } finally {
+      burner.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('a single remote instance runs, and a stop reaches it through its REST API: nothing is left running there', async () => {
     const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, hosts: [sshHost()] });

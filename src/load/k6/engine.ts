@@ -20,7 +20,7 @@ import { locateK6, probeK6, type K6Binary } from './binary.js';
 import { bundleScenario } from './bundle.js';
 import { k6Config } from './config.js';
 import { K6OutputParser } from './output.js';
-import { remoteClockOffset, removeRemoteDir, remoteDir, spawnRemoteK6, sshHostName, uploadBundle, type K6Host, type SshHost } from './remote.js';
+import { remoteClockOffset, removeRemoteDir, remoteDir, spawnRemoteK6, sshHostName, uploadBundle, watchRemoteCpu, type K6Host, type SshHost } from './remote.js';
 
 const run = promisify(execFile);
 
@@ -393,7 +393,20 @@ export class K6Engine implements LoadEngine {
             : this.launch(name, fifo, parser, split(ports[i] as number), configPath, script);
           void launched.reading.then(() => late.flush());
           if (there?.clock) sink.generator?.(name, Date.now(), 'clock_offset_ms', there.clock.offsetMs);
-          return { name, fifo, parser, port: ports[i] as number, remote: there, ...launched };
+          // A remote k6's CPU, read there every second (a local one's is read by the run's monitor)
+          const cpu = there
+            ? watchRemoteCpu(
+                there.host,
+                there.dir,
+                (x) => {
+                  const at = Date.now();
+                  sink.generator?.(name, at, 'k6_cpu_cores', x.cores);
+                  sink.generator?.(name, at, 'k6_cpu_share', x.share);
+                },
+                (why) => log.warn(`${name} on ${sshHostName(there.host)}: its CPU is not measured: ${why}`),
+              )
+            : null;
+          return { name, fifo, parser, port: ports[i] as number, remote: there, cpu, ...launched };
         }),
       );
       // A stop: each instance's REST API (a remote k6 hears nothing else) and SIGINT to a local one,
@@ -460,6 +473,8 @@ export class K6Engine implements LoadEngine {
         }
       }
       const readErrors = await Promise.all(instances.map((x) => x.reading));
+      for (const x of instances) x.cpu?.stop();
+      await Promise.all(instances.map((x) => x.cpu?.done));
       await Promise.all(instances.map((x) => (x.remote ? removeRemoteDir(x.remote.host, x.remote.dir) : undefined)));
       if (lastEnd > Number.NEGATIVE_INFINITY) sink.ended?.(lastEnd);
       instances.forEach((x, i) => log.info({ instance: x.name, code: results[i]?.[0], signal: results[i]?.[1], ...x.parser.stats }, 'k6 finished'));

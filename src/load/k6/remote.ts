@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { filesTar, type TarFile } from '../../docker/tar.js';
+import { cpuListCount, statCpuTicks } from '../../util/proc.js';
 
 export interface SshHost {
   user: string | null;
@@ -176,4 +177,116 @@ export async function removeRemoteDir(h: SshHost, dir: string): Promise<void> {
 export function spawnRemoteK6(h: SshHost, dir: string, args: readonly string[], ports: { local: number; remote: number }): ChildProcess {
   const command = ['exec', h.k6, 'run', ...args].map(shellQuote).join(' ');
   return spawn('ssh', [...sshArgs(h, ['-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${ports.local}:127.0.0.1:${ports.remote}`]), `cd ${shellQuote(dir)} && ${command}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** One reading of a remote k6's CPU: cores used since the last reading, and the share of those it may use. */
+export interface RemoteCpuSample {
+  cores: number;
+  share: number;
+}
+
+/**
+ * Reads the lines of the remote CPU watch (watchRemoteCpu): `info <CLK_TCK> <CPUs> <allowed list>`
+ * once, then `stat <ns since the epoch> <the text of /proc/<pid>/stat>` every second. The rate is
+ * taken between the remote host's own timestamps (the SSH link's delays do not skew it); a host
+ * whose `date` has no nanoseconds falls back to the time each line arrived here.
+ */
+export class RemoteCpuReader {
+  private hz = 100;
+  private allowed: number | null = null;
+  private last: { atMs: number; ticks: number } | null = null;
+
+  constructor(
+    private readonly emit: (s: RemoteCpuSample) => void,
+    private readonly now: () => number = () => performance.timeOrigin + performance.now(),
+  ) {}
+
+  /** Takes one line; what is wrong with it, or null. */
+  line(text: string): string | null {
+    const info = /^info (\d+) (\d+) (\S+)$/.exec(text);
+    if (info) {
+      const hz = Number(info[1]);
+      const cpus = Number(info[2]);
+      const list = cpuListCount(info[3] as string);
+      if (!(hz > 0) || !(cpus > 0)) return `unreadable CPU facts: ${JSON.stringify(text.slice(0, 120))}`;
+      this.hz = hz;
+      this.allowed = Math.min(cpus, list ?? cpus);
+      return null;
+    }
+    const stat = /^stat (\S+) (\d+ \(.*\) .*)$/.exec(text);
+    if (!stat) return `unexpected line ${JSON.stringify(text.slice(0, 120))}`;
+    const ticks = statCpuTicks(stat[2] as string);
+    if (ticks === null) return `unreadable /proc stat line ${JSON.stringify(text.slice(0, 120))}`;
+    const atMs = /^\d{19}$/.test(stat[1] as string) ? Number(BigInt(stat[1] as string) / 1000n) / 1000 : this.now();
+    const last = this.last;
+    this.last = { atMs, ticks };
+    if (this.allowed === null || !last || atMs <= last.atMs || ticks < last.ticks) return null;
+    const cores = (ticks - last.ticks) / this.hz / ((atMs - last.atMs) / 1000);
+    this.emit({ cores, share: cores / this.allowed });
+    return null;
+  }
+}
+
+/**
+ * Watches the CPU of the k6 running from Gauntlet's folder `dir` there, over an SSH session of its
+ * own: the process is found by its script's path (Gauntlet's folder name; nothing from the plan),
+ * then its /proc stat is read every second until it ends or `stop()`. What goes wrong is said
+ * through `problem` once; the load does not depend on it.
+ */
+export function watchRemoteCpu(h: SshHost, dir: string, emit: (s: RemoteCpuSample) => void, problem: (why: string) => void): { stop(): void; done: Promise<void> } {
+  const m = /^\/tmp\/gauntlet-k6-([0-9a-f]{12})$/.exec(dir);
+  if (!m) throw new Error(`not a folder of Gauntlet's: ${dir}`);
+  // ([g]…: the pattern does not match this shell, whose command line holds it)
+  const pattern = shellQuote(`[g]auntlet-k6-${m[1]}/scenario[.]js`);
+  const script = [
+    `p=''; n=0`,
+    `while [ -z "$p" ] && [ $n -lt 100 ]; do p=$(pgrep -f -- ${pattern} | head -n 1); n=$((n+1)); [ -n "$p" ] || sleep 0.1; done`,
+    `[ -n "$p" ] || { echo 'no k6 process found' >&2; exit 3; }`,
+    `echo "info $(getconf CLK_TCK) $(nproc --all) $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/$p/status)"`,
+    `while s=$(cat /proc/$p/stat 2>/dev/null); do echo "stat $(date +%s%N) $s"; sleep 1; done`,
+  ].join('\n');
+  const child = spawn('ssh', [...sshArgs(h), script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const reader = new RemoteCpuReader(emit);
+  let said = false;
+  const say = (why: string): void => {
+    if (said) return;
+    said = true;
+    problem(why);
+  };
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const why = reader.line(buffered.slice(0, nl));
+      buffered = buffered.slice(nl + 1);
+      if (why) say(why);
+    }
+    if (buffered.length > 65_536) {
+      say('a line of over 64 KiB');
+      buffered = '';
+    }
+  });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString('utf8')).slice(-2000);
+  });
+  let stopped = false;
+  const done = new Promise<void>((resolve) => {
+    child.once('error', (err) => {
+      say(`ssh could not be started: ${err.message}`);
+      resolve();
+    });
+    child.once('close', (code) => {
+      if (!stopped && code !== 0) say(`the watch ended with ${code === null ? 'a signal' : `code ${code}`}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-2).join(' ')}` : ''}`);
+      resolve();
+    });
+  });
+  return {
+    stop: () => {
+      stopped = true;
+      child.kill('SIGTERM');
+    },
+    done,
+  };
 }
