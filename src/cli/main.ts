@@ -240,7 +240,7 @@ async function cmdRun(planPath: string, o: Common & { dryRun?: boolean; timeScal
   }
   const scale = timeScaleOption(o.timeScale, plan);
   if (o.dryRun) {
-    for (const l of await dryRunPlan(plan, { docker: dockerClient(), log: createLogger({ level: 'warn' }), clock: new RealClock() })) out(l);
+    for (const l of await dryRunPlan(plan, { docker: dockerClient(), log: createLogger({ level: 'warn' }), clock: new RealClock(), planSource: planPath })) out(l);
     return 0;
   }
   await refuseBesideDaemon(o, 'send the run to it with --via-daemon (or stop it) rather than race it on the same targets');

@@ -5,13 +5,17 @@ import { withDeadlines } from './deadline.js';
 import { GauntletError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseDockerEvent, type ContainerEvent } from './events.js';
+import { defaultEngineSpec, engineClient } from './engines.js';
 
 export type { Docker };
 
 export function dockerClient(): Docker {
-  // dockerode honours DOCKER_HOST / DOCKER_CERT_PATH; default is /var/run/docker.sock. Every
-  // call that does not stream has a deadline (src/docker/deadline.ts).
-  return withDeadlines(new Docker());
+  // DOCKER_HOST naming another machine: through the same client as a plan's engines (TLS from
+  // DOCKER_CERT_PATH; over SSH the host key checked, which dockerode's own ssh does not do).
+  // Otherwise the local socket (/var/run/docker.sock, or DOCKER_HOST's unix://). Every call that
+  // does not stream has a deadline (src/docker/deadline.ts).
+  const spec = defaultEngineSpec();
+  return spec ? engineClient(spec) : withDeadlines(new Docker());
 }
 
 /** DOCKER_HOST's engine, as messages name it. */

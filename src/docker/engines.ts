@@ -149,6 +149,33 @@ export function engineIsLocal(spec: EngineSpec | null): boolean {
   return typeof addr !== 'string' && addr.kind === 'unix';
 }
 
+/** The name a DOCKER_HOST engine has in the ledger and in messages. */
+export const DOCKER_HOST_ENGINE = 'DOCKER_HOST';
+
+/**
+ * DOCKER_HOST's engine as a spec when it is another machine's (null for a socket here): TLS as
+ * the docker CLI and dockerode take it (DOCKER_TLS_VERIFY=1, or port 2376, with ca.pem, cert.pem
+ * and key.pem in DOCKER_CERT_PATH, default ~/.docker); over SSH the host key checked against
+ * ~/.ssh/known_hosts. The ledger records it, so a revert reaches that engine whatever the
+ * reverting process's DOCKER_HOST.
+ */
+export function defaultEngineSpec(env: NodeJS.ProcessEnv = process.env): EngineSpec | null {
+  const host = env.DOCKER_HOST;
+  if (!host || host.startsWith('unix://') || host.startsWith('npipe://')) return null;
+  const addr = parseEngineHost(host);
+  if (typeof addr === 'string') return null;
+  if (addr.kind === 'tcp' && ((env.DOCKER_TLS_VERIFY !== undefined && env.DOCKER_TLS_VERIFY !== '' && env.DOCKER_TLS_VERIFY !== '0') || addr.port === 2376)) {
+    const dir = env.DOCKER_CERT_PATH || join(homedir(), '.docker');
+    return { name: DOCKER_HOST_ENGINE, host, tls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') } };
+  }
+  return { name: DOCKER_HOST_ENGINE, host };
+}
+
+/** One engine's identity (map keys, ledger rows): its spec, every field. */
+export function engineKey(spec: EngineSpec): string {
+  return JSON.stringify({ name: spec.name, host: spec.host, tls: spec.tls ?? null, identity_file: spec.identity_file ?? null, known_hosts_file: spec.known_hosts_file ?? null });
+}
+
 /** How the engine is named in messages and reports. */
 export function engineLabel(spec: EngineSpec | null): string {
   return spec ? `${spec.name} (${spec.host})` : defaultEngineLabel();

@@ -1,7 +1,7 @@
 // A fault's context on its node's engine: the engine's Docker client and its host (this machine
 // for a local socket, the engine's agent otherwise). Made once per engine and run; `close()`
 // removes the agents started.
-import { engineClient, engineIsLocal, engineLabel, type EngineSpec } from '../docker/engines.js';
+import { defaultEngineSpec, engineClient, engineIsLocal, engineKey, engineLabel, type EngineSpec } from '../docker/engines.js';
 import type { Docker } from '../docker/engine.js';
 import { AgentHost } from './host-access.js';
 import type { FaultContext } from './types.js';
@@ -19,13 +19,13 @@ export class EngineContexts {
   /** The context on the engine `spec` names (null: the default engine's). */
   for(spec: EngineSpec | null | undefined): FaultContext {
     const base = this.base;
-    if (!spec) {
+    if (!spec || sameEngine(spec, null)) {
       // DOCKER_HOST may itself name another machine: then its host work goes through an agent too
       if (engineIsLocal(null) || !base.docker || base.host || base.processes) return { ...base, engines: this };
       this.defaultAgent ??= new AgentHost(base.docker, engineLabel(null), base.log);
       return { ...base, engines: this, host: this.defaultAgent };
     }
-    const key = JSON.stringify(spec);
+    const key = engineKey(spec);
     let m = this.made.get(key);
     if (!m) {
       const docker = this.connect(spec);
@@ -49,9 +49,17 @@ export class EngineContexts {
   }
 }
 
-/** Same engine: both the default, or the same spec. */
+/** Same engine: the same spec, where the default (null) is DOCKER_HOST's (its spec when it is another machine's). */
 export function sameEngine(a: EngineSpec | null | undefined, b: EngineSpec | null | undefined): boolean {
-  return (!a && !b) || (!!a && !!b && JSON.stringify(a) === JSON.stringify(b));
+  const d = defaultEngineSpec();
+  const key = (s: EngineSpec | null | undefined): string => (s ? engineKey(s) : d ? engineKey(d) : '');
+  return key(a) === key(b);
+}
+
+/** What the ledger records of a target's engine: its spec (DOCKER_HOST's when that is another machine), or null for a socket here. */
+export function ledgerEngine(spec: EngineSpec | null | undefined): string | null {
+  const s = spec ?? defaultEngineSpec();
+  return s ? engineKey(s) : null;
 }
 
 /**

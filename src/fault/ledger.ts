@@ -10,7 +10,7 @@ import type { Store, FaultRow } from '../store/store.js';
 import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from './types.js';
 import { ownerAlive, selfOwner } from '../util/proc.js';
 import { sweepCandidates, sweepLeftovers } from './sweep.js';
-import { contextFor, EngineContexts, sameEngine } from './engine-contexts.js';
+import { contextFor, EngineContexts, ledgerEngine, sameEngine } from './engine-contexts.js';
 import type { EngineSpec } from '../docker/engines.js';
 
 export interface ActiveFault {
@@ -36,7 +36,7 @@ export async function injectFault(
   const log = ctx.log.child({ fault: id, kind: injector.kind, node: target.node });
   // on the node's engine: its Docker client, its host
   ctx = { ...contextFor(ctx, target.engine), faultId: id };
-  const engine = target.engine ? JSON.stringify(target.engine) : null;
+  const engine = ledgerEngine(target.engine);
   const plannedAt = ctx.clock.now();
   let undo: UndoRecord;
   try {
@@ -147,7 +147,7 @@ export function activeFromLedger(store: Store, id: string, ctx: FaultContext): A
  * host cannot run): a ledger row in state 'skipped' with the reason; nothing is touched.
  */
 export function recordSkipped(store: Store, runId: string | null, id: string, kind: string, target: FaultTarget, params: unknown, at: number, reason: string): void {
-  store.insertFault(row(id, runId, kind, target.node, params, {}, 'skipped', at, { error: reason, container_id: target.containerId, engine: target.engine ? JSON.stringify(target.engine) : null }));
+  store.insertFault(row(id, runId, kind, target.node, params, {}, 'skipped', at, { error: reason, container_id: target.containerId, engine: ledgerEngine(target.engine) }));
 }
 
 /**

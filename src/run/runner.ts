@@ -14,7 +14,7 @@ import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { CancelScope } from '../load/request.js';
 import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
-import { engineHostAddress, engineLabel, engineSpecOf, hostKeyRefusal, type EngineSpec } from '../docker/engines.js';
+import { engineKey, engineLabel, type EngineSpec } from '../docker/engines.js';
 import { EngineContexts, sameEngine } from '../fault/engine-contexts.js';
 import type { ContainerEvent } from '../docker/events.js';
 import { GauntletError, errorMessage } from '../errors.js';
@@ -44,7 +44,7 @@ import { percentileSorted } from '../analysis/stats.js';
 import { type Clock, RealClock, every } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
 import { FaultSupervisor } from './fault-supervisor.js';
-import { needsDocker, resolveTarget, type ResolvedTarget } from './targets.js';
+import { needsDocker, planEngines, resolveOnEngines, resolveTarget, type ResolvedTarget } from './targets.js';
 import { VERSION } from '../version.js';
 
 export interface RunContext {
@@ -277,25 +277,10 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
   const engines = new EngineContexts(base, ctx.connectEngine);
   const faultCtx = engines.for(null);
   // The plan's engines, their files relative to the plan; each reachable before anything starts.
-  const specs = new Map(plan.engines.map((e) => [e.name, engineSpecOf(e, planSource ? dirname(planSource) : process.cwd())]));
+  const specs = planEngines(plan, planSource ? dirname(planSource) : process.cwd());
   const probes = ctx.http?.probes ?? probeDispatcher();
   try {
-    for (const spec of specs.values()) {
-      if (!plan.targets.some((t) => t.engine === spec.name)) continue;
-      try {
-        await requireDocker(engines.docker(spec) as Docker, engineLabel(spec));
-      } catch (err) {
-        const why = hostKeyRefusal(spec.name);
-        throw why ? new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [engineLabel(spec), why], { cause: err }) : err;
-      }
-    }
-    const targets = await Promise.all(
-      plan.targets.map(async (t) => {
-        const spec = t.engine ? (specs.get(t.engine) as EngineSpec) : null;
-        const r = await resolveTarget(t, spec ? engines.docker(spec) : docker, clock, engineHostAddress(spec));
-        return { ...r, engine: spec };
-      }),
-    );
+    const targets = await resolveOnEngines(plan, specs, engines, docker, clock);
     // Faults an earlier, killed Gauntlet left behind are undone before anything else touches
     // the targets: the ledger first (each fault on its own engine), then anything still
     // carrying Gauntlet's mark in the targets, engine by engine.
@@ -696,7 +681,7 @@ export class Run {
   private async watchDocker(since: number): Promise<void> {
     const groups = new Map<string, ResolvedTarget[]>();
     for (const t of this.p.targets.filter((x) => x.containerId)) {
-      const key = t.engine ? JSON.stringify(t.engine) : '';
+      const key = t.engine ? engineKey(t.engine) : '';
       groups.set(key, [...(groups.get(key) ?? []), t]);
     }
     await Promise.all([...groups.values()].map((ts) => this.watchEngine(since, ts)));

@@ -5,8 +5,10 @@ import { type Clock, RealClock } from '../util/clock.js';
 import { GauntletError } from '../errors.js';
 import type { Docker } from '../docker/engine.js';
 import { inspectContainer } from '../docker/engine.js';
-import type { PlanTarget } from '../plan/schema.js';
-import { isLoopback, type EngineSpec } from '../docker/engines.js';
+import type { Plan, PlanTarget } from '../plan/schema.js';
+import { requireDocker } from '../docker/engine.js';
+import { engineHostAddress, engineLabel, engineSpecOf, hostKeyRefusal, isLoopback, type EngineSpec } from '../docker/engines.js';
+import type { EngineContexts } from '../fault/engine-contexts.js';
 
 export const TARGET_LABEL = 'gauntlet.target';
 
@@ -95,4 +97,33 @@ export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock:
     throw new GauntletError('GAUNTLET_TARGET_NO_ENDPOINT', [t.name, `container ${name} publishes no TCP port; publish one (on 127.0.0.1) or give the target an endpoint`]);
   }
   return { node: t.name, endpoint, containerId: info.Id, containerName: name, image: info.Config.Image, restartCount: info.RestartCount };
+}
+
+/** A plan's engines by name, their files made absolute (relative to the plan's folder). */
+export function planEngines(plan: Plan, planDir: string): Map<string, EngineSpec> {
+  return new Map(plan.engines.map((e) => [e.name, engineSpecOf(e, planDir)]));
+}
+
+/**
+ * Every target on its engine: each engine a target names answers first (a refused SSH host key
+ * said as such), then each target is resolved there. `docker` is DOCKER_HOST's engine (null when
+ * no target is on it).
+ */
+export async function resolveOnEngines(plan: Plan, specs: ReadonlyMap<string, EngineSpec>, engines: EngineContexts, docker: Docker | null, clock: Clock): Promise<ResolvedTarget[]> {
+  for (const spec of specs.values()) {
+    if (!plan.targets.some((t) => t.engine === spec.name)) continue;
+    try {
+      await requireDocker(engines.docker(spec) as Docker, engineLabel(spec));
+    } catch (err) {
+      const why = hostKeyRefusal(spec.name);
+      throw why ? new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [engineLabel(spec), why], { cause: err }) : err;
+    }
+  }
+  return Promise.all(
+    plan.targets.map(async (t) => {
+      const spec = t.engine ? (specs.get(t.engine) as EngineSpec) : null;
+      const r = await resolveTarget(t, spec ? engines.docker(spec) : docker, clock, engineHostAddress(spec));
+      return { ...r, engine: spec };
+    }),
+  );
 }

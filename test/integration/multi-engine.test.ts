@@ -7,7 +7,7 @@
 // Gauntlet that died mid-fault is reverted there by the next one, without the plan.
 // The faults are ~10 s apart: under stress-ng a crashed node took over 6 s to serve again, and a
 // fault due on a node still down is skipped (by design: it would measure nothing).
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dockerClient } from '../../src/docker/engine.js';
@@ -19,10 +19,12 @@ import { listTaggedRules } from '../../src/fault/netns.js';
 import { FAULTS } from '../../faults/index.js';
 import { silentLogger } from '../../src/log.js';
 import { parsePlanText } from '../../src/plan/load.js';
+import { dryRunPlan } from '../../src/run/dry-run.js';
 import { runPlan } from '../../src/run/runner.js';
 import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { freePort } from '../../src/util/ports.js';
+import { runCli } from '../helpers/cli.js';
 import { describeDocker } from '../helpers/docker.js';
 import { SecondEngine } from '../helpers/second-dockerd.js';
 import { makeTestPki } from '../helpers/tls.js';
@@ -168,6 +170,75 @@ ready_timeout: 30s
       server.stop();
     }
   }, 180_000);
+
+  it('--dry-run across two engines: each target inspected on its engine, each fault described on its host; nothing touched', async () => {
+    const remote = engineClient(spec);
+    const before = await remote.getContainer(REMOTE).inspect();
+    const plan = parsePlanText(`
+name: two-engines-dry
+duration: 30s
+engines:
+  - { name: rack-b, host: "${spec.host}", tls: { ca: "${spec.tls?.ca}", cert: "${spec.tls?.cert}", key: "${spec.tls?.key}" } }
+targets:
+  - { name: local, container: ${LOCAL} }
+  - { name: remote, container: ${REMOTE}, engine: rack-b }
+load: { rate: 2, model: sim-llama }
+faults:
+  - { kind: node-kill, target: remote, at: 3s, params: { mode: crash } }
+  - { kind: latency, target: remote, at: 10s, params: { delay: 200ms, duration: 3s } }
+  - { kind: packet-loss, target: local, at: 20s, params: { share: 0.3, duration: 3s } }
+`);
+    const lines = await dryRunPlan(plan, { docker, log: silentLogger, clock: new RealClock() });
+    const text = lines.join('\n');
+    process.stderr.write(`dry run on two engines:\n${text}\n`);
+    expect(text).toMatch(/^ {2}rack-b: tcp:\/\/127\.0\.0\.1:\d+ \(TLS, client certificate\) — signals, \/proc and network namespaces there through Gauntlet's agent/m);
+    // the remote target inspected on its engine: its state, restart policy and restarts
+    expect(text).toMatch(new RegExp(`^ {2}remote: container ${REMOTE} \\([0-9a-f]{12}, image [^)]+\\) on engine rack-b at http://127\\.0\\.0\\.1:\\d+ — running, restart policy on-failure, `, 'm'));
+    expect(text).toMatch(new RegExp(`^ {2}local: container ${LOCAL} \\(`, 'm'));
+    // each fault described for its own host (the remote one's capabilities learned through the agent)
+    const f1 = lines.findIndex((l) => / f1 at \+3\.00s: node-kill on remote/.test(l));
+    const f2 = lines.findIndex((l) => / f2 at \+10\.0s: latency on remote/.test(l));
+    const f3 = lines.findIndex((l) => / f3 at \+20\.0s: packet-loss on local/.test(l));
+    expect([f1, f2, f3].every((i) => i > 0), text).toBe(true);
+    expect(lines.slice(f1 + 1, f2).join(' ')).toMatch(/SIGKILL/);
+    expect(lines.slice(f2 + 1, f3).join(' ')).not.toMatch(/would be skipped/);
+    // nothing touched: the same container, not restarted, no rule, no agent left behind
+    const after = await remote.getContainer(REMOTE).inspect();
+    expect([after.State.StartedAt, after.RestartCount, after.State.Paused]).toEqual([before.State.StartedAt, before.RestartCount, false]);
+    expect(await listTaggedRules(after.State.Pid)).toEqual([]);
+    expect(await remote.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+  }, 90_000);
+
+  it('gauntlet drill on an engine DOCKER_HOST names (TCP with TLS, as the docker CLI takes it): killed there through the agent, recovered, the engine in the ledger', async () => {
+    // DOCKER_CERT_PATH holds ca.pem, cert.pem and key.pem, as for the docker CLI
+    const certs = join(dir, 'docker-certs');
+    mkdirSync(certs, { recursive: true });
+    copyFileSync(spec.tls?.ca as string, join(certs, 'ca.pem'));
+    copyFileSync(spec.tls?.cert as string, join(certs, 'cert.pem'));
+    copyFileSync(spec.tls?.key as string, join(certs, 'key.pem'));
+    const env = { DOCKER_HOST: spec.host, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certs };
+    const db = join(dir, 'drill.db');
+    const common = ['--db', db, '--reports', join(dir, 'drill-reports')];
+    const remote = engineClient(spec);
+    const before = await remote.getContainer(REMOTE).inspect();
+    const dry = await runCli(['drill', 'node-kill', '--target', REMOTE, '--param', 'mode=crash', '--dry-run', ...common], env);
+    expect(dry.code, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/default \(DOCKER_HOST\): tcp:\/\/127\.0\.0\.1:\d+ \(another machine: signals, \/proc and network namespaces there through Gauntlet's agent/);
+    const r = await runCli(['drill', 'node-kill', '--target', REMOTE, '--param', 'mode=crash', ...common], env);
+    process.stderr.write(`drill through DOCKER_HOST:\n${r.stdout}\n`);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^drill node-kill on ${REMOTE}: RECOVERED$`, 'm'));
+    // killed by its pid on its host (through the agent there): Docker saw a crash, its policy restarted it
+    expect((await remote.getContainer(REMOTE).inspect()).RestartCount).toBeGreaterThan(before.RestartCount);
+    // the ledger names the engine, so a revert reaches it whatever the reverting process's DOCKER_HOST
+    const store = openStore(db);
+    const [fault] = store.faults((store.listRuns(1)[0] as { id: string }).id);
+    expect(fault?.state).toBe('reverted');
+    expect(JSON.parse(fault?.engine ?? 'null')).toMatchObject({ name: 'DOCKER_HOST', host: spec.host, tls: { ca: join(certs, 'ca.pem') } });
+    store.close();
+    expect(await remote.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+    expect(await docker.listContainers({ all: true, filters: { label: ['gauntlet.component=agent'] } })).toEqual([]);
+  }, 120_000);
 
   it('an engine whose certificate another CA signed is refused before any run, saying so', async () => {
     const other = makeTestPki(dir, 'other');
