@@ -39,6 +39,19 @@ describe('trend tests', () => {
     expect(Number((ca.lambda as number).toPrecision(4))).toBe(ex.printed.lambda_hat);
   });
 
+  it("a published example with the source's own figures (ReliaWiki's Crow-AMSAA example): β = 0.6142, λ = 0.4239, improving", () => {
+    const ex = JSON.parse(readFileSync(new URL('../../fixtures/published/reliawiki-crow-amsaa-example.json', import.meta.url), 'utf8')) as { failure_times_hours: number[]; printed: { sum_ln_t: number; beta_hat: number; lambda_hat: number } };
+    const times = ex.failure_times_hours;
+    expect(Number(times.reduce((a, t) => a + Math.log(t), 0).toFixed(4))).toBe(ex.printed.sum_ln_t);
+    // failure-terminated: T is the last failure (ln(T/T) = 0 adds nothing to the sum)
+    const ca = crowAmsaa([{ span: times.at(-1) as number, times }], 0.9);
+    expect(Number((ca.beta as number).toFixed(4))).toBe(ex.printed.beta_hat);
+    expect(Number((ca.lambda as number).toFixed(4))).toBe(ex.printed.lambda_hat);
+    // β < 1: failures thin out (reliability growth); its 90 % interval lies below 1, not worsening
+    expect((ca.betaInterval as [number, number])[1]).toBeLessThan(1);
+    expect(ca.worsening).toBe(false);
+  });
+
   it('Laplace: constant rate flagged at about its 5 % level; β = 1.5 flagged far more often', () => {
     const n = 1000;
     let constFlags = 0;
