@@ -688,7 +688,7 @@ export function buildCli(): Command {
     .requiredOption('--mtbf <duration>', 'the MTBF to demonstrate (θ0 of the sequential test), e.g. 1000h')
     .option('--confidence <c,...>', 'confidence levels', '0.8,0.9')
     .option('--nodes <n>', 'nodes under test (their hours pool)', '1')
-    .option('--hours <duration>', 'a run of this length: what it can show, e.g. 72h')
+    .option('--hours <duration>', 'a run of this length: what it can show (the longest run Gauntlet plans, by default)', '72h')
     .option('--failures <n>', 'show test lengths allowing 0 … n failures', '2')
     .option('--discrimination <d>', 'sequential test: θ0/θ1, the unacceptable MTBF being target/d', '2')
     .option('--alpha <p>', "sequential test: producer's risk (a fleet at the target rejected)", '0.1')

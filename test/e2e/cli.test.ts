@@ -64,8 +64,10 @@ describe('gauntlet check', () => {
     expect(r.stdout).toMatch(/MIL-HDBK-781 PRST plan III-D/);
     expect(r.stdout).toMatch(/true risks of the truncated test: α′ = \d+\.\d %, β′ = \d+\.\d %/);
     const j = await runCli(['plan-test', '--mtbf', '1000h', '--nodes', '8', '--json']);
-    const parsed = JSON.parse(j.stdout) as { time_terminated: { confidence: number; byFailures: { nodeHours: number }[] }[]; sequential: { trueRisks: { alpha: number; beta: number } } };
+    const parsed = JSON.parse(j.stdout) as { time_terminated: { confidence: number; byFailures: { nodeHours: number }[]; run?: { hours: number } }[]; sequential: { trueRisks: { alpha: number; beta: number } } };
     expect(parsed.time_terminated.map((a) => a.confidence)).toEqual([0.8, 0.9]);
+    // without --hours: what the longest run Gauntlet plans (72 h) shows
+    expect(parsed.time_terminated.map((a) => a.run?.hours)).toEqual([72, 72]);
     expect(parsed.time_terminated[0]?.byFailures[0]?.nodeHours).toBeCloseTo(1609.4, 1);
     expect(parsed.sequential.trueRisks.beta).toBeGreaterThan(0.1);
     const bad = await runCli(['plan-test', '--mtbf', '1000h', '--alpha', '0.7']);
