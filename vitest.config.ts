@@ -12,6 +12,7 @@ const ALONE = [
   'test/integration/k6-real.test.ts',
   'test/integration/k6-segments.test.ts',
   'test/integration/k6-ssh.test.ts',
+  'test/integration/k6-operator.test.ts',
   'test/integration/builtin-engine.test.ts',
   'test/integration/parallel-engine.test.ts',
   'test/integration/failover.test.ts',

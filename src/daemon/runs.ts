@@ -91,6 +91,9 @@ export class RunManager {
     }
     // A plan sent over the API does not get to log in elsewhere with this daemon's keys: k6 on
     // SSH hosts runs from the CLI or from a schedule in the daemon's own config.
+    if (req.origin.kind === 'api' && req.plan.load.k6_operator) {
+      return { id: null, state: 'skipped', reason: "plans sent over the API may not drive k6-operator (load.k6_operator: the daemon's kubeconfig): run them with gauntlet run, or schedule them in the daemon config" };
+    }
     if (req.origin.kind === 'api' && req.plan.load.k6_hosts?.some((h) => h.host !== 'local')) {
       return { id: null, state: 'skipped', reason: 'plans sent over the API may not run k6 on SSH hosts (load.k6_hosts): run them with gauntlet run, or schedule them in the daemon config' };
     }

@@ -132,6 +132,13 @@ function crossCheck(raw: unknown, add: (path: readonly PropertyKey[], message: s
       add(['targets', i, 'engine'], `got ${show(t.engine)}; expected one of the plan's engines (${[...engines].join(', ') || 'none: add engines: [{ name, host }]'})`);
     }
   });
+  // k6 on Kubernetes: the runners reach the targets from inside the cluster, through the
+  // endpoints the plan gives (a container's published port on this machine is not theirs to reach)
+  if (isObject(raw.load) && raw.load.k6_operator !== undefined && !isObject(raw.service)) {
+    (Array.isArray(raw.targets) ? raw.targets : []).forEach((t: unknown, i: number) => {
+      if (isObject(t) && t.endpoint === undefined) add(['targets', i, 'endpoint'], 'with load.k6_operator, give each target an endpoint the cluster can reach (and this machine, for the probes), or a service endpoint');
+    });
+  }
   if (isObject(raw.service) && typeof raw.service.name === 'string' && names.has(raw.service.name)) {
     add(['service', 'name'], `got ${show(raw.service.name)}; the service needs a name of its own, not a target's`);
   }

@@ -2,6 +2,7 @@
 // the edge; everything after trusts the `Plan` type. Durations are written "90s", "3m", "72h".
 import { MIL_HDBK_781_PRST } from '../analysis/sprt.js';
 import { K6_PATH, parseSshUrl } from '../load/k6/remote.js';
+import { OPERATOR_NAME } from '../load/k6/operator.js';
 import { z } from 'zod';
 import { engineSpecProblems } from '../docker/engines.js';
 import { parseDuration } from '../util/duration.js';
@@ -138,6 +139,25 @@ const Load = z
      * and how many on each; the instances split the arrivals with execution segments, in order.
      */
     k6_hosts: z.array(K6HostEntry).min(1).max(64).optional(),
+    /**
+     * k6 only: the instances (parallelism of them) as k6-operator runners on Kubernetes: the run
+     * applies a TestRun with kubectl and reads each runner's pod log back into its windows.
+     */
+    k6_operator: z
+      .strictObject({
+        namespace: z.string().regex(OPERATOR_NAME, "expected a namespace: lowercase letters, digits and '-'").default('default'),
+        /** kubectl's --context (default its current one). */
+        context: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:/-]*$/, 'expected a kubeconfig context name').optional(),
+        /** The kubectl binary: a path or a command name. */
+        kubectl: z.string().regex(K6_PATH, 'expected a path or command name without spaces or shell characters').default('kubectl'),
+        /** The runner image (default k6-operator's, which lacks xk6-sse). */
+        image: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, 'expected an image reference').optional(),
+        /** The runner image has xk6-sse: Gauntlet's SSE scenario (ttft at the first content chunk, inter-token gaps). */
+        sse: z.boolean().default(false),
+        /** How long the runners may take to be scheduled and start (image pulls). */
+        start_timeout: duration('start_timeout', 1000, 3_600_000).default(600_000),
+      })
+      .optional(),
     timeout: duration('timeout', 100, 3_600_000).default(60_000),
     /** A client retry policy; its effect is reported apart from the raw results. */
     retry: z
@@ -170,6 +190,11 @@ const Load = z
     if (l.k6_hosts !== undefined && l.parallelism !== 1) {
       const total = l.k6_hosts.reduce((a, h) => a + h.instances, 0);
       if (l.parallelism !== total) ctx.addIssue({ code: 'custom', message: `with k6_hosts, the instances are counted per host (${total} in all): leave parallelism out`, path: ['parallelism'], input: l.parallelism as never });
+    }
+    if (l.k6_operator !== undefined) {
+      if (l.engine !== 'k6') ctx.addIssue({ code: 'custom', message: 'k6_operator is only used with engine: k6', path: ['k6_operator'], input: l.k6_operator as never });
+      if (l.k6_hosts !== undefined) ctx.addIssue({ code: 'custom', message: 'expected k6_hosts or k6_operator, not both', path: ['k6_operator'], input: l.k6_operator as never });
+      if (l.parallelism === 'auto') ctx.addIssue({ code: 'custom', message: "with k6_operator, parallelism is the number of runners: give a number ('auto' counts this machine's cores)", path: ['parallelism'], input: l.parallelism as never });
     }
     if (l.mix) {
       for (const k of REQUEST_SHAPE_KEYS) {

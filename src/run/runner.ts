@@ -26,6 +26,7 @@ import { GeneratorMonitor } from '../load/generator.js';
 import { ParallelBuiltinEngine, resolveParallelism } from '../load/parallel.js';
 import { k6HostsOf } from '../load/k6/remote.js';
 import { K6Engine } from '../load/k6/engine.js';
+import { K6OperatorEngine } from '../load/k6/operator-engine.js';
 import type { LoadEngine, LoadSink, RequestRecord } from '../load/types.js';
 import { RateCurve } from '../load/schedule.js';
 import { WindowAggregator, rollupSpanMs } from '../load/windows.js';
@@ -256,6 +257,21 @@ export interface Prepared {
   engine: LoadEngine;
 }
 
+/** The load engine a plan asks for: builtin (on threads), k6 (local, over SSH) or k6 through k6-operator. */
+async function loadEngineFor(plan: Plan, planSource: string | null, generators: number, clock: Clock, ctx: RunContext): Promise<LoadEngine> {
+  const dir = planSource ? dirname(planSource) : process.cwd();
+  const l = plan.load;
+  const script = l.script ? resolvePath(dir, l.script) : null;
+  if (l.engine === 'k6' && l.k6_operator) {
+    const op = l.k6_operator;
+    return new K6OperatorEngine({ script, instances: generators, namespace: op.namespace, context: op.context ?? null, kubectl: op.kubectl, image: op.image ?? null, sse: op.sse, startTimeoutMs: op.start_timeout, log: ctx.log });
+  }
+  if (l.engine === 'k6') {
+    return K6Engine.create({ script, arrival: l.arrival, maxInFlight: l.max_in_flight ?? null, log: ctx.log, ...(l.k6_hosts ? { hosts: k6HostsOf(l.k6_hosts, dir) } : { instances: generators }) });
+  }
+  return generators > 1 ? new ParallelBuiltinEngine(clock, generators) : new BuiltinEngine(clock, ctx.http?.load);
+}
+
 /**
  * Prepare: Docker reachable, targets resolved, leftovers of a killed Gauntlet reverted, every
  * target ready, the model known, the workload built (prompt files read and checked) and the
@@ -307,19 +323,7 @@ export async function prepare(plan: Plan, planSource: string | null, ctx: RunCon
       ctx.log.warn(`this load may need ~${needed} connections but the open-files limit is ${fdLimit}: raise it (ulimit -n ${needed * 2}) or requests will fail with EMFILE`);
     }
     const generators = resolveParallelism(plan.load.parallelism);
-    const engine =
-      ctx.engine ??
-      (plan.load.engine === 'k6'
-        ? await K6Engine.create({
-            script: plan.load.script ? resolvePath(planSource ? dirname(planSource) : process.cwd(), plan.load.script) : null,
-            arrival: plan.load.arrival,
-            maxInFlight: plan.load.max_in_flight ?? null,
-            log: ctx.log,
-            ...(plan.load.k6_hosts ? { hosts: k6HostsOf(plan.load.k6_hosts, planSource ? dirname(planSource) : process.cwd()) } : { instances: generators }),
-          })
-        : generators > 1
-          ? new ParallelBuiltinEngine(clock, generators)
-          : new BuiltinEngine(clock, ctx.http?.load));
+    const engine = ctx.engine ?? (await loadEngineFor(plan, planSource, generators, clock, ctx));
     return { docker, faultCtx, engines, probes, ownProbes: !ctx.http, targets, service, model, workload, engine };
   } catch (err) {
     if (!ctx.http) await probes.close().catch(() => undefined);

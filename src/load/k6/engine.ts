@@ -62,7 +62,7 @@ export interface K6EngineOptions {
 export type { K6Host } from './remote.js';
 
 /** Per second of arrival, how late the instance's sends were at most (its own saturation signal). */
-class Lateness {
+export class Lateness {
   private second = -1;
   private worst = 0;
   constructor(private readonly emit: (at: number, ms: number) => void) {}
@@ -77,6 +77,71 @@ class Lateness {
     this.second = -1;
     this.worst = 0;
   }
+}
+
+/**
+ * The sink every k6 instance of a run reports into, with live progress. Gauntlet's scenario says
+ * when each iteration starts (gauntlet_planned, of which dropped_iterations were never started):
+ * scheduled counts starts and in flight is started − finished. Other scripts: scheduled counts
+ * first attempts as they end. Several instances: the load began with the first of them and ended
+ * with the last (lastEnd, said by the caller once all are done).
+ */
+export function countingSink(progress: LoadProgress, sink: LoadSink): { counting: LoadSink; lastEnd: () => number } {
+  let starts = 0;
+  let finished = 0;
+  let startsKnown = false;
+  let began = false;
+  let lastEnd = Number.NEGATIVE_INFINITY;
+  const counting: LoadSink = {
+    ...sink,
+    started: (at) => {
+      if (began) return;
+      began = true;
+      sink.started?.(at);
+    },
+    ended: (at) => {
+      lastEnd = Math.max(lastEnd, at);
+    },
+    record: (r) => {
+      progress.done++;
+      if (r.final) finished++;
+      if (!startsKnown && r.attempt === 1) progress.scheduled++;
+      if (r.outcome === 'ok') progress.ok++;
+      else if (r.outcome !== 'cancelled') progress.failed++;
+      if (startsKnown) progress.inFlight = Math.max(0, starts - finished);
+      sink.record(r);
+    },
+    planned: (node, at, count) => {
+      startsKnown = true;
+      starts += count;
+      progress.scheduled = starts;
+      progress.inFlight = Math.max(0, starts - finished);
+      sink.planned?.(node, at, count);
+    },
+    scheduleMiss: (node, at, count) => {
+      // A dropped arrival is also reported as planned: it was due, never started.
+      starts -= count;
+      progress.scheduled = Math.max(0, starts);
+      sink.scheduleMiss?.(node, at, count);
+    },
+  };
+  return { counting, lastEnd: () => lastEnd };
+}
+
+/** One instance's sink: with several, its own lateness reported under its name (which one fell behind). */
+export function instanceSinkOf(name: string, instances: number, counting: LoadSink, sink: LoadSink): { sink: LoadSink; late: Lateness } {
+  const late = new Lateness((at, ms) => sink.generator?.(name, at, 'late_ms_max', ms));
+  if (instances === 1) return { sink: counting, late };
+  return {
+    sink: {
+      ...counting,
+      record: (r: RequestRecord) => {
+        if (r.queueDelayMs !== null) late.note(r.sentAt, r.queueDelayMs);
+        counting.record(r);
+      },
+    },
+    late,
+  };
 }
 
 /** k6's execution segment sequence for n equal segments: 0, 1/n, 2/n, …, 1. */
@@ -271,48 +336,7 @@ export class K6Engine implements LoadEngine {
       const own = this.opts.script === null;
       const scenarioNode = Object.fromEntries(Object.entries(config.targets).map(([k, v]) => [k, v.node]));
       let problems = 0;
-      // Live progress. Gauntlet's scenario says when each iteration starts (gauntlet_planned, of
-      // which dropped_iterations were never started): scheduled counts starts and in flight is
-      // started − finished. Other scripts: scheduled counts first attempts as they end.
-      let starts = 0;
-      let finished = 0;
-      let startsKnown = false;
-      // Several instances: the load began with the first of them and ended with the last.
-      let began = false;
-      let lastEnd = Number.NEGATIVE_INFINITY;
-      const counting: LoadSink = {
-        ...sink,
-        started: (at) => {
-          if (began) return;
-          began = true;
-          sink.started?.(at);
-        },
-        ended: (at) => {
-          lastEnd = Math.max(lastEnd, at);
-        },
-        record: (r) => {
-          this.progress.done++;
-          if (r.final) finished++;
-          if (!startsKnown && r.attempt === 1) this.progress.scheduled++;
-          if (r.outcome === 'ok') this.progress.ok++;
-          else if (r.outcome !== 'cancelled') this.progress.failed++;
-          if (startsKnown) this.progress.inFlight = Math.max(0, starts - finished);
-          sink.record(r);
-        },
-        planned: (node, at, count) => {
-          startsKnown = true;
-          starts += count;
-          this.progress.scheduled = starts;
-          this.progress.inFlight = Math.max(0, starts - finished);
-          sink.planned?.(node, at, count);
-        },
-        scheduleMiss: (node, at, count) => {
-          // A dropped arrival is also reported as planned: it was due, never started.
-          starts -= count;
-          this.progress.scheduled = Math.max(0, starts);
-          sink.scheduleMiss?.(node, at, count);
-        },
-      };
+      const { counting, lastEnd } = countingSink(this.progress, sink);
       let seq = 0;
       const nextSeq = (): number => ++seq;
       const n = this.instances;
@@ -363,18 +387,7 @@ export class K6Engine implements LoadEngine {
           const there = remote[i];
           const fifo = !there && n === 1 ? join(dir, 'out.jsonl') : null;
           if (fifo) await run('mkfifo', [fifo]);
-          // each instance's own lateness, when there are several: which one fell behind
-          const late = new Lateness((at, ms) => sink.generator?.(name, at, 'late_ms_max', ms));
-          const instanceSink: LoadSink =
-            n > 1
-              ? {
-                  ...counting,
-                  record: (r: RequestRecord) => {
-                    if (r.queueDelayMs !== null) late.note(r.sentAt, r.queueDelayMs);
-                    counting.record(r);
-                  },
-                }
-              : counting;
+          const { sink: instanceSink, late } = instanceSinkOf(name, n, counting, sink);
           const parser = new K6OutputParser(
             { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb', nextSeq, ...(there?.clock ? { clockShiftMs: -there.clock.offsetMs } : {}) },
             instanceSink,
@@ -476,7 +489,7 @@ export class K6Engine implements LoadEngine {
       for (const x of instances) x.cpu?.stop();
       await Promise.all(instances.map((x) => x.cpu?.done));
       await Promise.all(instances.map((x) => (x.remote ? removeRemoteDir(x.remote.host, x.remote.dir) : undefined)));
-      if (lastEnd > Number.NEGATIVE_INFINITY) sink.ended?.(lastEnd);
+      if (lastEnd() > Number.NEGATIVE_INFINITY) sink.ended?.(lastEnd());
       instances.forEach((x, i) => log.info({ instance: x.name, code: results[i]?.[0], signal: results[i]?.[1], ...x.parser.stats }, 'k6 finished'));
       const spawnError = results.find((r) => r[2] !== null)?.[2];
       if (spawnError) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`could not be started (${this.binary.path}): ${spawnError.message}`]);

@@ -221,6 +221,18 @@ describe('the load section (P2 workload model)', () => {
     expect(loadRefusal('  rate: 5\n  engine: k6\n  parallelism: 3\n  k6_hosts: [{ host: local }]')).toContain('with k6_hosts, the instances are counted per host (1 in all): leave parallelism out');
   });
 
+  it('k6 on Kubernetes: k6_operator with its defaults; refused beside k6_hosts, with auto, for builtin, or with targets the cluster cannot reach', () => {
+    const l = parsePlanText(base('  rate: 5\n  engine: k6\n  parallelism: 4\n  k6_operator: { namespace: load-test, image: "registry.local/k6-sse:0.49", sse: true }')).load;
+    expect(l.k6_operator).toEqual({ namespace: 'load-test', kubectl: 'kubectl', image: 'registry.local/k6-sse:0.49', sse: true, start_timeout: 600_000 });
+    expect(loadRefusal('  rate: 5\n  k6_operator: {}')).toContain('k6_operator is only used with engine: k6');
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  k6_hosts: [{ host: local }]\n  k6_operator: {}')).toContain('expected k6_hosts or k6_operator, not both');
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  parallelism: auto\n  k6_operator: {}')).toContain("with k6_operator, parallelism is the number of runners: give a number");
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  k6_operator: { namespace: "Load Test" }')).toContain("expected a namespace: lowercase letters, digits and '-'");
+    expect(loadRefusal('  rate: 5\n  engine: k6\n  k6_operator: { kubectl: "kubectl --token x" }')).toContain('expected a path or command name without spaces or shell characters');
+    const noEndpoint = 'name: p\nduration: 60s\ntargets: [{ name: a, container: vllm-a }]\nload:\n  rate: 5\n  engine: k6\n  k6_operator: {}\n';
+    expect(() => parsePlanText(noEndpoint)).toThrow(/targets\[0\]\.endpoint: with load\.k6_operator, give each target an endpoint the cluster can reach/);
+  });
+
   it('load generators: 1 by default, a number, or auto', () => {
     expect(parsePlanText(base('  rate: 5')).load.parallelism).toBe(1);
     expect(parsePlanText(base('  rate: 5\n  parallelism: 4')).load.parallelism).toBe(4);
