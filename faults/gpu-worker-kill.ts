@@ -9,6 +9,7 @@
 // Revert: if the incarnation we hit still runs short of workers, restart the container (the
 // only way a real engine gets a rank back); if it exited and did not come back, start it;
 // anything after a restart is not ours to undo.
+import { statRunning } from '../src/util/proc.js';
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import type { Docker } from '../src/docker/engine.js';
@@ -125,7 +126,7 @@ export const gpuWorkerKill: FaultInjector<Params> = {
     if (!choice.ok) throw refuse(target, choice.why);
     const { pid, command } = choice.chosen;
     const stat = await hostOf(ctx).stat(pid);
-    if (!stat || stat.state === 'Z' || stat.state === 'X') {
+    if (!statRunning(stat)) {
       throw refuse(target, `worker pid ${pid} is not visible in /proc on ${hostOf(ctx).where}: Gauntlet must run in the Docker host's PID namespace`);
     }
     return {
@@ -154,7 +155,7 @@ export const gpuWorkerKill: FaultInjector<Params> = {
       throw refuse(target, `container ${info.State.Running ? 'restarted' : `is ${info.State.Status}`} between prepare and the kill`);
     }
     const stat = await hostOf(ctx).stat(pid);
-    if (!stat || stat.startTime !== undo.procStart || stat.state === 'Z') {
+    if (!statRunning(stat, String(undo.procStart))) {
       throw refuse(target, `worker pid ${pid} (${String(undo.command)}) ${stat ? 'was reused by another process' : 'is gone'} before the kill`);
     }
     const at = ctx.clock.now();
@@ -191,10 +192,7 @@ export const gpuWorkerKill: FaultInjector<Params> = {
       // A SIGKILLed process still has to be scheduled to die: on a busy host /proc shows it
       // for a moment. One still there after a second was never killed (Gauntlet died between
       // the ledger write and the kill).
-      const alive = async (): Promise<boolean> => {
-        const st = await hostOf(ctx).stat(pid);
-        return st !== null && st.state !== 'Z' && st.state !== 'X' && st.startTime === undo.procStart;
-      };
+      const alive = async (): Promise<boolean> => statRunning(await hostOf(ctx).stat(pid), String(undo.procStart));
       for (let i = 0; i < KILL_LAND_MS / 20 && (await alive()); i++) await machineClock(ctx).sleep(20);
       if (await alive()) return { action: `nothing: the kill never landed; worker pid ${pid} is still running` };
       // A node that reacts by exiting takes a moment to do it (and Docker another to see it):

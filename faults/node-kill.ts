@@ -8,6 +8,7 @@
 //   mode "restart": Docker restart (stop, then start) at once; instant.
 // Revert: if the incarnation we stopped never came back, start the container; anything that
 // happened to it after it ran again is not ours to undo.
+import { statRunning } from '../src/util/proc.js';
 import { z } from 'zod';
 import { GauntletError } from '../src/errors.js';
 import { machineClock, type FaultContext, type FaultInjector, type FaultTarget, type UndoRecord } from '../src/fault/types.js';
@@ -127,10 +128,7 @@ export const nodeKill: FaultInjector<Params> = {
       // A SIGKILLed process still has to be scheduled to die: on a busy host /proc shows it
       // alive for a moment. Only one still alive after a second truly survived (the kill never
       // landed, e.g. Gauntlet died between the ledger write and the kill).
-      const alive = async (): Promise<boolean> => {
-        const st = await hostOf(ctx).stat(undo.pid as number);
-        return st !== null && st.state !== 'Z' && st.state !== 'X' && (undo.procStart === null || undo.procStart === undefined || st.startTime === undo.procStart);
-      };
+      const alive = async (): Promise<boolean> => statRunning(await hostOf(ctx).stat(undo.pid as number), undo.procStart as string | null | undefined);
       for (let i = 0; i < 50 && (await alive()); i++) await machineClock(ctx).sleep(20);
       if (await alive()) return { action: 'nothing: the kill never landed; the process is still running' };
       // Killed, but Docker has not registered the exit yet (it takes ~150 ms). Deciding now

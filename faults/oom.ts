@@ -10,6 +10,7 @@
 // The hog removes its own file and exits by itself after its hold, so the fault ends even if
 // Gauntlet is gone; a container that dies takes the hog with it. The result says what
 // happened: OOM-killed, survived (with the numbers), or refused (no memory limit).
+import { statRunning } from '../src/util/proc.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -62,7 +63,7 @@ async function readScore(host: HostAccess, pid: number): Promise<number | null> 
 /** The pid's oom_score_adj, written only while it is still the same process (start time). */
 async function writeScore(host: HostAccess, pid: number, procStart: unknown, value: number): Promise<boolean> {
   const st = await host.stat(pid);
-  if (!st || st.state === 'Z' || (typeof procStart === 'string' && st.startTime !== procStart)) return false;
+  if (!statRunning(st, typeof procStart === 'string' ? procStart : null)) return false;
   await host.writeFile(`/proc/${pid}/oom_score_adj`, String(value));
   return true;
 }

@@ -6,7 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { GauntletError, errorMessage } from '../errors.js';
-import { procStat } from '../util/proc.js';
+import { procStat, statRunning } from '../util/proc.js';
 import { TOKEN_FILE } from './token.js';
 
 export const DAEMON_FILE = 'daemon.json';
@@ -38,8 +38,7 @@ export function removeDaemonInfo(dataDir: string, pid: number): void {
 /** The daemon.json in `dataDir` when its process is alive (a stale one, of a dead pid, is null). */
 export function liveDaemonInfo(dataDir: string): DaemonInfo | null {
   const info = readDaemonInfo(dataDir);
-  const stat = info ? procStat(info.pid) : null;
-  return info && stat && stat.state !== 'Z' ? info : null;
+  return info && statRunning(procStat(info.pid)) ? info : null;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Docker } from '../docker/engine.js';
 import { ensureAgentImage } from '../docker/sim-image.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import { hostProcesses, parseProcStat, selfOwner, type ProcessHost, type ProcStat } from '../util/proc.js';
+import { hostProcesses, parseProcStat, selfOwner, type ProcessHost, type ProcStat, statRunning } from '../util/proc.js';
 import { run, type ExecResult } from './exec.js';
 import type { FaultContext, HostCaps } from './types.js';
 import { detectHostCaps, probeHostCaps } from './host.js';
@@ -86,8 +86,7 @@ export function capsOf(host: HostAccess): Promise<HostCaps> {
 
 /** True when a pid exists there and is not a zombie. */
 export async function runningOn(host: HostAccess, pid: number): Promise<boolean> {
-  const s = await host.stat(pid);
-  return s !== null && s.state !== 'Z' && s.state !== 'X';
+  return statRunning(await host.stat(pid));
 }
 
 export const AGENT_COMPONENT = 'agent';

@@ -3,6 +3,8 @@
 // gauntlet.fault, iptables rules commented gauntlet:<id>, qdiscs with Gauntlet's handle — in
 // the namespaces of the given containers. What belongs to a fault still active under a live
 // Gauntlet process (another run) is left to it.
+import type { EngineSpec } from '../docker/engines.js';
+import { sameEngine } from './engine-contexts.js';
 import { errorMessage } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { hostname } from 'node:os';
@@ -30,6 +32,29 @@ function live(owner: string | null | undefined): boolean {
   return owner === selfOwner() || ownerAlive(owner);
 }
 
+type Labelled = { Id: string; Names: string[]; Labels: Record<string, string> };
+
+/** Force-removes the containers with a label but those `keep` spares; one line each (a 404 is not worth one). */
+async function removeLabelled(docker: NonNullable<FaultContext['docker']>, label: string, what: string, keep: (c: Labelled) => boolean, why: (c: Labelled) => string, done: string[]): Promise<void> {
+  let found: Labelled[];
+  try {
+    found = (await docker.listContainers({ all: true, filters: { label: [label] } })) as Labelled[];
+  } catch (err) {
+    done.push(`cannot list ${what} containers: ${errorMessage(err)}`);
+    return;
+  }
+  for (const c of found) {
+    if (keep(c)) continue;
+    const name = c.Names[0]?.replace(/^\//, '') ?? c.Id.slice(0, 12);
+    try {
+      await docker.getContainer(c.Id).remove({ force: true });
+      done.push(`removed ${what} container ${name}${why(c)}`);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) done.push(`could not remove ${what} container ${name}: ${errorMessage(err)}`);
+    }
+  }
+}
+
 /**
  * Removes Gauntlet's leftovers. `containerIds`: the containers whose network namespaces to
  * search (plan targets, containers in the ledger, containers labelled gauntlet.target).
@@ -47,39 +72,11 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
   const liveIds = liveFaultIds(store);
   const { inNetns, listTaggedRules, deleteTaggedRules, running } = netnsOn(hostOf(ctx));
 
-  // Agent containers (another engine's host work) whose Gauntlet died.
-  try {
-    const agents = (await docker.listContainers({ all: true, filters: { label: [`gauntlet.component=${AGENT_COMPONENT}`] } })) as { Id: string; Names: string[]; Labels: Record<string, string> }[];
-    for (const a of agents) {
-      if (live(a.Labels['gauntlet.owner'])) continue;
-      await docker.getContainer(a.Id).remove({ force: true }).then(
-        () => done.push(`removed agent container ${a.Names[0]?.replace(/^\//, '') ?? a.Id.slice(0, 12)} (its Gauntlet is gone)`),
-        (err: unknown) => done.push(`could not remove agent container ${a.Id.slice(0, 12)}: ${errorMessage(err)}`),
-      );
-    }
-  } catch (err) {
-    done.push(`cannot list agent containers: ${errorMessage(err)}`);
-  }
-
-  // Helper containers (latency proxies, GPU-memory sidecars …).
-  let helpers: { Id: string; Names: string[]; Labels: Record<string, string> }[] = [];
-  try {
-    helpers = (await docker.listContainers({ all: true, filters: { label: ['gauntlet.fault'] } })) as typeof helpers;
-  } catch (err) {
-    done.push(`cannot list helper containers: ${errorMessage(err)}`);
-  }
-  for (const h of helpers) {
-    const id = h.Labels['gauntlet.fault'] ?? '';
-    const name = h.Names[0]?.replace(/^\//, '') ?? h.Id.slice(0, 12);
-    // Still running a fault for a live Gauntlet (this ledger's, or another process's by its label).
-    if (liveIds.has(id) || live(h.Labels['gauntlet.owner'])) continue;
-    try {
-      await docker.getContainer(h.Id).remove({ force: true });
-      done.push(`removed helper container ${name} (fault ${id})`);
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 404) done.push(`could not remove helper container ${name}: ${errorMessage(err)}`);
-    }
-  }
+  // Agent containers (another engine's host work) whose Gauntlet died, and helper containers
+  // (latency proxies, GPU-memory sidecars …) not running a fault for a live Gauntlet (this
+  // ledger's, or another process's by its label).
+  await removeLabelled(docker, `gauntlet.component=${AGENT_COMPONENT}`, 'agent', (c) => live(c.Labels['gauntlet.owner']), () => ' (its Gauntlet is gone)', done);
+  await removeLabelled(docker, 'gauntlet.fault', 'helper', (c) => liveIds.has(c.Labels['gauntlet.fault'] ?? '') || live(c.Labels['gauntlet.owner']), (c) => ` (fault ${c.Labels['gauntlet.fault'] ?? ''})`, done);
 
   // Rules and qdiscs inside the targets' namespaces (none on a simulated host: nothing runs there).
   if (hostOf(ctx).simulated) return done;
@@ -123,7 +120,16 @@ export async function sweepLeftovers(store: Store, ctx: FaultContext, containerI
 /** The containers a sweep should look into when no plan says: labelled targets and the ledger's. */
 export async function sweepCandidates(store: Store, ctx: FaultContext): Promise<string[]> {
   const ids = new Set<string>();
-  for (const f of store.db.prepare('SELECT DISTINCT container_id FROM faults WHERE container_id IS NOT NULL').all() as { container_id: string }[]) ids.add(f.container_id);
+  // the ledger's containers on this context's engine (each other engine's are swept there)
+  for (const f of store.db.prepare('SELECT DISTINCT container_id, engine FROM faults WHERE container_id IS NOT NULL').all() as { container_id: string; engine: string | null }[]) {
+    let spec: EngineSpec | null = null;
+    try {
+      spec = f.engine ? (JSON.parse(f.engine) as EngineSpec) : null;
+    } catch {
+      // an unreadable engine: looked for here (a container not on this engine is not found)
+    }
+    if (sameEngine(spec, ctx.engine)) ids.add(f.container_id);
+  }
   if (ctx.docker) {
     try {
       for (const c of await ctx.docker.listContainers({ filters: { label: ['gauntlet.target'] } })) ids.add(c.Id);

@@ -58,10 +58,17 @@ export function cpuListCount(list: string): number | null {
   return n > 0 ? n : null;
 }
 
+/**
+ * A process is still running: its stat is there, it is not a zombie or dead, and — given the start
+ * time recorded for it — it is the same process, not another that took its pid.
+ */
+export function statRunning(s: ProcStat | null, startTime?: string | null): s is ProcStat {
+  return s !== null && s.state !== 'Z' && s.state !== 'X' && (startTime === undefined || startTime === null || s.startTime === startTime);
+}
+
 /** True when pid exists and is not a zombie (i.e. it has not been killed). */
 export function processRunning(pid: number): boolean {
-  const s = procStat(pid);
-  return s !== null && s.state !== 'Z' && s.state !== 'X';
+  return statRunning(procStat(pid));
 }
 
 /** Identifies this process across pid reuse: host, pid and start time. */
@@ -74,8 +81,8 @@ export function ownerAlive(owner: string | null): boolean {
   if (!owner) return false;
   const [host, pid, start] = owner.split('|');
   if (host !== hostname() || !pid || Number(pid) === process.pid) return false;
-  const s = procStat(Number(pid));
-  return s !== null && s.startTime === start && s.state !== 'Z';
+  if (!start) return false;
+  return statRunning(procStat(Number(pid)), start);
 }
 
 /** The soft limit on open files of this process, or null when it cannot be read. */

@@ -53,6 +53,11 @@ describeDocker('faults on two Docker engines, the second over TCP (real Docker)'
     await startSimContainer(remote, img2, { ...common, name: REMOTE, targetLabel: 'it-me-remote', hostPort: await freePort() });
   }, 180_000);
 
+  /** The plan's line naming the second engine (with another CA's files for the wrong-CA test). */
+  const rackB = (tls = spec.tls): string => `  - { name: rack-b, host: "${spec.host}", tls: { ca: "${tls?.ca}", cert: "${tls?.cert}", key: "${tls?.key}" } }`;
+  /** What runPlan is given, with the store and reports of a test. */
+  const runCtx = (store: ReturnType<typeof openStore>) => ({ store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+
   afterAll(async () => {
     await removeContainers(docker, [LOCAL]);
     await engine?.destroy();
@@ -64,7 +69,7 @@ describeDocker('faults on two Docker engines, the second over TCP (real Docker)'
 name: two-engines
 duration: 52s
 engines:
-  - { name: rack-b, host: "${spec.host}", tls: { ca: "${spec.tls?.ca}", cert: "${spec.tls?.cert}", key: "${spec.tls?.key}" } }
+${rackB()}
 targets:
   - { name: local, container: ${LOCAL} }
   - { name: remote, container: ${REMOTE}, engine: rack-b }
@@ -90,7 +95,7 @@ ready_timeout: 30s
         await new RealClock().sleep(100);
       }
     })();
-    const result = await runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal });
+    const result = await runPlan(plan, null, runCtx(store));
     watching = false;
     await watch;
     expect(result.status, result.error ?? '').toBe('completed');
@@ -144,7 +149,7 @@ probes: { interval: 1s, timeout: 500ms, failures: 2, fast_interval: 100ms }
 recovery_limit: 20s
 ready_timeout: 30s
 `);
-      const ctx = { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal };
+      const ctx = runCtx(store);
       // an unknown host key: refused, saying why, before any run exists
       const empty = join(dir, 'empty_known_hosts');
       writeFileSync(empty, '');
@@ -178,7 +183,7 @@ ready_timeout: 30s
 name: two-engines-dry
 duration: 30s
 engines:
-  - { name: rack-b, host: "${spec.host}", tls: { ca: "${spec.tls?.ca}", cert: "${spec.tls?.cert}", key: "${spec.tls?.key}" } }
+${rackB()}
 targets:
   - { name: local, container: ${LOCAL} }
   - { name: remote, container: ${REMOTE}, engine: rack-b }
@@ -247,12 +252,12 @@ faults:
 name: wrong-ca
 duration: 5s
 engines:
-  - { name: rack-b, host: "${spec.host}", tls: { ca: "${other.ca}", cert: "${other.clientCert}", key: "${other.clientKey}" } }
+${rackB({ ca: other.ca, cert: other.clientCert, key: other.clientKey })}
 targets:
   - { name: remote, container: ${REMOTE}, engine: rack-b }
 load: { rate: 1, model: sim-llama }
 `);
-    const err = await runPlan(plan, null, { store, clock: new RealClock(), log: silentLogger, docker, reportsDir: join(dir, 'reports'), signal: new AbortController().signal }).then(
+    const err = await runPlan(plan, null, runCtx(store)).then(
       () => null,
       (e: Error) => e.message,
     );
