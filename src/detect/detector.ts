@@ -438,6 +438,11 @@ export class NodeDetector {
       this.alive(respondedAt);
       return;
     }
+    // A late report of a probe sent before the node served again (it timed out across the thaw,
+    // its answer queued behind the freeze) belongs to the episode that closed: it says nothing of
+    // the node now, and must not start a 'busy' span dated back into that episode.
+    const closedAt = this.lastClosed?.servingAgainAt;
+    if (!ep && closedAt != null && o.sentAt < closedAt) return;
     if (ep) this.hold(o);
     if (o.kind === 'inference') {
       if (!this.canaryFailed || o.sentAt > this.canaryFailed.sentAt) this.canaryFailed = { sentAt: o.sentAt, endAt };

@@ -344,6 +344,38 @@ describe('NodeDetector: review findings', () => {
     expect(changes).toEqual(['busy@1000', 'up@7005']);
   });
 
+  it('probes sent during a freeze that time out just after the thaw are the freeze’s: no busy span dated back into it', () => {
+    // Seen under stress-ng: the node froze from 20 s to 30 s; probes sent from 28.0 s were
+    // answered at the thaw, except two whose 2 s timeout fired just as it thawed. Reported after
+    // the episode closed, they made a 'busy' span from 28.08 s: 1.9 s of the freeze counted as up.
+    const changes: string[] = [];
+    let now = 0;
+    const d = new NodeDetector('node-a', { probeFailures: 2, errorBurst: 3, recoveryLimitMs: 60_000 }, new FaultWindows(0), () => now, () => undefined, 'node-a', (c) => changes.push(`${c.state}@${c.at}`));
+    const feed = (o: Observation, at: number): void => {
+      now = at;
+      d.observe(o);
+    };
+    feed({ type: 'probe', kind: 'health', sentAt: 19_500, endAt: 19_505, respondedAt: 19_505, ok: true, timedOut: false }, 19_505);
+    for (const t of [20_000, 20_100, 20_200]) feed(healthTimeout(t, 2000), t + 2000);
+    feed(canaryTimeout(20_050, 2000), 22_050);
+    expect(d.state).toBe('down');
+    // the thaw at 30 000: a probe sent at 28 280 answered, and a canary
+    feed({ type: 'probe', kind: 'health', sentAt: 28_280, endAt: 30_001, respondedAt: 30_001, ok: true, timedOut: false }, 30_001);
+    feed({ type: 'probe', kind: 'inference', sentAt: 28_300, endAt: 30_010, respondedAt: 30_002, ok: true, timedOut: false }, 30_010);
+    expect(d.state).toBe('up');
+    // then the two sent at 28 080 and 28 180, timed out at 30 080 and 30 180
+    feed(healthTimeout(28_080, 2000), 30_080);
+    feed(healthTimeout(28_180, 2000), 30_180);
+    feed({ type: 'alive', at: 30_200 }, 30_200);
+    expect(d.state).toBe('up');
+    expect(changes).toEqual(['down@20000', 'recovering@30001', 'up@30002']);
+    // a probe failing after it served again is judged as before
+    feed(healthTimeout(31_000, 2000), 33_000);
+    feed({ type: 'alive', at: 33_100 }, 33_100);
+    feed(healthTimeout(31_500, 2000), 33_500);
+    expect(d.state).toBe('busy');
+  });
+
   it('a busy node that then stops producing altogether is a hang, starting at the first probe missed after its last sign of life', () => {
     const { d, episodes, feed } = setup({ probeFailures: 2 });
     feed({ type: 'alive', at: 900 });
