@@ -11,7 +11,7 @@ import { ensureSimImage } from '../docker/sim-image.js';
 import { dockerTimeoutMs } from '../docker/deadline.js';
 import { resolveParallelism } from '../load/parallel.js';
 import { bundleScenario } from '../load/k6/bundle.js';
-import { k6OperatorManifest, OPERATOR_NAME } from '../load/k6/operator.js';
+import { k6OperatorManifest, NAMESPACE_NAME, OPERATOR_NAME } from '../load/k6/operator.js';
 import { buildWorkload } from '../load/workload.js';
 import { packageRoot } from '../util/paths.js';
 import { GauntletError, errorMessage } from '../errors.js';
@@ -191,7 +191,7 @@ async function cmdK6Operator(planPath: string, o: OperatorFlags): Promise<number
   if (!(Number.isInteger(n) && n >= 1 && n <= 1000)) throw flag('--parallelism', o.parallelism, 'a whole number of runners from 1 to 1000');
   const name = o.name ?? (plan.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 42).replace(/-+$/, '') || 'gauntlet');
   if (!OPERATOR_NAME.test(name)) throw flag('--name', name, "lowercase letters, digits and '-', at most 42 characters");
-  if (!OPERATOR_NAME.test(o.namespace)) throw flag('--namespace', o.namespace, "lowercase letters, digits and '-'");
+  if (!NAMESPACE_NAME.test(o.namespace)) throw flag('--namespace', o.namespace, "lowercase letters, digits and '-', at most 63 characters");
   // The runners reach the targets from inside the cluster: every target needs its endpoint.
   const targets = plan.service ? [{ node: plan.service.name, endpoint: plan.service.endpoint }] : plan.targets.map((t) => ({ node: t.name, endpoint: t.endpoint ?? '' }));
   const missing = targets.filter((t) => !t.endpoint).map((t) => t.node);

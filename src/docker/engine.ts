@@ -5,7 +5,9 @@ import { withDeadlines } from './deadline.js';
 import { GauntletError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseDockerEvent, type ContainerEvent } from './events.js';
-import { defaultEngineSpec, engineClient } from './engines.js';
+import { defaultEngineLabel, defaultEngineSpec, DOCKER_HOST_ENGINE, engineClient, hostKeyRefusal } from './engines.js';
+
+export { defaultEngineLabel } from './engines.js';
 
 export type { Docker };
 
@@ -18,17 +20,15 @@ export function dockerClient(): Docker {
   return spec ? engineClient(spec) : withDeadlines(new Docker());
 }
 
-/** DOCKER_HOST's engine, as messages name it. */
-export function defaultEngineLabel(): string {
-  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-}
-
 /** Fails with GAUNTLET_DOCKER_UNAVAILABLE and a hint when the engine cannot be reached. */
 export async function requireDocker(docker: Docker, label = defaultEngineLabel()): Promise<{ version: string; apiVersion: string }> {
   try {
     const v = await docker.version();
     return { version: v.Version, apiVersion: v.ApiVersion };
   } catch (err) {
+    // DOCKER_HOST over SSH whose host key was refused: that reason, not ssh2's bare error
+    const refusedKey = label === defaultEngineLabel() && defaultEngineSpec() ? hostKeyRefusal(DOCKER_HOST_ENGINE) : undefined;
+    if (refusedKey) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [label, refusedKey], { cause: err });
     const hint = 'start the engine (as root on Debian: bash scripts/ensure-docker.sh) or set DOCKER_HOST';
     throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', [label, `${(err as Error).message}; ${hint}`], { cause: err });
   }

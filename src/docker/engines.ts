@@ -18,7 +18,6 @@ import { knownHostsVerifier } from './known-hosts.js';
 import Docker from 'dockerode';
 import { GauntletError } from '../errors.js';
 import { withDeadlines } from './deadline.js';
-import { defaultEngineLabel } from './engine.js';
 
 /** An engine as a plan (and the fault ledger, to revert without the plan) names it. */
 export interface EngineSpec {
@@ -147,6 +146,11 @@ export function engineIsLocal(spec: EngineSpec | null): boolean {
   if (!spec) return !process.env.DOCKER_HOST || process.env.DOCKER_HOST.startsWith('unix://');
   const addr = parseEngineHost(spec.host);
   return typeof addr !== 'string' && addr.kind === 'unix';
+}
+
+/** DOCKER_HOST's engine, as messages name it. */
+export function defaultEngineLabel(): string {
+  return process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
 }
 
 /** The name a DOCKER_HOST engine has in the ledger and in messages. */

@@ -11,7 +11,7 @@ import type { FaultContext, FaultInjector, FaultTarget, UndoRecord } from './typ
 import { ownerAlive, selfOwner } from '../util/proc.js';
 import { sweepCandidates, sweepLeftovers } from './sweep.js';
 import { contextFor, EngineContexts, ledgerEngine, sameEngine } from './engine-contexts.js';
-import type { EngineSpec } from '../docker/engines.js';
+import { engineKey, type EngineSpec } from '../docker/engines.js';
 
 export interface ActiveFault {
   id: string;
@@ -206,9 +206,10 @@ async function revertLeftoversOn(store: Store, ctx: FaultContext, options: { for
     for (const r of store.db.prepare('SELECT DISTINCT container_id, engine FROM faults WHERE engine IS NOT NULL AND container_id IS NOT NULL').all() as { container_id: string; engine: string }[]) {
       const spec = JSON.parse(r.engine) as EngineSpec;
       if (sameEngine(spec, ctx.engine)) continue;
-      const e = others.get(r.engine) ?? { spec, ids: new Set<string>() };
+      const key = engineKey(spec);
+      const e = others.get(key) ?? { spec, ids: new Set<string>() };
       e.ids.add(r.container_id);
-      others.set(r.engine, e);
+      others.set(key, e);
     }
     for (const { spec, ids } of others.values()) {
       try {

@@ -2,7 +2,7 @@
 // the edge; everything after trusts the `Plan` type. Durations are written "90s", "3m", "72h".
 import { MIL_HDBK_781_PRST } from '../analysis/sprt.js';
 import { K6_PATH, parseSshUrl } from '../load/k6/remote.js';
-import { OPERATOR_NAME } from '../load/k6/operator.js';
+import { NAMESPACE_NAME } from '../load/k6/operator.js';
 import { z } from 'zod';
 import { engineSpecProblems } from '../docker/engines.js';
 import { parseDuration } from '../util/duration.js';
@@ -145,7 +145,7 @@ const Load = z
      */
     k6_operator: z
       .strictObject({
-        namespace: z.string().regex(OPERATOR_NAME, "expected a namespace: lowercase letters, digits and '-'").default('default'),
+        namespace: z.string().regex(NAMESPACE_NAME, "expected a namespace: lowercase letters, digits and '-', at most 63 characters").default('default'),
         /** kubectl's --context (default its current one). */
         context: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:/-]*$/, 'expected a kubeconfig context name').optional(),
         /** The kubectl binary: a path or a command name. */

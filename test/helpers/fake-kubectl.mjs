@@ -82,6 +82,8 @@ async function operate(name) {
     if (n > 1) command.push(`--execution-segment=${seq[i - 1]}:${seq[i]}`, `--execution-segment-sequence=${seq.join(',')}`);
     command.push(...tr.spec.arguments.replaceAll('/test/', `${mount}/`).split(' '));
     command.push(join(mount, tr.spec.script.configMap.file), `--address=127.0.0.1:${port}`, '--paused', '--tag', `instance_id=${i}`, '--tag', `job_name=${job}`);
+    // (FAKE_KUBE_BREAK_RUNNER=i: that runner's k6 is given a flag it refuses, and exits non-zero)
+    if (process.env.FAKE_KUBE_BREAK_RUNNER === String(i)) command.push('--no-such-flag');
     const logFd = openSync(join(jobDir, `${job}.log`), 'a');
     const k6 = spawn(process.env.K6_BIN ?? 'k6', command, { stdio: ['ignore', logFd, logFd], env: { ...process.env, K6_NO_USAGE_REPORT: 'true' } });
     closeSync(logFd);
@@ -90,6 +92,8 @@ async function operate(name) {
   }
   writeFileSync(join(ns, 'testruns', `${name}.pids`), JSON.stringify([process.pid, ...pids]));
   // the starter: every runner paused (its REST API up), then all resumed together
+  // (FAKE_KUBE_NO_STARTER: it never resumes them, as when the starter job cannot run)
+  if (process.env.FAKE_KUBE_NO_STARTER === '1') return;
   for (let t = 0; t < 600; t++) {
     const states = await Promise.all(ports.map((p) => fetch(`http://127.0.0.1:${p}/v1/status`).then((r) => r.json()).then((b) => b?.data?.attributes?.paused === true, () => false)));
     if (states.every(Boolean)) break;
@@ -125,13 +129,24 @@ async function logs(target, timeoutS) {
   closeSync(fd);
 }
 
-function getFailed(job) {
+/** `get job <job> -o jsonpath={.status.succeeded},{.status.failed}`: "1," or ",1" once its k6 ended, "," before. */
+function getJob(job) {
   const status = join(jobDir, `${job}.status`);
   if (!existsSync(join(jobDir, `${job}.log`))) {
     process.stderr.write(`Error from server (NotFound): jobs.batch "${job}" not found\n`);
     process.exit(1);
   }
-  process.stdout.write(existsSync(status) && readFileSync(status, 'utf8') !== '0' ? '1' : '');
+  const code = existsSync(status) ? readFileSync(status, 'utf8') : null;
+  process.stdout.write(code === null ? ',' : code === '0' ? '1,' : ',1');
+}
+
+/** `get testrun <name> -o jsonpath={.status.stage}`. */
+function getTestRun(name) {
+  if (!existsSync(join(ns, 'testruns', `${name}.json`))) {
+    process.stderr.write(`Error from server (NotFound): testruns.k6.io "${name}" not found\n`);
+    process.exit(1);
+  }
+  process.stdout.write(existsSync(join(ns, 'testruns', `${name}.pids`)) ? 'started' : 'initialization');
 }
 
 function deleteTestRun(name) {
@@ -154,7 +169,8 @@ const [verb, a1, a2] = rest;
 if (verb === 'apply' && a1 === '-f' && a2 === '-') await apply();
 else if (verb === '__operate') await operate(a1);
 else if (verb === 'logs' && a1 === '-f') await logs(a2, Number((rest.find((x) => x.startsWith('--pod-running-timeout=')) ?? '=30s').split('=')[1].replace(/s$/, '')));
-else if (verb === 'get' && a1 === 'job') getFailed(a2);
+else if (verb === 'get' && a1 === 'job') getJob(a2);
+else if (verb === 'get' && a1 === 'testrun') getTestRun(a2);
 else if (verb === 'delete' && a1 === 'testrun') deleteTestRun(a2);
 else if (verb === 'delete' && a1 === 'configmap') rmSync(join(ns, 'configmaps', a2), { recursive: true, force: true });
 else {

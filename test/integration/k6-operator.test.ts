@@ -145,7 +145,7 @@ probes: { interval: 1s, timeout: 1s }
     expect(existsSync(join(state, 'load', 'testruns', `${engine.testRun}.json`))).toBe(false);
   }, 90_000);
 
-  it('kubectl that cannot apply the TestRun, and a runner that never starts, are clear errors', async () => {
+  it('kubectl that cannot apply the TestRun, a runner that never starts, runners never resumed, a runner that fails: clear errors, nothing left running', async () => {
     const missing = operator({ kubectl: join(dir, 'no-such-kubectl') });
     await expect(missing.run(workload(2000), new AbortController().signal, { record: () => undefined })).rejects.toThrow(/\(k6-operator\) the TestRun could not be applied: kubectl apply -f: .*ENOENT/);
     // a runner that never starts (the stand-in's operator stalls, as with an image that cannot be pulled)
@@ -157,5 +157,23 @@ probes: { interval: 1s, timeout: 1s }
     } finally {
       delete process.env.FAKE_KUBE_STALL;
     }
-  }, 60_000);
+    // runners started but never resumed (the starter cannot run): silent logs fail the load by start_timeout
+    process.env.FAKE_KUBE_NO_STARTER = '1';
+    try {
+      const silent = operator({ instances: 2, startTimeoutMs: 3000 });
+      await expect(silent.run(workload(2000), new AbortController().signal, { record: () => undefined })).rejects.toThrow(/\(k6-operator\) no runner wrote any output within 3 s \(TestRun stage: started\); see kubectl describe testrun gauntlet-[0-9a-f]{8} -n load/);
+      expect(running()).toEqual([]);
+    } finally {
+      delete process.env.FAKE_KUBE_NO_STARTER;
+    }
+    // a runner whose k6 exits with an error: named, with its last output; the others stopped
+    process.env.FAKE_KUBE_BREAK_RUNNER = '2';
+    try {
+      const broken = operator({ instances: 2 });
+      await expect(broken.run(workload(20_000), new AbortController().signal, { record: () => undefined })).rejects.toThrow(/\(k6-operator\) k6-2 \(job gauntlet-[0-9a-f]{8}-2\) failed; its last output:\n[^]*no-such-flag/);
+      expect(running()).toEqual([]);
+    } finally {
+      delete process.env.FAKE_KUBE_BREAK_RUNNER;
+    }
+  }, 120_000);
 });

@@ -406,20 +406,7 @@ export class K6Engine implements LoadEngine {
             : this.launch(name, fifo, parser, split(ports[i] as number), configPath, script);
           void launched.reading.then(() => late.flush());
           if (there?.clock) sink.generator?.(name, Date.now(), 'clock_offset_ms', there.clock.offsetMs);
-          // A remote k6's CPU, read there every second (a local one's is read by the run's monitor)
-          const cpu = there
-            ? watchRemoteCpu(
-                there.host,
-                there.dir,
-                (x) => {
-                  const at = Date.now();
-                  sink.generator?.(name, at, 'k6_cpu_cores', x.cores);
-                  sink.generator?.(name, at, 'k6_cpu_share', x.share);
-                },
-                (why) => log.warn(`${name} on ${sshHostName(there.host)}: its CPU is not measured: ${why}`),
-              )
-            : null;
-          return { name, fifo, parser, port: ports[i] as number, remote: there, cpu, ...launched };
+          return { name, fifo, parser, port: ports[i] as number, remote: there, cpu: null as ReturnType<typeof watchRemoteCpu> | null, ...launched };
         }),
       );
       // A stop: each instance's REST API (a remote k6 hears nothing else) and SIGINT to a local one,
@@ -445,6 +432,26 @@ export class K6Engine implements LoadEngine {
         });
       }
 
+      // A remote k6's CPU, read there every second over an SSH session of its own (a local one's is
+      // read by the run's monitor); started once the instances run, not beside their own sessions'
+      // start (sshd's MaxStartups drops connections that open together).
+      const watchCpu = (): void => {
+        for (const x of instances) {
+          const there = x.remote;
+          if (!there || x.cpu) continue;
+          x.cpu = watchRemoteCpu(
+            there.host,
+            there.dir,
+            (c) => {
+              const at = Date.now();
+              sink.generator?.(x.name, at, 'k6_cpu_cores', c.cores);
+              sink.generator?.(x.name, at, 'k6_cpu_share', c.share);
+            },
+            (why) => log.warn(`${x.name} on ${sshHostName(there.host)}: its CPU is not measured: ${why}`),
+          );
+        }
+      };
+
       // Ctrl-C
       const onAbort = stopAll;
       if (signal.aborted) onAbort();
@@ -465,6 +472,7 @@ export class K6Engine implements LoadEngine {
             ),
           );
           if (failed) stopAll();
+          else watchCpu();
         } else {
           const slow = instances[ready.findIndex((x) => !x)];
           if (slow && !signal.aborted) failed ??= { name: slow.name, code: null, sig: null, err: new Error('did not become ready (its REST API did not answer within a minute, or it ended first)'), tail: slow.stderrTail };
@@ -472,6 +480,7 @@ export class K6Engine implements LoadEngine {
         }
       }
 
+      if (n === 1 && !signal.aborted) watchCpu();
       const results = await Promise.all(instances.map((x) => x.exited));
       signal.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);

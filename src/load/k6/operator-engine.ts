@@ -58,6 +58,9 @@ function kubectl(o: K6OperatorOptions, args: readonly string[], input: string | 
   });
 }
 
+/** After a stop, how long the runners' logs are read while their pods go (then the followers are cut). */
+const STOP_GRACE_MS = 30_000;
+
 /** A k6 JSON output line (the rest of a pod's log is k6's own messages, on its stderr). */
 const JSON_LINE = /^\s*\{/;
 
@@ -78,6 +81,12 @@ export class K6OperatorEngine implements LoadEngine {
     ];
     if (!opts.sse) notes.push('Without xk6-sse in the runner image, k6 buffers each response: TTFT is time to first byte (an approximation) and inter-token gaps are not measured.');
     this.capabilities = { ttft: opts.sse ? 'first_content_chunk' : 'time_to_first_byte', itl: opts.sse, queueDelay: own, notes };
+  }
+
+  /** The TestRun's stage as k6-operator reports it (initialization, created, started, error, …). */
+  private async stage(): Promise<string> {
+    const got = await kubectl(this.opts, ['get', 'testrun', this.testRun, '-o', 'jsonpath={.status.stage}'], null).catch((err: Error) => `unknown (${err.message})`);
+    return got.trim() || 'unknown';
   }
 
   generators(): { name: string; host: string | null }[] {
@@ -104,34 +113,50 @@ export class K6OperatorEngine implements LoadEngine {
       let seq = 0;
       const nextSeq = (): number => ++seq;
       let problems = 0;
+      // (deleted at the end even when apply fails: the server may have taken part of it, or all
+      // of it before kubectl's answer was lost)
+      applied = true;
       try {
         await kubectl(o, ['apply', '-f', '-'], manifest.yaml);
       } catch (err) {
         throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`(k6-operator) the TestRun could not be applied: ${(err as Error).message}`]);
       }
-      applied = true;
       log.info({ testRun: this.testRun, namespace: o.namespace, runners: n, configMapBytes: manifest.configMapBytes }, 'k6-operator TestRun applied: reading each runner’s log');
+      // A stop deletes the TestRun; the runners' logs are read until their pods are gone (what
+      // they wrote last is kept), for at most a grace, then the followers are cut.
+      const ending = new AbortController();
       const stop = new AbortController();
+      let graceTimer: NodeJS.Timeout | null = null;
       const onAbort = (): void => {
-        stop.abort();
+        if (ending.signal.aborted) return;
+        ending.abort();
         void remove();
+        graceTimer = setTimeout(() => stop.abort(), STOP_GRACE_MS);
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
-      const startBy = Date.now() + (o.startTimeoutMs ?? 600_000);
+      const startTimeoutMs = o.startTimeoutMs ?? 600_000;
+      const startBy = Date.now() + startTimeoutMs;
       // One runner failing (or never starting) stops the others: the load is no longer the plan's.
       let failed: string | null = null;
       const fail = (why: string): void => {
         failed ??= why;
         onAbort();
       };
+      // Runners started but silent (k6-operator's starter never resumed them, its initializer
+      // failed): no output from any of them by startBy fails the load rather than waiting for ever.
+      let output = 0;
+      const watchdog = setTimeout(() => {
+        if (output === 0) void this.stage().then((stage) => fail(`no runner wrote any output within ${Math.round(startTimeoutMs / 1000)} s (TestRun stage: ${stage}); see kubectl describe testrun ${this.testRun} -n ${o.namespace}`));
+        // (a few seconds after startBy: a runner whose pod never ran is named by its follower first)
+      }, startTimeoutMs + 5000);
       const runners = Array.from({ length: n }, (_, i) => {
         const name = `k6-${i + 1}`;
         const job = `${this.testRun}-${i + 1}`;
         const { sink: instanceSink, late } = instanceSinkOf(name, n, counting, sink);
         const parser = new K6OutputParser(
           { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || o.sse ? 'metric' : 'ttfb', nextSeq },
-          instanceSink,
+          { ...instanceSink, planned: (node, at, count) => (output++, instanceSink.planned?.(node, at, count)), record: (r) => (output++, instanceSink.record(r)) },
           (m) => {
             if (++problems <= 20) log.warn(`${name}: ${m}`);
             else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
@@ -139,17 +164,24 @@ export class K6OperatorEngine implements LoadEngine {
         );
         return (async () => {
           const tail: string[] = [];
-          const got = await this.followLog(job, parser, tail, startBy, stop.signal);
+          const got = await this.followLog(job, parser, tail, startBy, ending.signal, stop.signal);
           parser.end();
           late.flush();
-          if (stop.signal.aborted) return;
-          if (!got) return fail(`${name} (job ${job}) did not start within ${Math.round((o.startTimeoutMs ?? 600_000) / 1000)} s${tail.length ? `: ${tail.slice(-3).join(' ')}` : ''}`);
-          // its log ended: did its k6 fail?
-          const failedPods = await kubectl(o, ['get', 'job', job, '-o', 'jsonpath={.status.failed}'], null).catch(() => '');
-          if (Number(failedPods.trim()) > 0) fail(`${name} (job ${job}) failed${tail.length ? `; its last output:\n${tail.slice(-10).join('\n')}` : ''}`);
+          if (ending.signal.aborted) return;
+          if (got === 'never') return fail(`${name} (job ${job}) did not start within ${Math.round(startTimeoutMs / 1000)} s${tail.length ? `: ${tail.slice(-3).join(' ')}` : ''}`);
+          if (got === 'broken') log.warn(`${name} (job ${job}): its log stream broke (${tail.at(-1) ?? ''}); what it wrote after is not read`);
+          // its log ended: did its k6 fail? (the Job controller records it a moment after the pod ends)
+          for (let i = 0; i < 30 && !ending.signal.aborted; i++) {
+            const [succeeded, failedPods] = (await kubectl(o, ['get', 'job', job, '-o', 'jsonpath={.status.succeeded},{.status.failed}'], null).catch(() => ',')).trim().split(',');
+            if (Number(failedPods) > 0) return fail(`${name} (job ${job}) failed${tail.length ? `; its last output:\n${tail.slice(-10).join('\n')}` : ''}`);
+            if (Number(succeeded) > 0) return;
+            await new Promise((r) => setTimeout(r, 1000));
+          }
         })();
       });
       await Promise.all(runners);
+      clearTimeout(watchdog);
+      if (graceTimer) clearTimeout(graceTimer);
       signal.removeEventListener('abort', onAbort);
       if (lastEnd() > Number.NEGATIVE_INFINITY) sink.ended?.(lastEnd());
       if (failed && !signal.aborted) throw new GauntletError('GAUNTLET_LOAD_K6_FAILED', [`(k6-operator) ${failed}`]);
@@ -164,10 +196,11 @@ export class K6OperatorEngine implements LoadEngine {
 
   /**
    * Follows a runner job's log into the parser until it ends. Before its pod runs, kubectl says the
-   * job is not there yet or the pod is pending: asked again every 2 s until `startBy`. False when
-   * it never started.
+   * job is not there yet or the pod is pending: asked again every 2 s until `startBy` (or, once the
+   * load is ending, not again). 'ended': its log ended; 'broken': the stream broke after some of
+   * it was read; 'never': it never started.
    */
-  private async followLog(job: string, parser: K6OutputParser, tail: string[], startBy: number, stop: AbortSignal): Promise<boolean> {
+  private async followLog(job: string, parser: K6OutputParser, tail: string[], startBy: number, ending: AbortSignal, stop: AbortSignal): Promise<'ended' | 'broken' | 'never'> {
     const o = this.opts;
     for (let attempt = 0; !stop.aborted; attempt++) {
       // (kubectl waits for the pod to run: at most 30 s at a time, and not past startBy)
@@ -195,16 +228,17 @@ export class K6OperatorEngine implements LoadEngine {
       }
       const code = await closed;
       stop.removeEventListener('abort', kill);
-      if (lines > 0 && code === 0) return true;
+      if (lines > 0 && code === 0) return 'ended';
       if (lines > 0) {
         // the stream broke mid-log (an API server restart): what was read stays; not read twice
         tail.push(`kubectl logs ended with code ${code}: ${errText.slice(-2).join(' ')}`);
-        return true;
+        return 'broken';
       }
       if (errText.length) tail.splice(0, tail.length, ...errText.slice(-3));
-      if (Date.now() >= startBy) return false;
+      if (ending.aborted) return 'ended';
+      if (Date.now() >= startBy) return 'never';
       await new Promise((r) => setTimeout(r, Math.min(2000, 200 * (attempt + 1))));
     }
-    return true;
+    return 'ended';
   }
 }

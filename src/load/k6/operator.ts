@@ -26,9 +26,12 @@ export const CONFIGMAP_LIMIT_BYTES = 1_048_576;
 /** A name Kubernetes takes for the TestRun, with room for its jobs' suffixes. */
 export const OPERATOR_NAME = /^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$/;
 
+/** A Kubernetes namespace (a DNS label: at most 63 characters). */
+export const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
 export function k6OperatorManifest(w: Workload, bundle: string, o: OperatorOptions): { yaml: string; configMapBytes: number } {
   if (!OPERATOR_NAME.test(o.name)) throw new RangeError(`name ${JSON.stringify(o.name)}: expected lowercase letters, digits and '-', at most 42 characters, starting and ending with a letter or digit`);
-  if (!OPERATOR_NAME.test(o.namespace)) throw new RangeError(`namespace ${JSON.stringify(o.namespace)}: expected lowercase letters, digits and '-'`);
+  if (!NAMESPACE_NAME.test(o.namespace)) throw new RangeError(`namespace ${JSON.stringify(o.namespace)}: expected lowercase letters, digits and '-', at most 63 characters`);
   if (!(Number.isInteger(o.parallelism) && o.parallelism >= 1 && o.parallelism <= 1000)) throw new RangeError(`parallelism must be a whole number from 1 to 1000, got ${o.parallelism}`);
   const data: Record<string, string> = {
     'scenario.js': bundle,

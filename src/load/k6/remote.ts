@@ -203,11 +203,11 @@ export class RemoteCpuReader {
 
   /** Takes one line; what is wrong with it, or null. */
   line(text: string): string | null {
-    const info = /^info (\d+) (\d+) (\S+)$/.exec(text);
+    const info = /^info (\d+) (\d+) ?(\S*)$/.exec(text);
     if (info) {
       const hz = Number(info[1]);
       const cpus = Number(info[2]);
-      const list = cpuListCount(info[3] as string);
+      const list = info[3] ? cpuListCount(info[3]) : null;
       if (!(hz > 0) || !(cpus > 0)) return `unreadable CPU facts: ${JSON.stringify(text.slice(0, 120))}`;
       this.hz = hz;
       this.allowed = Math.min(cpus, list ?? cpus);
