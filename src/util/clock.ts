@@ -35,17 +35,31 @@ function timeoutError(ms: number): Error {
   return e;
 }
 
-function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Resolves once `ms` have passed on the clock: never before. (Node's timers run on the event
+ * loop's millisecond clock and can fire a fraction of a millisecond early by performance.now() —
+ * 50 times that on a 50× scaled clock: the rest is waited for.)
+ */
+export function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
+    const until = clock.now() + ms;
+    let cancel: Cancel;
     const onAbort = (): void => {
       cancel();
       reject(signal?.reason);
     };
-    const cancel = clock.after(ms, () => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    });
+    const arm = (left: number): Cancel =>
+      clock.after(left, () => {
+        const rest = until - clock.now();
+        if (rest > 0) {
+          cancel = arm(rest);
+          return;
+        }
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    cancel = arm(ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

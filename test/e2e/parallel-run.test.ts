@@ -3,7 +3,6 @@
 // every generator with its own signal, every arrival is accounted for, and report.json still
 // conforms to its schema.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { locateK6, probeK6 } from '../../src/load/k6/binary.js';
@@ -66,17 +65,20 @@ describe('gauntlet run with several load generators', () => {
       expect(reportSchemaErrors(report)).toEqual([]);
       expect(report.run.status).toBe('completed');
       expect(report.generator.generators.map((g) => g.name)).toEqual(names);
-      // each generator's own signal was recorded: a thread's loop lag, a k6 process's CPU
-      // (a k6 on another host: how late it started arrivals, not its CPU, which is not read there)
+      // each generator's own signal was recorded: a thread's loop lag, a k6 process's CPU (read
+      // on its own host, here or over SSH) and how late it started arrivals
       for (const g of report.generator.generators.slice(1)) {
         if (g.kind === 'worker thread') expect(g.loop_lag_p99_max_ms, g.name).not.toBeNull();
         else {
           expect(g.late_max_ms, g.name).not.toBeNull();
-          if (g.host === hostname()) expect(g.k6_cpu_max_cores, g.name).not.toBeNull();
+          expect(g.k6_cpu_max_cores, g.name).not.toBeNull();
         }
       }
       const a = report.requests.accounting;
-      expect(a?.planned).toBe(100);
+      // 100 arrivals; k6's arrival-rate executor has been seen to start one more on a saturated
+      // machine (101 under stress-ng; grafana/k6#3052): Gauntlet counts what k6 started
+      expect(a?.planned, JSON.stringify(a)).toBeGreaterThanOrEqual(100);
+      expect(a?.planned, JSON.stringify(a)).toBeLessThanOrEqual(title.includes('k6') ? 101 : 100);
       expect((a?.sent ?? 0) + (a?.missed ?? 0) + (a?.interrupted ?? 0) + (a?.cancelled ?? 0)).toBe(a?.planned);
       expect(a?.sent).toBeGreaterThanOrEqual(98);
       expect(readFileSync(join(dir, 'reports', id, 'report.md'), 'utf8')).toContain(`| ${names[1]} |`);

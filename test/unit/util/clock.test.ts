@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ScaledClock, VirtualClock } from '../../../src/util/clock.js';
+import { ScaledClock, sleepOn, VirtualClock, type Clock } from '../../../src/util/clock.js';
 
 describe('VirtualClock', () => {
   it('fires timers in time order (ties in the order set), only when time reaches them', async () => {
@@ -50,6 +50,33 @@ describe('VirtualClock', () => {
     await c.advance(1000);
     expect(at).toEqual([100, 200, 300, 400, 500]);
     expect(c.nextDue()).toBeNull();
+  });
+});
+
+describe('sleep on any clock', () => {
+  it('never resolves before its time, though the timer under it fires early', async () => {
+    // a clock whose timers fire 0.4 ms early, as Node's (on the loop's millisecond clock) can
+    let now = 1000;
+    const calls: number[] = [];
+    const early = {
+      now: () => now,
+      after: (ms: number, fn: () => void) => {
+        calls.push(ms);
+        const t = setImmediate(() => {
+          now += ms > 1 ? ms - 0.4 : ms; // (early by 0.4 ms; a short one on time)
+          fn();
+        });
+        return () => clearImmediate(t);
+      },
+    } as unknown as Clock;
+    await sleepOn(early, 20);
+    expect(now).toBeGreaterThanOrEqual(1020);
+    expect(calls).toEqual([20, expect.closeTo(0.4, 9)]);
+    // aborted while waiting: rejects with the reason, and no timer is left armed
+    const ac = new AbortController();
+    const p = sleepOn(early, 50, ac.signal);
+    ac.abort(new Error('stop'));
+    await expect(p).rejects.toThrow('stop');
   });
 });
 
