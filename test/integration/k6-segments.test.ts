@@ -55,7 +55,7 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
   });
   afterAll(() => sim?.kill());
 
-  it('as 1 instance and as 3 segments: the same arrivals, every record numbered once, the same latency', async () => {
+  it('as 1 instance and as 4 segments: the same arrivals, every record numbered once, the same latency', async () => {
     const w = testWorkload({
       targets: [
         { node: 'a', endpoint },
@@ -67,26 +67,26 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
       defaultModel: 'sim-llama',
     });
     const one = await run(await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }), w);
-    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, instances: 3 });
-    expect(engine.generators()).toEqual(['k6-1', 'k6-2', 'k6-3'].map((name) => ({ name, host: null })));
-    const three = await run(engine, w);
+    const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, instances: 4 });
+    expect(engine.generators()).toEqual(['k6-1', 'k6-2', 'k6-3', 'k6-4'].map((name) => ({ name, host: null })));
+    const four = await run(engine, w);
     const lines: string[] = [];
     for (const p of [50, 99]) {
       const a = ttftMergedAndRaw(one.recs, p, 29);
-      const b = ttftMergedAndRaw(three.recs, p, 29);
-      lines.push(`ttft p${p}: 1 instance ${a.merged.toFixed(1)} ms, 3 segments ${b.merged.toFixed(1)} ms`);
+      const b = ttftMergedAndRaw(four.recs, p, 29);
+      lines.push(`ttft p${p}: 1 instance ${a.merged.toFixed(1)} ms, 4 segments ${b.merged.toFixed(1)} ms`);
       for (const x of [a, b]) expect(Math.abs(x.merged - x.raw)).toBeLessThanOrEqual(x.raw * 1e-3 + 1e-3);
     }
-    process.stderr.write(`k6 segments: planned ${one.planned} vs ${three.planned}, records ${one.recs.length} vs ${three.recs.length}, misses ${one.misses} vs ${three.misses}; ${lines.join('; ')}\n`);
-    expect(three.processesSeen).toBe(3);
+    process.stderr.write(`k6 segments: planned ${one.planned} vs ${four.planned}, records ${one.recs.length} vs ${four.recs.length}, misses ${one.misses} vs ${four.misses}; ${lines.join('; ')}\n`);
+    expect(four.processesSeen).toBe(4);
     expect(one.planned).toBe(120);
-    expect(three.planned).toBe(one.planned);
-    expect(three.misses + three.recs.length).toBe(one.misses + one.recs.length);
-    expect(new Set(three.recs.map((r) => r.seq)).size).toBe(three.recs.length);
-    expect(new Set(three.recs.map((r) => r.node))).toEqual(new Set(['a', 'b']));
-    for (const x of [one, three]) expect(x.recs.filter((r) => r.outcome !== 'ok').map((r) => r.error)).toEqual([]);
+    expect(four.planned).toBe(one.planned);
+    expect(four.misses + four.recs.length).toBe(one.misses + one.recs.length);
+    expect(new Set(four.recs.map((r) => r.seq)).size).toBe(four.recs.length);
+    expect(new Set(four.recs.map((r) => r.node))).toEqual(new Set(['a', 'b']));
+    for (const x of [one, four]) expect(x.recs.filter((r) => r.outcome !== 'ok').map((r) => r.error)).toEqual([]);
     // the same server read by both (k6 times in whole ms)
-    const p50 = [ttftMergedAndRaw(one.recs, 50, 29).merged, ttftMergedAndRaw(three.recs, 50, 29).merged];
+    const p50 = [ttftMergedAndRaw(one.recs, 50, 29).merged, ttftMergedAndRaw(four.recs, 50, 29).merged];
     for (const v of p50) expect(v).toBeGreaterThanOrEqual(29);
     expect(Math.abs((p50[0] as number) - (p50[1] as number))).toBeLessThanOrEqual(0.25 * Math.min(...p50) + 3);
   });

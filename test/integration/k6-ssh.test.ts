@@ -116,7 +116,8 @@ describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', 
     // (its accuracy is checked against /proc below, with a process of known load)
     expect([...three.cpu.keys()].sort()).toEqual(['k6-2', 'k6-3']);
     for (const v of three.cpu.values()) {
-      expect(v.length).toBeGreaterThanOrEqual(2);
+      // (a 4 s load: under stress-ng the watch's own SSH session takes a second or two to open)
+      expect(v.length).toBeGreaterThanOrEqual(1);
       for (const x of v) expect(x >= 0 && x <= cpus().length + 0.5, String(x)).toBe(true);
     }
     expect(leftovers()).toEqual([]);

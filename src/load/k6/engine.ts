@@ -433,8 +433,9 @@ export class K6Engine implements LoadEngine {
       }
 
       // A remote k6's CPU, read there every second over an SSH session of its own (a local one's is
-      // read by the run's monitor); started once the instances run, not beside their own sessions'
-      // start (sshd's MaxStartups drops connections that open together).
+      // read by the run's monitor), opened as the instance starts: a watch opened only once the
+      // instances ran missed short loads under stress-ng. (Each remote instance so opens two
+      // sessions at once: sshd's MaxStartups, 10 by default, bounds how many start together.)
       const watchCpu = (): void => {
         for (const x of instances) {
           const there = x.remote;
@@ -451,6 +452,8 @@ export class K6Engine implements LoadEngine {
           );
         }
       };
+
+      watchCpu();
 
       // Ctrl-C
       const onAbort = stopAll;
@@ -472,7 +475,6 @@ export class K6Engine implements LoadEngine {
             ),
           );
           if (failed) stopAll();
-          else watchCpu();
         } else {
           const slow = instances[ready.findIndex((x) => !x)];
           if (slow && !signal.aborted) failed ??= { name: slow.name, code: null, sig: null, err: new Error('did not become ready (its REST API did not answer within a minute, or it ended first)'), tail: slow.stderrTail };
@@ -480,7 +482,6 @@ export class K6Engine implements LoadEngine {
         }
       }
 
-      if (n === 1 && !signal.aborted) watchCpu();
       const results = await Promise.all(instances.map((x) => x.exited));
       signal.removeEventListener('abort', onAbort);
       if (killTimer) clearTimeout(killTimer);
