@@ -4,7 +4,6 @@
 import { resolveParallelism } from '../load/parallel.js';
 import { FAULTS } from '../../faults/index.js';
 import { dirname } from 'node:path';
-import { requireDocker } from '../docker/engine.js';
 import { engineIsLocal, engineLabel, type EngineSpec } from '../docker/engines.js';
 import { EngineContexts } from '../fault/engine-contexts.js';
 import { isInstant, type FaultContext, type FaultInjector } from '../fault/types.js';
@@ -14,12 +13,10 @@ import type { Plan } from '../plan/schema.js';
 import type { Clock } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
 import { faultSchedule } from './runner.js';
-import { needsDocker, planEngines, resolveOnEngines } from './targets.js';
+import { defaultEngineFor, planEngines, resolveOnEngines } from './targets.js';
 
 export async function dryRunPlan(plan: Plan, ctx: { docker: Docker | null; log: Logger; clock: Clock; planSource?: string | null; connectEngine?: (spec: EngineSpec) => Docker }): Promise<string[]> {
-  const onDefault = plan.targets.filter((t) => !t.engine);
-  const docker = needsDocker(onDefault) ? ctx.docker : null;
-  if (docker) await requireDocker(docker);
+  const docker = await defaultEngineFor(plan, ctx.docker);
   const engines = new EngineContexts({ docker, log: ctx.log, clock: ctx.clock }, ctx.connectEngine);
   try {
     return await describePlan(plan, ctx, docker, engines);

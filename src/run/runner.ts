@@ -13,7 +13,7 @@ import { DegradedJudge } from '../detect/degraded.js';
 import { TelemetryCollector } from '../detect/telemetry.js';
 import { healthProbe, NodeProber, probeDispatcher, type ProbePace, type ProbeResult } from '../detect/probes.js';
 import { CancelScope } from '../load/request.js';
-import { requireDocker, tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
+import { tailLogs, watchContainerEvents, type Docker, type EventWatch } from '../docker/engine.js';
 import { engineKey, engineLabel, type EngineSpec } from '../docker/engines.js';
 import { EngineContexts, sameEngine } from '../fault/engine-contexts.js';
 import type { ContainerEvent } from '../docker/events.js';
@@ -45,7 +45,7 @@ import { percentileSorted } from '../analysis/stats.js';
 import { type Clock, RealClock, every } from '../util/clock.js';
 import { formatDuration } from '../util/duration.js';
 import { FaultSupervisor } from './fault-supervisor.js';
-import { needsDocker, planEngines, resolveOnEngines, resolveTarget, type ResolvedTarget } from './targets.js';
+import { defaultEngineFor, planEngines, resolveOnEngines, type ResolvedTarget } from './targets.js';
 import { VERSION } from '../version.js';
 
 export interface RunContext {
@@ -280,12 +280,7 @@ async function loadEngineFor(plan: Plan, planSource: string | null, generators: 
  */
 export async function prepare(plan: Plan, planSource: string | null, ctx: RunContext, resume: { model: string | null } | null = null): Promise<Prepared> {
   const { store, clock, signal } = ctx;
-  const onDefault = plan.targets.filter((t) => !t.engine);
-  const docker = needsDocker(onDefault) ? ctx.docker : null;
-  if (needsDocker(onDefault)) {
-    if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', 'the plan has container targets but no Docker client is available']);
-    await requireDocker(docker);
-  }
+  const docker = await defaultEngineFor(plan, ctx.docker);
   // Waits on real machinery (a process to be reaped, Docker to register an exit) take real time
   // even when the plan's clock is scaled; a virtual clock's fakes live on it.
   const machine = Number.isFinite(clock.timeScale) && clock.timeScale !== 1 ? new RealClock() : clock;

@@ -99,6 +99,17 @@ export async function resolveTarget(t: PlanTarget, docker: Docker | null, clock:
   return { node: t.name, endpoint, containerId: info.Id, containerName: name, image: info.Config.Image, restartCount: info.RestartCount };
 }
 
+/**
+ * DOCKER_HOST's engine when some container target is on it (reachable, or a clear error), null
+ * when none is.
+ */
+export async function defaultEngineFor(plan: Plan, docker: Docker | null): Promise<Docker | null> {
+  if (!needsDocker(plan.targets.filter((t) => !t.engine))) return null;
+  if (!docker) throw new GauntletError('GAUNTLET_DOCKER_UNAVAILABLE', ['-', 'the plan has container targets but no Docker client is available']);
+  await requireDocker(docker);
+  return docker;
+}
+
 /** A plan's engines by name, their files made absolute (relative to the plan's folder). */
 export function planEngines(plan: Plan, planDir: string): Map<string, EngineSpec> {
   return new Map(plan.engines.map((e) => [e.name, engineSpecOf(e, planDir)]));

@@ -20,3 +20,20 @@ export function testWorkload(over: Partial<Workload> = {}): Workload {
     ...over,
   };
 }
+
+/**
+ * The k6 multi-instance tests' load: two nodes on one simulator, 30 streamed chats a second in
+ * total (constant arrivals), 8 tokens each, for `durationMs` — 120 arrivals in 4 s.
+ */
+export function twoNodeK6Workload(endpoint: string, durationMs: number): Workload {
+  return testWorkload({
+    targets: [
+      { node: 'a', endpoint },
+      { node: 'b', endpoint },
+    ],
+    durationMs,
+    profile: { startRate: 30, stages: [] },
+    mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })],
+    defaultModel: 'sim-llama',
+  });
+}

@@ -23,7 +23,7 @@ import { openStore } from '../../src/store/store.js';
 import { RealClock } from '../../src/util/clock.js';
 import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { tempDir } from '../helpers/tmp.js';
-import { testMix, testWorkload } from '../helpers/workload.js';
+import { twoNodeK6Workload } from '../helpers/workload.js';
 
 const k6 = locateK6();
 const probe = k6 ? await probeK6(k6) : null;
@@ -47,17 +47,7 @@ describe.runIf(realK6)('k6-operator runners read back into the run (real k6, a s
     delete process.env.FAKE_KUBE_DIR;
   });
 
-  const workload = (durationMs: number) =>
-    testWorkload({
-      targets: [
-        { node: 'a', endpoint: sim.endpoint },
-        { node: 'b', endpoint: sim.endpoint },
-      ],
-      durationMs,
-      profile: { startRate: 30, stages: [] },
-      mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })],
-      defaultModel: 'sim-llama',
-    });
+  const workload = (durationMs: number) => twoNodeK6Workload(sim.endpoint, durationMs);
   const operator = (over: Partial<ConstructorParameters<typeof K6OperatorEngine>[0]> = {}) =>
     new K6OperatorEngine({ script: null, instances: 3, namespace: 'load', context: null, kubectl: FAKE, image: 'example/k6-sse:0.49', sse: probe?.sse === true, log: silentLogger, startTimeoutMs: 30_000, ...over });
   /** k6 processes the stand-in started (their script is in its state folder). */

@@ -10,7 +10,7 @@ import type { RequestRecord } from '../../src/load/types.js';
 import { silentLogger } from '../../src/log.js';
 import { ttftMergedAndRaw } from '../helpers/records.js';
 import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
-import { testMix, testWorkload } from '../helpers/workload.js';
+import { testMix, testWorkload, twoNodeK6Workload } from '../helpers/workload.js';
 
 const path = locateK6();
 const real = path !== null && (await probeK6(path)).version.indexOf('fake') === -1 && !path.includes('fake-k6');
@@ -56,16 +56,7 @@ describe.runIf(real)('k6 execution segments with a real k6 binary', () => {
   afterAll(() => sim?.kill());
 
   it('as 1 instance and as 4 segments: the same arrivals, every record numbered once, the same latency', async () => {
-    const w = testWorkload({
-      targets: [
-        { node: 'a', endpoint },
-        { node: 'b', endpoint },
-      ],
-      durationMs: 4000,
-      profile: { startRate: 30, stages: [] },
-      mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })],
-      defaultModel: 'sim-llama',
-    });
+    const w = twoNodeK6Workload(endpoint, 4000);
     const one = await run(await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger }), w);
     const engine = await K6Engine.create({ script: null, arrival: 'constant', maxInFlight: null, log: silentLogger, instances: 4 });
     expect(engine.generators()).toEqual(['k6-1', 'k6-2', 'k6-3', 'k6-4'].map((name) => ({ name, host: null })));

@@ -19,7 +19,7 @@ import { freePort } from '../../src/util/ports.js';
 import { startSimProcess, type SimProcess } from '../helpers/sim-process.js';
 import { sshdAvailable, TestSshd } from '../helpers/sshd.js';
 import { tempDir } from '../helpers/tmp.js';
-import { testMix, testWorkload } from '../helpers/workload.js';
+import { twoNodeK6Workload } from '../helpers/workload.js';
 
 const k6 = locateK6();
 const realK6 = k6 !== null && (await probeK6(k6)).version.indexOf('fake') === -1 && !k6.includes('fake-k6');
@@ -62,17 +62,7 @@ describe.runIf(realK6 && sshd)('k6 instances over SSH (real k6, a local sshd)', 
     return { kind: 'ssh' as const, ...u, identityFile: server.identityFile, knownHostsFile: server.knownHostsFile, k6: k6 as string };
   };
 
-  const workload = (durationMs: number) =>
-    testWorkload({
-      targets: [
-        { node: 'a', endpoint: sim.endpoint },
-        { node: 'b', endpoint: sim.endpoint },
-      ],
-      durationMs,
-      profile: { startRate: 30, stages: [] },
-      mix: [testMix({ model: 'sim-llama', maxTokens: { fixed: 8 } })],
-      defaultModel: 'sim-llama',
-    });
+  const workload = (durationMs: number) => twoNodeK6Workload(sim.endpoint, durationMs);
 
   it('a local and two remote instances send what one k6 sends; every record comes back, numbered once', async () => {
     const run = async (engine: K6Engine, signal = new AbortController().signal) => {

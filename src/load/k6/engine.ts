@@ -18,7 +18,7 @@ import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink, RequestRec
 import type { Workload } from '../workload.js';
 import { locateK6, probeK6, type K6Binary } from './binary.js';
 import { bundleScenario } from './bundle.js';
-import { k6Config } from './config.js';
+import { k6Config, type K6ScenarioConfig } from './config.js';
 import { K6OutputParser } from './output.js';
 import { remoteClockOffset, removeRemoteDir, remoteDir, spawnRemoteK6, sshHostName, uploadBundle, watchRemoteCpu, type K6Host, type SshHost } from './remote.js';
 
@@ -142,6 +142,26 @@ export function instanceSinkOf(name: string, instances: number, counting: LoadSi
     },
     late,
   };
+}
+
+/**
+ * The parsers of one run's k6 instances: samples mapped to their nodes by scenario, records
+ * numbered once across all of them, malformed lines logged (the first 20 of them all).
+ */
+export function k6Parsers(w: Workload, targets: K6ScenarioConfig['targets'], log: Logger, o: { own: boolean; sse: boolean }): (name: string, sink: LoadSink, opts?: { prefix?: boolean; clockShiftMs?: number }) => K6OutputParser {
+  const scenarioNode = Object.fromEntries(Object.entries(targets).map(([k, v]) => [k, v.node]));
+  let seq = 0;
+  const nextSeq = (): number => ++seq;
+  let problems = 0;
+  return (name, sink, opts = {}) =>
+    new K6OutputParser(
+      { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: o.own ? 'gauntlet_request' : 'http_reqs', ttftFrom: o.own || o.sse ? 'metric' : 'ttfb', nextSeq, ...(opts.clockShiftMs !== undefined ? { clockShiftMs: opts.clockShiftMs } : {}) },
+      sink,
+      (m) => {
+        if (++problems <= 20) log.warn(opts.prefix ? `${name}: ${m}` : m);
+        else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
+      },
+    );
 }
 
 /** k6's execution segment sequence for n equal segments: 0, 1/n, 2/n, …, 1. */
@@ -334,12 +354,9 @@ export class K6Engine implements LoadEngine {
       writeFileSync(configPath, JSON.stringify(config));
       const script = await bundleScenario(this.entry, join(dir, 'scenario.js'));
       const own = this.opts.script === null;
-      const scenarioNode = Object.fromEntries(Object.entries(config.targets).map(([k, v]) => [k, v.node]));
-      let problems = 0;
       const { counting, lastEnd } = countingSink(this.progress, sink);
-      let seq = 0;
-      const nextSeq = (): number => ++seq;
       const n = this.instances;
+      const parserFor = k6Parsers(w, config.targets, log, { own, sse: this.binary.sse });
       const hosts = this.hosts();
       const names = this.generators().map((g) => g.name);
       const segments = segmentSequence(n);
@@ -388,14 +405,7 @@ export class K6Engine implements LoadEngine {
           const fifo = !there && n === 1 ? join(dir, 'out.jsonl') : null;
           if (fifo) await run('mkfifo', [fifo]);
           const { sink: instanceSink, late } = instanceSinkOf(name, n, counting, sink);
-          const parser = new K6OutputParser(
-            { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || this.binary.sse ? 'metric' : 'ttfb', nextSeq, ...(there?.clock ? { clockShiftMs: -there.clock.offsetMs } : {}) },
-            instanceSink,
-            (m) => {
-              if (++problems <= 20) log.warn(n > 1 ? `${name}: ${m}` : m);
-              else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
-            },
-          );
+          const parser = parserFor(name, instanceSink, { prefix: n > 1, ...(there?.clock ? { clockShiftMs: -there.clock.offsetMs } : {}) });
           // With several instances each runs its execution segment, paused until all are ready.
           const split = (address: number | null): string[] => [
             ...(n > 1 ? ['--execution-segment', `${segments[i]}:${segments[i + 1]}`, '--execution-segment-sequence', segments.join(','), '--paused'] : []),
@@ -406,7 +416,23 @@ export class K6Engine implements LoadEngine {
             : this.launch(name, fifo, parser, split(ports[i] as number), configPath, script);
           void launched.reading.then(() => late.flush());
           if (there?.clock) sink.generator?.(name, Date.now(), 'clock_offset_ms', there.clock.offsetMs);
-          return { name, fifo, parser, port: ports[i] as number, remote: there, cpu: null as ReturnType<typeof watchRemoteCpu> | null, ...launched };
+          // A remote k6's CPU, read there every second over an SSH session of its own (a local one's
+          // is read by the run's monitor), opened as the instance starts: a watch opened only once
+          // the instances ran missed short loads under stress-ng. (Each remote instance so opens two
+          // sessions at once: sshd's MaxStartups, 10 by default, bounds how many start together.)
+          const cpu = there
+            ? watchRemoteCpu(
+                there.host,
+                there.dir,
+                (c) => {
+                  const at = Date.now();
+                  sink.generator?.(name, at, 'k6_cpu_cores', c.cores);
+                  sink.generator?.(name, at, 'k6_cpu_share', c.share);
+                },
+                (why) => log.warn(`${name} on ${sshHostName(there.host)}: its CPU is not measured: ${why}`),
+              )
+            : null;
+          return { name, fifo, parser, port: ports[i] as number, remote: there, cpu, ...launched };
         }),
       );
       // A stop: each instance's REST API (a remote k6 hears nothing else) and SIGINT to a local one,
@@ -431,29 +457,6 @@ export class K6Engine implements LoadEngine {
           stopAll();
         });
       }
-
-      // A remote k6's CPU, read there every second over an SSH session of its own (a local one's is
-      // read by the run's monitor), opened as the instance starts: a watch opened only once the
-      // instances ran missed short loads under stress-ng. (Each remote instance so opens two
-      // sessions at once: sshd's MaxStartups, 10 by default, bounds how many start together.)
-      const watchCpu = (): void => {
-        for (const x of instances) {
-          const there = x.remote;
-          if (!there || x.cpu) continue;
-          x.cpu = watchRemoteCpu(
-            there.host,
-            there.dir,
-            (c) => {
-              const at = Date.now();
-              sink.generator?.(x.name, at, 'k6_cpu_cores', c.cores);
-              sink.generator?.(x.name, at, 'k6_cpu_share', c.share);
-            },
-            (why) => log.warn(`${x.name} on ${sshHostName(there.host)}: its CPU is not measured: ${why}`),
-          );
-        }
-      };
-
-      watchCpu();
 
       // Ctrl-C
       const onAbort = stopAll;

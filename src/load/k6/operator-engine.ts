@@ -19,7 +19,7 @@ import type { EngineCapabilities, LoadEngine, LoadProgress, LoadSink } from '../
 import type { Workload } from '../workload.js';
 import { bundleScenario } from './bundle.js';
 import { k6Config } from './config.js';
-import { countingSink, instanceSinkOf } from './engine.js';
+import { countingSink, instanceSinkOf, k6Parsers } from './engine.js';
 import { k6OperatorManifest } from './operator.js';
 import { K6OutputParser } from './output.js';
 
@@ -109,10 +109,7 @@ export class K6OperatorEngine implements LoadEngine {
       const manifest = k6OperatorManifest(w, bundle, { name: this.testRun, namespace: o.namespace, parallelism: n, image: o.image });
       const { counting, lastEnd } = countingSink(this.progress, sink);
       const config = k6Config(w);
-      const scenarioNode = Object.fromEntries(Object.entries(config.targets).map(([k, v]) => [k, v.node]));
-      let seq = 0;
-      const nextSeq = (): number => ++seq;
-      let problems = 0;
+      const parserFor = k6Parsers(w, config.targets, log, { own, sse: o.sse });
       // (deleted at the end even when apply fails: the server may have taken part of it, or all
       // of it before kubectl's answer was lost)
       applied = true;
@@ -154,14 +151,7 @@ export class K6OperatorEngine implements LoadEngine {
         const name = `k6-${i + 1}`;
         const job = `${this.testRun}-${i + 1}`;
         const { sink: instanceSink, late } = instanceSinkOf(name, n, counting, sink);
-        const parser = new K6OutputParser(
-          { nodes: w.targets.map((t) => t.node), scenarioNode, recordsFrom: own ? 'gauntlet_request' : 'http_reqs', ttftFrom: own || o.sse ? 'metric' : 'ttfb', nextSeq },
-          { ...instanceSink, planned: (node, at, count) => (output++, instanceSink.planned?.(node, at, count)), record: (r) => (output++, instanceSink.record(r)) },
-          (m) => {
-            if (++problems <= 20) log.warn(`${name}: ${m}`);
-            else if (problems === 21) log.warn('more malformed k6 output lines: not logged one by one');
-          },
-        );
+        const parser = parserFor(name, { ...instanceSink, planned: (node, at, count) => (output++, instanceSink.planned?.(node, at, count)), record: (r) => (output++, instanceSink.record(r)) }, { prefix: true });
         return (async () => {
           const tail: string[] = [];
           const got = await this.followLog(job, parser, tail, startBy, ending.signal, stop.signal);
